@@ -1,8 +1,100 @@
 //! The command line: clap definitions, one struct per subcommand.
 
-use clap::Parser;
+use std::path::PathBuf;
+use std::time::Duration;
 
-/// Chaos experiments as Rhai playbooks.
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Chaos experiments on Kubernetes MLOps platforms as short Rhai playbooks.
 #[derive(Debug, Parser)]
-#[command(name = "playbook", version)]
-pub struct Cli {}
+#[command(name = "playbook", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run playbooks (files, or folders of .rhai files in name order), one after another.
+    Run(RunArgs),
+    /// Find everything that is wrong with playbooks without running them.
+    Check(CheckArgs),
+    /// Print the host API reference, or the entry for one function or namespace.
+    Doc(DocArgs),
+}
+
+/// Which cluster a run talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ClusterKind {
+    /// The built-in simulated MLOps cluster, in process.
+    Sim,
+    /// A real cluster, through kubeconfig or in-cluster configuration.
+    Kube,
+}
+
+/// Where the cluster is.
+#[derive(Debug, Clone, Args)]
+pub struct TargetArgs {
+    /// The cluster to run against [default: kube when a kubeconfig or in-cluster config is found, else sim].
+    #[arg(long, value_enum)]
+    pub cluster: Option<ClusterKind>,
+    /// The kubeconfig context to use (kube only).
+    #[arg(long)]
+    pub context: Option<String>,
+    /// The kubeconfig file to use (kube only) [default: $KUBECONFIG, then ~/.kube/config].
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Seed of the simulator's random source: the same seed gives the same run.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+/// Where the standard library comes from.
+#[derive(Debug, Clone, Args)]
+pub struct StdlibArgs {
+    /// Read the standard library from this folder instead of the copy built into the binary.
+    #[arg(long, env = "PLAYBOOK_STDLIB", value_name = "DIR")]
+    pub stdlib: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Playbook files, or folders of them.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// A parameter the playbook reads with param("KEY") (repeatable).
+    #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
+    /// Time budget of each playbook, e.g. 30s, 5m, 1h30m.
+    #[arg(long, default_value = "10m", value_parser = crate::duration::parse)]
+    pub timeout: Duration,
+    /// Where journals of created objects are kept [default: $XDG_STATE_HOME/playbook].
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub stdlib: StdlibArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// Playbook files, or folders of them.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub stdlib: StdlibArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DocArgs {
+    /// A namespace (`chaos`), a function (`chaos::pod_kill`, `expect`), or nothing for everything.
+    pub name: Option<String>,
+}
+
+fn parse_var(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
+}

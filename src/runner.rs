@@ -1,0 +1,196 @@
+//! The batch runner behind `playbook run` and `playbook check`: find playbooks, compile and check
+//! every one before running any, run them one after another, and give the batch's verdict.
+
+use std::collections::BTreeMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use rhai::{AST, EvalAltResult};
+
+use crate::cli::{CheckArgs, RunArgs};
+use crate::engine::{self, Diagnostic, EngineConfig, Stdlib};
+use crate::outcome::Verdict;
+use crate::session::{Failure, Session, Stop, StopReason, stdout_output};
+
+/// The `.rhai` files named by `paths`: files as given, folders' files in name order.
+pub fn find_playbooks(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    let mut out = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+                .map_err(|e| format!("cannot read folder {}: {e}", path.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "rhai"))
+                .collect();
+            if files.is_empty() {
+                return Err(format!(
+                    "folder {} holds no .rhai playbooks",
+                    path.display()
+                ));
+            }
+            files.sort();
+            out.extend(files);
+        } else if path.is_file() {
+            out.push(path.clone());
+        } else {
+            return Err(format!(
+                "no such playbook file or folder: {}",
+                path.display()
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// A playbook that compiled and passed the static checks.
+struct Compiled {
+    name: String,
+    ast: AST,
+}
+
+/// Reads, compiles and checks every playbook; prints every problem; `None` if any had one.
+fn compile_all(config: &EngineConfig, paths: &[PathBuf]) -> Option<Vec<Compiled>> {
+    let engine = engine::build(config, None);
+    let mut good = Vec::new();
+    let mut problems = 0;
+    for path in paths {
+        let name = display_name(path);
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: cannot read {name}: {e}");
+                problems += 1;
+                continue;
+            }
+        };
+        let found = engine::check(config, &engine, &name, &text);
+        if found.is_empty() {
+            if let Ok(ast) = engine::compile(&engine, &config.sources, &name, &text) {
+                good.push(Compiled { name, ast });
+            }
+        } else {
+            problems += found.len();
+            for d in &found {
+                eprint!("{}", d.render(&config.sources));
+            }
+        }
+    }
+    (problems == 0).then_some(good)
+}
+
+fn display_name(path: &Path) -> String {
+    path.display().to_string()
+}
+
+/// `playbook check`: every problem in every playbook, or "ok".
+pub fn check(args: &CheckArgs) -> Verdict {
+    let paths = match find_playbooks(&args.paths) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Verdict::Invalid;
+        }
+    };
+    let config = EngineConfig {
+        stdlib: Stdlib::from_option(args.stdlib.stdlib.clone()),
+        ..Default::default()
+    };
+    match compile_all(&config, &paths) {
+        Some(ok) => {
+            println!("{} playbook(s) ok", ok.len());
+            Verdict::Passed
+        }
+        None => Verdict::Invalid,
+    }
+}
+
+/// `playbook run`: compile everything, then run each playbook in turn; the batch's verdict.
+pub fn run(args: &RunArgs) -> Verdict {
+    let paths = match find_playbooks(&args.paths) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Verdict::Invalid;
+        }
+    };
+    let config = EngineConfig {
+        stdlib: Stdlib::from_option(args.stdlib.stdlib.clone()),
+        ..Default::default()
+    };
+    let Some(playbooks) = compile_all(&config, &paths) else {
+        eprintln!("nothing was run: fix the playbooks above first");
+        return Verdict::Invalid;
+    };
+    println!(
+        "target: none (this build has no cluster support yet; playbooks run without a cluster)"
+    );
+    let vars: BTreeMap<String, String> = args.vars.iter().cloned().collect();
+    let run_id = new_run_id();
+    let mut verdict = Verdict::Passed;
+    let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
+    for pb in &playbooks {
+        if crate::session::interrupted().load(std::sync::atomic::Ordering::Relaxed) {
+            break;
+        }
+        let session = Session::new(
+            run_id.clone(),
+            vars.clone(),
+            stdout_output(),
+            Stop::new(args.timeout),
+        );
+        println!("== {}", pb.name);
+        let started = Instant::now();
+        let v = run_one(&config, pb, session);
+        println!("== {}: {} in {:.0?}", pb.name, v.word(), started.elapsed());
+        *counts.entry(v.word()).or_default() += 1;
+        verdict = verdict.worst(v);
+    }
+    let summary: Vec<String> = counts.iter().map(|(w, n)| format!("{n} {w}")).collect();
+    println!("{}", summary.join(", "));
+    verdict
+}
+
+/// Runs one compiled playbook; prints its error, if any; its verdict.
+fn run_one(config: &EngineConfig, pb: &Compiled, session: Arc<Session>) -> Verdict {
+    let engine = engine::build(config, Some(session.clone()));
+    let result = catch_unwind(AssertUnwindSafe(|| engine.run_ast(&pb.ast)));
+    match result {
+        Ok(Ok(())) => Verdict::Passed,
+        Ok(Err(err)) => {
+            let verdict = classify(&err, &session);
+            let d = Diagnostic::from_eval(&pb.name, &err);
+            eprint!("{}", d.render(&config.sources));
+            verdict
+        }
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            eprintln!("error: internal error in a host function (a bug in playbook): {what}");
+            Verdict::Error
+        }
+    }
+}
+
+/// A failed expectation is "failed"; Ctrl-C is "interrupted"; anything else is "error".
+fn classify(err: &EvalAltResult, session: &Session) -> Verdict {
+    match err.unwrap_inner() {
+        EvalAltResult::ErrorRuntime(v, _) if v.is::<Failure>() => Verdict::Failed,
+        EvalAltResult::ErrorTerminated(..) => match session.stop.reason() {
+            Some(StopReason::Interrupted) => Verdict::Interrupted,
+            _ => Verdict::Error,
+        },
+        _ => Verdict::Error,
+    }
+}
+
+/// A run id that is unique on this machine and sorts by time: `pb-YYYYMMDD-HHMMSS-XXXX`.
+fn new_run_id() -> String {
+    let now = jiff::Timestamp::now();
+    let tag = (now.as_nanosecond() as u64 ^ (u64::from(std::process::id()) << 20)) & 0xffff;
+    format!("pb-{}-{tag:04x}", now.strftime("%Y%m%d-%H%M%S"))
+}

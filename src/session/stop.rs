@@ -1,0 +1,86 @@
+//! Why a run must stop now: Ctrl-C / SIGTERM, or the playbook's deadline on its clock or the wall clock.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// The process-wide interrupt flag, set by the signal handler (Ctrl-C, SIGTERM).
+pub fn interrupted() -> &'static Arc<AtomicBool> {
+    static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+    FLAG.get_or_init(|| Arc::new(AtomicBool::new(false)))
+}
+
+/// Why a playbook was stopped before it finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// Its `--timeout` passed.
+    Timeout(Duration),
+    /// Ctrl-C or SIGTERM.
+    Interrupted,
+}
+
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StopReason::Timeout(d) => write!(
+                f,
+                "timed out: the playbook ran longer than its {} (--timeout)",
+                crate::duration::format(*d)
+            ),
+            StopReason::Interrupted => write!(f, "interrupted (Ctrl-C or SIGTERM)"),
+        }
+    }
+}
+
+/// A clock-based deadline check, installed by the session once it knows its clock.
+type ClockCheck = Box<dyn Fn() -> bool + Send + Sync>;
+
+/// The stop conditions of one playbook; checked by the engine's progress hook and by every wait.
+pub struct Stop {
+    timeout: Duration,
+    wall_deadline: Instant,
+    clock_passed: OnceLock<ClockCheck>,
+    reason: Mutex<Option<StopReason>>,
+}
+
+impl Stop {
+    /// Stop after `timeout` of wall time (and of the run's clock, once [`Stop::set_clock`] is called).
+    pub fn new(timeout: Duration) -> Self {
+        Stop {
+            timeout,
+            wall_deadline: Instant::now() + timeout,
+            clock_passed: OnceLock::new(),
+            reason: Mutex::new(None),
+        }
+    }
+
+    /// The playbook's time budget.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Also stop when `passed()` says the run's own clock (virtual in the simulator) is past the deadline.
+    pub fn set_clock(&self, passed: impl Fn() -> bool + Send + Sync + 'static) {
+        let _ = self.clock_passed.set(Box::new(passed));
+    }
+
+    /// The reason to stop, if there is one now; the first reason found sticks.
+    pub fn check(&self) -> Option<StopReason> {
+        let mut reason = self.reason.lock().unwrap_or_else(|e| e.into_inner());
+        if reason.is_none() {
+            if interrupted().load(Ordering::Relaxed) {
+                *reason = Some(StopReason::Interrupted);
+            } else if Instant::now() >= self.wall_deadline
+                || self.clock_passed.get().is_some_and(|passed| passed())
+            {
+                *reason = Some(StopReason::Timeout(self.timeout));
+            }
+        }
+        *reason
+    }
+
+    /// The reason the run stopped, if it was stopped.
+    pub fn reason(&self) -> Option<StopReason> {
+        *self.reason.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
