@@ -56,11 +56,14 @@ fn with_signals(work: impl FnOnce() -> Verdict + Send + 'static) -> Verdict {
         playbook::session::interrupted().store(true, Ordering::SeqCst);
         eprintln!("\ninterrupted: stopping and cleaning up");
     });
-    let _guard = runtime.enter();
+    let handle = runtime.handle().clone();
     let worker = std::thread::Builder::new()
         .name("playbook".into())
         .stack_size(256 << 20)
-        .spawn(work);
+        .spawn(move || {
+            let _in_runtime = handle.enter();
+            work()
+        });
     match worker.map(|w| w.join()) {
         Ok(Ok(verdict)) => verdict,
         _ => Verdict::Error,

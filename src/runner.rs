@@ -9,10 +9,11 @@ use std::time::Instant;
 
 use rhai::{AST, EvalAltResult};
 
-use crate::cli::{CheckArgs, RunArgs};
+use crate::cli::{CheckArgs, ClusterKind, RunArgs};
 use crate::engine::{self, Diagnostic, EngineConfig, Stdlib};
 use crate::outcome::Verdict;
-use crate::session::{Failure, Session, Stop, StopReason, stdout_output};
+use crate::session::{Failure, Journal, Session, SessionConfig, Stop, StopReason, stdout_output};
+use crate::target;
 
 /// The `.rhai` files named by `paths`: files as given, folders' files in name order.
 pub fn find_playbooks(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
@@ -107,6 +108,7 @@ pub fn check(args: &CheckArgs) -> Verdict {
 }
 
 /// `playbook run`: compile everything, then run each playbook in turn; the batch's verdict.
+/// Must be called inside a tokio runtime context (host functions block on it).
 pub fn run(args: &RunArgs) -> Verdict {
     let paths = match find_playbooks(&args.paths) {
         Ok(p) => p,
@@ -123,9 +125,22 @@ pub fn run(args: &RunArgs) -> Verdict {
         eprintln!("nothing was run: fix the playbooks above first");
         return Verdict::Invalid;
     };
-    println!(
-        "target: none (this build has no cluster support yet; playbooks run without a cluster)"
-    );
+    let rt = tokio::runtime::Handle::current();
+    // A real cluster is shared by the batch; the simulator is new for each playbook, so a
+    // playbook's figures do not depend on what ran before it.
+    let real = match target::choose(&args.target) {
+        ClusterKind::Kube => match rt.block_on(target::connect(&args.target)) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Verdict::Error;
+            }
+        },
+        ClusterKind::Sim => None,
+    };
+    let target_for = || real.clone().unwrap_or_else(|| target::simulated(args.target.seed));
+    println!("{}", target_for().description);
+    let state_dir = journal_dir(args);
     let vars: BTreeMap<String, String> = args.vars.iter().cloned().collect();
     let run_id = new_run_id();
     let mut verdict = Verdict::Passed;
@@ -134,15 +149,22 @@ pub fn run(args: &RunArgs) -> Verdict {
         if crate::session::interrupted().load(std::sync::atomic::Ordering::Relaxed) {
             break;
         }
-        let session = Session::new(
-            run_id.clone(),
-            vars.clone(),
-            stdout_output(),
-            Stop::new(args.timeout),
-        );
+        let target = target_for();
+        let journal = (!target.is_simulated())
+            .then(|| Journal::new(&state_dir, &run_id, target.context.clone()));
+        let session = Session::new(SessionConfig {
+            run_id: run_id.clone(),
+            playbook: pb.name.clone(),
+            vars: vars.clone(),
+            output: stdout_output(),
+            stop: Stop::new(args.timeout),
+            target,
+            rt: rt.clone(),
+            journal,
+        });
         println!("== {}", pb.name);
         let started = Instant::now();
-        let v = run_one(&config, pb, session);
+        let v = run_one(&config, pb, &session);
         println!("== {}: {} in {:.0?}", pb.name, v.word(), started.elapsed());
         *counts.entry(v.word()).or_default() += 1;
         verdict = verdict.worst(v);
@@ -152,14 +174,20 @@ pub fn run(args: &RunArgs) -> Verdict {
     verdict
 }
 
-/// Runs one compiled playbook; prints its error, if any; its verdict.
-fn run_one(config: &EngineConfig, pb: &Compiled, session: Arc<Session>) -> Verdict {
+/// Where journals go: `--state-dir`, else the user's state folder.
+fn journal_dir(args: &RunArgs) -> PathBuf {
+    crate::session::state_dir(args.state_dir.as_deref())
+}
+
+/// Runs one compiled playbook, then its cleanup and the steady-state re-checks, whatever
+/// happened; prints its errors; its verdict.
+fn run_one(config: &EngineConfig, pb: &Compiled, session: &Arc<Session>) -> Verdict {
     let engine = engine::build(config, Some(session.clone()));
     let result = catch_unwind(AssertUnwindSafe(|| engine.run_ast(&pb.ast)));
-    match result {
+    let mut verdict = match result {
         Ok(Ok(())) => Verdict::Passed,
         Ok(Err(err)) => {
-            let verdict = classify(&err, &session);
+            let verdict = classify(&err, session);
             let d = Diagnostic::from_eval(&pb.name, &err);
             eprint!("{}", d.render(&config.sources));
             verdict
@@ -173,7 +201,35 @@ fn run_one(config: &EngineConfig, pb: &Compiled, session: Arc<Session>) -> Verdi
             eprintln!("error: internal error in a host function (a bug in playbook): {what}");
             Verdict::Error
         }
+    };
+    // Cleanup runs on every path; closures from on_cleanup run on the same engine.
+    let cleaned = catch_unwind(AssertUnwindSafe(|| {
+        session.cleanup(|f| {
+            f.call::<rhai::Dynamic>(&engine, &pb.ast, ())
+                .map(|_| ())
+                .map_err(|e| Diagnostic::from_eval(&pb.name, &e).message)
+        })
+    }))
+    .unwrap_or(false);
+    if !cleaned {
+        let left: Vec<String> = session.live_objects().iter().map(|o| o.to_string()).collect();
+        eprintln!(
+            "error: cleanup could not remove everything; still there: {}",
+            if left.is_empty() { "(see the failed steps above)".to_string() } else { left.join(", ") }
+        );
+        verdict = verdict.worst(Verdict::CleanupIncomplete);
     }
+    if matches!(verdict, Verdict::Passed | Verdict::Failed) {
+        match crate::host::expect::recheck_steady_states(session, &engine, &pb.ast) {
+            Ok(true) => {}
+            Ok(false) => verdict = verdict.worst(Verdict::Failed),
+            Err(e) => {
+                eprint!("{}", Diagnostic::from_eval(&pb.name, &e).render(&config.sources));
+                verdict = verdict.worst(classify(&e, session));
+            }
+        }
+    }
+    verdict
 }
 
 /// A failed expectation is "failed"; Ctrl-C is "interrupted"; anything else is "error".

@@ -1,4 +1,5 @@
-//! Global host functions, callable without a namespace: `log`, `param`, `fail`.
+//! Global host functions, callable without a namespace: `log`, `param`, `fail`, `sleep`,
+//! `record`, `on_cleanup`, `clock_ms`.
 
 use rhai::plugin::*;
 
@@ -58,5 +59,64 @@ pub mod api {
     #[rhai_fn(return_raw)]
     pub fn fail(ctx: NativeCallContext, message: &str) -> RhaiResultOf<()> {
         Err(failure(message, ctx.call_position()))
+    }
+
+    /// Lets `duration` pass on the run's clock (against the simulator: virtual time, instantly).
+    ///
+    /// ```rhai
+    /// sleep("30s");
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn sleep(ctx: NativeCallContext, duration: &str) -> RhaiResultOf<()> {
+        let s = session(&ctx)?;
+        let d = crate::host::expect::duration_arg(&ctx, "sleep", duration)?;
+        let until = s
+            .now()
+            .checked_add(jiff::SignedDuration::try_from(d).unwrap_or_default())
+            .unwrap_or_else(|_| s.now());
+        s.target
+            .clock
+            .sleep_until(until, &s.stop)
+            .map_err(|r| crate::host::expect::terminated(r, ctx.call_position()))
+    }
+
+    /// Records an observation (a number, string, map...) under `key`: shown at the end of the
+    /// playbook and kept in reports.
+    ///
+    /// ```rhai
+    /// record("p99_during_ms", stats.p99);
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn record(ctx: NativeCallContext, key: &str, value: Dynamic) -> RhaiResultOf<()> {
+        let s = session(&ctx)?;
+        let json: serde_json::Value = rhai::serde::from_dynamic(&value)?;
+        (s.output)(Line::Print(format!("record: {key} = {json}")));
+        s.record().set(key, json);
+        Ok(())
+    }
+
+    /// Adds `closure` to the cleanup ledger: it runs after the playbook ends, however it ends,
+    /// last-in first-out with the removal of every fault.
+    ///
+    /// ```rhai
+    /// on_cleanup(|| cluster::scale("training", "deployment/trainer", 1));
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn on_cleanup(ctx: NativeCallContext, closure: FnPtr) -> RhaiResultOf<()> {
+        let pos = ctx.call_position();
+        let label = format!("on_cleanup closure from line {}", pos.line().unwrap_or(0));
+        session(&ctx)?.on_cleanup(label, closure);
+        Ok(())
+    }
+
+    /// Milliseconds since the playbook started, on the run's clock: subtract two readings to
+    /// time something.
+    ///
+    /// ```rhai
+    /// let t0 = clock_ms(); sleep("2s"); let took = clock_ms() - t0;
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn clock_ms(ctx: NativeCallContext) -> RhaiResultOf<f64> {
+        Ok(session(&ctx)?.elapsed_s() * 1000.0)
     }
 }

@@ -1,6 +1,8 @@
 //! The host API that playbooks call: one file per Rhai namespace, each function with a `///`
 //! summary and a `rhai` example that `playbook doc` and the REPL's `:help` print.
 
+pub(crate) mod cluster;
+pub(crate) mod expect;
 mod global;
 
 use std::sync::Arc;
@@ -12,6 +14,8 @@ use crate::session::{Failure, Session};
 /// Registers every host function with `engine`.
 pub fn register(engine: &mut Engine) {
     engine.register_global_module(exported_module!(global::api).into());
+    engine.register_global_module(exported_module!(expect::api).into());
+    engine.register_static_module("cluster", exported_module!(cluster::api).into());
 }
 
 /// What a host function returns. Named like Rhai's own alias so that `playbook doc` shows `T`.

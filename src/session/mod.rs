@@ -1,11 +1,22 @@
-//! One run of one playbook: its id, variables, output, stop conditions, and failures it reports.
+//! One run of one playbook: its id, parameters, target and clock, output, stop conditions,
+//! cleanup ledger and journal, and the record of what it observed.
 
+mod cleanup;
+mod journal;
+mod record;
 mod stop;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
+use jiff::Timestamp;
+
+pub use cleanup::{Ledger, ObjectRef, REMOVE_TIMEOUT, Step, api_for, api_in, remove, retry};
+pub use journal::{Journal, state_dir};
+pub use record::{CleanupStep, Expectation, Fault, Record, Status};
 pub use stop::{Stop, StopReason, interrupted};
+
+use crate::target::Target;
 
 /// What a playbook says, routed to whoever shows it (console, REPL, report).
 #[derive(Debug, Clone, PartialEq)]
@@ -33,26 +44,177 @@ pub struct Failure {
     pub message: String,
 }
 
-/// The state one playbook run shares with its host functions (reached through the engine's tag).
-pub struct Session {
+/// What a session is made from.
+pub struct SessionConfig {
     pub run_id: String,
+    pub playbook: String,
     pub vars: BTreeMap<String, String>,
     pub output: Output,
     pub stop: Stop,
+    pub target: Target,
+    pub rt: tokio::runtime::Handle,
+    /// Where the journal goes; `None` for the in-process simulator (nothing outlives the process).
+    pub journal: Option<Journal>,
+}
+
+/// The state one playbook run shares with its host functions (reached through the engine's tag).
+pub struct Session {
+    pub run_id: String,
+    pub playbook: String,
+    pub vars: BTreeMap<String, String>,
+    pub output: Output,
+    pub stop: Stop,
+    pub target: Target,
+    pub rt: tokio::runtime::Handle,
+    /// When the playbook started, on the run's clock.
+    pub started: Timestamp,
+    ledger: Mutex<Ledger>,
+    journal: Mutex<Option<Journal>>,
+    record: Mutex<Record>,
+    /// `steady_state` conditions, re-checked after cleanup.
+    steady: Mutex<Vec<(String, rhai::FnPtr, String)>>,
+    /// The cluster's kinds, discovered once per session on first need.
+    discovery: Mutex<Option<Arc<kube::Discovery>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Session {
-    pub fn new(
-        run_id: String,
-        vars: BTreeMap<String, String>,
-        output: Output,
-        stop: Stop,
-    ) -> Arc<Self> {
+    pub fn new(c: SessionConfig) -> Arc<Self> {
+        let started = c.target.clock.now();
+        let deadline = started
+            .checked_add(jiff::SignedDuration::try_from(c.stop.timeout()).unwrap_or_default())
+            .unwrap_or(started);
+        let clock = c.target.clock.clone();
+        c.stop.set_clock(move || clock.now() >= deadline);
         Arc::new(Session {
-            run_id,
-            vars,
-            output,
-            stop,
+            run_id: c.run_id,
+            playbook: c.playbook,
+            vars: c.vars,
+            output: c.output,
+            stop: c.stop,
+            target: c.target,
+            rt: c.rt,
+            started,
+            ledger: Mutex::new(Ledger::default()),
+            journal: Mutex::new(c.journal),
+            record: Mutex::new(Record::default()),
+            steady: Mutex::new(Vec::new()),
+            discovery: Mutex::new(None),
         })
+    }
+
+    /// The run's clock now.
+    pub fn now(&self) -> Timestamp {
+        self.target.clock.now()
+    }
+
+    /// Seconds since the playbook started, on the run's clock.
+    pub fn elapsed_s(&self) -> f64 {
+        self.now().duration_since(self.started).as_secs_f64()
+    }
+
+    /// The cluster's kinds (discovered on first call, then cached for the session).
+    pub fn discovery(&self) -> Result<Arc<kube::Discovery>, kube::Error> {
+        let mut cached = lock(&self.discovery);
+        if let Some(d) = cached.as_ref() {
+            return Ok(d.clone());
+        }
+        let d = Arc::new(
+            self.rt
+                .block_on(kube::Discovery::new(self.target.client.clone()).run())?,
+        );
+        *cached = Some(d.clone());
+        Ok(d)
+    }
+
+    /// The record of observations (locked).
+    pub fn record(&self) -> MutexGuard<'_, Record> {
+        lock(&self.record)
+    }
+
+    /// Writes `object` to the journal as intended, before it is created, and adds its removal
+    /// to the ledger. Fails (and nothing should be created) if the journal cannot be written.
+    pub fn will_create(&self, object: &ObjectRef) -> Result<(), String> {
+        if let Some(j) = lock(&self.journal).as_mut() {
+            j.mark(object, "intended")
+                .map_err(|e| format!("cannot write the journal before creating {object}: {e}"))?;
+        }
+        lock(&self.ledger).push(Step::Delete(object.clone()));
+        Ok(())
+    }
+
+    /// Marks `object` as removed in the journal and the ledger (its cleanup step will not run).
+    pub fn removed(&self, object: &ObjectRef) {
+        lock(&self.ledger).done(object);
+        if let Some(j) = lock(&self.journal).as_mut() {
+            let _ = j.mark(object, "removed");
+        }
+    }
+
+    /// Adds a playbook closure to the ledger.
+    pub fn on_cleanup(&self, label: String, f: rhai::FnPtr) {
+        lock(&self.ledger).push(Step::Script { label, f });
+    }
+
+    /// Objects created and not yet removed.
+    pub fn live_objects(&self) -> Vec<ObjectRef> {
+        lock(&self.ledger).live_objects()
+    }
+
+    /// Whether a fault (or any object) has been created yet.
+    pub fn has_created(&self) -> bool {
+        !self.record().faults.is_empty()
+    }
+
+    /// Registers a steady-state condition to check again after cleanup.
+    pub fn add_steady_state(&self, name: String, f: rhai::FnPtr, at: String) {
+        lock(&self.steady).push((name, f, at));
+    }
+
+    /// The steady-state conditions registered so far.
+    pub fn steady_states(&self) -> Vec<(String, rhai::FnPtr, String)> {
+        lock(&self.steady).clone()
+    }
+
+    /// Runs every pending cleanup step, last-in first-out; `script` runs the closures. Returns
+    /// true when everything was removed.
+    pub fn cleanup(&self, mut script: impl FnMut(&rhai::FnPtr) -> Result<(), String>) -> bool {
+        let steps = lock(&self.ledger).take();
+        let mut all_ok = true;
+        for step in steps {
+            let result = match &step {
+                Step::Delete(o) => {
+                    let r = remove(&self.target, &self.rt, o);
+                    if r.is_ok() {
+                        self.removed(o);
+                    }
+                    r
+                }
+                Step::Script { label, f } => script(f).map(|_| format!("ran {label}")),
+            };
+            all_ok &= result.is_ok();
+            let (ok, detail) = match result {
+                Ok(d) => (true, d),
+                Err(e) => (false, e),
+            };
+            (self.output)(Line::Print(format!(
+                "cleanup: {}{detail}",
+                if ok { "" } else { "FAILED: " }
+            )));
+            self.record().cleanup.push(CleanupStep {
+                step: step.describe(),
+                ok,
+                detail,
+            });
+        }
+        if all_ok {
+            if let Some(j) = lock(&self.journal).as_ref() {
+                let _ = j.finish();
+            }
+        }
+        all_ok
     }
 }

@@ -38,6 +38,8 @@ type ClockCheck = Box<dyn Fn() -> bool + Send + Sync>;
 /// The stop conditions of one playbook; checked by the engine's progress hook and by every wait.
 pub struct Stop {
     timeout: Duration,
+    /// Cleanup's stop ignores Ctrl-C: the run's promise is that cleanup finishes.
+    interruptible: bool,
     wall_deadline: Instant,
     clock_passed: OnceLock<ClockCheck>,
     reason: Mutex<Option<StopReason>>,
@@ -48,9 +50,18 @@ impl Stop {
     pub fn new(timeout: Duration) -> Self {
         Stop {
             timeout,
+            interruptible: true,
             wall_deadline: Instant::now() + timeout,
             clock_passed: OnceLock::new(),
             reason: Mutex::new(None),
+        }
+    }
+
+    /// A stop that never fires (cleanup bounds its own waits).
+    pub fn unbounded() -> Self {
+        Stop {
+            interruptible: false,
+            ..Stop::new(Duration::from_secs(100 * 365 * 24 * 3600))
         }
     }
 
@@ -68,7 +79,7 @@ impl Stop {
     pub fn check(&self) -> Option<StopReason> {
         let mut reason = self.reason.lock().unwrap_or_else(|e| e.into_inner());
         if reason.is_none() {
-            if interrupted().load(Ordering::Relaxed) {
+            if self.interruptible && interrupted().load(Ordering::Relaxed) {
                 *reason = Some(StopReason::Interrupted);
             } else if Instant::now() >= self.wall_deadline
                 || self.clock_passed.get().is_some_and(|passed| passed())

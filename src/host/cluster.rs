@@ -1,0 +1,408 @@
+//! `cluster::` — what a playbook reads and changes in the cluster: pods and workloads,
+//! readiness, restarts and termination reasons, InferenceServices, HPAs, Argo workflows,
+//! events; scale and rollout restart. Everything through the Kubernetes API.
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DynamicObject, ListParams};
+use rhai::{Array, Dynamic, Map, NativeCallContext};
+use serde_json::Value;
+
+use crate::host::{RhaiResultOf, error, session};
+use crate::session::Session;
+
+/// A workload reference as kubectl writes it: `deployment/name`, `sts/name`, `rs/name`.
+pub(crate) struct Workload {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub plural: &'static str,
+    pub name: String,
+}
+
+pub(crate) fn workload(ctx: &NativeCallContext, text: &str) -> RhaiResultOf<Workload> {
+    let (kind, name) = text.split_once('/').ok_or_else(|| {
+        error(ctx, format!("workload {text:?}: write it as kind/name, e.g. \"deployment/sklearn-iris-predictor\""))
+    })?;
+    let (api_version, kind, plural) = match kind.to_ascii_lowercase().as_str() {
+        "deployment" | "deployments" | "deploy" => ("apps/v1", "Deployment", "deployments"),
+        "statefulset" | "statefulsets" | "sts" => ("apps/v1", "StatefulSet", "statefulsets"),
+        "replicaset" | "replicasets" | "rs" => ("apps/v1", "ReplicaSet", "replicasets"),
+        other => {
+            return Err(error(
+                ctx,
+                format!("workload {text:?}: unknown kind {other:?} (deployment, statefulset or replicaset)"),
+            ));
+        }
+    };
+    Ok(Workload {
+        api_version,
+        kind,
+        plural,
+        name: name.to_string(),
+    })
+}
+
+/// The dynamic API of a workload kind in `ns`.
+fn workload_api(s: &Session, ns: &str, w: &Workload) -> Api<DynamicObject> {
+    let ar = kube::discovery::ApiResource {
+        group: "apps".into(),
+        version: "v1".into(),
+        api_version: w.api_version.into(),
+        kind: w.kind.into(),
+        plural: w.plural.into(),
+    };
+    Api::namespaced_with(s.target.client.clone(), ns, &ar)
+}
+
+/// A Kubernetes API error as a script error that keeps the server's reason.
+pub(crate) fn api_error(ctx: &NativeCallContext, what: &str, e: kube::Error) -> Box<rhai::EvalAltResult> {
+    match e {
+        kube::Error::Api(s) => error(ctx, format!("{what}: {} ({}, {})", s.message, s.reason, s.code)),
+        other => error(ctx, format!("{what}: {other}")),
+    }
+}
+
+/// JSON to a Rhai value (maps and arrays as Rhai maps and arrays).
+pub(crate) fn to_dynamic(ctx: &NativeCallContext, v: &Value) -> RhaiResultOf<Dynamic> {
+    rhai::serde::to_dynamic(v).map_err(|e| error(ctx, format!("cannot convert {v}: {e}")))
+}
+
+/// A pod as a playbook sees it.
+pub(crate) fn pod_summary(p: &Pod) -> Value {
+    let status = p.status.clone().unwrap_or_default();
+    let containers = status.container_statuses.unwrap_or_default();
+    let restarts: i32 = containers.iter().map(|c| c.restart_count).sum();
+    let ready = status
+        .conditions
+        .unwrap_or_default()
+        .iter()
+        .any(|c| c.type_ == "Ready" && c.status == "True");
+    let last_reason = containers
+        .iter()
+        .filter_map(|c| c.last_state.as_ref()?.terminated.as_ref()?.reason.clone())
+        .next()
+        .unwrap_or_default();
+    let waiting = containers
+        .iter()
+        .filter_map(|c| c.state.as_ref()?.waiting.as_ref()?.reason.clone())
+        .next()
+        .unwrap_or_default();
+    serde_json::json!({
+        "name": p.metadata.name.clone().unwrap_or_default(),
+        "namespace": p.metadata.namespace.clone().unwrap_or_default(),
+        "phase": status.phase.unwrap_or_default(),
+        "ready": ready,
+        "restarts": restarts,
+        "last_termination": last_reason,
+        "waiting": waiting,
+        "node": p.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default(),
+        "ip": status.pod_ip.unwrap_or_default(),
+        "deleting": p.metadata.deletion_timestamp.is_some(),
+    })
+}
+
+/// Lists pods in `ns` matching a label selector ("" for all).
+pub(crate) fn list_pods(ctx: &NativeCallContext, s: &Session, ns: &str, selector: &str) -> RhaiResultOf<Vec<Pod>> {
+    let api: Api<Pod> = Api::namespaced(s.target.client.clone(), ns);
+    let lp = ListParams::default().labels(selector);
+    let list = s
+        .rt
+        .block_on(api.list(&lp))
+        .map_err(|e| api_error(ctx, &format!("listing pods in {ns}"), e))?;
+    Ok(list.items)
+}
+
+/// Gets one object through discovery: `kind/name` in `ns`, as JSON.
+fn get_object(ctx: &NativeCallContext, s: &Session, ns: &str, what: &str) -> RhaiResultOf<Value> {
+    let (kind, name) = what
+        .split_once('/')
+        .ok_or_else(|| error(ctx, format!("{what:?}: write it as kind/name, e.g. \"inferenceservice/sklearn-iris\"")))?;
+    let discovery = s
+        .discovery()
+        .map_err(|e| api_error(ctx, "discovering the cluster's kinds", e))?;
+    let lower = kind.to_ascii_lowercase();
+    let found = discovery.groups().flat_map(|g| g.recommended_resources()).find(|(ar, caps)| {
+        ar.kind.to_ascii_lowercase() == lower
+            || ar.plural == lower
+            || caps.subresources.is_empty() && ar.plural.trim_end_matches('s') == lower
+    });
+    let Some((ar, caps)) = found else {
+        return Err(error(ctx, format!("the cluster has no kind {kind:?}")));
+    };
+    let api: Api<DynamicObject> = if caps.scope == kube::discovery::Scope::Namespaced {
+        Api::namespaced_with(s.target.client.clone(), ns, &ar)
+    } else {
+        Api::all_with(s.target.client.clone(), &ar)
+    };
+    let obj = s
+        .rt
+        .block_on(api.get(name))
+        .map_err(|e| api_error(ctx, &format!("getting {what} in {ns}"), e))?;
+    serde_json::to_value(obj).map_err(|e| error(ctx, e.to_string()))
+}
+
+fn condition_true(obj: &Value, kind: &str) -> bool {
+    obj.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == kind && c["status"] == "True")
+        })
+}
+
+fn int(v: &Value, path: &str) -> i64 {
+    v.pointer(path).and_then(Value::as_i64).unwrap_or(0)
+}
+
+#[rhai::export_module]
+pub mod api {
+    use super::*;
+
+    /// The pods in `namespace` matching a label `selector` ("" for all), each a map: name,
+    /// namespace, phase, ready, restarts, last_termination (e.g. "OOMKilled"), waiting (e.g.
+    /// "CrashLoopBackOff"), node, ip, deleting.
+    ///
+    /// ```rhai
+    /// for p in cluster::pods("kserve-inference", "app=sklearn-iris-predictor") { print(`${p.name} ${p.phase}`); }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn pods(ctx: NativeCallContext, namespace: &str, selector: &str) -> RhaiResultOf<Array> {
+        let s = session(&ctx)?;
+        let pods = list_pods(&ctx, &s, namespace, selector)?;
+        pods.iter().map(|p| to_dynamic(&ctx, &pod_summary(p))).collect()
+    }
+
+    /// Readiness of a workload (`deployment/NAME`, `statefulset/NAME`, `replicaset/NAME`):
+    /// a map with desired, ready, available, updated.
+    ///
+    /// ```rhai
+    /// let r = cluster::readiness("mlflow", "deployment/mlflow");
+    /// if r.ready < r.desired { log("degraded"); }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn readiness(ctx: NativeCallContext, namespace: &str, workload: &str) -> RhaiResultOf<Map> {
+        let s = session(&ctx)?;
+        let w = super::workload(&ctx, workload)?;
+        let obj = s
+            .rt
+            .block_on(workload_api(&s, namespace, &w).get(&w.name))
+            .map_err(|e| api_error(&ctx, &format!("reading {workload} in {namespace}"), e))?;
+        let v = serde_json::to_value(obj).unwrap_or_default();
+        let mut m = Map::new();
+        m.insert("desired".into(), int(&v, "/spec/replicas").into());
+        m.insert("ready".into(), int(&v, "/status/readyReplicas").into());
+        m.insert("available".into(), int(&v, "/status/availableReplicas").into());
+        m.insert("updated".into(), int(&v, "/status/updatedReplicas").into());
+        Ok(m)
+    }
+
+    /// A KServe InferenceService's readiness: a map with ready, predictor_ready, url.
+    ///
+    /// ```rhai
+    /// let isvc = cluster::inference_service("kserve-inference", "sklearn-iris");
+    /// if !isvc.ready { log("not ready"); }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn inference_service(ctx: NativeCallContext, namespace: &str, name: &str) -> RhaiResultOf<Map> {
+        let s = session(&ctx)?;
+        let v = get_object(&ctx, &s, namespace, &format!("inferenceservice/{name}"))?;
+        let mut m = Map::new();
+        m.insert("ready".into(), condition_true(&v, "Ready").into());
+        m.insert("predictor_ready".into(), condition_true(&v, "PredictorReady").into());
+        let url = v.pointer("/status/url").and_then(Value::as_str).unwrap_or_default();
+        m.insert("url".into(), url.into());
+        Ok(m)
+    }
+
+    /// A HorizontalPodAutoscaler's state: a map with current, desired, min, max, and
+    /// cpu_utilization (percent of requests, -1 when unknown).
+    ///
+    /// ```rhai
+    /// let h = cluster::hpa("training", "trainer");
+    /// if h.desired > h.current { log("scaling up"); }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn hpa(ctx: NativeCallContext, namespace: &str, name: &str) -> RhaiResultOf<Map> {
+        let s = session(&ctx)?;
+        let v = get_object(&ctx, &s, namespace, &format!("horizontalpodautoscaler/{name}"))?;
+        let util = v
+            .pointer("/status/currentMetrics")
+            .and_then(Value::as_array)
+            .and_then(|ms| {
+                ms.iter().find_map(|m| m.pointer("/resource/current/averageUtilization").and_then(Value::as_i64))
+            })
+            .unwrap_or(-1);
+        let mut m = Map::new();
+        m.insert("current".into(), int(&v, "/status/currentReplicas").into());
+        m.insert("desired".into(), int(&v, "/status/desiredReplicas").into());
+        m.insert("min".into(), v.pointer("/spec/minReplicas").and_then(Value::as_i64).unwrap_or(1).into());
+        m.insert("max".into(), int(&v, "/spec/maxReplicas").into());
+        m.insert("cpu_utilization".into(), util.into());
+        Ok(m)
+    }
+
+    /// Argo Workflows in `namespace` matching a label `selector` ("" for all), oldest first:
+    /// each a map with name, phase (Pending, Running, Succeeded, Failed, Error), started,
+    /// finished, message.
+    ///
+    /// ```rhai
+    /// let failed = cluster::workflows("argo", "").filter(|w| w.phase == "Failed");
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn workflows(ctx: NativeCallContext, namespace: &str, selector: &str) -> RhaiResultOf<Array> {
+        let s = session(&ctx)?;
+        let ar = kube::discovery::ApiResource {
+            group: "argoproj.io".into(),
+            version: "v1alpha1".into(),
+            api_version: "argoproj.io/v1alpha1".into(),
+            kind: "Workflow".into(),
+            plural: "workflows".into(),
+        };
+        let api: Api<DynamicObject> = Api::namespaced_with(s.target.client.clone(), namespace, &ar);
+        let list = s
+            .rt
+            .block_on(api.list(&ListParams::default().labels(selector)))
+            .map_err(|e| api_error(&ctx, &format!("listing workflows in {namespace}"), e))?;
+        let mut out: Vec<Value> = list
+            .items
+            .iter()
+            .map(|w| {
+                let v = serde_json::to_value(w).unwrap_or_default();
+                let get = |p: &str| v.pointer(p).and_then(Value::as_str).unwrap_or_default().to_string();
+                serde_json::json!({
+                    "name": get("/metadata/name"),
+                    "created": get("/metadata/creationTimestamp"),
+                    "phase": get("/status/phase"),
+                    "started": get("/status/startedAt"),
+                    "finished": get("/status/finishedAt"),
+                    "message": get("/status/message"),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| (a["created"].as_str(), a["name"].as_str()).cmp(&(b["created"].as_str(), b["name"].as_str())));
+        out.iter().map(|v| to_dynamic(&ctx, v)).collect()
+    }
+
+    /// Events in `namespace` from the last `window` (e.g. "5m"), oldest first: each a map with
+    /// type, reason, object (kind/name), message, count, seconds_ago.
+    ///
+    /// ```rhai
+    /// let kills = cluster::events("kserve-inference", "2m").filter(|e| e.reason == "Killing");
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn events(ctx: NativeCallContext, namespace: &str, window: &str) -> RhaiResultOf<Array> {
+        let s = session(&ctx)?;
+        let window = crate::host::expect::duration_arg(&ctx, "events window", window)?;
+        let api: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(s.target.client.clone(), namespace);
+        let list = s
+            .rt
+            .block_on(api.list(&ListParams::default()))
+            .map_err(|e| api_error(&ctx, &format!("listing events in {namespace}"), e))?;
+        let now = s.now();
+        let mut out: Vec<(f64, Value)> = list
+            .items
+            .iter()
+            .filter_map(|e| {
+                let when = e
+                    .last_timestamp
+                    .as_ref()
+                    .map(|t| t.0)
+                    .or(e.event_time.as_ref().map(|t| t.0))
+                    .or(e.metadata.creation_timestamp.as_ref().map(|t| t.0))?;
+                let ago = now.duration_since(when).as_secs_f64();
+                (ago <= window.as_secs_f64()).then(|| {
+                    (ago, serde_json::json!({
+                        "type": e.type_.clone().unwrap_or_default(),
+                        "reason": e.reason.clone().unwrap_or_default(),
+                        "object": format!("{}/{}",
+                            e.involved_object.kind.clone().unwrap_or_default().to_ascii_lowercase(),
+                            e.involved_object.name.clone().unwrap_or_default()),
+                        "message": e.message.clone().unwrap_or_default(),
+                        "count": e.count.unwrap_or(1),
+                        "seconds_ago": ago,
+                    }))
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| b.0.total_cmp(&a.0));
+        out.iter().map(|(_, v)| to_dynamic(&ctx, v)).collect()
+    }
+
+    /// Any object as a map, by `kind/name` (kinds as kubectl names them, found by discovery).
+    ///
+    /// ```rhai
+    /// let isvc = cluster::get("kserve-inference", "inferenceservice/sklearn-iris");
+    /// print(isvc.status.url);
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn get(ctx: NativeCallContext, namespace: &str, what: &str) -> RhaiResultOf<Dynamic> {
+        let s = session(&ctx)?;
+        let v = get_object(&ctx, &s, namespace, what)?;
+        to_dynamic(&ctx, &v)
+    }
+
+    /// Sets a workload's replicas (through its scale subresource, as `kubectl scale` does).
+    ///
+    /// ```rhai
+    /// cluster::scale("training", "deployment/trainer", 2);
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn scale(ctx: NativeCallContext, namespace: &str, workload: &str, replicas: i64) -> RhaiResultOf<()> {
+        let s = session(&ctx)?;
+        let w = super::workload(&ctx, workload)?;
+        if !(0..=1000).contains(&replicas) {
+            return Err(error(&ctx, format!("scale {workload}: replicas must be 0..1000, not {replicas}")));
+        }
+        let patch = serde_json::json!({ "spec": { "replicas": replicas } });
+        s.rt
+            .block_on(workload_api(&s, namespace, &w).patch_scale(
+                &w.name,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&patch),
+            ))
+            .map_err(|e| api_error(&ctx, &format!("scaling {workload} in {namespace}"), e))?;
+        Ok(())
+    }
+
+    /// Restarts a workload's pods the way `kubectl rollout restart` does (a new template
+    /// annotation, so the controller replaces pods within its surge limits).
+    ///
+    /// ```rhai
+    /// cluster::rollout_restart("mlflow", "deployment/mlflow");
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn rollout_restart(ctx: NativeCallContext, namespace: &str, workload: &str) -> RhaiResultOf<()> {
+        let s = session(&ctx)?;
+        let w = super::workload(&ctx, workload)?;
+        let patch = serde_json::json!({ "spec": { "template": { "metadata": { "annotations": {
+            "kubectl.kubernetes.io/restartedAt": s.now().to_string()
+        }}}}});
+        s.rt
+            .block_on(workload_api(&s, namespace, &w).patch(
+                &w.name,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&patch),
+            ))
+            .map_err(|e| api_error(&ctx, &format!("restarting {workload} in {namespace}"), e))?;
+        Ok(())
+    }
+
+    /// The names of the cluster's namespaces.
+    ///
+    /// ```rhai
+    /// print(cluster::namespaces());
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn namespaces(ctx: NativeCallContext) -> RhaiResultOf<Array> {
+        let s = session(&ctx)?;
+        let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(s.target.client.clone());
+        let list = s
+            .rt
+            .block_on(api.list(&ListParams::default()))
+            .map_err(|e| api_error(&ctx, "listing namespaces", e))?;
+        Ok(list
+            .items
+            .iter()
+            .map(|n| n.metadata.name.clone().unwrap_or_default().into())
+            .collect())
+    }
+}

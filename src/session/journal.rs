@@ -1,0 +1,144 @@
+//! The journal of one run on disk: every object is written here *before* it is created and
+//! marked when removed, so `playbook cleanup` can find what a killed run left behind.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::ObjectRef;
+
+/// One run's journal file: `<state dir>/journal/<run id>.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Journal {
+    pub run_id: String,
+    pub pid: u32,
+    pub started: String,
+    /// The kubeconfig context the run used (absent: in-cluster or the current context).
+    pub context: Option<String>,
+    pub objects: Vec<Entry>,
+    #[serde(skip)]
+    path: PathBuf,
+}
+
+/// An object the run meant to create.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Entry {
+    pub object: ObjectRef,
+    /// `intended` (written before the create), `created`, or `removed`.
+    pub state: String,
+}
+
+/// The state folder: `--state-dir`, else `$XDG_STATE_HOME/playbook`, else `~/.local/state/playbook`.
+pub fn state_dir(explicit: Option<&Path>) -> PathBuf {
+    if let Some(p) = explicit {
+        return p.to_path_buf();
+    }
+    match std::env::var_os("XDG_STATE_HOME") {
+        Some(x) if !x.is_empty() => PathBuf::from(x).join("playbook"),
+        _ => PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into()))
+            .join(".local/state/playbook"),
+    }
+}
+
+impl Journal {
+    /// A new, empty journal for `run_id` under `state_dir` (written on the first object).
+    pub fn new(state_dir: &Path, run_id: &str, context: Option<String>) -> Self {
+        Journal {
+            run_id: run_id.to_string(),
+            pid: std::process::id(),
+            started: jiff::Timestamp::now().to_string(),
+            context,
+            objects: Vec::new(),
+            path: state_dir.join("journal").join(format!("{run_id}.json")),
+        }
+    }
+
+    /// Every journal in `state_dir`, oldest first; unreadable files are reported, not fatal.
+    pub fn all(state_dir: &Path) -> (Vec<Journal>, Vec<String>) {
+        let dir = state_dir.join("journal");
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        paths.sort();
+        let (mut good, mut bad) = (Vec::new(), Vec::new());
+        for p in paths {
+            match Journal::load(&p) {
+                Ok(j) => good.push(j),
+                Err(e) => bad.push(e),
+            }
+        }
+        (good, bad)
+    }
+
+    /// Reads one journal file.
+    pub fn load(path: &Path) -> Result<Journal, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read journal {}: {e}", path.display()))?;
+        let mut j: Journal = serde_json::from_str(&text)
+            .map_err(|e| format!("journal {} is damaged: {e}", path.display()))?;
+        j.path = path.to_path_buf();
+        Ok(j)
+    }
+
+    /// Records the state of `object` and writes the file (atomically: write, then rename).
+    pub fn mark(&mut self, object: &ObjectRef, state: &str) -> std::io::Result<()> {
+        match self.objects.iter_mut().find(|e| e.object == *object) {
+            Some(e) => e.state = state.to_string(),
+            None => self.objects.push(Entry {
+                object: object.clone(),
+                state: state.to_string(),
+            }),
+        }
+        self.write()
+    }
+
+    /// Objects not yet removed.
+    pub fn pending(&self) -> impl Iterator<Item = &ObjectRef> {
+        self.objects
+            .iter()
+            .filter(|e| e.state != "removed")
+            .map(|e| &e.object)
+    }
+
+    fn write(&self) -> std::io::Result<()> {
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = self.path.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(self).unwrap_or_default())?;
+        std::fs::rename(&tmp, &self.path)
+    }
+
+    /// Deletes the file: the run left nothing behind.
+    pub fn finish(&self) -> std::io::Result<()> {
+        match std::fs::remove_file(&self.path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn written_before_create_and_gone_when_finished() {
+        let dir = std::env::temp_dir().join(format!("pb-journal-{}", std::process::id()));
+        let obj = ObjectRef::new("chaos-mesh.org/v1alpha1", "PodChaos", Some("ns"), "pb-kill");
+        let mut j = Journal::new(&dir, "pb-1", Some("ctx".into()));
+        j.mark(&obj, "intended").unwrap();
+        let (all, bad) = Journal::all(&dir);
+        assert!(bad.is_empty());
+        assert_eq!(all[0].pending().collect::<Vec<_>>(), vec![&obj]);
+        j.mark(&obj, "removed").unwrap();
+        assert_eq!(Journal::all(&dir).0[0].pending().count(), 0);
+        j.finish().unwrap();
+        j.finish().unwrap();
+        assert!(Journal::all(&dir).0.is_empty());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
