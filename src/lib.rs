@@ -9,3 +9,4 @@
 //! The binary (`src/main.rs`) only parses the command line and maps outcomes to exit codes.
 
 pub mod cli;
+pub mod sim;
