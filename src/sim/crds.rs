@@ -162,7 +162,8 @@ pub fn scan(text: &str) -> Result<CrdSummary, String> {
     summarize(&obj)
 }
 
-fn summarize(obj: &Value) -> Result<CrdSummary, String> {
+/// Summarizes a parsed CRD object (the first version).
+pub fn summarize(obj: &Value) -> Result<CrdSummary, String> {
     let s = |p: &str| obj.pointer(p).and_then(Value::as_str).map(str::to_string);
     let v0 = obj
         .pointer("/spec/versions/0")

@@ -312,6 +312,7 @@ pub struct World {
     rng: ChaCha8Rng,
     slots: Vec<Slot>,
     timers: BTreeSet<(Timestamp, usize)>,
+    crds_stored: bool,
 }
 
 impl World {
@@ -324,6 +325,7 @@ impl World {
             rng: ChaCha8Rng::seed_from_u64(seed),
             slots: Vec::new(),
             timers: BTreeSet::new(),
+            crds_stored: false,
         };
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let _ =
@@ -390,6 +392,55 @@ impl World {
         self.store.create(id, &ns, obj, true)
     }
 
+    /// Stores the CustomResourceDefinition objects of the embedded kinds. They are parsed
+    /// only now (the first time the CRD API is used), never at startup.
+    pub fn materialize_crds(&mut self) {
+        if self.crds_stored {
+            return;
+        }
+        self.crds_stored = true;
+        let Some(crd_res) = self
+            .store
+            .registry()
+            .lookup("customresourcedefinitions.apiextensions.k8s.io")
+        else {
+            return;
+        };
+        let ts = Timestamp::from_second(self.now.as_second())
+            .unwrap_or(self.now)
+            .to_string();
+        let handles: Vec<_> = self
+            .store
+            .registry()
+            .defs()
+            .iter()
+            .filter_map(|d| d.crd.clone())
+            .collect();
+        for h in handles {
+            let Ok(obj) = h.object() else { continue };
+            let name = meta_str(&obj, "name").to_string();
+            if self.store.get(crd_res, "", &name).is_some() {
+                continue;
+            }
+            let mut o = (*obj).clone();
+            let names = o.pointer("/spec/names").cloned().unwrap_or(json!({}));
+            let versions: Vec<Value> = o
+                .pointer("/spec/versions")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(|v| v.get("name").cloned()).collect())
+                .unwrap_or_default();
+            o["status"] = json!({
+                "acceptedNames": names,
+                "conditions": [
+                    {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts", "message": "no conflicts found", "lastTransitionTime": ts},
+                    {"type": "Established", "status": "True", "reason": "InitialNamesAccepted", "message": "the initial names have been accepted", "lastTransitionTime": ts},
+                ],
+                "storedVersions": versions,
+            });
+            let _ = self.store.create(crd_res, "", o, true);
+        }
+    }
+
     /// The time of the earliest pending timer.
     pub fn next_event_at(&self) -> Option<Timestamp> {
         self.timers.first().map(|(t, _)| *t)
@@ -431,6 +482,7 @@ impl World {
             rng,
             slots,
             timers,
+            ..
         } = self;
         for _round in 0..MAX_ROUNDS {
             let mut ran = false;
