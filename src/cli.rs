@@ -21,6 +21,18 @@ pub enum Command {
     Check(CheckArgs),
     /// Print the host API reference, or the entry for one function or namespace.
     Doc(DocArgs),
+    /// The simulated Kubernetes cluster.
+    Sim {
+        #[command(subcommand)]
+        cmd: SimCmd,
+    },
+}
+
+/// `playbook sim ...`
+#[derive(Debug, Subcommand)]
+pub enum SimCmd {
+    /// Serve the simulated cluster on loopback (wall time) and write a kubeconfig for kubectl.
+    Serve(crate::sim::serve::ServeArgs),
 }
 
 /// Which cluster a run talks to.

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 
 use clap::Parser;
-use playbook::cli::{Cli, Command};
+use playbook::cli::{Cli, Command, SimCmd};
 use playbook::outcome::Verdict;
 
 fn main() -> ExitCode {
@@ -21,6 +21,15 @@ fn main() -> ExitCode {
         Command::Run(args) => with_signals(move || playbook::runner::run(&args)),
         Command::Check(args) => playbook::runner::check(&args),
         Command::Doc(args) => playbook::doc(args.name.as_deref()),
+        Command::Sim {
+            cmd: SimCmd::Serve(args),
+        } => match playbook::sim::serve::run(args) {
+            Ok(()) => Verdict::Passed,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                Verdict::Error
+            }
+        },
     };
     ExitCode::from(verdict.exit_code())
 }

@@ -138,7 +138,10 @@ pub fn run(args: &RunArgs) -> Verdict {
         },
         ClusterKind::Sim => None,
     };
-    let target_for = || real.clone().unwrap_or_else(|| target::simulated(args.target.seed));
+    let target_for = || {
+        real.clone()
+            .unwrap_or_else(|| target::simulated(args.target.seed))
+    };
     println!("{}", target_for().description);
     let state_dir = journal_dir(args);
     let vars: BTreeMap<String, String> = args.vars.iter().cloned().collect();
@@ -212,10 +215,18 @@ fn run_one(config: &EngineConfig, pb: &Compiled, session: &Arc<Session>) -> Verd
     }))
     .unwrap_or(false);
     if !cleaned {
-        let left: Vec<String> = session.live_objects().iter().map(|o| o.to_string()).collect();
+        let left: Vec<String> = session
+            .live_objects()
+            .iter()
+            .map(|o| o.to_string())
+            .collect();
         eprintln!(
             "error: cleanup could not remove everything; still there: {}",
-            if left.is_empty() { "(see the failed steps above)".to_string() } else { left.join(", ") }
+            if left.is_empty() {
+                "(see the failed steps above)".to_string()
+            } else {
+                left.join(", ")
+            }
         );
         verdict = verdict.worst(Verdict::CleanupIncomplete);
     }
@@ -224,7 +235,10 @@ fn run_one(config: &EngineConfig, pb: &Compiled, session: &Arc<Session>) -> Verd
             Ok(true) => {}
             Ok(false) => verdict = verdict.worst(Verdict::Failed),
             Err(e) => {
-                eprint!("{}", Diagnostic::from_eval(&pb.name, &e).render(&config.sources));
+                eprint!(
+                    "{}",
+                    Diagnostic::from_eval(&pb.name, &e).render(&config.sources)
+                );
                 verdict = verdict.worst(classify(&e, session));
             }
         }

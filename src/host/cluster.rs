@@ -29,7 +29,9 @@ pub(crate) fn workload(ctx: &NativeCallContext, text: &str) -> RhaiResultOf<Work
         other => {
             return Err(error(
                 ctx,
-                format!("workload {text:?}: unknown kind {other:?} (deployment, statefulset or replicaset)"),
+                format!(
+                    "workload {text:?}: unknown kind {other:?} (deployment, statefulset or replicaset)"
+                ),
             ));
         }
     };
@@ -54,9 +56,16 @@ fn workload_api(s: &Session, ns: &str, w: &Workload) -> Api<DynamicObject> {
 }
 
 /// A Kubernetes API error as a script error that keeps the server's reason.
-pub(crate) fn api_error(ctx: &NativeCallContext, what: &str, e: kube::Error) -> Box<rhai::EvalAltResult> {
+pub(crate) fn api_error(
+    ctx: &NativeCallContext,
+    what: &str,
+    e: kube::Error,
+) -> Box<rhai::EvalAltResult> {
     match e {
-        kube::Error::Api(s) => error(ctx, format!("{what}: {} ({}, {})", s.message, s.reason, s.code)),
+        kube::Error::Api(s) => error(
+            ctx,
+            format!("{what}: {} ({}, {})", s.message, s.reason, s.code),
+        ),
         other => error(ctx, format!("{what}: {other}")),
     }
 }
@@ -101,30 +110,40 @@ pub(crate) fn pod_summary(p: &Pod) -> Value {
 }
 
 /// Lists pods in `ns` matching a label selector ("" for all).
-pub(crate) fn list_pods(ctx: &NativeCallContext, s: &Session, ns: &str, selector: &str) -> RhaiResultOf<Vec<Pod>> {
+pub(crate) fn list_pods(
+    ctx: &NativeCallContext,
+    s: &Session,
+    ns: &str,
+    selector: &str,
+) -> RhaiResultOf<Vec<Pod>> {
     let api: Api<Pod> = Api::namespaced(s.target.client.clone(), ns);
     let lp = ListParams::default().labels(selector);
-    let list = s
-        .rt
-        .block_on(api.list(&lp))
-        .map_err(|e| api_error(ctx, &format!("listing pods in {ns}"), e))?;
+    let list =
+        s.rt.block_on(api.list(&lp))
+            .map_err(|e| api_error(ctx, &format!("listing pods in {ns}"), e))?;
     Ok(list.items)
 }
 
 /// Gets one object through discovery: `kind/name` in `ns`, as JSON.
 fn get_object(ctx: &NativeCallContext, s: &Session, ns: &str, what: &str) -> RhaiResultOf<Value> {
-    let (kind, name) = what
-        .split_once('/')
-        .ok_or_else(|| error(ctx, format!("{what:?}: write it as kind/name, e.g. \"inferenceservice/sklearn-iris\"")))?;
+    let (kind, name) = what.split_once('/').ok_or_else(|| {
+        error(
+            ctx,
+            format!("{what:?}: write it as kind/name, e.g. \"inferenceservice/sklearn-iris\""),
+        )
+    })?;
     let discovery = s
         .discovery()
         .map_err(|e| api_error(ctx, "discovering the cluster's kinds", e))?;
     let lower = kind.to_ascii_lowercase();
-    let found = discovery.groups().flat_map(|g| g.recommended_resources()).find(|(ar, caps)| {
-        ar.kind.to_ascii_lowercase() == lower
-            || ar.plural == lower
-            || caps.subresources.is_empty() && ar.plural.trim_end_matches('s') == lower
-    });
+    let found = discovery
+        .groups()
+        .flat_map(|g| g.recommended_resources())
+        .find(|(ar, caps)| {
+            ar.kind.to_ascii_lowercase() == lower
+                || ar.plural == lower
+                || caps.subresources.is_empty() && ar.plural.trim_end_matches('s') == lower
+        });
     let Some((ar, caps)) = found else {
         return Err(error(ctx, format!("the cluster has no kind {kind:?}")));
     };
@@ -133,10 +152,9 @@ fn get_object(ctx: &NativeCallContext, s: &Session, ns: &str, what: &str) -> Rha
     } else {
         Api::all_with(s.target.client.clone(), &ar)
     };
-    let obj = s
-        .rt
-        .block_on(api.get(name))
-        .map_err(|e| api_error(ctx, &format!("getting {what} in {ns}"), e))?;
+    let obj =
+        s.rt.block_on(api.get(name))
+            .map_err(|e| api_error(ctx, &format!("getting {what} in {ns}"), e))?;
     serde_json::to_value(obj).map_err(|e| error(ctx, e.to_string()))
 }
 
@@ -168,7 +186,9 @@ pub mod api {
     pub fn pods(ctx: NativeCallContext, namespace: &str, selector: &str) -> RhaiResultOf<Array> {
         let s = session(&ctx)?;
         let pods = list_pods(&ctx, &s, namespace, selector)?;
-        pods.iter().map(|p| to_dynamic(&ctx, &pod_summary(p))).collect()
+        pods.iter()
+            .map(|p| to_dynamic(&ctx, &pod_summary(p)))
+            .collect()
     }
 
     /// Readiness of a workload (`deployment/NAME`, `statefulset/NAME`, `replicaset/NAME`):
@@ -182,15 +202,17 @@ pub mod api {
     pub fn readiness(ctx: NativeCallContext, namespace: &str, workload: &str) -> RhaiResultOf<Map> {
         let s = session(&ctx)?;
         let w = super::workload(&ctx, workload)?;
-        let obj = s
-            .rt
-            .block_on(workload_api(&s, namespace, &w).get(&w.name))
-            .map_err(|e| api_error(&ctx, &format!("reading {workload} in {namespace}"), e))?;
+        let obj =
+            s.rt.block_on(workload_api(&s, namespace, &w).get(&w.name))
+                .map_err(|e| api_error(&ctx, &format!("reading {workload} in {namespace}"), e))?;
         let v = serde_json::to_value(obj).unwrap_or_default();
         let mut m = Map::new();
         m.insert("desired".into(), int(&v, "/spec/replicas").into());
         m.insert("ready".into(), int(&v, "/status/readyReplicas").into());
-        m.insert("available".into(), int(&v, "/status/availableReplicas").into());
+        m.insert(
+            "available".into(),
+            int(&v, "/status/availableReplicas").into(),
+        );
         m.insert("updated".into(), int(&v, "/status/updatedReplicas").into());
         Ok(m)
     }
@@ -202,13 +224,23 @@ pub mod api {
     /// if !isvc.ready { log("not ready"); }
     /// ```
     #[rhai_fn(return_raw)]
-    pub fn inference_service(ctx: NativeCallContext, namespace: &str, name: &str) -> RhaiResultOf<Map> {
+    pub fn inference_service(
+        ctx: NativeCallContext,
+        namespace: &str,
+        name: &str,
+    ) -> RhaiResultOf<Map> {
         let s = session(&ctx)?;
         let v = get_object(&ctx, &s, namespace, &format!("inferenceservice/{name}"))?;
         let mut m = Map::new();
         m.insert("ready".into(), condition_true(&v, "Ready").into());
-        m.insert("predictor_ready".into(), condition_true(&v, "PredictorReady").into());
-        let url = v.pointer("/status/url").and_then(Value::as_str).unwrap_or_default();
+        m.insert(
+            "predictor_ready".into(),
+            condition_true(&v, "PredictorReady").into(),
+        );
+        let url = v
+            .pointer("/status/url")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         m.insert("url".into(), url.into());
         Ok(m)
     }
@@ -223,18 +255,32 @@ pub mod api {
     #[rhai_fn(return_raw)]
     pub fn hpa(ctx: NativeCallContext, namespace: &str, name: &str) -> RhaiResultOf<Map> {
         let s = session(&ctx)?;
-        let v = get_object(&ctx, &s, namespace, &format!("horizontalpodautoscaler/{name}"))?;
+        let v = get_object(
+            &ctx,
+            &s,
+            namespace,
+            &format!("horizontalpodautoscaler/{name}"),
+        )?;
         let util = v
             .pointer("/status/currentMetrics")
             .and_then(Value::as_array)
             .and_then(|ms| {
-                ms.iter().find_map(|m| m.pointer("/resource/current/averageUtilization").and_then(Value::as_i64))
+                ms.iter().find_map(|m| {
+                    m.pointer("/resource/current/averageUtilization")
+                        .and_then(Value::as_i64)
+                })
             })
             .unwrap_or(-1);
         let mut m = Map::new();
         m.insert("current".into(), int(&v, "/status/currentReplicas").into());
         m.insert("desired".into(), int(&v, "/status/desiredReplicas").into());
-        m.insert("min".into(), v.pointer("/spec/minReplicas").and_then(Value::as_i64).unwrap_or(1).into());
+        m.insert(
+            "min".into(),
+            v.pointer("/spec/minReplicas")
+                .and_then(Value::as_i64)
+                .unwrap_or(1)
+                .into(),
+        );
         m.insert("max".into(), int(&v, "/spec/maxReplicas").into());
         m.insert("cpu_utilization".into(), util.into());
         Ok(m)
@@ -248,7 +294,11 @@ pub mod api {
     /// let failed = cluster::workflows("argo", "").filter(|w| w.phase == "Failed");
     /// ```
     #[rhai_fn(return_raw)]
-    pub fn workflows(ctx: NativeCallContext, namespace: &str, selector: &str) -> RhaiResultOf<Array> {
+    pub fn workflows(
+        ctx: NativeCallContext,
+        namespace: &str,
+        selector: &str,
+    ) -> RhaiResultOf<Array> {
         let s = session(&ctx)?;
         let ar = kube::discovery::ApiResource {
             group: "argoproj.io".into(),
@@ -258,16 +308,20 @@ pub mod api {
             plural: "workflows".into(),
         };
         let api: Api<DynamicObject> = Api::namespaced_with(s.target.client.clone(), namespace, &ar);
-        let list = s
-            .rt
-            .block_on(api.list(&ListParams::default().labels(selector)))
-            .map_err(|e| api_error(&ctx, &format!("listing workflows in {namespace}"), e))?;
+        let list =
+            s.rt.block_on(api.list(&ListParams::default().labels(selector)))
+                .map_err(|e| api_error(&ctx, &format!("listing workflows in {namespace}"), e))?;
         let mut out: Vec<Value> = list
             .items
             .iter()
             .map(|w| {
                 let v = serde_json::to_value(w).unwrap_or_default();
-                let get = |p: &str| v.pointer(p).and_then(Value::as_str).unwrap_or_default().to_string();
+                let get = |p: &str| {
+                    v.pointer(p)
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string()
+                };
                 serde_json::json!({
                     "name": get("/metadata/name"),
                     "created": get("/metadata/creationTimestamp"),
@@ -278,7 +332,10 @@ pub mod api {
                 })
             })
             .collect();
-        out.sort_by(|a, b| (a["created"].as_str(), a["name"].as_str()).cmp(&(b["created"].as_str(), b["name"].as_str())));
+        out.sort_by(|a, b| {
+            (a["created"].as_str(), a["name"].as_str())
+                .cmp(&(b["created"].as_str(), b["name"].as_str()))
+        });
         out.iter().map(|v| to_dynamic(&ctx, v)).collect()
     }
 
@@ -292,11 +349,11 @@ pub mod api {
     pub fn events(ctx: NativeCallContext, namespace: &str, window: &str) -> RhaiResultOf<Array> {
         let s = session(&ctx)?;
         let window = crate::host::expect::duration_arg(&ctx, "events window", window)?;
-        let api: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(s.target.client.clone(), namespace);
-        let list = s
-            .rt
-            .block_on(api.list(&ListParams::default()))
-            .map_err(|e| api_error(&ctx, &format!("listing events in {namespace}"), e))?;
+        let api: Api<k8s_openapi::api::core::v1::Event> =
+            Api::namespaced(s.target.client.clone(), namespace);
+        let list =
+            s.rt.block_on(api.list(&ListParams::default()))
+                .map_err(|e| api_error(&ctx, &format!("listing events in {namespace}"), e))?;
         let now = s.now();
         let mut out: Vec<(f64, Value)> = list
             .items
@@ -346,20 +403,27 @@ pub mod api {
     /// cluster::scale("training", "deployment/trainer", 2);
     /// ```
     #[rhai_fn(return_raw)]
-    pub fn scale(ctx: NativeCallContext, namespace: &str, workload: &str, replicas: i64) -> RhaiResultOf<()> {
+    pub fn scale(
+        ctx: NativeCallContext,
+        namespace: &str,
+        workload: &str,
+        replicas: i64,
+    ) -> RhaiResultOf<()> {
         let s = session(&ctx)?;
         let w = super::workload(&ctx, workload)?;
         if !(0..=1000).contains(&replicas) {
-            return Err(error(&ctx, format!("scale {workload}: replicas must be 0..1000, not {replicas}")));
+            return Err(error(
+                &ctx,
+                format!("scale {workload}: replicas must be 0..1000, not {replicas}"),
+            ));
         }
         let patch = serde_json::json!({ "spec": { "replicas": replicas } });
-        s.rt
-            .block_on(workload_api(&s, namespace, &w).patch_scale(
-                &w.name,
-                &kube::api::PatchParams::default(),
-                &kube::api::Patch::Merge(&patch),
-            ))
-            .map_err(|e| api_error(&ctx, &format!("scaling {workload} in {namespace}"), e))?;
+        s.rt.block_on(workload_api(&s, namespace, &w).patch_scale(
+            &w.name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        ))
+        .map_err(|e| api_error(&ctx, &format!("scaling {workload} in {namespace}"), e))?;
         Ok(())
     }
 
@@ -370,19 +434,22 @@ pub mod api {
     /// cluster::rollout_restart("mlflow", "deployment/mlflow");
     /// ```
     #[rhai_fn(return_raw)]
-    pub fn rollout_restart(ctx: NativeCallContext, namespace: &str, workload: &str) -> RhaiResultOf<()> {
+    pub fn rollout_restart(
+        ctx: NativeCallContext,
+        namespace: &str,
+        workload: &str,
+    ) -> RhaiResultOf<()> {
         let s = session(&ctx)?;
         let w = super::workload(&ctx, workload)?;
         let patch = serde_json::json!({ "spec": { "template": { "metadata": { "annotations": {
             "kubectl.kubernetes.io/restartedAt": s.now().to_string()
         }}}}});
-        s.rt
-            .block_on(workload_api(&s, namespace, &w).patch(
-                &w.name,
-                &kube::api::PatchParams::default(),
-                &kube::api::Patch::Merge(&patch),
-            ))
-            .map_err(|e| api_error(&ctx, &format!("restarting {workload} in {namespace}"), e))?;
+        s.rt.block_on(workload_api(&s, namespace, &w).patch(
+            &w.name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        ))
+        .map_err(|e| api_error(&ctx, &format!("restarting {workload} in {namespace}"), e))?;
         Ok(())
     }
 
@@ -395,10 +462,9 @@ pub mod api {
     pub fn namespaces(ctx: NativeCallContext) -> RhaiResultOf<Array> {
         let s = session(&ctx)?;
         let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(s.target.client.clone());
-        let list = s
-            .rt
-            .block_on(api.list(&ListParams::default()))
-            .map_err(|e| api_error(&ctx, "listing namespaces", e))?;
+        let list =
+            s.rt.block_on(api.list(&ListParams::default()))
+                .map_err(|e| api_error(&ctx, "listing namespaces", e))?;
         Ok(list
             .items
             .iter()

@@ -55,7 +55,11 @@ pub(crate) fn call_condition(ctx: &NativeCallContext, f: &FnPtr) -> RhaiResultOf
 }
 
 /// A duration argument, with an error naming the argument.
-pub(crate) fn duration_arg(ctx: &NativeCallContext, what: &str, text: &str) -> RhaiResultOf<Duration> {
+pub(crate) fn duration_arg(
+    ctx: &NativeCallContext,
+    what: &str,
+    text: &str,
+) -> RhaiResultOf<Duration> {
     crate::duration::parse(text).map_err(|e| crate::host::error(ctx, format!("{what}: {e}")))
 }
 
@@ -101,11 +105,21 @@ pub(crate) fn terminated(reason: crate::session::StopReason, pos: Position) -> B
 
 /// Records an expectation's outcome and says it.
 pub(crate) fn report(session: &Session, e: Expectation) {
-    let mark = if e.status == Status::Passed { "ok" } else { "FAILED" };
-    let timing = if e.kind == "always" {
-        format!("held for {}", crate::duration::format(Duration::from_millis(e.took_ms)))
+    let mark = if e.status == Status::Passed {
+        "ok"
     } else {
-        format!("after {}", crate::duration::format(Duration::from_millis(e.took_ms)))
+        "FAILED"
+    };
+    let timing = if e.kind == "always" {
+        format!(
+            "held for {}",
+            crate::duration::format(Duration::from_millis(e.took_ms))
+        )
+    } else {
+        format!(
+            "after {}",
+            crate::duration::format(Duration::from_millis(e.took_ms))
+        )
     };
     (session.output)(Line::Print(format!(
         "{mark}: {} \"{}\" {timing} (observed {})",
@@ -142,20 +156,30 @@ pub mod api {
     /// record("recovery_ms", ms);
     /// ```
     #[rhai_fn(return_raw)]
-    pub fn expect(ctx: NativeCallContext, name: &str, timeout: &str, condition: FnPtr) -> RhaiResultOf<f64> {
+    pub fn expect(
+        ctx: NativeCallContext,
+        name: &str,
+        timeout: &str,
+        condition: FnPtr,
+    ) -> RhaiResultOf<f64> {
         let s = session(&ctx)?;
         let timeout = duration_arg(&ctx, "expect timeout", timeout)?;
         let pos = ctx.call_position();
-        let (ok, took, observed) = wait_for(&s, &s.stop, timeout, pos, || call_condition(&ctx, &condition))?;
-        report(&s, Expectation {
-            name: name.to_string(),
-            kind: "expect".into(),
-            timeout_ms: timeout.as_millis() as u64,
-            status: if ok { Status::Passed } else { Status::Failed },
-            took_ms: millis(took),
-            observed: observed.clone(),
-            at: at(&ctx),
-        });
+        let (ok, took, observed) = wait_for(&s, &s.stop, timeout, pos, || {
+            call_condition(&ctx, &condition)
+        })?;
+        report(
+            &s,
+            Expectation {
+                name: name.to_string(),
+                kind: "expect".into(),
+                timeout_ms: timeout.as_millis() as u64,
+                status: if ok { Status::Passed } else { Status::Failed },
+                took_ms: millis(took),
+                observed: observed.clone(),
+                at: at(&ctx),
+            },
+        );
         if ok {
             Ok(took.as_secs_f64() * 1000.0)
         } else {
@@ -176,23 +200,38 @@ pub mod api {
     /// always("MLflow keeps answering", "1m", || metrics::probe("mlflow", "mlflow:5000", "/health", 5).success_rate >= 0.99);
     /// ```
     #[rhai_fn(return_raw)]
-    pub fn always(ctx: NativeCallContext, name: &str, window: &str, condition: FnPtr) -> RhaiResultOf<()> {
+    pub fn always(
+        ctx: NativeCallContext,
+        name: &str,
+        window: &str,
+        condition: FnPtr,
+    ) -> RhaiResultOf<()> {
         let s = session(&ctx)?;
         let window = duration_arg(&ctx, "always window", window)?;
         let pos = ctx.call_position();
         // Wait for the condition to *fail*: if it never does within the window, it held.
         let (broke, took, observed) = wait_for(&s, &s.stop, window, pos, || {
-            call_condition(&ctx, &condition).map(|o| Observation { ok: !o.ok, observed: o.observed })
+            call_condition(&ctx, &condition).map(|o| Observation {
+                ok: !o.ok,
+                observed: o.observed,
+            })
         })?;
-        report(&s, Expectation {
-            name: name.to_string(),
-            kind: "always".into(),
-            timeout_ms: window.as_millis() as u64,
-            status: if broke { Status::Failed } else { Status::Passed },
-            took_ms: millis(took),
-            observed: observed.clone(),
-            at: at(&ctx),
-        });
+        report(
+            &s,
+            Expectation {
+                name: name.to_string(),
+                kind: "always".into(),
+                timeout_ms: window.as_millis() as u64,
+                status: if broke {
+                    Status::Failed
+                } else {
+                    Status::Passed
+                },
+                took_ms: millis(took),
+                observed: observed.clone(),
+                at: at(&ctx),
+            },
+        );
         if broke {
             Err(failure(
                 format!(
@@ -223,18 +262,24 @@ pub mod api {
             ));
         }
         let o = call_condition(&ctx, &condition)?;
-        report(&s, Expectation {
-            name: name.to_string(),
-            kind: "steady_state".into(),
-            timeout_ms: 0,
-            status: if o.ok { Status::Passed } else { Status::Failed },
-            took_ms: 0,
-            observed: o.observed.clone(),
-            at: at(&ctx),
-        });
+        report(
+            &s,
+            Expectation {
+                name: name.to_string(),
+                kind: "steady_state".into(),
+                timeout_ms: 0,
+                status: if o.ok { Status::Passed } else { Status::Failed },
+                took_ms: 0,
+                observed: o.observed.clone(),
+                at: at(&ctx),
+            },
+        );
         if !o.ok {
             return Err(failure(
-                format!("steady state \"{name}\" does not hold before any fault: observed {}", o.observed),
+                format!(
+                    "steady state \"{name}\" does not hold before any fault: observed {}",
+                    o.observed
+                ),
                 ctx.call_position(),
             ));
         }
@@ -245,24 +290,32 @@ pub mod api {
 
 /// After cleanup: every steady state must hold again within [`STEADY_RECOVERY`]. Returns false
 /// if one did not (each is recorded and said).
-pub fn recheck_steady_states(session: &Session, engine: &rhai::Engine, ast: &rhai::AST) -> Result<bool, Box<EvalAltResult>> {
+pub fn recheck_steady_states(
+    session: &Session,
+    engine: &rhai::Engine,
+    ast: &rhai::AST,
+) -> Result<bool, Box<EvalAltResult>> {
     let stop = Stop::new(STEADY_RECOVERY);
     let mut all = true;
     for (name, f, at) in session.steady_states() {
-        let (ok, took, observed) = wait_for(session, &stop, STEADY_RECOVERY, Position::NONE, || {
-            let v: Dynamic = f.call(engine, ast, ())?;
-            observation(v, Position::NONE)
-        })?;
+        let (ok, took, observed) =
+            wait_for(session, &stop, STEADY_RECOVERY, Position::NONE, || {
+                let v: Dynamic = f.call(engine, ast, ())?;
+                observation(v, Position::NONE)
+            })?;
         all &= ok;
-        report(session, Expectation {
-            name,
-            kind: "steady_state (after cleanup)".into(),
-            timeout_ms: STEADY_RECOVERY.as_millis() as u64,
-            status: if ok { Status::Passed } else { Status::Failed },
-            took_ms: millis(took),
-            observed,
-            at,
-        });
+        report(
+            session,
+            Expectation {
+                name,
+                kind: "steady_state (after cleanup)".into(),
+                timeout_ms: STEADY_RECOVERY.as_millis() as u64,
+                status: if ok { Status::Passed } else { Status::Failed },
+                took_ms: millis(took),
+                observed,
+                at,
+            },
+        );
     }
     Ok(all)
 }

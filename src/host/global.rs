@@ -102,7 +102,7 @@ pub mod api {
     /// on_cleanup(|| cluster::scale("training", "deployment/trainer", 1));
     /// ```
     #[rhai_fn(return_raw)]
-    pub fn on_cleanup(ctx: NativeCallContext, closure: FnPtr) -> RhaiResultOf<()> {
+    pub fn on_cleanup(ctx: NativeCallContext, closure: rhai::FnPtr) -> RhaiResultOf<()> {
         let pos = ctx.call_position();
         let label = format!("on_cleanup closure from line {}", pos.line().unwrap_or(0));
         session(&ctx)?.on_cleanup(label, closure);

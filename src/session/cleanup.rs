@@ -120,10 +120,19 @@ pub const REMOVE_TIMEOUT: Duration = Duration::from_secs(120);
 const RETRIES: u32 = 5;
 
 /// The API of `object`'s kind, found by discovery (so plurals are never guessed).
-pub fn api_for(target: &Target, rt: &tokio::runtime::Handle, object: &ObjectRef) -> Result<Api<DynamicObject>, String> {
+pub fn api_for(
+    target: &Target,
+    rt: &tokio::runtime::Handle,
+    object: &ObjectRef,
+) -> Result<Api<DynamicObject>, String> {
     let gvk = object.gvk();
     let (ar, _caps) = retry(|| rt.block_on(kube::discovery::pinned_kind(&target.client, &gvk)))
-        .map_err(|e| format!("cannot find kind {} {}: {}", object.api_version, object.kind, e))?;
+        .map_err(|e| {
+            format!(
+                "cannot find kind {} {}: {}",
+                object.api_version, object.kind, e
+            )
+        })?;
     Ok(api_in(target, &ar, object.namespace.as_deref()))
 }
 
@@ -136,12 +145,18 @@ pub fn api_in(target: &Target, ar: &ApiResource, ns: Option<&str>) -> Api<Dynami
 }
 
 /// Deletes `object` and waits until it is gone; what happened, in words.
-pub fn remove(target: &Target, rt: &tokio::runtime::Handle, object: &ObjectRef) -> Result<String, String> {
+pub fn remove(
+    target: &Target,
+    rt: &tokio::runtime::Handle,
+    object: &ObjectRef,
+) -> Result<String, String> {
     let api = api_for(target, rt, object)?;
     let deleted = retry(|| rt.block_on(api.delete(&object.name, &DeleteParams::background())));
     match deleted {
         Ok(_) => {}
-        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(format!("{object} was already gone")),
+        Err(kube::Error::Api(s)) if s.code == 404 => {
+            return Ok(format!("{object} was already gone"));
+        }
         Err(e) => return Err(format!("cannot delete {object}: {e}")),
     }
     let start = target.clock.now();

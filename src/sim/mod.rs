@@ -1,3 +1,208 @@
-//! The simulated Kubernetes cluster that speaks the real HTTP API.
+//! The simulated Kubernetes cluster: a store and controllers behind the real HTTP API.
+//!
+//! [`Sim`] is a cheap-to-clone handle on one simulated world. [`Sim::router`] is the HTTP
+//! API (an axum `Router`, so a `tower::Service`), [`Sim::client`] a `kube::Client` over it
+//! in process; `playbook sim serve` serves the same router on loopback.
+//!
+//! # Layout
+//! - [`store`]: objects, resourceVersion, watch history, finalizers and garbage collection.
+//! - [`world`]: the [`World`] (store, clock, RNG, timers) and the [`Controller`] API.
+//! - [`resources`]: the registry of kinds; [`crds`]: the embedded CRDs, parsed lazily.
+//! - [`selector`], [`patch`], `defaults`: label/field selectors, patch kinds, defaulting.
+//! - [`api`]: the HTTP facade (discovery, CRUD, watch, tables, openapi, service proxy).
+//! - [`controllers`]: the core controllers, run in a fixed order.
+//! - [`schema`]: CRD openAPIV3Schema validation.
+//! - [`serve`]: `playbook sim serve`.
 
+pub mod api;
+pub mod controllers;
+pub mod crds;
+mod defaults;
+pub mod error;
+pub mod patch;
+pub mod resources;
 pub mod schema;
+pub mod selector;
+pub mod serve;
+pub mod store;
+pub mod world;
+
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
+
+use jiff::{SignedDuration, Timestamp};
+use serde_json::Value;
+
+pub use api::proxy::{PodLogs, ProxyRequest, ProxyResponse, ServiceProxy};
+pub use error::{ApiError, Reason};
+pub use resources::{Registry, ResId, ResourceDef};
+pub use selector::{FieldSelector, LabelSelector};
+pub use store::{DeleteOptions, Event, EventKind, Propagation, Store};
+pub use world::{Controller, Ctx, World, virtual_epoch};
+
+/// How the simulator's clock moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClockMode {
+    /// Starts at [`virtual_epoch`] and moves only through [`Sim::advance_to`] (deterministic).
+    #[default]
+    Virtual,
+    /// Follows the wall clock; a background task fires timers as they fall due.
+    Wall,
+}
+
+/// How to build a [`Sim`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SimConfig {
+    /// Seed of every random choice (uids, generated names, controllers' RNG).
+    pub seed: u64,
+    /// Virtual or wall clock.
+    pub clock: ClockMode,
+}
+
+pub(crate) struct Inner {
+    world: Mutex<World>,
+    config: SimConfig,
+    pub(crate) proxy: RwLock<Option<Arc<dyn ServiceProxy>>>,
+    pub(crate) logs: RwLock<Option<Arc<dyn PodLogs>>>,
+}
+
+/// A handle on one simulated cluster (clone it freely; all clones share the world).
+#[derive(Clone)]
+pub struct Sim {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Sim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sim")
+            .field("config", &self.inner.config)
+            .finish()
+    }
+}
+
+impl Sim {
+    /// A new cluster with the standard kinds, the usual namespaces and the core controllers.
+    /// Under [`ClockMode::Wall`], if called inside a tokio runtime, a background task keeps
+    /// the clock on wall time (otherwise call [`Sim::start_wall_clock`] later).
+    pub fn new(config: SimConfig) -> Sim {
+        let now = match config.clock {
+            ClockMode::Virtual => virtual_epoch(),
+            ClockMode::Wall => Timestamp::now(),
+        };
+        let mut world = World::new(config.seed, now);
+        for c in controllers::core() {
+            world.add_controller(c);
+        }
+        world.settle();
+        let sim = Sim {
+            inner: Arc::new(Inner {
+                world: Mutex::new(world),
+                config,
+                proxy: RwLock::new(None),
+                logs: RwLock::new(None),
+            }),
+        };
+        if config.clock == ClockMode::Wall && tokio::runtime::Handle::try_current().is_ok() {
+            sim.start_wall_clock();
+        }
+        sim
+    }
+
+    /// The configuration it was built with.
+    pub fn config(&self) -> SimConfig {
+        self.inner.config
+    }
+
+    /// Locks the world (under wall time, first brings the clock to now).
+    pub fn lock(&self) -> MutexGuard<'_, World> {
+        let mut w = self.inner.world.lock().unwrap_or_else(|e| e.into_inner());
+        if self.inner.config.clock == ClockMode::Wall {
+            let now = Timestamp::now();
+            if now > w.now() {
+                w.advance_to(now);
+            }
+        }
+        w
+    }
+
+    /// Runs `f` on the world, then lets controllers settle.
+    pub fn with_world<R>(&self, f: impl FnOnce(&mut World) -> R) -> R {
+        let mut w = self.lock();
+        let r = f(&mut w);
+        w.settle();
+        r
+    }
+
+    /// The HTTP API as an axum `Router` (a `tower::Service`).
+    pub fn router(&self) -> axum::Router {
+        api::router(self.clone())
+    }
+
+    /// A `kube::Client` that talks to this simulator in process (default namespace `default`).
+    /// Must be called inside a tokio runtime.
+    pub fn client(&self) -> kube::Client {
+        kube::Client::new(self.router(), "default")
+    }
+
+    /// The simulated time.
+    pub fn now(&self) -> Timestamp {
+        self.lock().now()
+    }
+
+    /// Moves virtual time to `t`, firing every timer due on the way, in order.
+    pub fn advance_to(&self, t: Timestamp) {
+        self.lock().advance_to(t);
+    }
+
+    /// Moves virtual time forward by `d`.
+    pub fn advance_by(&self, d: SignedDuration) {
+        let mut w = self.lock();
+        let t = w.now().checked_add(d).unwrap_or(w.now());
+        w.advance_to(t);
+    }
+
+    /// When the next timer is due, if any.
+    pub fn next_event_at(&self) -> Option<Timestamp> {
+        self.lock().next_event_at()
+    }
+
+    /// Stores an object as is (kind from `apiVersion`/`kind`, status kept), then settles.
+    pub fn seed(&self, obj: Value) -> Result<Arc<Value>, ApiError> {
+        self.with_world(|w| w.seed(obj))
+    }
+
+    /// Adds a controller (runs after the core ones), then settles.
+    pub fn add_controller(&self, c: Box<dyn Controller>) {
+        self.with_world(|w| w.add_controller(c));
+    }
+
+    /// Sets the handler of `/api/v1/namespaces/NS/services/NAME[:PORT]/proxy/...`.
+    pub fn set_service_proxy(&self, h: Arc<dyn ServiceProxy>) {
+        *self.inner.proxy.write().unwrap_or_else(|e| e.into_inner()) = Some(h);
+    }
+
+    /// Sets the source of `pods/NAME/log`.
+    pub fn set_pod_logs(&self, h: Arc<dyn PodLogs>) {
+        *self.inner.logs.write().unwrap_or_else(|e| e.into_inner()) = Some(h);
+    }
+
+    /// Starts the task that keeps a wall-clock sim on time (fires timers when due). Needs a
+    /// tokio runtime; stops when every handle on the sim is dropped.
+    pub fn start_wall_clock(&self) {
+        let weak: Weak<Inner> = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            loop {
+                let wait = {
+                    let Some(inner) = weak.upgrade() else { return };
+                    let sim = Sim { inner };
+                    let mut w = sim.lock();
+                    w.advance_to(Timestamp::now());
+                    w.next_event_at()
+                        .map(|t| t.duration_since(Timestamp::now()))
+                        .unwrap_or(SignedDuration::from_secs(1))
+                        .clamp(SignedDuration::from_millis(1), SignedDuration::from_secs(1))
+                };
+                tokio::time::sleep(wait.unsigned_abs()).await;
+            }
+        });
+    }
+}

@@ -20,6 +20,9 @@ pub enum Clock {
 /// How often a wall-clock wait re-checks its condition when nothing wakes it earlier.
 pub const WALL_TICK: Duration = Duration::from_millis(500);
 
+/// The longest virtual step: conditions that depend on time alone are measured to this.
+pub const VIRTUAL_TICK: SignedDuration = SignedDuration::from_secs(1);
+
 impl Clock {
     /// The time now.
     pub fn now(&self) -> Timestamp {
@@ -51,13 +54,18 @@ impl Clock {
         }
         match self {
             Clock::Virtual(sim) => {
-                let next = sim.next_event_at().filter(|t| *t < limit).unwrap_or(limit);
+                let now = sim.now();
+                let tick = now.checked_add(VIRTUAL_TICK).unwrap_or(now).min(limit);
+                let next = sim.next_event_at().filter(|t| *t < tick).unwrap_or(tick);
                 sim.advance_to(next);
             }
             Clock::Wall => {
                 let left = limit.duration_since(Timestamp::now());
                 let nap = left
-                    .clamp(SignedDuration::ZERO, SignedDuration::try_from(WALL_TICK).unwrap_or_default())
+                    .clamp(
+                        SignedDuration::ZERO,
+                        SignedDuration::try_from(WALL_TICK).unwrap_or_default(),
+                    )
                     .unsigned_abs();
                 std::thread::sleep(nap.max(Duration::from_millis(1)));
             }

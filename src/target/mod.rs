@@ -44,7 +44,9 @@ pub enum TargetError {
     #[error("cannot use the in-cluster configuration: {0}")]
     InCluster(#[from] kube::config::InClusterError),
     /// `--cluster kube` with nothing to connect to.
-    #[error("--cluster kube: no kubeconfig ($KUBECONFIG, ~/.kube/config, --kubeconfig) and no in-cluster configuration")]
+    #[error(
+        "--cluster kube: no kubeconfig ($KUBECONFIG, ~/.kube/config, --kubeconfig) and no in-cluster configuration"
+    )]
     NoCluster,
     /// The client could not be built from the configuration.
     #[error("cannot build a Kubernetes client: {0}")]
@@ -57,8 +59,8 @@ fn kubeconfig_path(explicit: Option<&Path>) -> Option<PathBuf> {
     if let Some(p) = explicit {
         return Some(p.to_path_buf());
     }
-    let from_env = std::env::var_os("KUBECONFIG")
-        .and_then(|v| std::env::split_paths(&v).find(|p| p.exists()));
+    let from_env =
+        std::env::var_os("KUBECONFIG").and_then(|v| std::env::split_paths(&v).find(|p| p.exists()));
     from_env.or_else(|| {
         let home = std::env::var_os("HOME")?;
         let p = Path::new(&home).join(".kube/config");

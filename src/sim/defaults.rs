@@ -1,0 +1,145 @@
+//! Defaulting of the common fields on create and update, as the API server's defaulters do.
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use serde_json::{Value, json};
+
+use super::resources::ResourceDef;
+
+fn set_default(obj: &mut Value, key: &str, v: Value) {
+    if let Some(m) = obj.as_object_mut()
+        && m.get(key).is_none_or(Value::is_null)
+    {
+        m.insert(key.to_string(), v);
+    }
+}
+
+/// Fills defaults of built-in kinds (only fields that are absent).
+pub fn apply(def: &ResourceDef, obj: &mut Value, rng: &mut ChaCha8Rng) {
+    match (def.group.as_str(), def.kind.as_str()) {
+        ("", "Pod") => {
+            if let Some(spec) = obj.get_mut("spec") {
+                pod_spec(spec);
+            }
+            let status = obj
+                .as_object_mut()
+                .map(|m| m.entry("status").or_insert_with(|| json!({})));
+            if let Some(s) = status {
+                set_default(s, "phase", json!("Pending"));
+                set_default(s, "qosClass", json!("BestEffort"));
+            }
+        }
+        ("", "Namespace") => {
+            let name = obj
+                .pointer("/metadata/name")
+                .cloned()
+                .unwrap_or(Value::Null);
+            if let Some(m) = obj.get_mut("metadata") {
+                set_default(m, "labels", json!({}));
+                if let Some(l) = m.get_mut("labels") {
+                    set_default(l, "kubernetes.io/metadata.name", name);
+                }
+            }
+            set_default(obj, "spec", json!({"finalizers": ["kubernetes"]}));
+            set_default(obj, "status", json!({"phase": "Active"}));
+        }
+        ("", "Service") => {
+            set_default(obj, "spec", json!({}));
+            let spec = &mut obj["spec"];
+            set_default(spec, "type", json!("ClusterIP"));
+            set_default(spec, "sessionAffinity", json!("None"));
+            if spec.get("clusterIP").and_then(Value::as_str).is_none() {
+                let ip = format!(
+                    "10.96.{}.{}",
+                    rng.random_range(0..=255u8),
+                    rng.random_range(1..=254u8)
+                );
+                spec["clusterIP"] = json!(ip);
+                spec["clusterIPs"] = json!([ip]);
+            }
+            set_default(spec, "ipFamilies", json!(["IPv4"]));
+            set_default(spec, "ipFamilyPolicy", json!("SingleStack"));
+            set_default(spec, "internalTrafficPolicy", json!("Cluster"));
+            if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
+                for p in ports {
+                    set_default(p, "protocol", json!("TCP"));
+                    let port = p.get("port").cloned().unwrap_or(Value::Null);
+                    set_default(p, "targetPort", port);
+                }
+            }
+            set_default(obj, "status", json!({"loadBalancer": {}}));
+        }
+        ("apps", "Deployment") => {
+            set_default(obj, "spec", json!({}));
+            let spec = &mut obj["spec"];
+            set_default(spec, "replicas", json!(1));
+            set_default(
+                spec,
+                "strategy",
+                json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}),
+            );
+            set_default(spec, "revisionHistoryLimit", json!(10));
+            set_default(spec, "progressDeadlineSeconds", json!(600));
+            template(spec);
+        }
+        ("apps", "ReplicaSet") => {
+            set_default(obj, "spec", json!({}));
+            let spec = &mut obj["spec"];
+            set_default(spec, "replicas", json!(1));
+            template(spec);
+        }
+        ("apps", "StatefulSet") => {
+            set_default(obj, "spec", json!({}));
+            let spec = &mut obj["spec"];
+            set_default(spec, "replicas", json!(1));
+            set_default(spec, "podManagementPolicy", json!("OrderedReady"));
+            set_default(
+                spec,
+                "updateStrategy",
+                json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
+            );
+            set_default(spec, "revisionHistoryLimit", json!(10));
+            template(spec);
+        }
+        _ => {}
+    }
+}
+
+fn template(spec: &mut Value) {
+    if let Some(ps) = spec.pointer_mut("/template/spec") {
+        pod_spec(ps);
+    }
+}
+
+fn pod_spec(spec: &mut Value) {
+    set_default(spec, "restartPolicy", json!("Always"));
+    set_default(spec, "terminationGracePeriodSeconds", json!(30));
+    set_default(spec, "dnsPolicy", json!("ClusterFirst"));
+    set_default(spec, "schedulerName", json!("default-scheduler"));
+    set_default(spec, "securityContext", json!({}));
+    for key in ["containers", "initContainers"] {
+        if let Some(cs) = spec.get_mut(key).and_then(Value::as_array_mut) {
+            for c in cs {
+                let image = c.get("image").and_then(Value::as_str).unwrap_or_default();
+                let tagged = image
+                    .rsplit('/')
+                    .next()
+                    .is_some_and(|last| last.contains(':') || last.contains('@'));
+                let latest = image.ends_with(":latest") || !tagged;
+                set_default(
+                    c,
+                    "imagePullPolicy",
+                    json!(if latest { "Always" } else { "IfNotPresent" }),
+                );
+                set_default(c, "terminationMessagePath", json!("/dev/termination-log"));
+                set_default(c, "terminationMessagePolicy", json!("File"));
+                set_default(c, "resources", json!({}));
+                if let Some(ports) = c.get_mut("ports").and_then(Value::as_array_mut) {
+                    for p in ports {
+                        set_default(p, "protocol", json!("TCP"));
+                    }
+                }
+            }
+        }
+    }
+}
