@@ -21,6 +21,12 @@ pub enum Command {
     Check(CheckArgs),
     /// Print the host API reference, or the entry for one function or namespace.
     Doc(DocArgs),
+    /// Print, as YAML for `kubectl apply -f -`, every object a playbook would create, with the
+    /// pods each would select now; creates nothing.
+    Render(RenderArgs),
+    /// Remove what killed runs left behind: objects in their journals, and (--all) every
+    /// Chaos Mesh object labelled as playbook's.
+    Cleanup(CleanupArgs),
     /// The simulated Kubernetes cluster.
     Sim {
         #[command(subcommand)]
@@ -82,11 +88,59 @@ pub struct RunArgs {
     /// Time budget of each playbook, e.g. 30s, 5m, 1h30m.
     #[arg(long, default_value = "10m", value_parser = crate::duration::parse)]
     pub timeout: Duration,
+    /// Create nothing: print the exact objects each fault would create and the pods it would select.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Where journals of created objects are kept [default: $XDG_STATE_HOME/playbook].
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
     #[command(flatten)]
     pub stdlib: StdlibArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RenderArgs {
+    /// The playbook.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// A parameter the playbook reads with param("KEY") (repeatable).
+    #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
+    #[command(flatten)]
+    pub stdlib: StdlibArgs,
+}
+
+impl RenderArgs {
+    /// The same as `run --dry-run FILE`.
+    pub fn as_run(&self) -> RunArgs {
+        RunArgs {
+            paths: vec![self.file.clone()],
+            target: self.target.clone(),
+            vars: self.vars.clone(),
+            timeout: Duration::from_secs(600),
+            dry_run: true,
+            state_dir: None,
+            stdlib: self.stdlib.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["run", "all"])))]
+pub struct CleanupArgs {
+    /// Only the run with this id (as printed by `playbook run` and kept in journals).
+    #[arg(long, value_name = "ID")]
+    pub run: Option<String>,
+    /// Every run's journal, and every object labelled app.kubernetes.io/managed-by=playbook.
+    #[arg(long)]
+    pub all: bool,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Where journals are kept [default: $XDG_STATE_HOME/playbook].
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -2,7 +2,8 @@
 //!
 //! # Layout
 //! - [`cli`]: the command line (clap), one struct per subcommand.
-//! - [`runner`]: `playbook run` and `playbook check` — find, compile and check, run, verdict.
+//! - [`runner`]: `playbook run`, `check` and `render` — find, compile and check, run, verdict.
+//! - [`cleanup`]: `playbook cleanup` — remove what killed runs left, from journals and labels.
 //! - [`engine`]: the one Rhai engine constructor shared by runner, checker and REPL; the module
 //!   resolver and embedded standard library; diagnostics (file:line:col with a caret); the
 //!   static checks; the host API reference generated from doc comments.
@@ -19,6 +20,7 @@
 //! to an exit code.
 
 pub mod chaosmesh;
+pub mod cleanup;
 pub mod cli;
 pub mod duration;
 pub mod engine;

@@ -20,6 +20,8 @@ fn main() -> ExitCode {
     let verdict = match cli.command {
         Command::Run(args) => with_signals(move || playbook::runner::run(&args)),
         Command::Check(args) => playbook::runner::check(&args),
+        Command::Cleanup(args) => with_signals(move || playbook::cleanup::cleanup(&args)),
+        Command::Render(args) => with_signals(move || playbook::runner::render(&args)),
         Command::Doc(args) => playbook::doc(args.name.as_deref()),
         Command::Sim {
             cmd: SimCmd::Serve(args),

@@ -9,10 +9,12 @@ use std::time::Instant;
 
 use rhai::{AST, EvalAltResult};
 
-use crate::cli::{CheckArgs, ClusterKind, RunArgs};
+use crate::cli::{CheckArgs, ClusterKind, RenderArgs, RunArgs};
 use crate::engine::{self, Diagnostic, EngineConfig, Stdlib};
 use crate::outcome::Verdict;
-use crate::session::{Failure, Journal, Session, SessionConfig, Stop, StopReason, stdout_output};
+use crate::session::{
+    Failure, Journal, Line, Session, SessionConfig, Stop, StopReason, say, stdout_output,
+};
 use crate::target;
 
 /// The `.rhai` files named by `paths`: files as given, folders' files in name order.
@@ -100,16 +102,49 @@ pub fn check(args: &CheckArgs) -> Verdict {
     };
     match compile_all(&config, &paths) {
         Some(ok) => {
-            println!("{} playbook(s) ok", ok.len());
+            say(&format!("{} playbook(s) ok", ok.len()));
             Verdict::Passed
         }
         None => Verdict::Invalid,
     }
 }
 
+/// `playbook render FILE`: a dry run whose only standard output is the YAML of every object
+/// the playbook would create (its other output goes to standard error).
+pub fn render(args: &RenderArgs) -> Verdict {
+    let rendered = std::sync::Mutex::new(Vec::new());
+    let verdict = run_with(
+        &args.as_run(),
+        Arc::new(|line| match line {
+            crate::session::Line::Print(s) | crate::session::Line::Debug(s) => eprintln!("{s}"),
+        }),
+        &|session| {
+            if let Ok(mut r) = rendered.lock() {
+                r.extend(session.record().rendered.drain(..));
+            }
+        },
+    );
+    for (object, pods) in rendered.into_inner().unwrap_or_default() {
+        let selects = if pods.is_empty() {
+            "(no running pods match now)".to_string()
+        } else {
+            pods.join(", ")
+        };
+        say(&format!(
+            "---\n# would select from: {selects}\n{}",
+            crate::host::render_yaml(&object).trim_end()
+        ));
+    }
+    verdict
+}
+
 /// `playbook run`: compile everything, then run each playbook in turn; the batch's verdict.
 /// Must be called inside a tokio runtime context (host functions block on it).
 pub fn run(args: &RunArgs) -> Verdict {
+    run_with(args, stdout_output(), &|_| {})
+}
+
+fn run_with(args: &RunArgs, output: crate::session::Output, after: &dyn Fn(&Session)) -> Verdict {
     let paths = match find_playbooks(&args.paths) {
         Ok(p) => p,
         Err(e) => {
@@ -142,7 +177,7 @@ pub fn run(args: &RunArgs) -> Verdict {
         real.clone()
             .unwrap_or_else(|| target::simulated(args.target.seed))
     };
-    println!("{}", target_for().description);
+    (output)(Line::Print(target_for().description));
     let state_dir = journal_dir(args);
     let vars: BTreeMap<String, String> = args.vars.iter().cloned().collect();
     let run_id = new_run_id();
@@ -159,21 +194,28 @@ pub fn run(args: &RunArgs) -> Verdict {
             run_id: run_id.clone(),
             playbook: pb.name.clone(),
             vars: vars.clone(),
-            output: stdout_output(),
+            output: output.clone(),
             stop: Stop::new(args.timeout),
             target,
             rt: rt.clone(),
             journal,
+            dry_run: args.dry_run,
         });
-        println!("== {}", pb.name);
+        (output)(Line::Print(format!("== {}", pb.name)));
         let started = Instant::now();
         let v = run_one(&config, pb, &session);
-        println!("== {}: {} in {:.0?}", pb.name, v.word(), started.elapsed());
+        after(&session);
+        (output)(Line::Print(format!(
+            "== {}: {} in {:.0?}",
+            pb.name,
+            v.word(),
+            started.elapsed()
+        )));
         *counts.entry(v.word()).or_default() += 1;
         verdict = verdict.worst(v);
     }
     let summary: Vec<String> = counts.iter().map(|(w, n)| format!("{n} {w}")).collect();
-    println!("{}", summary.join(", "));
+    (output)(Line::Print(summary.join(", ")));
     verdict
 }
 

@@ -11,6 +11,7 @@
 //! Structs whose fields are all optional derive `Default`; the specs do not, because their
 //! required `mode`/`action` enums have no default.
 
+pub mod build;
 mod networkchaos;
 mod podchaos;
 mod stresschaos;

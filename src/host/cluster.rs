@@ -417,6 +417,12 @@ pub mod api {
                 format!("scale {workload}: replicas must be 0..1000, not {replicas}"),
             ));
         }
+        if s.dry_run {
+            (s.output)(crate::session::Line::Print(format!(
+                "dry run: would scale {workload} in {namespace} to {replicas}"
+            )));
+            return Ok(());
+        }
         let patch = serde_json::json!({ "spec": { "replicas": replicas } });
         s.rt.block_on(workload_api(&s, namespace, &w).patch_scale(
             &w.name,
@@ -441,6 +447,12 @@ pub mod api {
     ) -> RhaiResultOf<()> {
         let s = session(&ctx)?;
         let w = super::workload(&ctx, workload)?;
+        if s.dry_run {
+            (s.output)(crate::session::Line::Print(format!(
+                "dry run: would restart {workload} in {namespace}"
+            )));
+            return Ok(());
+        }
         let patch = serde_json::json!({ "spec": { "template": { "metadata": { "annotations": {
             "kubectl.kubernetes.io/restartedAt": s.now().to_string()
         }}}}});

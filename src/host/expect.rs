@@ -128,6 +128,16 @@ pub(crate) fn report(session: &Session, e: Expectation) {
     session.record().expectations.push(e);
 }
 
+/// In a dry run, expectations are named, not checked (nothing was injected to check).
+fn dry_run_skip(session: &Session, kind: &str, name: &str) -> bool {
+    if session.dry_run {
+        (session.output)(Line::Print(format!(
+            "dry run: would check {kind} \"{name}\""
+        )));
+    }
+    session.dry_run
+}
+
 fn at(ctx: &NativeCallContext) -> String {
     let pos = ctx.call_position();
     format!(
@@ -164,6 +174,9 @@ pub mod api {
     ) -> RhaiResultOf<f64> {
         let s = session(&ctx)?;
         let timeout = duration_arg(&ctx, "expect timeout", timeout)?;
+        if dry_run_skip(&s, "expect", name) {
+            return Ok(0.0);
+        }
         let pos = ctx.call_position();
         let (ok, took, observed) = wait_for(&s, &s.stop, timeout, pos, || {
             call_condition(&ctx, &condition)
@@ -208,6 +221,9 @@ pub mod api {
     ) -> RhaiResultOf<()> {
         let s = session(&ctx)?;
         let window = duration_arg(&ctx, "always window", window)?;
+        if dry_run_skip(&s, "always", name) {
+            return Ok(());
+        }
         let pos = ctx.call_position();
         // Wait for the condition to *fail*: if it never does within the window, it held.
         let (broke, took, observed) = wait_for(&s, &s.stop, window, pos, || {

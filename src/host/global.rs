@@ -70,6 +70,9 @@ pub mod api {
     pub fn sleep(ctx: NativeCallContext, duration: &str) -> RhaiResultOf<()> {
         let s = session(&ctx)?;
         let d = crate::host::expect::duration_arg(&ctx, "sleep", duration)?;
+        if s.dry_run {
+            return Ok(());
+        }
         let until = s
             .now()
             .checked_add(jiff::SignedDuration::try_from(d).unwrap_or_default())

@@ -1,6 +1,7 @@
 //! The host API that playbooks call: one file per Rhai namespace, each function with a `///`
 //! summary and a `rhai` example that `playbook doc` and the REPL's `:help` print.
 
+pub(crate) mod chaos;
 pub(crate) mod cluster;
 pub(crate) mod expect;
 mod global;
@@ -16,6 +17,13 @@ pub fn register(engine: &mut Engine) {
     engine.register_global_module(exported_module!(global::api).into());
     engine.register_global_module(exported_module!(expect::api).into());
     engine.register_static_module("cluster", exported_module!(cluster::api).into());
+    engine.register_type_with_name::<chaos::FaultHandle>("Fault");
+    engine.register_static_module("chaos", exported_module!(chaos::api).into());
+}
+
+/// A manifest as YAML a user could `kubectl apply`.
+pub fn render_yaml(v: &serde_json::Value) -> String {
+    chaos::yaml(v)
 }
 
 /// What a host function returns. Named like Rhai's own alias so that `playbook doc` shows `T`.

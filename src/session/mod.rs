@@ -30,11 +30,18 @@ pub enum Line {
 /// Where a session's lines go.
 pub type Output = Arc<dyn Fn(Line) + Send + Sync>;
 
+/// Writes a line to standard output. A closed pipe (`playbook run ... | head`) is not an
+/// error: the run goes on, and cleanup still runs.
+pub fn say(text: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
+}
+
 /// An output that writes lines to standard output.
 pub fn stdout_output() -> Output {
     Arc::new(|line| match line {
-        Line::Print(s) => println!("{s}"),
-        Line::Debug(s) => println!("[debug] {s}"),
+        Line::Print(s) => say(&s),
+        Line::Debug(s) => say(&format!("[debug] {s}")),
     })
 }
 
@@ -55,6 +62,8 @@ pub struct SessionConfig {
     pub rt: tokio::runtime::Handle,
     /// Where the journal goes; `None` for the in-process simulator (nothing outlives the process).
     pub journal: Option<Journal>,
+    /// Create nothing: faults print the objects they would create; waits do not wait.
+    pub dry_run: bool,
 }
 
 /// The state one playbook run shares with its host functions (reached through the engine's tag).
@@ -66,6 +75,7 @@ pub struct Session {
     pub stop: Stop,
     pub target: Target,
     pub rt: tokio::runtime::Handle,
+    pub dry_run: bool,
     /// When the playbook started, on the run's clock.
     pub started: Timestamp,
     ledger: Mutex<Ledger>,
@@ -97,6 +107,7 @@ impl Session {
             stop: c.stop,
             target: c.target,
             rt: c.rt,
+            dry_run: c.dry_run,
             started,
             ledger: Mutex::new(Ledger::default()),
             journal: Mutex::new(c.journal),

@@ -58,6 +58,9 @@ pub struct Record {
     pub records: Vec<(String, serde_json::Value)>,
     pub cleanup: Vec<CleanupStep>,
     pub log: Vec<String>,
+    /// In a dry run: each object a fault would have created, and the pods it could select.
+    #[serde(skip)]
+    pub rendered: Vec<(serde_json::Value, Vec<String>)>,
 }
 
 impl Record {

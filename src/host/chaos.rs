@@ -1,0 +1,678 @@
+//! `chaos::` — inject faults through Chaos Mesh: one constructor per fault taking Chaos Mesh's
+//! own field names, `chaos::apply` for any manifest, and the handle each returns (status,
+//! selected pods, wait for injection or recovery, pause, resume, delete). Every object is
+//! checked before it is created, journaled, labelled, bounded by a duration, and cleaned up.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use rhai::{Array, Dynamic, Map, NativeCallContext};
+use serde_json::Value;
+
+use crate::chaosmesh::build::{self, Built, Context, Fault};
+use crate::host::cluster::{api_error, to_dynamic};
+use crate::host::expect::{Observation, wait_for};
+use crate::host::{RhaiResultOf, error, session};
+use crate::session::{Line, ObjectRef, Session};
+
+/// Namespaces no fault may touch unless the playbook says `allow_protected_namespaces: true`.
+const PROTECTED: &[&str] = &["kube-system", "kube-public", "kube-node-lease"];
+/// More candidate pods than this under `mode: all` needs `allow_large_blast_radius: true`.
+const WIDE: usize = 5;
+
+/// A fault a playbook injected: what `chaos::pod_kill(...)` and friends return.
+#[derive(Debug, Clone)]
+pub struct FaultHandle {
+    pub object: ObjectRef,
+    /// Created for real (false in a dry run).
+    pub live: bool,
+}
+
+/// The Chaos Mesh namespace (`--var chaos_namespace=...`, default `chaos-testing`), also protected.
+fn chaos_namespace(s: &Session) -> String {
+    s.vars
+        .get("chaos_namespace")
+        .cloned()
+        .unwrap_or_else(|| "chaos-testing".into())
+}
+
+fn next_name(s: &Session, fault: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let tail: String = s
+        .run_id
+        .chars()
+        .rev()
+        .take(11)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    let n = N.fetch_add(1, Ordering::Relaxed) + 1;
+    format!("pb-{}-{tail}-{n}", fault.replace('_', "-"))
+}
+
+fn context(s: &Session, fault: &str) -> Context<'static> {
+    let left = s.stop.timeout().as_secs_f64() - s.elapsed_s();
+    let left = std::time::Duration::from_secs(left.max(1.0).ceil() as u64);
+    Context {
+        run_id: Box::leak(s.run_id.clone().into_boxed_str()),
+        default_name: next_name(s, fault),
+        default_duration: crate::duration::format(left),
+        default_namespace: s.target.client.default_namespace().to_string(),
+    }
+}
+
+/// The pods a fault's selector reaches now (Running, matching namespaces and labels), by name.
+pub(crate) fn candidates(
+    ctx: &NativeCallContext,
+    s: &Session,
+    built: &Built,
+) -> RhaiResultOf<Vec<String>> {
+    let sel = built
+        .object
+        .pointer("/spec/selector")
+        .cloned()
+        .unwrap_or_default();
+    let labels: Vec<String> = sel
+        .get("labelSelectors")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let named: Option<&serde_json::Map<String, Value>> = sel.get("pods").and_then(Value::as_object);
+    let mut out = Vec::new();
+    for ns in &built.target_namespaces {
+        for p in crate::host::cluster::list_pods(ctx, s, ns, &labels.join(","))? {
+            let name = p.metadata.name.clone().unwrap_or_default();
+            let running = p.status.as_ref().and_then(|st| st.phase.as_deref()) == Some("Running")
+                && p.metadata.deletion_timestamp.is_none();
+            let listed = named.is_none_or(|m| {
+                m.get(ns)
+                    .and_then(Value::as_array)
+                    .is_some_and(|a| a.iter().any(|n| n.as_str() == Some(&name)))
+            });
+            if running && listed {
+                out.push(format!("{ns}/{name}"));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The safety rules: protected namespaces, and `mode: all` over many pods.
+fn check_safety(
+    ctx: &NativeCallContext,
+    s: &Session,
+    built: &Built,
+    pods: &[String],
+) -> RhaiResultOf<()> {
+    let chaos_ns = chaos_namespace(s);
+    if !built.allow_protected_namespaces {
+        if let Some(ns) = built
+            .target_namespaces
+            .iter()
+            .find(|ns| PROTECTED.contains(&ns.as_str()) || **ns == chaos_ns)
+        {
+            return Err(error(
+                ctx,
+                format!(
+                    "refusing to inject into namespace {ns:?}: it is protected (add `allow_protected_namespaces: true` if you mean it)"
+                ),
+            ));
+        }
+    }
+    if built.mode == "all" && pods.len() > WIDE && !built.allow_large_blast_radius {
+        return Err(error(
+            ctx,
+            format!(
+                "refusing mode \"all\" over {} pods (more than {WIDE}): start smaller (mode \"one\", \"fixed\"), or add `allow_large_blast_radius: true`",
+                pods.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The manifest as YAML a user could `kubectl apply`.
+pub(crate) fn yaml(v: &Value) -> String {
+    serde_saphyr::to_string(v).unwrap_or_else(|_| v.to_string())
+}
+
+/// Builds, checks and creates a fault; the handle.
+fn inject(
+    ctx: &NativeCallContext,
+    built: RhaiResultOf<Built>,
+    what: &str,
+) -> RhaiResultOf<FaultHandle> {
+    let s = session(ctx)?;
+    let built = built?;
+    let pods = candidates(ctx, &s, &built)?;
+    check_safety(ctx, &s, &built, &pods)?;
+    let object = ObjectRef::new(
+        build::API_VERSION,
+        &built.kind,
+        Some(&built.namespace),
+        &built.name,
+    );
+    let summary = format!(
+        "{object} ({what}, mode {}, {}; {} candidate pod(s))",
+        built.mode,
+        built.object["spec"]["duration"]
+            .as_str()
+            .map(|d| format!("duration {d}"))
+            .unwrap_or_else(|| "unbounded".into()),
+        pods.len()
+    );
+    if s.dry_run {
+        (s.output)(Line::Print(format!(
+            "dry run: would create {summary}\n---\n{}# would select from: {}\n",
+            yaml(&built.object),
+            if pods.is_empty() {
+                "(no running pods match now)".to_string()
+            } else {
+                pods.join(", ")
+            }
+        )));
+        s.record().rendered.push((built.object, pods));
+        return Ok(FaultHandle {
+            object,
+            live: false,
+        });
+    }
+    s.will_create(&object).map_err(|e| error(ctx, e))?;
+    let api = crate::session::api_for(&s.target, &s.rt, &object).map_err(|e| error(ctx, e))?;
+    let dynamic: DynamicObject =
+        serde_json::from_value(built.object.clone()).map_err(|e| error(ctx, e.to_string()))?;
+    if let Err(e) = s.rt.block_on(api.create(&PostParams::default(), &dynamic)) {
+        s.removed(&object);
+        return Err(api_error(ctx, &format!("creating {object}"), e));
+    }
+    (s.output)(Line::Print(format!("inject: {summary}")));
+    s.record().faults.push(crate::session::Fault {
+        kind: built.kind.clone(),
+        namespace: built.namespace.clone(),
+        name: built.name.clone(),
+        selected: Vec::new(),
+        created_s: s.elapsed_s(),
+        injected_s: None,
+        recovered_s: None,
+    });
+    Ok(FaultHandle { object, live: true })
+}
+
+fn build_fault(ctx: &NativeCallContext, fault: Fault, options: Map) -> RhaiResultOf<Built> {
+    let s = session(ctx)?;
+    let json: Value = rhai::serde::from_dynamic(&Dynamic::from_map(options))?;
+    build::build(fault, &json, &context(&s, fault.function())).map_err(|e| {
+        error(
+            ctx,
+            format!(
+                "chaos::{}: option `{}`: {}",
+                fault.function(),
+                e.field,
+                e.message
+            ),
+        )
+    })
+}
+
+/// The object as the cluster has it now (`None` once it is gone).
+fn fetch(ctx: &NativeCallContext, s: &Session, h: &FaultHandle) -> RhaiResultOf<Option<Value>> {
+    let api = crate::session::api_for(&s.target, &s.rt, &h.object).map_err(|e| error(ctx, e))?;
+    let got =
+        s.rt.block_on(api.get_opt(&h.object.name))
+            .map_err(|e| api_error(ctx, &format!("reading {}", h.object), e))?;
+    Ok(got.map(|o| serde_json::to_value(o).unwrap_or_default()))
+}
+
+fn condition(obj: &Value, kind: &str) -> bool {
+    obj.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == kind && c["status"] == "True")
+        })
+}
+
+fn selected(obj: &Value) -> Vec<String> {
+    obj.pointer("/status/experiment/containerRecords")
+        .and_then(Value::as_array)
+        .map(|rs| {
+            rs.iter()
+                .filter_map(|r| r["id"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn conditions_text(obj: &Value) -> String {
+    obj.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .map(|cs| {
+            cs.iter()
+                .map(|c| {
+                    format!(
+                        "{}={}",
+                        c["type"].as_str().unwrap_or("?"),
+                        c["status"].as_str().unwrap_or("?")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "no status yet".into())
+}
+
+/// Waits until the fault's condition `kind` is True; milliseconds it took.
+fn wait_condition(
+    ctx: &NativeCallContext,
+    h: &FaultHandle,
+    kind: &str,
+    timeout: &str,
+) -> RhaiResultOf<f64> {
+    let s = session(ctx)?;
+    let timeout = crate::host::expect::duration_arg(ctx, &format!("wait for {kind}"), timeout)?;
+    if !h.live {
+        return Ok(0.0);
+    }
+    let mut last = Value::Null;
+    let (ok, took, observed) = wait_for(&s, &s.stop, timeout, ctx.call_position(), || {
+        let obj = fetch(ctx, &s, h)?;
+        let ok = obj.as_ref().is_some_and(|o| condition(o, kind))
+            || (kind == "AllRecovered" && obj.is_none());
+        let observed = obj
+            .as_ref()
+            .map(conditions_text)
+            .unwrap_or_else(|| "object gone".into());
+        last = obj.unwrap_or(Value::Null);
+        Ok(Observation { ok, observed })
+    })?;
+    if !ok {
+        return Err(error(
+            ctx,
+            format!(
+                "{} did not reach {kind} within {}: {observed}",
+                h.object,
+                crate::duration::format(timeout)
+            ),
+        ));
+    }
+    let at = s.elapsed_s();
+    let mut record = s.record();
+    if let Some(f) = record.faults.iter_mut().find(|f| f.name == h.object.name) {
+        match kind {
+            "AllInjected" => {
+                f.injected_s = Some(at);
+                f.selected = selected(&last);
+            }
+            _ => f.recovered_s = Some(at),
+        }
+    }
+    Ok(took.as_secs_f64() * 1000.0)
+}
+
+fn set_pause(ctx: &NativeCallContext, h: &FaultHandle, paused: bool) -> RhaiResultOf<()> {
+    let s = session(ctx)?;
+    if !h.live {
+        return Ok(());
+    }
+    let api: Api<DynamicObject> =
+        crate::session::api_for(&s.target, &s.rt, &h.object).map_err(|e| error(ctx, e))?;
+    let value = if paused {
+        Value::from("true")
+    } else {
+        Value::Null
+    };
+    let patch = serde_json::json!({ "metadata": { "annotations": { "experiment.chaos-mesh.org/pause": value } } });
+    s.rt.block_on(api.patch(
+        &h.object.name,
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    ))
+    .map_err(|e| {
+        api_error(
+            ctx,
+            &format!(
+                "{} {}",
+                if paused { "pausing" } else { "resuming" },
+                h.object
+            ),
+            e,
+        )
+    })?;
+    Ok(())
+}
+
+#[rhai::export_module]
+pub mod api {
+    use super::*;
+
+    /// Kills pods (PodChaos `pod-kill`): their controllers replace them. Options are Chaos Mesh
+    /// fields: `selector` (required), `mode` (default "one"), `value`, `duration` (default: the
+    /// playbook's remaining time), `gracePeriod`, `name`, `namespace`.
+    ///
+    /// ```rhai
+    /// let f = chaos::pod_kill(#{ selector: #{ namespaces: ["kserve-inference"], labelSelectors: #{ app: "sklearn-iris-predictor" } } });
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn pod_kill(ctx: NativeCallContext, options: Map) -> RhaiResultOf<FaultHandle> {
+        inject(
+            &ctx,
+            build_fault(&ctx, super::Fault::PodKill, options),
+            "pod-kill",
+        )
+    }
+
+    /// Makes pods' containers fail until the fault ends (PodChaos `pod-failure`).
+    ///
+    /// ```rhai
+    /// let f = chaos::pod_failure(#{ selector: #{ namespaces: ["mlflow"], labelSelectors: #{ app: "mlflow" } }, duration: "30s" });
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn pod_failure(ctx: NativeCallContext, options: Map) -> RhaiResultOf<FaultHandle> {
+        inject(
+            &ctx,
+            build_fault(&ctx, super::Fault::PodFailure, options),
+            "pod-failure",
+        )
+    }
+
+    /// Restarts containers (PodChaos `container-kill`); `containerNames` is required.
+    ///
+    /// ```rhai
+    /// let f = chaos::container_kill(#{ selector: #{ namespaces: ["mlflow"] }, containerNames: ["mlflow"] });
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn container_kill(ctx: NativeCallContext, options: Map) -> RhaiResultOf<FaultHandle> {
+        inject(
+            &ctx,
+            build_fault(&ctx, super::Fault::ContainerKill, options),
+            "container-kill",
+        )
+    }
+
+    /// Delays traffic (NetworkChaos `delay`): `latency` (required, e.g. "100ms"), `jitter`,
+    /// `correlation`, `direction` (to, from, both), `target` (#{ mode, selector }).
+    ///
+    /// ```rhai
+    /// let f = chaos::network_delay(#{ selector: #{ namespaces: ["mlflow"], labelSelectors: #{ app: "mlflow" } }, latency: "100ms",
+    ///     target: #{ mode: "all", selector: #{ namespaces: ["mlflow"], labelSelectors: #{ app: "postgresql" } } } });
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn network_delay(ctx: NativeCallContext, options: Map) -> RhaiResultOf<FaultHandle> {
+        inject(
+            &ctx,
+            build_fault(&ctx, super::Fault::NetworkDelay, options),
+            "network delay",
+        )
+    }
+
+    /// Drops packets (NetworkChaos `loss`): `loss` (required, percent as a string, e.g. "25").
+    ///
+    /// ```rhai
+    /// let f = chaos::network_loss(#{ selector: #{ namespaces: ["mlflow"] }, loss: "25" });
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn network_loss(ctx: NativeCallContext, options: Map) -> RhaiResultOf<FaultHandle> {
+        inject(
+            &ctx,
+            build_fault(&ctx, super::Fault::NetworkLoss, options),
+            "network loss",
+        )
+    }
+
+    /// Cuts traffic between the selected pods and a `target` (NetworkChaos `partition`).
+    ///
+    /// ```rhai
+    /// let f = chaos::network_partition(#{ selector: #{ namespaces: ["argo"] }, direction: "to",
+    ///     target: #{ mode: "all", selector: #{ namespaces: ["mlflow"] } } });
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn network_partition(ctx: NativeCallContext, options: Map) -> RhaiResultOf<FaultHandle> {
+        inject(
+            &ctx,
+            build_fault(&ctx, super::Fault::NetworkPartition, options),
+            "network partition",
+        )
+    }
+
+    /// Burns CPU in the selected pods (StressChaos cpu): `workers` (default 1), `load` (percent
+    /// of a core per worker, default 100), `containerNames`.
+    ///
+    /// ```rhai
+    /// let f = chaos::cpu_stress(#{ selector: #{ namespaces: ["training"] }, mode: "all", workers: 2, load: 90 });
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn cpu_stress(ctx: NativeCallContext, options: Map) -> RhaiResultOf<FaultHandle> {
+        inject(
+            &ctx,
+            build_fault(&ctx, super::Fault::CpuStress, options),
+            "cpu stress",
+        )
+    }
+
+    /// Fills memory in the selected pods (StressChaos memory): `size` (required, e.g. "512MB"
+    /// or "80%"), `workers`, `containerNames`, `oomScoreAdj`.
+    ///
+    /// ```rhai
+    /// let f = chaos::memory_stress(#{ selector: #{ namespaces: ["kserve-inference"] }, size: "1GB" });
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn memory_stress(ctx: NativeCallContext, options: Map) -> RhaiResultOf<FaultHandle> {
+        inject(
+            &ctx,
+            build_fault(&ctx, super::Fault::MemoryStress, options),
+            "memory stress",
+        )
+    }
+
+    /// Applies any Chaos Mesh manifest (YAML text or a map), checked and bounded like the
+    /// constructors: existing YAML experiments keep working.
+    ///
+    /// ```rhai
+    /// let f = chaos::apply(`
+    /// apiVersion: chaos-mesh.org/v1alpha1
+    /// kind: PodChaos
+    /// metadata: { name: kill-one, namespace: kserve-inference }
+    /// spec: { action: pod-kill, mode: one, selector: { namespaces: [kserve-inference] } }`);
+    /// ```
+    #[rhai_fn(name = "apply", return_raw)]
+    pub fn apply(ctx: NativeCallContext, manifest: Dynamic) -> RhaiResultOf<FaultHandle> {
+        apply_with(ctx, manifest, Map::new())
+    }
+
+    /// `chaos::apply` with options: `#{ unbounded: true }` keeps a manifest without `duration`
+    /// unbounded (it then runs until cleanup removes it).
+    ///
+    /// ```rhai
+    /// let f = chaos::apply(manifest, #{ unbounded: true });
+    /// ```
+    #[rhai_fn(name = "apply", return_raw)]
+    pub fn apply_with(
+        ctx: NativeCallContext,
+        manifest: Dynamic,
+        options: Map,
+    ) -> RhaiResultOf<FaultHandle> {
+        let s = session(&ctx)?;
+        let value: Value = if let Some(text) = manifest.clone().try_cast::<rhai::ImmutableString>()
+        {
+            serde_saphyr::from_str(&text).map_err(|e| {
+                error(
+                    &ctx,
+                    format!("chaos::apply: the manifest is not valid YAML: {e}"),
+                )
+            })?
+        } else {
+            rhai::serde::from_dynamic(&manifest)?
+        };
+        let unbounded = options
+            .get("unbounded")
+            .and_then(|v| v.as_bool().ok())
+            .unwrap_or(false);
+        let kind = value["kind"].as_str().unwrap_or("fault").to_string();
+        let built = build::from_manifest(&value, &context(&s, "apply"), unbounded)
+            .map_err(|e| error(&ctx, format!("chaos::apply: `{}`: {}", e.field, e.message)));
+        inject(&ctx, built, &kind)
+    }
+
+    /// The fault's name.
+    #[rhai_fn(global, get = "name", pure)]
+    pub fn name(h: &mut FaultHandle) -> String {
+        h.object.name.clone()
+    }
+
+    /// The fault's kind (PodChaos, NetworkChaos, StressChaos).
+    #[rhai_fn(global, get = "kind", pure)]
+    pub fn kind(h: &mut FaultHandle) -> String {
+        h.object.kind.clone()
+    }
+
+    /// The fault's status now: a map with injected, recovered, paused, phase (Run/Stop),
+    /// selected (pod ids), conditions (text), exists.
+    ///
+    /// ```rhai
+    /// print(f.status().injected);
+    /// ```
+    #[rhai_fn(global, return_raw, pure)]
+    pub fn status(ctx: NativeCallContext, h: &mut FaultHandle) -> RhaiResultOf<Map> {
+        let s = session(&ctx)?;
+        let obj = if h.live { fetch(&ctx, &s, h)? } else { None };
+        let o = obj.clone().unwrap_or(Value::Null);
+        let mut m = Map::new();
+        m.insert("exists".into(), obj.is_some().into());
+        m.insert("injected".into(), condition(&o, "AllInjected").into());
+        m.insert(
+            "recovered".into(),
+            (condition(&o, "AllRecovered") || (h.live && obj.is_none())).into(),
+        );
+        m.insert("paused".into(), condition(&o, "Paused").into());
+        let phase = o
+            .pointer("/status/experiment/desiredPhase")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        m.insert("phase".into(), phase.into());
+        m.insert(
+            "selected".into(),
+            to_dynamic(&ctx, &serde_json::json!(super::selected(&o)))?,
+        );
+        m.insert("conditions".into(), conditions_text(&o).into());
+        Ok(m)
+    }
+
+    /// The pods the fault selected (`namespace/name`), from Chaos Mesh's records.
+    ///
+    /// ```rhai
+    /// let victims = f.selected();
+    /// ```
+    #[rhai_fn(global, return_raw, pure)]
+    pub fn selected(ctx: NativeCallContext, h: &mut FaultHandle) -> RhaiResultOf<Array> {
+        let s = session(&ctx)?;
+        let obj = if h.live { fetch(&ctx, &s, h)? } else { None };
+        Ok(super::selected(&obj.unwrap_or(Value::Null))
+            .into_iter()
+            .map(Dynamic::from)
+            .collect())
+    }
+
+    /// Waits until Chaos Mesh reports the fault injected on every selected pod; milliseconds it took.
+    ///
+    /// ```rhai
+    /// f.wait_injected("30s");
+    /// ```
+    #[rhai_fn(global, return_raw, pure)]
+    pub fn wait_injected(
+        ctx: NativeCallContext,
+        h: &mut FaultHandle,
+        timeout: &str,
+    ) -> RhaiResultOf<f64> {
+        wait_condition(&ctx, h, "AllInjected", timeout)
+    }
+
+    /// Waits until Chaos Mesh reports the fault recovered (its duration ended, or it was
+    /// paused or deleted); milliseconds it took.
+    ///
+    /// ```rhai
+    /// f.wait_recovered("2m");
+    /// ```
+    #[rhai_fn(global, return_raw, pure)]
+    pub fn wait_recovered(
+        ctx: NativeCallContext,
+        h: &mut FaultHandle,
+        timeout: &str,
+    ) -> RhaiResultOf<f64> {
+        wait_condition(&ctx, h, "AllRecovered", timeout)
+    }
+
+    /// Pauses the fault (Chaos Mesh recovers the pods until it is resumed).
+    ///
+    /// ```rhai
+    /// f.pause();
+    /// ```
+    #[rhai_fn(global, return_raw, pure)]
+    pub fn pause(ctx: NativeCallContext, h: &mut FaultHandle) -> RhaiResultOf<()> {
+        set_pause(&ctx, h, true)
+    }
+
+    /// Resumes a paused fault.
+    ///
+    /// ```rhai
+    /// f.resume();
+    /// ```
+    #[rhai_fn(global, return_raw, pure)]
+    pub fn resume(ctx: NativeCallContext, h: &mut FaultHandle) -> RhaiResultOf<()> {
+        set_pause(&ctx, h, false)
+    }
+
+    /// Removes the fault now and waits until Chaos Mesh has recovered and the object is gone
+    /// (cleanup will not remove it again); milliseconds it took.
+    ///
+    /// ```rhai
+    /// let ms = f.delete();
+    /// ```
+    #[rhai_fn(global, return_raw, pure)]
+    pub fn delete(ctx: NativeCallContext, h: &mut FaultHandle) -> RhaiResultOf<f64> {
+        let s = session(&ctx)?;
+        if !h.live {
+            return Ok(0.0);
+        }
+        let t0 = s.now();
+        let said =
+            crate::session::remove(&s.target, &s.rt, &h.object).map_err(|e| error(&ctx, e))?;
+        s.removed(&h.object);
+        (s.output)(Line::Print(format!("chaos: {said}")));
+        let at = s.elapsed_s();
+        if let Some(f) = s
+            .record()
+            .faults
+            .iter_mut()
+            .find(|f| f.name == h.object.name)
+        {
+            f.recovered_s.get_or_insert(at);
+        }
+        Ok(s.now().duration_since(t0).as_secs_f64() * 1000.0)
+    }
+
+    /// The fault's manifest as the cluster has it, as YAML.
+    ///
+    /// ```rhai
+    /// print(f.to_yaml());
+    /// ```
+    #[rhai_fn(global, return_raw, pure)]
+    pub fn to_yaml(ctx: NativeCallContext, h: &mut FaultHandle) -> RhaiResultOf<String> {
+        let s = session(&ctx)?;
+        let obj = if h.live { fetch(&ctx, &s, h)? } else { None };
+        Ok(obj
+            .map(|o| yaml(&o))
+            .unwrap_or_else(|| format!("# {} does not exist\n", h.object)))
+    }
+
+    /// `PodChaos ns/name` — how a fault prints.
+    #[rhai_fn(global, name = "to_string", pure)]
+    pub fn to_string(h: &mut FaultHandle) -> String {
+        h.object.to_string()
+    }
+}
