@@ -91,6 +91,9 @@ pub struct RunArgs {
     /// Create nothing: print the exact objects each fault would create and the pods it would select.
     #[arg(long)]
     pub dry_run: bool,
+    /// The Prometheus that metrics::prometheus queries, e.g. http://127.0.0.1:9090.
+    #[arg(long, env = "PLAYBOOK_PROMETHEUS", value_name = "URL")]
+    pub prometheus: Option<String>,
     /// Where journals of created objects are kept [default: $XDG_STATE_HOME/playbook].
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
@@ -121,6 +124,7 @@ impl RenderArgs {
             vars: self.vars.clone(),
             timeout: Duration::from_secs(600),
             dry_run: true,
+            prometheus: None,
             state_dir: None,
             stdlib: self.stdlib.clone(),
         }

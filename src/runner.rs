@@ -200,6 +200,7 @@ fn run_with(args: &RunArgs, output: crate::session::Output, after: &dyn Fn(&Sess
             rt: rt.clone(),
             journal,
             dry_run: args.dry_run,
+            prometheus: args.prometheus.clone(),
         });
         (output)(Line::Print(format!("== {}", pb.name)));
         let started = Instant::now();

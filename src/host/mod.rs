@@ -5,6 +5,7 @@ pub(crate) mod chaos;
 pub(crate) mod cluster;
 pub(crate) mod expect;
 mod global;
+pub(crate) mod metrics;
 
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ pub fn register(engine: &mut Engine) {
     engine.register_static_module("cluster", exported_module!(cluster::api).into());
     engine.register_type_with_name::<chaos::FaultHandle>("Fault");
     engine.register_static_module("chaos", exported_module!(chaos::api).into());
+    engine.register_static_module("metrics", exported_module!(metrics::api).into());
 }
 
 /// A manifest as YAML a user could `kubectl apply`.

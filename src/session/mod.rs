@@ -64,6 +64,8 @@ pub struct SessionConfig {
     pub journal: Option<Journal>,
     /// Create nothing: faults print the objects they would create; waits do not wait.
     pub dry_run: bool,
+    /// The Prometheus that `metrics::prometheus` queries.
+    pub prometheus: Option<String>,
 }
 
 /// The state one playbook run shares with its host functions (reached through the engine's tag).
@@ -76,6 +78,7 @@ pub struct Session {
     pub target: Target,
     pub rt: tokio::runtime::Handle,
     pub dry_run: bool,
+    pub prometheus: Option<String>,
     /// When the playbook started, on the run's clock.
     pub started: Timestamp,
     ledger: Mutex<Ledger>,
@@ -108,6 +111,7 @@ impl Session {
             target: c.target,
             rt: c.rt,
             dry_run: c.dry_run,
+            prometheus: c.prometheus,
             started,
             ledger: Mutex::new(Ledger::default()),
             journal: Mutex::new(c.journal),

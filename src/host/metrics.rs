@@ -1,0 +1,459 @@
+//! `metrics::` — what a playbook measures: calls to a Service through the API server's proxy
+//! with latency statistics, pod CPU and memory from metrics.k8s.io, and Prometheus queries
+//! against a real Prometheus (`--prometheus URL` or `PLAYBOOK_PROMETHEUS`).
+
+use http_body_util::BodyExt;
+use kube::api::{Api, DynamicObject, ListParams};
+use rhai::{Array, Dynamic, Map, NativeCallContext};
+use serde_json::Value;
+
+use crate::host::cluster::{api_error, to_dynamic};
+use crate::host::{RhaiResultOf, error, session};
+use crate::session::Session;
+
+/// Latency statistics over a set of calls, in milliseconds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stats {
+    pub count: usize,
+    pub ok: usize,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+    pub mean: f64,
+}
+
+impl Stats {
+    /// Statistics of `latencies` (of every call that got an answer) with `ok` successes.
+    pub fn of(latencies: &[f64], ok: usize) -> Stats {
+        let mut v = latencies.to_vec();
+        v.sort_by(f64::total_cmp);
+        // Nearest-rank percentiles, as load testers report them.
+        let pct = |p: f64| {
+            if v.is_empty() {
+                0.0
+            } else {
+                let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
+                v[rank.clamp(1, v.len()) - 1]
+            }
+        };
+        Stats {
+            count: latencies.len(),
+            ok,
+            p50: pct(50.0),
+            p90: pct(90.0),
+            p99: pct(99.0),
+            max: v.last().copied().unwrap_or(0.0),
+            mean: if v.is_empty() {
+                0.0
+            } else {
+                v.iter().sum::<f64>() / v.len() as f64
+            },
+        }
+    }
+}
+
+/// Parses a Kubernetes CPU quantity ("250m", "1", "1500000n") into millicores.
+pub fn cpu_millis(q: &str) -> f64 {
+    let q = q.trim();
+    let num = |s: &str| s.parse::<f64>().unwrap_or(0.0);
+    if let Some(n) = q.strip_suffix('n') {
+        num(n) / 1e6
+    } else if let Some(u) = q.strip_suffix('u') {
+        num(u) / 1e3
+    } else if let Some(m) = q.strip_suffix('m') {
+        num(m)
+    } else {
+        num(q) * 1000.0
+    }
+}
+
+/// Parses a Kubernetes memory quantity ("300Mi", "1Gi", "123456Ki", "500M", bytes) into MiB.
+pub fn memory_mib(q: &str) -> f64 {
+    let q = q.trim();
+    let units: &[(&str, f64)] = &[
+        ("Ki", 1024.0),
+        ("Mi", 1024.0 * 1024.0),
+        ("Gi", 1024.0 * 1024.0 * 1024.0),
+        ("Ti", 1024f64.powi(4)),
+        ("k", 1e3),
+        ("M", 1e6),
+        ("G", 1e9),
+        ("T", 1e12),
+    ];
+    let bytes = units
+        .iter()
+        .find_map(|(u, f)| {
+            q.strip_suffix(u)
+                .map(|n| n.parse::<f64>().unwrap_or(0.0) * f)
+        })
+        .unwrap_or_else(|| q.parse::<f64>().unwrap_or(0.0));
+    bytes / (1024.0 * 1024.0)
+}
+
+/// One call through the API server's service proxy; `Ok(())` for a 2xx answer.
+fn call(s: &Session, path: &str, body: Option<&[u8]>) -> Result<(), String> {
+    let builder = http::Request::builder().uri(path);
+    let req = match body {
+        Some(b) => builder
+            .method("POST")
+            .header("content-type", "application/json")
+            .body(b.to_vec()),
+        None => builder.method("GET").body(Vec::new()),
+    }
+    .map_err(|e| e.to_string())?;
+    s.rt.block_on(s.target.client.request_text(req))
+        .map(|_| ())
+        .map_err(|e| match e {
+            kube::Error::Api(st) => format!("{} {}", st.code, st.message),
+            other => other.to_string(),
+        })
+}
+
+fn probe_impl(
+    ctx: &NativeCallContext,
+    ns: &str,
+    service: &str,
+    path: &str,
+    count: i64,
+    body: Option<Vec<u8>>,
+) -> RhaiResultOf<Map> {
+    let s = session(ctx)?;
+    if !(1..=10_000).contains(&count) {
+        return Err(error(
+            ctx,
+            format!("metrics::probe: count must be 1..10000, not {count}"),
+        ));
+    }
+    let url = format!(
+        "/api/v1/namespaces/{ns}/services/{service}/proxy/{}",
+        path.trim_start_matches('/')
+    );
+    let mut latencies = Vec::with_capacity(count as usize);
+    let (mut ok, mut last_error) = (0, String::new());
+    for _ in 0..count {
+        if let Some(r) = s.stop.check() {
+            return Err(crate::host::expect::terminated(r, ctx.call_position()));
+        }
+        let t0 = s.now();
+        let result = call(&s, &url, body.as_deref());
+        latencies.push(s.now().duration_since(t0).as_secs_f64() * 1000.0);
+        match result {
+            Ok(()) => ok += 1,
+            Err(e) => last_error = e,
+        }
+    }
+    let st = Stats::of(&latencies, ok);
+    let mut m = Map::new();
+    m.insert("count".into(), (st.count as i64).into());
+    m.insert("ok".into(), (st.ok as i64).into());
+    m.insert(
+        "success_rate".into(),
+        (st.ok as f64 / st.count.max(1) as f64).into(),
+    );
+    for (k, v) in [
+        ("p50", st.p50),
+        ("p90", st.p90),
+        ("p99", st.p99),
+        ("max", st.max),
+        ("mean", st.mean),
+    ] {
+        m.insert(k.into(), v.into());
+    }
+    m.insert("last_error".into(), last_error.into());
+    Ok(m)
+}
+
+/// GET `path` from the Prometheus at `--prometheus`; the JSON answer's `data`.
+fn prometheus_get(
+    ctx: &NativeCallContext,
+    s: &Session,
+    path: &str,
+    params: &[(&str, String)],
+) -> RhaiResultOf<Value> {
+    let base = s.prometheus.as_deref().ok_or_else(|| {
+        error(
+            ctx,
+            "no Prometheus configured: pass --prometheus URL or set PLAYBOOK_PROMETHEUS",
+        )
+    })?;
+    let query = serde_urlencoded::to_string(params).map_err(|e| error(ctx, e.to_string()))?;
+    let url = format!("{}{path}?{query}", base.trim_end_matches('/'));
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| error(ctx, format!("Prometheus URL {url:?}: {e}")))?;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    let answer = s.rt.block_on(async {
+        let res = client.get(uri).await.map_err(|e| e.to_string())?;
+        let status = res.status();
+        let body = res
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        Ok::<_, String>((status, body))
+    });
+    let (status, body) = answer.map_err(|e| error(ctx, format!("Prometheus at {base}: {e}")))?;
+    let v: Value = serde_json::from_slice(&body).map_err(|e| {
+        error(
+            ctx,
+            format!("Prometheus answered {status} with a body that is not JSON: {e}"),
+        )
+    })?;
+    if v["status"] != "success" {
+        return Err(error(
+            ctx,
+            format!(
+                "Prometheus: {} ({})",
+                v["error"].as_str().unwrap_or("query failed"),
+                v["errorType"].as_str().unwrap_or("?")
+            ),
+        ));
+    }
+    Ok(v["data"].clone())
+}
+
+/// A Prometheus sample value ("1.5", "NaN") as a float.
+fn sample(v: &Value) -> f64 {
+    v.get(1)
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+/// A PromQL instant query: each series as a map with `metric` and `value`.
+fn instant(ctx: &NativeCallContext, query: &str) -> RhaiResultOf<Array> {
+    let s = session(ctx)?;
+    let data = prometheus_get(ctx, &s, "/api/v1/query", &[("query", query.to_string())])?;
+    let series = match data["resultType"].as_str() {
+        Some("vector") => data["result"].as_array().cloned().unwrap_or_default(),
+        Some("scalar") => vec![serde_json::json!({ "metric": {}, "value": data["result"] })],
+        other => {
+            return Err(error(
+                ctx,
+                format!(
+                    "Prometheus returned a {other:?} result; use an instant vector or scalar query"
+                ),
+            ));
+        }
+    };
+    series
+        .iter()
+        .map(|x| {
+            let mut m = Map::new();
+            m.insert("metric".into(), to_dynamic(ctx, &x["metric"])?);
+            m.insert("value".into(), sample(&x["value"]).into());
+            Ok(m.into())
+        })
+        .collect()
+}
+
+#[rhai::export_module]
+pub mod api {
+    use super::*;
+
+    /// Calls a Service `count` times through the API server's proxy (GET `path`) and returns
+    /// latency statistics in milliseconds (p50, p90, p99, max, mean), count, ok, success_rate
+    /// and last_error. `service` is `name` or `name:port`.
+    ///
+    /// ```rhai
+    /// let s = metrics::probe("mlflow", "mlflow:5000", "/health", 50);
+    /// record("mlflow_p99_ms", s.p99);
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn probe(
+        ctx: NativeCallContext,
+        namespace: &str,
+        service: &str,
+        path: &str,
+        count: i64,
+    ) -> RhaiResultOf<Map> {
+        probe_impl(&ctx, namespace, service, path, count, None)
+    }
+
+    /// Like `probe`, but POSTs `body` (a map, sent as JSON) — e.g. a KServe v1 predict request.
+    ///
+    /// ```rhai
+    /// let s = metrics::probe("kserve-inference", "sklearn-iris-predictor:80", "/v1/models/sklearn-iris:predict", 20,
+    ///     #{ instances: [[6.8, 2.8, 4.8, 1.4]] });
+    /// ```
+    #[rhai_fn(name = "probe", return_raw)]
+    pub fn probe_post(
+        ctx: NativeCallContext,
+        namespace: &str,
+        service: &str,
+        path: &str,
+        count: i64,
+        body: Map,
+    ) -> RhaiResultOf<Map> {
+        let json: Value = rhai::serde::from_dynamic(&Dynamic::from_map(body))?;
+        probe_impl(
+            &ctx,
+            namespace,
+            service,
+            path,
+            count,
+            Some(json.to_string().into_bytes()),
+        )
+    }
+
+    /// CPU and memory of the pods in `namespace` matching `selector`, from metrics.k8s.io: each a
+    /// map with name, cpu_m (millicores) and memory_mib.
+    ///
+    /// ```rhai
+    /// let hot = metrics::pod_usage("training", "app=trainer").filter(|p| p.cpu_m > 800.0);
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn pod_usage(
+        ctx: NativeCallContext,
+        namespace: &str,
+        selector: &str,
+    ) -> RhaiResultOf<Array> {
+        let s = session(&ctx)?;
+        let ar = kube::discovery::ApiResource {
+            group: "metrics.k8s.io".into(),
+            version: "v1beta1".into(),
+            api_version: "metrics.k8s.io/v1beta1".into(),
+            kind: "PodMetrics".into(),
+            plural: "pods".into(),
+        };
+        let api: Api<DynamicObject> = Api::namespaced_with(s.target.client.clone(), namespace, &ar);
+        let list =
+            s.rt.block_on(api.list(&ListParams::default().labels(selector)))
+                .map_err(|e| api_error(&ctx, &format!("reading pod metrics in {namespace}"), e))?;
+        let mut out = Array::new();
+        for item in list.items {
+            let containers = item.data["containers"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let sum = |key: &str, parse: fn(&str) -> f64| -> f64 {
+                containers
+                    .iter()
+                    .map(|c| parse(c["usage"][key].as_str().unwrap_or("0")))
+                    .sum()
+            };
+            let mut m = Map::new();
+            m.insert("name".into(), item.metadata.name.unwrap_or_default().into());
+            m.insert("cpu_m".into(), sum("cpu", cpu_millis).into());
+            m.insert("memory_mib".into(), sum("memory", memory_mib).into());
+            out.push(m.into());
+        }
+        Ok(out)
+    }
+
+    /// A PromQL instant query: each series a map with `metric` (its labels) and `value`.
+    ///
+    /// ```rhai
+    /// let up = metrics::prometheus("up{job=\"mlflow\"}");
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn prometheus(ctx: NativeCallContext, query: &str) -> RhaiResultOf<Array> {
+        instant(&ctx, query)
+    }
+
+    /// A PromQL query that must give one number (the first series' value); an error if it gives none.
+    ///
+    /// ```rhai
+    /// let rate = metrics::prometheus_value("sum(rate(http_requests_total{code=~\"5..\"}[1m]))");
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn prometheus_value(ctx: NativeCallContext, query: &str) -> RhaiResultOf<f64> {
+        let series = instant(&ctx, query)?;
+        series
+            .first()
+            .and_then(|m| m.clone().try_cast::<Map>())
+            .and_then(|m| m.get("value").and_then(|v| v.as_float().ok()))
+            .ok_or_else(|| {
+                error(
+                    &ctx,
+                    format!("Prometheus query {query:?} returned no series"),
+                )
+            })
+    }
+
+    /// A PromQL range query over the last `window` with resolution `step`: each series a map with
+    /// `metric` and `values` (an array of [seconds_ago, value]).
+    ///
+    /// ```rhai
+    /// let cpu = metrics::prometheus_range("rate(container_cpu_usage_seconds_total[1m])", "10m", "30s");
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn prometheus_range(
+        ctx: NativeCallContext,
+        query: &str,
+        window: &str,
+        step: &str,
+    ) -> RhaiResultOf<Array> {
+        let s = session(&ctx)?;
+        let window = crate::host::expect::duration_arg(&ctx, "prometheus_range window", window)?;
+        let step = crate::host::expect::duration_arg(&ctx, "prometheus_range step", step)?;
+        let end = jiff::Timestamp::now();
+        let start = end - jiff::SignedDuration::try_from(window).unwrap_or_default();
+        let data = prometheus_get(
+            &ctx,
+            &s,
+            "/api/v1/query_range",
+            &[
+                ("query", query.to_string()),
+                (
+                    "start",
+                    format!("{:.3}", start.as_millisecond() as f64 / 1000.0),
+                ),
+                (
+                    "end",
+                    format!("{:.3}", end.as_millisecond() as f64 / 1000.0),
+                ),
+                ("step", format!("{}", step.as_secs_f64())),
+            ],
+        )?;
+        let now_s = end.as_millisecond() as f64 / 1000.0;
+        let series = data["result"].as_array().cloned().unwrap_or_default();
+        series
+            .iter()
+            .map(|x| {
+                let values: Array = x["values"]
+                    .as_array()
+                    .map(|vs| {
+                        vs.iter()
+                            .map(|p| {
+                                let ago = now_s - p[0].as_f64().unwrap_or(now_s);
+                                Dynamic::from_array(vec![ago.into(), sample(p).into()])
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let mut m = Map::new();
+                m.insert("metric".into(), to_dynamic(&ctx, &x["metric"])?);
+                m.insert("values".into(), values.into());
+                Ok(m.into())
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        let s = Stats::of(&v, 100);
+        assert_eq!((s.p50, s.p90, s.p99, s.max), (50.0, 90.0, 99.0, 100.0));
+        assert!((s.mean - 50.5).abs() < 1e-9);
+        assert_eq!(Stats::of(&[], 0).p99, 0.0);
+    }
+
+    #[test]
+    fn quantities_parse_like_kubernetes() {
+        assert_eq!(cpu_millis("250m"), 250.0);
+        assert_eq!(cpu_millis("2"), 2000.0);
+        assert_eq!(cpu_millis("1500000n"), 1.5);
+        assert_eq!(memory_mib("300Mi"), 300.0);
+        assert_eq!(memory_mib("1Gi"), 1024.0);
+        assert_eq!(memory_mib("1048576"), 1.0);
+    }
+}
