@@ -520,12 +520,20 @@ pub mod api {
     }
 
     /// The fault's name.
+    ///
+    /// ```rhai
+    /// print(f.name);
+    /// ```
     #[rhai_fn(global, get = "name", pure)]
     pub fn name(h: &mut FaultHandle) -> String {
         h.object.name.clone()
     }
 
     /// The fault's kind (PodChaos, NetworkChaos, StressChaos).
+    ///
+    /// ```rhai
+    /// print(f.kind);
+    /// ```
     #[rhai_fn(global, get = "kind", pure)]
     pub fn kind(h: &mut FaultHandle) -> String {
         h.object.kind.clone()
@@ -671,6 +679,10 @@ pub mod api {
     }
 
     /// `PodChaos ns/name` — how a fault prints.
+    ///
+    /// ```rhai
+    /// log(`injected ${f}`);
+    /// ```
     #[rhai_fn(global, name = "to_string", pure)]
     pub fn to_string(h: &mut FaultHandle) -> String {
         h.object.to_string()
