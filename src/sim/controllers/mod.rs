@@ -1,8 +1,29 @@
 //! The core controllers of the simulated cluster, in the order they run.
+//!
+//! One file per controller; [`model`] holds the pod behaviour model (the `sim.playbook.dev/*`
+//! annotations: resource use, startup, run time, shutdown) that the kubelet, metrics and HPA
+//! share, and that later controllers (MLOps platform, Chaos Mesh) write to.
+
+pub mod deployment;
+pub mod kubelet;
+pub mod model;
+pub mod nodes;
+pub mod replicaset;
+pub mod scheduler;
+mod util;
 
 use super::world::Controller;
 
 /// The core controllers (deployments, replicasets, pods and nodes, HPA, ...), in run order.
 pub fn core() -> Vec<Box<dyn Controller>> {
-    Vec::new()
+    vec![
+        Box::new(nodes::Nodes::default()),
+        Box::new(deployment::Deployments::default()),
+        Box::new(replicaset::ReplicaSets::default()),
+        Box::new(scheduler::Scheduler::default()),
+        Box::new(kubelet::Kubelet::default()),
+    ]
 }
+
+#[cfg(test)]
+mod tests;
