@@ -5,11 +5,15 @@
 //! share, and that later controllers (MLOps platform, Chaos Mesh) write to.
 
 pub mod deployment;
+pub mod endpoints;
+pub mod hpa;
 pub mod kubelet;
+pub mod metrics;
 pub mod model;
 pub mod nodes;
 pub mod replicaset;
 pub mod scheduler;
+pub mod statefulset;
 mod util;
 
 use super::world::Controller;
@@ -20,8 +24,12 @@ pub fn core() -> Vec<Box<dyn Controller>> {
         Box::new(nodes::Nodes::default()),
         Box::new(deployment::Deployments::default()),
         Box::new(replicaset::ReplicaSets::default()),
+        Box::new(statefulset::StatefulSets),
         Box::new(scheduler::Scheduler::default()),
         Box::new(kubelet::Kubelet::default()),
+        Box::new(endpoints::Endpoints),
+        Box::new(metrics::Metrics::default()),
+        Box::new(hpa::Hpa::default()),
     ]
 }
 

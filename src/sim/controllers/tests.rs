@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use super::util::{pod_ready, s};
 use crate::sim::world::{World, virtual_epoch};
 
+mod platform;
 mod pods;
 mod workloads;
 
@@ -63,11 +64,18 @@ pub(super) fn ready_count(w: &World, prefix: &str) -> usize {
     pods(w, prefix).iter().filter(|p| pod_ready(p)).count()
 }
 
+/// Events with `reason`, oldest first.
 pub(super) fn events(w: &World, reason: &str) -> Vec<Arc<Value>> {
-    list(w, "events")
+    let mut evs: Vec<Arc<Value>> = list(w, "events")
         .into_iter()
         .filter(|e| e["reason"] == reason)
-        .collect()
+        .collect();
+    evs.sort_by_key(|e| {
+        s(e, "/metadata/resourceVersion")
+            .parse::<u64>()
+            .unwrap_or(0)
+    });
+    evs
 }
 
 pub(super) fn patch(w: &mut World, res: &str, ns: &str, name: &str, merge: Value) {

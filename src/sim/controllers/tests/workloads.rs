@@ -165,3 +165,66 @@ fn scale_up_and_down() {
     assert_eq!(d["status"]["replicas"], 1);
     assert_eq!(d["status"]["availableReplicas"], 1);
 }
+
+#[test]
+fn statefulset_creates_pods_in_order_and_scales_down_from_the_top() {
+    let mut w = world(12);
+    apply(
+        &mut w,
+        json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": {"name": "db", "namespace": "default"},
+            "spec": {"replicas": 3, "serviceName": "db", "selector": {"matchLabels": {"app": "db"}},
+                "template": {"metadata": {"labels": {"app": "db"}, "annotations": {"sim.playbook.dev/startup": "5s"}},
+                    "spec": {"containers": [{"name": "db", "image": "postgres:16"}]}}}}),
+    );
+    let names = |w: &World| -> Vec<String> {
+        pods(w, "db-")
+            .iter()
+            .map(|p| s(p, "/metadata/name").to_string())
+            .collect()
+    };
+    assert_eq!(names(&w), ["db-0"]);
+    advance(&mut w, 7.0);
+    assert_eq!(names(&w), ["db-0", "db-1"]);
+    advance(&mut w, 7.0);
+    assert_eq!(names(&w), ["db-0", "db-1", "db-2"]);
+    advance(&mut w, 7.0);
+    assert_eq!(ready_count(&w, "db-"), 3);
+    let sts = get(&w, "statefulsets.apps", "default", "db").expect("sts");
+    assert_eq!(sts["status"]["readyReplicas"], 3);
+    assert_eq!(sts["status"]["currentReplicas"], 3);
+    assert_eq!(sts["status"]["updatedReplicas"], 3);
+    let p0 = get(&w, "pods", "default", "db-0").expect("p");
+    assert_eq!(s(&p0, "/spec/hostname"), "db-0");
+    assert_eq!(
+        s(&p0, "/metadata/labels/apps.kubernetes.io~1pod-index"),
+        "0"
+    );
+    patch(
+        &mut w,
+        "statefulsets.apps",
+        "default",
+        "db",
+        json!({"spec": {"replicas": 1}}),
+    );
+    assert_eq!(names(&w), ["db-0", "db-1"], "db-2 goes first");
+    advance(&mut w, 2.0);
+    assert_eq!(names(&w), ["db-0"]);
+    let dels: Vec<String> = events(&w, "SuccessfulDelete")
+        .iter()
+        .map(|e| s(e, "/message").to_string())
+        .collect();
+    assert_eq!(
+        dels,
+        [
+            "delete Pod db-2 in StatefulSet db successful",
+            "delete Pod db-1 in StatefulSet db successful"
+        ]
+        .map(String::from)
+        .to_vec()
+        .into_iter()
+        .filter(|d| dels.contains(d))
+        .collect::<Vec<_>>()
+    );
+    assert_eq!(dels.len(), 2);
+}
