@@ -7,6 +7,7 @@
 pub mod deployment;
 pub mod endpoints;
 pub mod hpa;
+mod hpa_calc;
 pub mod kubelet;
 pub mod metrics;
 pub mod model;
