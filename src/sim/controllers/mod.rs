@@ -1,8 +1,38 @@
 //! The core controllers of the simulated cluster, in the order they run.
+//!
+//! One file per controller; [`model`] holds the pod behaviour model (the `sim.playbook.dev/*`
+//! annotations: resource use, startup, run time, shutdown) that the kubelet, metrics and HPA
+//! share, and that later controllers (MLOps platform, Chaos Mesh) write to.
+
+pub mod deployment;
+pub mod endpoints;
+pub mod hpa;
+mod hpa_calc;
+pub mod kubelet;
+pub mod metrics;
+pub mod model;
+pub mod nodes;
+pub mod replicaset;
+pub mod scheduler;
+pub mod statefulset;
+mod util;
 
 use super::world::Controller;
 
 /// The core controllers (deployments, replicasets, pods and nodes, HPA, ...), in run order.
 pub fn core() -> Vec<Box<dyn Controller>> {
-    Vec::new()
+    vec![
+        Box::new(nodes::Nodes::default()),
+        Box::new(deployment::Deployments::default()),
+        Box::new(replicaset::ReplicaSets::default()),
+        Box::new(statefulset::StatefulSets),
+        Box::new(scheduler::Scheduler::default()),
+        Box::new(kubelet::Kubelet::default()),
+        Box::new(endpoints::Endpoints),
+        Box::new(metrics::Metrics::default()),
+        Box::new(hpa::Hpa::default()),
+    ]
 }
+
+#[cfg(test)]
+mod tests;
