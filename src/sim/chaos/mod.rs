@@ -29,3 +29,8 @@ use super::world::Controller;
 pub fn controllers() -> Vec<Box<dyn Controller>> {
     vec![Box::new(ChaosMesh::default())]
 }
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_net;
