@@ -11,10 +11,12 @@
 //! - [`selector`], [`patch`], `defaults`: label/field selectors, patch kinds, defaulting.
 //! - [`api`]: the HTTP facade (discovery, CRUD, watch, tables, openapi, service proxy).
 //! - [`controllers`]: the core controllers, run in a fixed order.
+//! - [`chaos`]: the simulated Chaos Mesh (PodChaos, NetworkChaos, StressChaos), run after them.
 //! - [`schema`]: CRD openAPIV3Schema validation.
 //! - [`serve`]: `playbook sim serve`.
 
 pub mod api;
+pub mod chaos;
 pub mod controllers;
 pub mod crds;
 mod defaults;
@@ -90,6 +92,9 @@ impl Sim {
         };
         let mut world = World::new(config.seed, now);
         for c in controllers::core() {
+            world.add_controller(c);
+        }
+        for c in chaos::controllers() {
             world.add_controller(c);
         }
         world.settle();

@@ -1,0 +1,60 @@
+//! The contract between the simulated Chaos Mesh and the rest of the simulator: every pod annotation the chaos effects write, and what it means.
+//!
+//! The chaos controller never changes a pod's use or readiness itself: it marks the pod, and the
+//! kubelet/metrics model reads the marks. Network faults change no object at all: the traffic
+//! model asks [`super::network_effect`] (see `network.rs`) for every simulated request.
+//!
+//! Marks are set when a record is injected and removed when the last chaos needing them
+//! recovers (pause, end of `duration`, deletion).
+
+/// Extra CPU the StressChaos experiments injected in a pod burn, in millicores, as a decimal
+/// string (e.g. `"1800"`). The sum over every injected StressChaos on the pod; each one's share
+/// is `workers x load% x 1000m`, capped by the stressed container's CPU limit (stress-ng runs
+/// inside the container's cgroup). The kubelet/metrics model adds it to the pod's base use
+/// (metrics.k8s.io, the HPA) and should cap the total at the limit. Absent: no stress.
+pub const STRESS_CPU: &str = "sim.playbook.dev/stress-cpu";
+
+/// Extra memory (working set) the StressChaos experiments injected in a pod hold, in bytes, as
+/// a decimal string. `stressors.memory.size` is the total of all its workers (Chaos Mesh's
+/// memStress semantics); `"50%"` is of the container's memory limit (of the node's memory if
+/// it has none). The kubelet model adds it to the container's working set and OOMKills the
+/// container (reason `OOMKilled`, exit code 137) when the total passes its memory limit.
+pub const STRESS_MEMORY: &str = "sim.playbook.dev/stress-memory";
+
+/// The container(s) the stress runs in, comma-separated, sorted (`"app"`, or `"app,sidecar"`):
+/// the memory of [`STRESS_MEMORY`] lands in the first of them (the one to OOMKill).
+pub const STRESS_CONTAINERS: &str = "sim.playbook.dev/stress-containers";
+
+/// `"true"` while a PodChaos `pod-failure` holds the pod: the kubelet model keeps the pod
+/// `Running` but every container not ready (`ready: false`, `started: false`), so the pod is
+/// not Ready and leaves its Services' endpoints, until the mark goes away. Set together with the
+/// real Chaos Mesh image swap (see [`pod_failure_image_key`] and [`PAUSE_IMAGE`]).
+pub const POD_FAILURE: &str = "sim.playbook.dev/pod-failure";
+
+/// Set by PodChaos `container-kill`: `"<container>@<RFC 3339 timestamp>"` (several containers
+/// of one pod killed at the same instant: entries joined by `,`). The kubelet model restarts the
+/// named container once per new value: `restartCount + 1`, `lastState.terminated` with reason
+/// `Error` and exit code 137, not ready until it has started again.
+pub const CONTAINER_KILL: &str = "sim.playbook.dev/container-kill";
+
+/// The image Chaos Mesh swaps into the containers of a `pod-failure` pod (its default
+/// `PodFailurePauseImage`).
+pub const PAUSE_IMAGE: &str = "gcr.io/google-containers/pause:latest";
+
+/// The finalizer every chaos object gets (Chaos Mesh's `chaos-mesh/records`).
+pub const FINALIZER: &str = "chaos-mesh/records";
+
+/// The annotation that pauses an experiment when `"true"`.
+pub const PAUSE_ANNOTATION: &str = "experiment.chaos-mesh.org/pause";
+
+/// The annotation that makes the controller drop its finalizer at once when `"forced"`.
+pub const CLEAN_FINALIZER_ANNOTATION: &str = "chaos-mesh.chaos-mesh.org/cleanFinalizer";
+
+/// The pod annotation in which Chaos Mesh keeps a container's original image during a
+/// `pod-failure` (its `annotation.GenKeyForImage`): `chaos-mesh-<chaos>-pod-failure-<container>-normal-image`
+/// (`-init-` for init containers), or just `<container>-normal` when that is over 63 characters.
+pub fn pod_failure_image_key(chaos: &str, container: &str, init: bool) -> String {
+    let container = format!("{container}-{}", if init { "init" } else { "normal" });
+    let key = format!("chaos-mesh-{chaos}-pod-failure-{container}-image");
+    if key.len() > 63 { container } else { key }
+}
