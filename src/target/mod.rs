@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use kube::config::{Config, KubeConfigOptions, Kubeconfig};
 
-pub use clock::Clock;
+pub use clock::{Changes, Clock};
 
 use crate::cli::{ClusterKind, TargetArgs};
 use crate::sim::{ClockMode, Sim, SimConfig};
@@ -131,8 +131,8 @@ async fn real(args: &TargetArgs) -> Result<Target, TargetError> {
     let server = config.cluster_url.to_string();
     let client = kube::Client::try_from(config)?;
     Ok(Target {
+        clock: Clock::Wall(clock::Changes::new(client.clone())),
         client,
-        clock: Clock::Wall,
         description: format!(
             "target: cluster {} at {server} ({source})",
             context.as_deref().unwrap_or("(in-cluster)")
