@@ -149,7 +149,7 @@ pub const DEFAULT_HISTORY: usize = 10_000;
 impl Store {
     /// An empty store over `registry`, seeded for deterministic uids and generated names.
     pub fn new(registry: Registry, seed: u64, now: Timestamp) -> Self {
-        let (tx, _) = broadcast::channel(16_384);
+        let (tx, _) = broadcast::channel(DEFAULT_HISTORY);
         let mut s = Store {
             registry,
             tables: Vec::new(),
@@ -207,8 +207,12 @@ impl Store {
     }
 
     /// Sets how many events the history keeps (older ones are compacted away: 410 on watch).
+    /// A watcher may fall behind by at most this many events; one further behind has its
+    /// watch ended, and re-watching from its old resourceVersion answers 410 Expired, as a
+    /// real API server does with slow watchers. Open watches end when this is called.
     pub fn set_history_capacity(&mut self, cap: usize) {
         self.history_cap = cap.max(1);
+        self.tx = broadcast::channel(self.history_cap).0;
         self.trim_history();
     }
 
