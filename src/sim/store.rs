@@ -141,6 +141,8 @@ pub struct Store {
     dependents: HashMap<String, BTreeSet<ObjKey>>,
     rng: ChaCha8Rng,
     now: Timestamp,
+    dry_run: bool,
+    graceful_pods: bool,
 }
 
 /// Default number of events kept for watch replay.
@@ -163,6 +165,8 @@ impl Store {
             dependents: HashMap::new(),
             rng: ChaCha8Rng::seed_from_u64(seed ^ 0x5157_0b1e_c7a1_u64),
             now,
+            dry_run: false,
+            graceful_pods: false,
         };
         s.sync_registry();
         s
@@ -214,6 +218,26 @@ impl Store {
         self.history_cap = cap.max(1);
         self.tx = broadcast::channel(self.history_cap).0;
         self.trim_history();
+    }
+
+    /// While set, create/update/delete check and compute their result but change nothing
+    /// (the API's `dryRun=All`).
+    pub fn set_dry_run(&mut self, on: bool) {
+        self.dry_run = on;
+    }
+
+    /// True during a dry run.
+    pub fn is_dry_run(&self) -> bool {
+        self.dry_run
+    }
+
+    /// Graceful pod deletion, for the kubelet simulation to turn on: deleting a pod bound to
+    /// a node (`spec.nodeName`) with a non-zero grace period then only marks it Terminating
+    /// (`deletionTimestamp` = now + grace, `deletionGracePeriodSeconds` = grace); it goes
+    /// when deleted again with grace period 0 (what a kubelet does once containers stopped).
+    /// Off by default: pods are removed at once.
+    pub fn set_graceful_pod_deletion(&mut self, on: bool) {
+        self.graceful_pods = on;
     }
 
     /// Subscribes to every future event.
@@ -448,6 +472,21 @@ impl Store {
         obj: Value,
         keep_status: bool,
     ) -> Result<Arc<Value>, ApiError> {
+        let saved_rng = self.dry_run.then(|| self.rng.clone());
+        let out = self.create_inner(res, ns, obj, keep_status);
+        if let Some(r) = saved_rng {
+            self.rng = r;
+        }
+        out
+    }
+
+    fn create_inner(
+        &mut self,
+        res: ResId,
+        ns: &str,
+        obj: Value,
+        keep_status: bool,
+    ) -> Result<Arc<Value>, ApiError> {
         let def = self.registry.def(res).clone();
         let Value::Object(mut map) = obj else {
             return Err(ApiError::bad_request(
@@ -563,6 +602,9 @@ impl Store {
         let mut obj = Value::Object(map);
         defaults::apply(&def, &mut obj, &mut self.rng);
         self.validate_custom(res, &obj)?;
+        if self.dry_run {
+            return Ok(Arc::new(obj));
+        }
         let rv = self.next_rv();
         obj["metadata"]["resourceVersion"] = Value::String(rv.to_string());
         let obj = Arc::new(obj);
@@ -679,6 +721,9 @@ impl Store {
         if new == *old {
             return Ok(old);
         }
+        if self.dry_run {
+            return Ok(Arc::new(new));
+        }
         let rv = self.next_rv();
         new["metadata"]["resourceVersion"] = Value::String(rv.to_string());
         let new = Arc::new(new);
@@ -687,7 +732,14 @@ impl Store {
         self.index_owners(&key, &new, true);
         self.insert(res, ns, name, new.clone());
         self.push_event(res, ns, name, EventKind::Modified, new.clone(), Some(old));
-        if new.pointer("/metadata/deletionTimestamp").is_some() && finalizers(&new).is_empty() {
+        if new.pointer("/metadata/deletionTimestamp").is_some()
+            && finalizers(&new).is_empty()
+            && new
+                .pointer("/metadata/deletionGracePeriodSeconds")
+                .and_then(Value::as_i64)
+                .unwrap_or(0)
+                == 0
+        {
             return self.remove(res, ns, name);
         }
         Ok(new)
@@ -725,9 +777,28 @@ impl Store {
         {
             return Err(ApiError::conflict(&self.qualified(res), name));
         }
-        if cur.pointer("/metadata/deletionTimestamp").is_some() {
+        if self.dry_run {
             return Ok(cur);
         }
+        let is_pod = def.group.is_empty() && def.kind == "Pod";
+        if cur.pointer("/metadata/deletionTimestamp").is_some() {
+            // Deleting again with grace 0 ends a graceful deletion (the kubelet's confirmation).
+            let held = cur
+                .pointer("/metadata/deletionGracePeriodSeconds")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            if opts.grace_period_seconds == Some(0) && held != 0 && finalizers(&cur).is_empty() {
+                return self.remove(res, ns, name);
+            }
+            return Ok(cur);
+        }
+        let grace = opts.grace_period_seconds.unwrap_or_else(|| {
+            cur.pointer("/spec/terminationGracePeriodSeconds")
+                .and_then(Value::as_i64)
+                .unwrap_or(30)
+        });
+        let graceful =
+            is_pod && self.graceful_pods && grace > 0 && !str_at(&cur, "/spec/nodeName").is_empty();
         let uid = meta_str(&cur, "uid").to_string();
         let is_namespace = def.group.is_empty() && def.kind == "Namespace";
         let has_dependents = self.dependents.get(&uid).is_some_and(|s| !s.is_empty());
@@ -741,14 +812,24 @@ impl Store {
         {
             fins.push("foregroundDeletion".into());
         }
-        if fins.is_empty() && !is_namespace {
+        if fins.is_empty() && !is_namespace && !graceful {
             return self.remove(res, ns, name);
         }
         // Mark for deletion.
         let mut marked = (*cur).clone();
-        marked["metadata"]["deletionTimestamp"] = Value::String(self.timestamp());
-        marked["metadata"]["deletionGracePeriodSeconds"] =
-            json!(opts.grace_period_seconds.unwrap_or(0));
+        let at = if graceful {
+            let t = self
+                .now
+                .checked_add(jiff::SignedDuration::from_secs(grace))
+                .unwrap_or(self.now);
+            Timestamp::from_second(t.as_second())
+                .unwrap_or(t)
+                .to_string()
+        } else {
+            self.timestamp()
+        };
+        marked["metadata"]["deletionTimestamp"] = Value::String(at);
+        marked["metadata"]["deletionGracePeriodSeconds"] = json!(if graceful { grace } else { 0 });
         if !fins.is_empty() {
             marked["metadata"]["finalizers"] = json!(fins);
         }
@@ -945,6 +1026,12 @@ impl Store {
 pub fn meta_str<'a>(obj: &'a Value, field: &str) -> &'a str {
     obj.get("metadata")
         .and_then(|m| m.get(field))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+fn str_at<'a>(obj: &'a Value, pointer: &str) -> &'a str {
+    obj.pointer(pointer)
         .and_then(Value::as_str)
         .unwrap_or_default()
 }

@@ -332,3 +332,64 @@ fn custom_kinds_store_like_builtins() {
         .expect("create");
     assert_eq!(o["metadata"]["generation"], 1);
 }
+
+#[test]
+fn graceful_pod_deletion_when_enabled() {
+    let (mut s, _, pods, _) = store();
+    let mut p = pod("g", json!({}));
+    p["spec"]["nodeName"] = json!("node-1");
+    s.create(pods, "default", p.clone(), false).expect("create");
+    s.set_graceful_pod_deletion(true);
+    let d = s
+        .delete(pods, "default", "g", &DeleteOptions::default())
+        .expect("delete");
+    assert_eq!(d["metadata"]["deletionGracePeriodSeconds"], 30);
+    assert_eq!(d["metadata"]["deletionTimestamp"], "2026-01-01T00:00:30Z");
+    // a status update by the kubelet does not remove it
+    let mut st = (*d).clone();
+    st["status"]["phase"] = json!("Running");
+    s.update(pods, "default", "g", st, true).expect("status");
+    assert!(s.get(pods, "default", "g").is_some());
+    let opts = DeleteOptions {
+        grace_period_seconds: Some(0),
+        ..Default::default()
+    };
+    s.delete(pods, "default", "g", &opts).expect("confirm");
+    assert!(s.get(pods, "default", "g").is_none());
+    // an unbound pod goes at once
+    s.create(pods, "default", pod("u", json!({})), false)
+        .expect("create");
+    s.delete(pods, "default", "u", &DeleteOptions::default())
+        .expect("delete");
+    assert!(s.get(pods, "default", "u").is_none());
+}
+
+#[test]
+fn dry_run_changes_nothing() {
+    let (mut s, _, pods, _) = store();
+    s.create(pods, "default", pod("keep", json!({})), false)
+        .expect("create");
+    let rv = s.resource_version();
+    s.set_dry_run(true);
+    let p = s
+        .create(pods, "default", pod("dry", json!({})), false)
+        .expect("dry create");
+    assert_eq!(p["status"]["phase"], "Pending");
+    s.delete(pods, "default", "keep", &DeleteOptions::default())
+        .expect("dry delete");
+    s.set_dry_run(false);
+    assert_eq!(s.resource_version(), rv);
+    assert!(s.get(pods, "default", "dry").is_none());
+    assert!(s.get(pods, "default", "keep").is_some());
+    // generated uids are not consumed by a dry run
+    let a = s
+        .create(pods, "default", pod("after", json!({})), false)
+        .expect("create");
+    let (mut s2, _, pods2, _) = store();
+    s2.create(pods2, "default", pod("keep", json!({})), false)
+        .expect("create");
+    let b = s2
+        .create(pods2, "default", pod("after", json!({})), false)
+        .expect("create");
+    assert_eq!(a["metadata"]["uid"], b["metadata"]["uid"]);
+}

@@ -207,6 +207,12 @@ fn server_side_apply_create_delete_and_describe() {
     let err = s.kubectl(&["create", "-f", "-"]);
     assert!(!err.status.success(), "create -f - with no input fails");
     let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: conf}\ndata: {a: '1', b: '2'}\n";
+    let dry = s.ok_stdin(&["apply", "--dry-run=server", "-f", "-"], cm);
+    assert!(
+        dry.contains("configmap/conf created (server dry run)"),
+        "{dry}"
+    );
+    s.fails(&["get", "cm", "conf"]);
     assert!(
         s.ok_stdin(&["create", "-f", "-"], cm)
             .contains("configmap/conf created")
