@@ -4,11 +4,13 @@
 //! through [`Store::create`], [`Store::update`] and [`Store::delete`], so both get the same
 //! semantics: uid, resourceVersion, generation, defaulting, CRD schema validation,
 //! finalizers, ownerReference garbage collection, namespace deletion, and one [`Event`]
-//! per change in a bounded history that watches replay from.
+//! per change. Controllers read full [`Event`]s (kept until every controller has seen them);
+//! watches replay from a bounded history of compact [`WatchEvent`]s (the encoded JSON line,
+//! not the object), so superseded versions of objects are not kept alive.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::ops::Bound;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use rand::{Rng, SeedableRng};
@@ -43,7 +45,7 @@ impl EventKind {
     }
 }
 
-/// One change in the store, kept in the history for watch replay and controller change feeds.
+/// One change in the store, as controllers see it (see [`super::world::Ctx::changes`]).
 #[derive(Debug)]
 pub struct Event {
     /// The resourceVersion this change produced (global, increasing).
@@ -62,23 +64,114 @@ pub struct Event {
     pub object: Arc<Value>,
     /// The object before the change (Modified and Deleted).
     pub old: Option<Arc<Value>>,
-    line: OnceLock<bytes::Bytes>,
 }
 
-impl Event {
-    /// The watch-stream line `{"type":"ADDED","object":{...}}\n`, serialized once for all watchers.
-    pub fn json_line(&self) -> bytes::Bytes {
-        self.line
-            .get_or_init(|| {
-                let mut v = serde_json::to_vec(
-                    &json!({"type": self.kind.as_str(), "object": &*self.object}),
-                )
-                .unwrap_or_default();
-                v.push(b'\n');
-                bytes::Bytes::from(v)
-            })
-            .clone()
+/// One change as watches see it: the object while it is the live version (shared with the
+/// store, no copy), its encoded watch line once superseded or deleted (so old versions are
+/// not kept as JSON trees), and just enough of the previous version to tell a
+/// selector-filtered watcher whether the object left its selection.
+#[derive(Debug)]
+pub struct WatchEvent {
+    /// The resourceVersion this change produced.
+    pub rv: u64,
+    /// The resource's id in the registry.
+    pub resource: ResId,
+    /// Namespace ("" for cluster-scoped).
+    pub namespace: String,
+    /// What happened.
+    pub kind: EventKind,
+    payload: std::sync::Mutex<Payload>,
+    /// JSON of the selectable fields (metadata name/namespace/labels and the fields field
+    /// selectors use) of the previous version, for Modified and Deleted.
+    pub old_slim: Option<bytes::Bytes>,
+}
+
+#[derive(Debug)]
+enum Payload {
+    Live(Arc<Value>),
+    Encoded(bytes::Bytes),
+}
+
+fn encode_line(kind: EventKind, object: &Value) -> bytes::Bytes {
+    let mut line =
+        serde_json::to_vec(&json!({"type": kind.as_str(), "object": object})).unwrap_or_default();
+    line.push(b'\n');
+    bytes::Bytes::from(line)
+}
+
+impl WatchEvent {
+    fn payload(&self) -> std::sync::MutexGuard<'_, Payload> {
+        self.payload.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// The watch-stream line `{"type":"ADDED","object":{...}}\n`.
+    pub fn line(&self) -> bytes::Bytes {
+        match &*self.payload() {
+            Payload::Live(o) => encode_line(self.kind, o),
+            Payload::Encoded(b) => b.clone(),
+        }
+    }
+
+    /// The object of the event.
+    pub fn object(&self) -> Arc<Value> {
+        match &*self.payload() {
+            Payload::Live(o) => o.clone(),
+            Payload::Encoded(b) => Arc::new(
+                serde_json::from_slice::<Value>(b)
+                    .ok()
+                    .and_then(|mut v| v.get_mut("object").map(Value::take))
+                    .unwrap_or(Value::Null),
+            ),
+        }
+    }
+
+    /// Keeps only the encoded line (the object is no longer the live version).
+    fn freeze(&self) {
+        let mut p = self.payload();
+        if let Payload::Live(o) = &*p {
+            *p = Payload::Encoded(encode_line(self.kind, o));
+        }
+    }
+}
+
+/// The parts of an object that label and field selectors look at.
+pub fn selectable(obj: &Value) -> Value {
+    let mut out = json!({"metadata": {
+        "name": obj.pointer("/metadata/name"),
+        "namespace": obj.pointer("/metadata/namespace"),
+        "labels": obj.pointer("/metadata/labels"),
+    }});
+    for (top, fields) in [
+        (
+            "spec",
+            &[
+                "nodeName",
+                "restartPolicy",
+                "schedulerName",
+                "serviceAccountName",
+                "unschedulable",
+            ][..],
+        ),
+        ("status", &["phase", "podIP", "nominatedNodeName"][..]),
+    ] {
+        for f in fields {
+            if let Some(v) = obj.get(top).and_then(|t| t.get(*f)) {
+                out[top][*f] = v.clone();
+            }
+        }
+    }
+    for f in [
+        "involvedObject",
+        "reason",
+        "type",
+        "source",
+        "reportingComponent",
+    ] {
+        if let Some(v) = obj.get(f) {
+            out[f] = v.clone();
+        }
+    }
+    out
 }
 
 /// How a delete should treat the object's dependents (ownerReferences pointing at it).
@@ -133,10 +226,13 @@ pub struct Store {
     tables: Vec<Table>,
     keys: Vec<Arc<str>>,
     rv: u64,
-    history: VecDeque<Arc<Event>>,
+    recent: VecDeque<Arc<Event>>,
+    recent_dropped: u64,
+    history: VecDeque<Arc<WatchEvent>>,
+    latest: HashMap<ObjKey, Arc<WatchEvent>>,
     history_cap: usize,
     compacted: u64,
-    tx: broadcast::Sender<Arc<Event>>,
+    tx: broadcast::Sender<Arc<WatchEvent>>,
     uids: HashMap<String, ObjKey>,
     dependents: HashMap<String, BTreeSet<ObjKey>>,
     rng: ChaCha8Rng,
@@ -157,7 +253,10 @@ impl Store {
             tables: Vec::new(),
             keys: Vec::new(),
             rv: 1,
+            recent: VecDeque::new(),
+            recent_dropped: 0,
             history: VecDeque::new(),
+            latest: HashMap::new(),
             history_cap: DEFAULT_HISTORY,
             compacted: 0,
             tx,
@@ -218,6 +317,11 @@ impl Store {
         self.history_cap = cap.max(1);
         self.tx = broadcast::channel(self.history_cap).0;
         self.trim_history();
+        while self.recent.len() > self.history_cap {
+            if let Some(e) = self.recent.pop_front() {
+                self.recent_dropped = e.rv;
+            }
+        }
     }
 
     /// While set, create/update/delete check and compute their result but change nothing
@@ -241,17 +345,37 @@ impl Store {
     }
 
     /// Subscribes to every future event.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<WatchEvent>> {
         self.tx.subscribe()
     }
 
-    /// Events with rv > `rv`, or `Err(compacted_rv)` when some of them were compacted away.
-    pub fn events_since(&self, rv: u64) -> Result<impl Iterator<Item = &Arc<Event>>, u64> {
+    /// Watch events with rv > `rv`, or `Err(compacted_rv)` when some were compacted away.
+    pub fn watch_since(&self, rv: u64) -> Result<impl Iterator<Item = &Arc<WatchEvent>>, u64> {
         if rv < self.compacted {
             return Err(self.compacted);
         }
         let start = self.history.partition_point(|e| e.rv <= rv);
         Ok(self.history.range(start..))
+    }
+
+    /// Full events with rv > `rv` (for controllers), or `Err` when some were already dropped
+    /// (see [`Store::forget_events_upto`]).
+    pub fn events_since(&self, rv: u64) -> Result<impl Iterator<Item = &Arc<Event>>, u64> {
+        if rv < self.recent_dropped {
+            return Err(self.recent_dropped);
+        }
+        let start = self.recent.partition_point(|e| e.rv <= rv);
+        Ok(self.recent.range(start..))
+    }
+
+    /// Drops full events with rv <= `rv` (every controller has seen them), so old versions
+    /// of objects are freed. At most the history capacity of them is kept in any case.
+    pub fn forget_events_upto(&mut self, rv: u64) {
+        while self.recent.front().is_some_and(|e| e.rv <= rv) {
+            if let Some(e) = self.recent.pop_front() {
+                self.recent_dropped = e.rv;
+            }
+        }
     }
 
     /// Number of objects of a resource.
@@ -391,6 +515,30 @@ impl Store {
         object: Arc<Value>,
         old: Option<Arc<Value>>,
     ) {
+        let payload = if kind == EventKind::Deleted {
+            Payload::Encoded(encode_line(kind, &object))
+        } else {
+            Payload::Live(object.clone())
+        };
+        let slim =
+            |o: &Value| bytes::Bytes::from(serde_json::to_vec(&selectable(o)).unwrap_or_default());
+        let wev = Arc::new(WatchEvent {
+            rv: self.rv,
+            resource: res,
+            namespace: ns.to_string(),
+            kind,
+            payload: std::sync::Mutex::new(payload),
+            old_slim: old.as_deref().map(slim),
+        });
+        let okey = (res, ns.to_string(), name.to_string());
+        let superseded = if kind == EventKind::Deleted {
+            self.latest.remove(&okey)
+        } else {
+            self.latest.insert(okey, wev.clone())
+        };
+        if let Some(prev) = superseded {
+            prev.freeze();
+        }
         let ev = Arc::new(Event {
             rv: self.rv,
             resource: res,
@@ -400,11 +548,16 @@ impl Store {
             kind,
             object,
             old,
-            line: OnceLock::new(),
         });
-        self.history.push_back(ev.clone());
+        self.recent.push_back(ev);
+        while self.recent.len() > self.history_cap {
+            if let Some(e) = self.recent.pop_front() {
+                self.recent_dropped = e.rv;
+            }
+        }
+        self.history.push_back(wev.clone());
         self.trim_history();
-        let _ = self.tx.send(ev);
+        let _ = self.tx.send(wev);
     }
 
     fn trim_history(&mut self) {

@@ -309,10 +309,12 @@ fn history_replay_and_compaction() {
     assert!(s.events_since(start).is_err(), "compacted");
     let head = s.resource_version();
     assert_eq!(s.events_since(head - 4).map(|it| it.count()).ok(), Some(4));
+    assert!(s.watch_since(start).is_err(), "watch history compacted too");
+    assert_eq!(s.watch_since(head - 4).map(|it| it.count()).ok(), Some(4));
     let line = s
-        .events_since(head - 1)
+        .watch_since(head - 1)
         .ok()
-        .and_then(|mut it| it.next().map(|e| e.json_line()))
+        .and_then(|mut it| it.next().map(|e| e.line()))
         .expect("line");
     let v: Value = serde_json::from_slice(&line).expect("json line");
     assert_eq!(v["type"], "ADDED");
@@ -392,4 +394,28 @@ fn dry_run_changes_nothing() {
         .create(pods2, "default", pod("after", json!({})), false)
         .expect("create");
     assert_eq!(a["metadata"]["uid"], b["metadata"]["uid"]);
+}
+
+#[test]
+fn superseded_versions_are_freed_once_seen() {
+    let (mut s, _, pods, _) = store();
+    let first = s
+        .create(pods, "default", pod("v", json!({})), false)
+        .expect("create");
+    let mut next = (*first).clone();
+    next["metadata"]["labels"] = json!({"a": "b"});
+    s.update(pods, "default", "v", next, false).expect("update");
+    assert!(
+        Arc::strong_count(&first) > 1,
+        "kept while controllers may not have seen it"
+    );
+    s.forget_events_upto(s.resource_version());
+    assert_eq!(
+        Arc::strong_count(&first),
+        1,
+        "only this test holds the old version now"
+    );
+    assert!(s.events_since(0).is_err());
+    // watches still replay it from the compact history
+    assert_eq!(s.watch_since(0).map(|it| it.count()).ok(), Some(5));
 }
