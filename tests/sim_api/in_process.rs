@@ -359,3 +359,147 @@ async fn watch_from_compacted_version_is_410_expired() {
         other => panic!("expected 410, got {other:?}"),
     }
 }
+
+/// Answers every proxied request with the service name and path.
+struct Echo;
+
+impl playbook::sim::ServiceProxy for Echo {
+    fn handle(
+        &self,
+        _sim: &Sim,
+        req: playbook::sim::ProxyRequest,
+    ) -> futures::future::BoxFuture<'static, Option<playbook::sim::ProxyResponse>> {
+        Box::pin(async move {
+            (req.service != "down").then(|| playbook::sim::ProxyResponse {
+                status: 200,
+                headers: vec![("content-type".into(), "text/plain".into())],
+                body: format!("{} {} {:?} {}", req.method, req.service, req.port, req.path).into(),
+            })
+        })
+    }
+}
+
+/// Logs name the pod and container.
+struct Logs;
+
+impl playbook::sim::PodLogs for Logs {
+    fn logs(&self, _sim: &Sim, pod: &serde_json::Value, container: Option<&str>) -> String {
+        format!(
+            "log of {} {}\n",
+            pod["metadata"]["name"].as_str().unwrap_or("?"),
+            container.unwrap_or("-")
+        )
+    }
+}
+
+#[tokio::test]
+async fn service_proxy_and_pod_log_hooks() {
+    let sim = sim();
+    let client = sim.client();
+    for name in ["web", "down"] {
+        sim.seed(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": "default"},
+            "spec": {"ports": [{"port": 80}]}}))
+            .expect("svc");
+    }
+    let get = |uri: &str| axum::http::Request::get(uri).body(Vec::new()).expect("req");
+    let err = client
+        .request_text(get("/api/v1/namespaces/default/services/web/proxy/x"))
+        .await
+        .expect_err("503");
+    assert!(
+        matches!(err, kube::Error::Api(ref s) if s.code == 503 && s.message == "no endpoints available for service \"web\""),
+        "{err:?}"
+    );
+    sim.set_service_proxy(std::sync::Arc::new(Echo));
+    let body = client
+        .request_text(get(
+            "/api/v1/namespaces/default/services/web:80/proxy/v1/models/m:predict?x=1",
+        ))
+        .await
+        .expect("proxied");
+    assert_eq!(body, "GET web Some(\"80\") /v1/models/m:predict");
+    let err = client
+        .request_text(get("/api/v1/namespaces/default/services/down/proxy/"))
+        .await
+        .expect_err("none");
+    assert!(
+        matches!(err, kube::Error::Api(ref s) if s.code == 503),
+        "{err:?}"
+    );
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    pods.create(&PostParams::default(), &pod("l", json!({})))
+        .await
+        .expect("pod");
+    assert_eq!(
+        pods.logs("l", &Default::default())
+            .await
+            .expect("empty log"),
+        ""
+    );
+    sim.set_pod_logs(std::sync::Arc::new(Logs));
+    let lp = kube::api::LogParams {
+        container: Some("c".into()),
+        ..Default::default()
+    };
+    assert_eq!(pods.logs("l", &lp).await.expect("log"), "log of l c\n");
+    let bad = kube::api::LogParams {
+        container: Some("nope".into()),
+        ..Default::default()
+    };
+    assert!(pods.logs("l", &bad).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wall_clock_fires_timers_by_itself() {
+    let sim = Sim::new(SimConfig {
+        seed: 1,
+        clock: ClockMode::Wall,
+    });
+    sim.add_controller(Box::new(Starter));
+    let pods: Api<Pod> = Api::namespaced(sim.client(), "default");
+    let created = pods
+        .create(&PostParams::default(), &pod("t", json!({})))
+        .await
+        .expect("create");
+    assert_eq!(
+        created.status.and_then(|s| s.phase).as_deref(),
+        Some("Pending")
+    );
+    let created_at = created
+        .metadata
+        .creation_timestamp
+        .expect("creationTimestamp")
+        .0;
+    let start = std::time::Instant::now();
+    loop {
+        let phase = pods
+            .get("t")
+            .await
+            .expect("get")
+            .status
+            .and_then(|s| s.phase);
+        if phase.as_deref() == Some("Running") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "timer did not fire in wall time"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // creationTimestamp has whole seconds; the controller's timer is one second after it.
+    let due = created_at + jiff::SignedDuration::from_secs(1);
+    assert!(jiff::Timestamp::now() >= due, "not before its time");
+}
+
+#[test]
+fn same_seed_same_names_and_uids() {
+    let run = || {
+        let sim = sim();
+        let o = sim
+            .seed(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"generateName": "c-", "namespace": "default"}}))
+            .expect("seed");
+        (o["metadata"]["name"].clone(), o["metadata"]["uid"].clone())
+    };
+    assert_eq!(run(), run());
+}
