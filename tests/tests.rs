@@ -1,3 +1,5 @@
-//! The one integration test binary: a module per area, driving the real `playbook` binary.
+//! The one integration test binary: a module per area, driving the real `playbook` binary
+//! (and kubectl against `playbook sim serve`).
 
 mod cli;
+mod sim_api;

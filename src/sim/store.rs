@@ -4,11 +4,13 @@
 //! through [`Store::create`], [`Store::update`] and [`Store::delete`], so both get the same
 //! semantics: uid, resourceVersion, generation, defaulting, CRD schema validation,
 //! finalizers, ownerReference garbage collection, namespace deletion, and one [`Event`]
-//! per change in a bounded history that watches replay from.
+//! per change. Controllers read full [`Event`]s (kept until every controller has seen them);
+//! watches replay from a bounded history of compact [`WatchEvent`]s (the encoded JSON line,
+//! not the object), so superseded versions of objects are not kept alive.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::ops::Bound;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use rand::{Rng, SeedableRng};
@@ -43,7 +45,7 @@ impl EventKind {
     }
 }
 
-/// One change in the store, kept in the history for watch replay and controller change feeds.
+/// One change in the store, as controllers see it (see [`super::world::Ctx::changes`]).
 #[derive(Debug)]
 pub struct Event {
     /// The resourceVersion this change produced (global, increasing).
@@ -62,23 +64,114 @@ pub struct Event {
     pub object: Arc<Value>,
     /// The object before the change (Modified and Deleted).
     pub old: Option<Arc<Value>>,
-    line: OnceLock<bytes::Bytes>,
 }
 
-impl Event {
-    /// The watch-stream line `{"type":"ADDED","object":{...}}\n`, serialized once for all watchers.
-    pub fn json_line(&self) -> bytes::Bytes {
-        self.line
-            .get_or_init(|| {
-                let mut v = serde_json::to_vec(
-                    &json!({"type": self.kind.as_str(), "object": &*self.object}),
-                )
-                .unwrap_or_default();
-                v.push(b'\n');
-                bytes::Bytes::from(v)
-            })
-            .clone()
+/// One change as watches see it: the object while it is the live version (shared with the
+/// store, no copy), its encoded watch line once superseded or deleted (so old versions are
+/// not kept as JSON trees), and just enough of the previous version to tell a
+/// selector-filtered watcher whether the object left its selection.
+#[derive(Debug)]
+pub struct WatchEvent {
+    /// The resourceVersion this change produced.
+    pub rv: u64,
+    /// The resource's id in the registry.
+    pub resource: ResId,
+    /// Namespace ("" for cluster-scoped).
+    pub namespace: String,
+    /// What happened.
+    pub kind: EventKind,
+    payload: std::sync::Mutex<Payload>,
+    /// JSON of the selectable fields (metadata name/namespace/labels and the fields field
+    /// selectors use) of the previous version, for Modified and Deleted.
+    pub old_slim: Option<bytes::Bytes>,
+}
+
+#[derive(Debug)]
+enum Payload {
+    Live(Arc<Value>),
+    Encoded(bytes::Bytes),
+}
+
+fn encode_line(kind: EventKind, object: &Value) -> bytes::Bytes {
+    let mut line =
+        serde_json::to_vec(&json!({"type": kind.as_str(), "object": object})).unwrap_or_default();
+    line.push(b'\n');
+    bytes::Bytes::from(line)
+}
+
+impl WatchEvent {
+    fn payload(&self) -> std::sync::MutexGuard<'_, Payload> {
+        self.payload.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// The watch-stream line `{"type":"ADDED","object":{...}}\n`.
+    pub fn line(&self) -> bytes::Bytes {
+        match &*self.payload() {
+            Payload::Live(o) => encode_line(self.kind, o),
+            Payload::Encoded(b) => b.clone(),
+        }
+    }
+
+    /// The object of the event.
+    pub fn object(&self) -> Arc<Value> {
+        match &*self.payload() {
+            Payload::Live(o) => o.clone(),
+            Payload::Encoded(b) => Arc::new(
+                serde_json::from_slice::<Value>(b)
+                    .ok()
+                    .and_then(|mut v| v.get_mut("object").map(Value::take))
+                    .unwrap_or(Value::Null),
+            ),
+        }
+    }
+
+    /// Keeps only the encoded line (the object is no longer the live version).
+    fn freeze(&self) {
+        let mut p = self.payload();
+        if let Payload::Live(o) = &*p {
+            *p = Payload::Encoded(encode_line(self.kind, o));
+        }
+    }
+}
+
+/// The parts of an object that label and field selectors look at.
+pub fn selectable(obj: &Value) -> Value {
+    let mut out = json!({"metadata": {
+        "name": obj.pointer("/metadata/name"),
+        "namespace": obj.pointer("/metadata/namespace"),
+        "labels": obj.pointer("/metadata/labels"),
+    }});
+    for (top, fields) in [
+        (
+            "spec",
+            &[
+                "nodeName",
+                "restartPolicy",
+                "schedulerName",
+                "serviceAccountName",
+                "unschedulable",
+            ][..],
+        ),
+        ("status", &["phase", "podIP", "nominatedNodeName"][..]),
+    ] {
+        for f in fields {
+            if let Some(v) = obj.get(top).and_then(|t| t.get(*f)) {
+                out[top][*f] = v.clone();
+            }
+        }
+    }
+    for f in [
+        "involvedObject",
+        "reason",
+        "type",
+        "source",
+        "reportingComponent",
+    ] {
+        if let Some(v) = obj.get(f) {
+            out[f] = v.clone();
+        }
+    }
+    out
 }
 
 /// How a delete should treat the object's dependents (ownerReferences pointing at it).
@@ -133,14 +226,19 @@ pub struct Store {
     tables: Vec<Table>,
     keys: Vec<Arc<str>>,
     rv: u64,
-    history: VecDeque<Arc<Event>>,
+    recent: VecDeque<Arc<Event>>,
+    recent_dropped: u64,
+    history: VecDeque<Arc<WatchEvent>>,
+    latest: HashMap<ObjKey, Arc<WatchEvent>>,
     history_cap: usize,
     compacted: u64,
-    tx: broadcast::Sender<Arc<Event>>,
+    tx: broadcast::Sender<Arc<WatchEvent>>,
     uids: HashMap<String, ObjKey>,
     dependents: HashMap<String, BTreeSet<ObjKey>>,
     rng: ChaCha8Rng,
     now: Timestamp,
+    dry_run: bool,
+    graceful_pods: bool,
 }
 
 /// Default number of events kept for watch replay.
@@ -149,13 +247,16 @@ pub const DEFAULT_HISTORY: usize = 10_000;
 impl Store {
     /// An empty store over `registry`, seeded for deterministic uids and generated names.
     pub fn new(registry: Registry, seed: u64, now: Timestamp) -> Self {
-        let (tx, _) = broadcast::channel(16_384);
+        let (tx, _) = broadcast::channel(DEFAULT_HISTORY);
         let mut s = Store {
             registry,
             tables: Vec::new(),
             keys: Vec::new(),
             rv: 1,
+            recent: VecDeque::new(),
+            recent_dropped: 0,
             history: VecDeque::new(),
+            latest: HashMap::new(),
             history_cap: DEFAULT_HISTORY,
             compacted: 0,
             tx,
@@ -163,6 +264,8 @@ impl Store {
             dependents: HashMap::new(),
             rng: ChaCha8Rng::seed_from_u64(seed ^ 0x5157_0b1e_c7a1_u64),
             now,
+            dry_run: false,
+            graceful_pods: false,
         };
         s.sync_registry();
         s
@@ -207,23 +310,72 @@ impl Store {
     }
 
     /// Sets how many events the history keeps (older ones are compacted away: 410 on watch).
+    /// A watcher may fall behind by at most this many events; one further behind has its
+    /// watch ended, and re-watching from its old resourceVersion answers 410 Expired, as a
+    /// real API server does with slow watchers. Open watches end when this is called.
     pub fn set_history_capacity(&mut self, cap: usize) {
         self.history_cap = cap.max(1);
+        self.tx = broadcast::channel(self.history_cap).0;
         self.trim_history();
+        while self.recent.len() > self.history_cap {
+            if let Some(e) = self.recent.pop_front() {
+                self.recent_dropped = e.rv;
+            }
+        }
+    }
+
+    /// While set, create/update/delete check and compute their result but change nothing
+    /// (the API's `dryRun=All`).
+    pub fn set_dry_run(&mut self, on: bool) {
+        self.dry_run = on;
+    }
+
+    /// True during a dry run.
+    pub fn is_dry_run(&self) -> bool {
+        self.dry_run
+    }
+
+    /// Graceful pod deletion, for the kubelet simulation to turn on: deleting a pod bound to
+    /// a node (`spec.nodeName`) with a non-zero grace period then only marks it Terminating
+    /// (`deletionTimestamp` = now + grace, `deletionGracePeriodSeconds` = grace); it goes
+    /// when deleted again with grace period 0 (what a kubelet does once containers stopped).
+    /// Off by default: pods are removed at once.
+    pub fn set_graceful_pod_deletion(&mut self, on: bool) {
+        self.graceful_pods = on;
     }
 
     /// Subscribes to every future event.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<WatchEvent>> {
         self.tx.subscribe()
     }
 
-    /// Events with rv > `rv`, or `Err(compacted_rv)` when some of them were compacted away.
-    pub fn events_since(&self, rv: u64) -> Result<impl Iterator<Item = &Arc<Event>>, u64> {
+    /// Watch events with rv > `rv`, or `Err(compacted_rv)` when some were compacted away.
+    pub fn watch_since(&self, rv: u64) -> Result<impl Iterator<Item = &Arc<WatchEvent>>, u64> {
         if rv < self.compacted {
             return Err(self.compacted);
         }
         let start = self.history.partition_point(|e| e.rv <= rv);
         Ok(self.history.range(start..))
+    }
+
+    /// Full events with rv > `rv` (for controllers), or `Err` when some were already dropped
+    /// (see [`Store::forget_events_upto`]).
+    pub fn events_since(&self, rv: u64) -> Result<impl Iterator<Item = &Arc<Event>>, u64> {
+        if rv < self.recent_dropped {
+            return Err(self.recent_dropped);
+        }
+        let start = self.recent.partition_point(|e| e.rv <= rv);
+        Ok(self.recent.range(start..))
+    }
+
+    /// Drops full events with rv <= `rv` (every controller has seen them), so old versions
+    /// of objects are freed. At most the history capacity of them is kept in any case.
+    pub fn forget_events_upto(&mut self, rv: u64) {
+        while self.recent.front().is_some_and(|e| e.rv <= rv) {
+            if let Some(e) = self.recent.pop_front() {
+                self.recent_dropped = e.rv;
+            }
+        }
     }
 
     /// Number of objects of a resource.
@@ -363,6 +515,30 @@ impl Store {
         object: Arc<Value>,
         old: Option<Arc<Value>>,
     ) {
+        let payload = if kind == EventKind::Deleted {
+            Payload::Encoded(encode_line(kind, &object))
+        } else {
+            Payload::Live(object.clone())
+        };
+        let slim =
+            |o: &Value| bytes::Bytes::from(serde_json::to_vec(&selectable(o)).unwrap_or_default());
+        let wev = Arc::new(WatchEvent {
+            rv: self.rv,
+            resource: res,
+            namespace: ns.to_string(),
+            kind,
+            payload: std::sync::Mutex::new(payload),
+            old_slim: old.as_deref().map(slim),
+        });
+        let okey = (res, ns.to_string(), name.to_string());
+        let superseded = if kind == EventKind::Deleted {
+            self.latest.remove(&okey)
+        } else {
+            self.latest.insert(okey, wev.clone())
+        };
+        if let Some(prev) = superseded {
+            prev.freeze();
+        }
         let ev = Arc::new(Event {
             rv: self.rv,
             resource: res,
@@ -372,11 +548,16 @@ impl Store {
             kind,
             object,
             old,
-            line: OnceLock::new(),
         });
-        self.history.push_back(ev.clone());
+        self.recent.push_back(ev);
+        while self.recent.len() > self.history_cap {
+            if let Some(e) = self.recent.pop_front() {
+                self.recent_dropped = e.rv;
+            }
+        }
+        self.history.push_back(wev.clone());
         self.trim_history();
-        let _ = self.tx.send(ev);
+        let _ = self.tx.send(wev);
     }
 
     fn trim_history(&mut self) {
@@ -438,6 +619,21 @@ impl Store {
     /// Creates an object in namespace `ns` ("" for cluster-scoped). `keep_status` keeps a
     /// `status` given on create (seeding, controllers); the API drops it as a real server does.
     pub fn create(
+        &mut self,
+        res: ResId,
+        ns: &str,
+        obj: Value,
+        keep_status: bool,
+    ) -> Result<Arc<Value>, ApiError> {
+        let saved_rng = self.dry_run.then(|| self.rng.clone());
+        let out = self.create_inner(res, ns, obj, keep_status);
+        if let Some(r) = saved_rng {
+            self.rng = r;
+        }
+        out
+    }
+
+    fn create_inner(
         &mut self,
         res: ResId,
         ns: &str,
@@ -559,6 +755,9 @@ impl Store {
         let mut obj = Value::Object(map);
         defaults::apply(&def, &mut obj, &mut self.rng);
         self.validate_custom(res, &obj)?;
+        if self.dry_run {
+            return Ok(Arc::new(obj));
+        }
         let rv = self.next_rv();
         obj["metadata"]["resourceVersion"] = Value::String(rv.to_string());
         let obj = Arc::new(obj);
@@ -675,6 +874,9 @@ impl Store {
         if new == *old {
             return Ok(old);
         }
+        if self.dry_run {
+            return Ok(Arc::new(new));
+        }
         let rv = self.next_rv();
         new["metadata"]["resourceVersion"] = Value::String(rv.to_string());
         let new = Arc::new(new);
@@ -683,7 +885,14 @@ impl Store {
         self.index_owners(&key, &new, true);
         self.insert(res, ns, name, new.clone());
         self.push_event(res, ns, name, EventKind::Modified, new.clone(), Some(old));
-        if new.pointer("/metadata/deletionTimestamp").is_some() && finalizers(&new).is_empty() {
+        if new.pointer("/metadata/deletionTimestamp").is_some()
+            && finalizers(&new).is_empty()
+            && new
+                .pointer("/metadata/deletionGracePeriodSeconds")
+                .and_then(Value::as_i64)
+                .unwrap_or(0)
+                == 0
+        {
             return self.remove(res, ns, name);
         }
         Ok(new)
@@ -721,9 +930,28 @@ impl Store {
         {
             return Err(ApiError::conflict(&self.qualified(res), name));
         }
-        if cur.pointer("/metadata/deletionTimestamp").is_some() {
+        if self.dry_run {
             return Ok(cur);
         }
+        let is_pod = def.group.is_empty() && def.kind == "Pod";
+        if cur.pointer("/metadata/deletionTimestamp").is_some() {
+            // Deleting again with grace 0 ends a graceful deletion (the kubelet's confirmation).
+            let held = cur
+                .pointer("/metadata/deletionGracePeriodSeconds")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            if opts.grace_period_seconds == Some(0) && held != 0 && finalizers(&cur).is_empty() {
+                return self.remove(res, ns, name);
+            }
+            return Ok(cur);
+        }
+        let grace = opts.grace_period_seconds.unwrap_or_else(|| {
+            cur.pointer("/spec/terminationGracePeriodSeconds")
+                .and_then(Value::as_i64)
+                .unwrap_or(30)
+        });
+        let graceful =
+            is_pod && self.graceful_pods && grace > 0 && !str_at(&cur, "/spec/nodeName").is_empty();
         let uid = meta_str(&cur, "uid").to_string();
         let is_namespace = def.group.is_empty() && def.kind == "Namespace";
         let has_dependents = self.dependents.get(&uid).is_some_and(|s| !s.is_empty());
@@ -737,14 +965,24 @@ impl Store {
         {
             fins.push("foregroundDeletion".into());
         }
-        if fins.is_empty() && !is_namespace {
+        if fins.is_empty() && !is_namespace && !graceful {
             return self.remove(res, ns, name);
         }
         // Mark for deletion.
         let mut marked = (*cur).clone();
-        marked["metadata"]["deletionTimestamp"] = Value::String(self.timestamp());
-        marked["metadata"]["deletionGracePeriodSeconds"] =
-            json!(opts.grace_period_seconds.unwrap_or(0));
+        let at = if graceful {
+            let t = self
+                .now
+                .checked_add(jiff::SignedDuration::from_secs(grace))
+                .unwrap_or(self.now);
+            Timestamp::from_second(t.as_second())
+                .unwrap_or(t)
+                .to_string()
+        } else {
+            self.timestamp()
+        };
+        marked["metadata"]["deletionTimestamp"] = Value::String(at);
+        marked["metadata"]["deletionGracePeriodSeconds"] = json!(if graceful { grace } else { 0 });
         if !fins.is_empty() {
             marked["metadata"]["finalizers"] = json!(fins);
         }
@@ -941,6 +1179,12 @@ impl Store {
 pub fn meta_str<'a>(obj: &'a Value, field: &str) -> &'a str {
     obj.get("metadata")
         .and_then(|m| m.get(field))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+fn str_at<'a>(obj: &'a Value, pointer: &str) -> &'a str {
+    obj.pointer(pointer)
         .and_then(Value::as_str)
         .unwrap_or_default()
 }

@@ -309,10 +309,12 @@ fn history_replay_and_compaction() {
     assert!(s.events_since(start).is_err(), "compacted");
     let head = s.resource_version();
     assert_eq!(s.events_since(head - 4).map(|it| it.count()).ok(), Some(4));
+    assert!(s.watch_since(start).is_err(), "watch history compacted too");
+    assert_eq!(s.watch_since(head - 4).map(|it| it.count()).ok(), Some(4));
     let line = s
-        .events_since(head - 1)
+        .watch_since(head - 1)
         .ok()
-        .and_then(|mut it| it.next().map(|e| e.json_line()))
+        .and_then(|mut it| it.next().map(|e| e.line()))
         .expect("line");
     let v: Value = serde_json::from_slice(&line).expect("json line");
     assert_eq!(v["type"], "ADDED");
@@ -331,4 +333,89 @@ fn custom_kinds_store_like_builtins() {
             "metadata": {"name": "kill"}, "spec": {"action": "pod-kill", "mode": "one", "selector": {}}}), false)
         .expect("create");
     assert_eq!(o["metadata"]["generation"], 1);
+}
+
+#[test]
+fn graceful_pod_deletion_when_enabled() {
+    let (mut s, _, pods, _) = store();
+    let mut p = pod("g", json!({}));
+    p["spec"]["nodeName"] = json!("node-1");
+    s.create(pods, "default", p.clone(), false).expect("create");
+    s.set_graceful_pod_deletion(true);
+    let d = s
+        .delete(pods, "default", "g", &DeleteOptions::default())
+        .expect("delete");
+    assert_eq!(d["metadata"]["deletionGracePeriodSeconds"], 30);
+    assert_eq!(d["metadata"]["deletionTimestamp"], "2026-01-01T00:00:30Z");
+    // a status update by the kubelet does not remove it
+    let mut st = (*d).clone();
+    st["status"]["phase"] = json!("Running");
+    s.update(pods, "default", "g", st, true).expect("status");
+    assert!(s.get(pods, "default", "g").is_some());
+    let opts = DeleteOptions {
+        grace_period_seconds: Some(0),
+        ..Default::default()
+    };
+    s.delete(pods, "default", "g", &opts).expect("confirm");
+    assert!(s.get(pods, "default", "g").is_none());
+    // an unbound pod goes at once
+    s.create(pods, "default", pod("u", json!({})), false)
+        .expect("create");
+    s.delete(pods, "default", "u", &DeleteOptions::default())
+        .expect("delete");
+    assert!(s.get(pods, "default", "u").is_none());
+}
+
+#[test]
+fn dry_run_changes_nothing() {
+    let (mut s, _, pods, _) = store();
+    s.create(pods, "default", pod("keep", json!({})), false)
+        .expect("create");
+    let rv = s.resource_version();
+    s.set_dry_run(true);
+    let p = s
+        .create(pods, "default", pod("dry", json!({})), false)
+        .expect("dry create");
+    assert_eq!(p["status"]["phase"], "Pending");
+    s.delete(pods, "default", "keep", &DeleteOptions::default())
+        .expect("dry delete");
+    s.set_dry_run(false);
+    assert_eq!(s.resource_version(), rv);
+    assert!(s.get(pods, "default", "dry").is_none());
+    assert!(s.get(pods, "default", "keep").is_some());
+    // generated uids are not consumed by a dry run
+    let a = s
+        .create(pods, "default", pod("after", json!({})), false)
+        .expect("create");
+    let (mut s2, _, pods2, _) = store();
+    s2.create(pods2, "default", pod("keep", json!({})), false)
+        .expect("create");
+    let b = s2
+        .create(pods2, "default", pod("after", json!({})), false)
+        .expect("create");
+    assert_eq!(a["metadata"]["uid"], b["metadata"]["uid"]);
+}
+
+#[test]
+fn superseded_versions_are_freed_once_seen() {
+    let (mut s, _, pods, _) = store();
+    let first = s
+        .create(pods, "default", pod("v", json!({})), false)
+        .expect("create");
+    let mut next = (*first).clone();
+    next["metadata"]["labels"] = json!({"a": "b"});
+    s.update(pods, "default", "v", next, false).expect("update");
+    assert!(
+        Arc::strong_count(&first) > 1,
+        "kept while controllers may not have seen it"
+    );
+    s.forget_events_upto(s.resource_version());
+    assert_eq!(
+        Arc::strong_count(&first),
+        1,
+        "only this test holds the old version now"
+    );
+    assert!(s.events_since(0).is_err());
+    // watches still replay it from the compact history
+    assert_eq!(s.watch_since(0).map(|it| it.count()).ok(), Some(5));
 }

@@ -528,6 +528,12 @@ impl World {
                 ran = true;
             }
             if !ran {
+                let seen = slots
+                    .iter()
+                    .map(|s| s.cursor)
+                    .min()
+                    .unwrap_or(store.resource_version());
+                store.forget_events_upto(seen);
                 return;
             }
         }

@@ -130,11 +130,15 @@ fn gv_path(g: &str, v: &str) -> String {
 /// `/openapi/v3`: the index of group-version documents.
 pub fn openapi_v3_index(sim: &Sim) -> Value {
     let mut paths = serde_json::Map::new();
+    let hash = format!(
+        "playbook-sim-{}",
+        sim.lock().store().registry().defs().len()
+    );
     for (g, v) in group_versions(sim) {
         let p = gv_path(&g, &v);
         paths.insert(
             p.clone(),
-            json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash=playbook-sim-1")}),
+            json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={hash}")}),
         );
     }
     json!({"paths": paths})
@@ -151,6 +155,7 @@ pub fn openapi_v3_doc(sim: &Sim, gv: &str) -> Result<Value, ApiError> {
     };
     let w = sim.lock();
     let mut paths = serde_json::Map::new();
+    let mut schemas = serde_json::Map::new();
     let mut found = false;
     for d in w
         .store()
@@ -167,6 +172,15 @@ pub fn openapi_v3_doc(sim: &Sim, gv: &str) -> Result<Value, ApiError> {
             format!("{base}/{}/{{name}}", d.plural)
         };
         let gvk = json!({"group": d.group, "version": d.version, "kind": d.kind});
+        if let Some(mut schema) = d.crd.as_ref().and_then(|c| c.schema(&d.version)) {
+            // The CRD's schema, so `kubectl explain` works for custom kinds.
+            schema["x-kubernetes-group-version-kind"] = json!([gvk]);
+            let rev: Vec<&str> = d.group.split('.').rev().collect();
+            schemas.insert(
+                format!("{}.{}.{}", rev.join("."), d.version, d.kind),
+                schema,
+            );
+        }
         let params = json!([
             {"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
             {"name": "fieldManager", "in": "query", "schema": {"type": "string", "uniqueItems": true}},
@@ -190,6 +204,6 @@ pub fn openapi_v3_doc(sim: &Sim, gv: &str) -> Result<Value, ApiError> {
         "openapi": "3.0.0",
         "info": {"title": "Kubernetes", "version": "v1.32.0"},
         "paths": paths,
-        "components": {"schemas": {}},
+        "components": {"schemas": schemas},
     }))
 }

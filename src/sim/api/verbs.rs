@@ -26,10 +26,13 @@ pub(crate) async fn serve(sim: &Sim, r: Req, t: Target) -> Result<Response, ApiE
     if def.group == "apiextensions.k8s.io" {
         sim.lock().materialize_crds();
     }
-    if r.q("dryRun").is_some_and(|d| !d.is_empty()) && r.method != Method::GET {
-        return Err(ApiError::bad_request(
-            "dryRun is not supported by the playbook simulator",
-        ));
+    if let Some(d) = r.q("dryRun")
+        && !d.is_empty()
+        && d != "All"
+    {
+        return Err(ApiError::bad_request(format!(
+            "Invalid dry run value: {d}: supported values: \"All\""
+        )));
     }
     let verb_ok = |v: &str| {
         if def.has_verb(v) {
@@ -77,7 +80,7 @@ pub(crate) async fn serve(sim: &Sim, r: Req, t: Target) -> Result<Response, ApiE
         (None, &Method::DELETE, true) => {
             verb_ok("delete")?;
             let opts = delete_options(&r)?;
-            let obj = sim.with_world(|w| {
+            let obj = mutate(sim, &r, |w| {
                 let res = w.store_mut().delete(t.res, &ns, &name, &opts);
                 if res.is_ok() && def.kind == "CustomResourceDefinition" {
                     // the kind stays registered; its objects are removed
@@ -90,7 +93,7 @@ pub(crate) async fn serve(sim: &Sim, r: Req, t: Target) -> Result<Response, ApiE
             verb_ok("deletecollection")?;
             let opts = delete_options(&r)?;
             let (labels, fields) = selectors(&r)?;
-            let deleted = sim.with_world(|w| {
+            let deleted = mutate(sim, &r, |w| {
                 let items = w.store().list(t.res, t.ns.as_deref(), &labels, &fields);
                 let mut out = Vec::new();
                 for o in items {
@@ -114,6 +117,17 @@ pub(crate) async fn serve(sim: &Sim, r: Req, t: Target) -> Result<Response, ApiE
         }
         _ => Err(ApiError::method_not_allowed()),
     }
+}
+
+/// Runs a mutation on the world, as a dry run when the request says `dryRun=All`.
+fn mutate<R>(sim: &Sim, r: &Req, f: impl FnOnce(&mut World) -> R) -> R {
+    let dry = r.q("dryRun") == Some("All");
+    sim.with_world(|w| {
+        w.store_mut().set_dry_run(dry);
+        let out = f(w);
+        w.store_mut().set_dry_run(false);
+        out
+    })
 }
 
 /// Parses a request body: JSON, or YAML when the content type says so (or JSON fails).
@@ -291,6 +305,9 @@ pub(crate) fn list_response(def: &ResourceDef, page: &Page) -> Response {
 
 /// Registers the kind of a CRD object written through the API.
 fn register_crd(w: &mut World, obj: &Value) {
+    if w.store().is_dry_run() {
+        return;
+    }
     if let Ok(sum) = crds::summarize(obj) {
         let handle = Arc::new(CrdHandle::object_value(obj.clone()));
         w.store_mut().registry_mut().add_crd(&sum, handle);
@@ -323,7 +340,7 @@ fn create(sim: &Sim, r: &Req, t: &Target, def: &ResourceDef) -> Result<Response,
         ));
     }
     let is_crd = def.kind == "CustomResourceDefinition";
-    let obj = sim.with_world(|w| {
+    let obj = mutate(sim, r, |w| {
         if is_crd {
             let now = Timestamp(w.now()).to_string();
             crd_status(&mut body, &now);
@@ -348,7 +365,7 @@ fn update(
 ) -> Result<Response, ApiError> {
     let body = parse_body(r)?;
     let name = t.name.as_deref().unwrap_or_default();
-    let obj = sim.with_world(|w| {
+    let obj = mutate(sim, r, |w| {
         let o = w.store_mut().update(
             t.res,
             t.ns.as_deref().unwrap_or_default(),
@@ -403,7 +420,7 @@ fn patch_obj(
             "PATCH, fieldManager is required for apply requests",
         ));
     }
-    let (code, obj) = sim.with_world(|w| {
+    let (code, obj) = mutate(sim, r, |w| {
         let cur = w.store().get(t.res, ns, name).cloned();
         let Some(cur) = cur else {
             if is_apply && !status {
@@ -462,7 +479,7 @@ fn scale(
 ) -> Result<Response, ApiError> {
     let name = t.name.as_deref().unwrap_or_default();
     let ns = t.ns.as_deref().unwrap_or_default();
-    let scale = sim.with_world(|w| {
+    let scale = mutate(sim, r, |w| {
         let cur = w
             .store()
             .get(t.res, ns, name)

@@ -18,7 +18,7 @@ use super::super::Sim;
 use super::super::error::ApiError;
 use super::super::resources::{ResId, ResourceDef};
 use super::super::selector::{FieldSelector, LabelSelector};
-use super::super::store::{Event, EventKind};
+use super::super::store::{EventKind, WatchEvent};
 use super::{Req, Target, table};
 
 /// How often a watch that allows bookmarks gets one.
@@ -56,17 +56,22 @@ impl Filter {
     }
 
     /// The line this watcher gets for `ev`, if any.
-    fn line(&self, ev: &Event, now: Timestamp) -> Option<Bytes> {
+    fn line(&self, ev: &WatchEvent, now: Timestamp) -> Option<Bytes> {
         if ev.resource != self.res || self.ns.as_deref().is_some_and(|n| n != ev.namespace) {
             return None;
         }
         let plain =
             self.labels.is_empty() && self.fields == FieldSelector::default() && !self.table;
         if plain {
-            return Some(ev.json_line());
+            return Some(ev.line());
         }
-        let now_match = self.matches(&ev.object);
-        let old_match = ev.old.as_ref().is_some_and(|o| self.matches(o));
+        let parse = |b: &Bytes| serde_json::from_slice::<Value>(b).unwrap_or(Value::Null);
+        let object = ev.object();
+        let now_match = self.matches(&object);
+        let old_match = ev
+            .old_slim
+            .as_ref()
+            .is_some_and(|o| self.matches(&parse(o)));
         let kind = match ev.kind {
             EventKind::Added if now_match => "ADDED",
             EventKind::Modified if now_match && old_match => "MODIFIED",
@@ -75,7 +80,10 @@ impl Filter {
             EventKind::Deleted if old_match || now_match => "DELETED",
             _ => return None,
         };
-        Some(self.encode(kind, &ev.object, now))
+        if !self.table && kind == ev.kind.as_str() {
+            return Some(ev.line());
+        }
+        Some(self.encode(kind, &object, now))
     }
 }
 
@@ -87,7 +95,7 @@ fn line(kind: &str, object: &Value) -> Bytes {
 
 struct State {
     pending: VecDeque<Bytes>,
-    rx: broadcast::Receiver<Arc<Event>>,
+    rx: broadcast::Receiver<Arc<WatchEvent>>,
     filter: Filter,
     done: bool,
     deadline: Option<tokio::time::Instant>,
@@ -149,7 +157,7 @@ pub(crate) fn serve(
         let rv: u64 = rv_param
             .parse()
             .map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv_param}")))?;
-        match w.store().events_since(rv) {
+        match w.store().watch_since(rv) {
             Ok(events) => {
                 for ev in events {
                     if let Some(l) = filter.line(ev, now) {

@@ -1,0 +1,505 @@
+//! The simulator in process: `kube::Client` over `Sim::router()`, virtual time, watcher relists.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::watcher;
+use playbook::sim::{ClockMode, Controller, Ctx, Sim, SimConfig, virtual_epoch};
+use serde_json::json;
+
+fn pod(name: &str, labels: serde_json::Value) -> Pod {
+    serde_json::from_value(json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {"containers": [{"name": "c", "image": "nginx:1.27"}]}}))
+    .expect("pod")
+}
+
+fn sim() -> Sim {
+    Sim::new(SimConfig {
+        seed: 7,
+        clock: ClockMode::Virtual,
+    })
+}
+
+#[tokio::test]
+async fn kube_client_crud_through_the_router() {
+    let sim = sim();
+    let pods: Api<Pod> = Api::namespaced(sim.client(), "default");
+    let p = pods
+        .create(&PostParams::default(), &pod("a", json!({"app": "x"})))
+        .await
+        .expect("create");
+    assert_eq!(
+        p.metadata.creation_timestamp.map(|t| t.0.to_string()),
+        Some("2026-01-01T00:00:00Z".to_string())
+    );
+    assert_eq!(p.status.and_then(|s| s.phase).as_deref(), Some("Pending"));
+    let err = pods
+        .create(&PostParams::default(), &pod("a", json!({})))
+        .await
+        .expect_err("dup");
+    match err {
+        kube::Error::Api(s) => {
+            assert_eq!(s.code, 409);
+            assert_eq!(s.reason, "AlreadyExists");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    pods.create(&PostParams::default(), &pod("b", json!({"app": "y"})))
+        .await
+        .expect("create b");
+    let list = pods
+        .list(&ListParams::default().labels("app=x"))
+        .await
+        .expect("list");
+    assert_eq!(list.items.len(), 1);
+    let patched = pods
+        .patch(
+            "a",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"p": "1"}}})),
+        )
+        .await
+        .expect("patch");
+    assert_eq!(
+        patched
+            .metadata
+            .labels
+            .and_then(|l| l.get("p").cloned())
+            .as_deref(),
+        Some("1")
+    );
+    let applied = pods
+        .patch(
+            "c",
+            &PatchParams::apply("test"),
+            &Patch::Apply(pod("c", json!({"app": "z"}))),
+        )
+        .await
+        .expect("apply creates");
+    assert_eq!(applied.metadata.name.as_deref(), Some("c"));
+    pods.delete("a", &DeleteParams::default())
+        .await
+        .expect("delete");
+    let err = pods.get("a").await.expect_err("gone");
+    assert!(
+        matches!(err, kube::Error::Api(ref s) if s.code == 404 && s.message == "pods \"a\" not found"),
+        "{err:?}"
+    );
+    let err = pods
+        .list(&ListParams::default().labels("in in in"))
+        .await
+        .expect_err("bad selector");
+    assert!(
+        matches!(err, kube::Error::Api(ref s) if s.code == 400),
+        "{err:?}"
+    );
+    // scale subresource
+    let deploys: Api<Deployment> = Api::namespaced(sim.client(), "default");
+    let d: Deployment = serde_json::from_value(json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "d"}, "spec": {"selector": {"matchLabels": {"a": "b"}},
+        "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}}))
+    .expect("deploy");
+    deploys
+        .create(&PostParams::default(), &d)
+        .await
+        .expect("create deploy");
+    let sc = deploys
+        .patch_scale(
+            "d",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 4}})),
+        )
+        .await
+        .expect("scale");
+    assert_eq!(sc.spec.and_then(|s| s.replicas), Some(4));
+    assert_eq!(deploys.get("d").await.expect("get").spec.replicas, Some(4));
+}
+
+/// The example of the Controller API: pods become Running one simulated second after creation.
+struct Starter;
+
+impl Controller for Starter {
+    fn name(&self) -> &'static str {
+        "starter"
+    }
+    fn watches(&self) -> &'static [&'static str] {
+        &["pods"]
+    }
+    fn reconcile(&mut self, ctx: &mut Ctx<'_>) {
+        let now = ctx.now();
+        for p in ctx.list("pods", None) {
+            if p["status"]["phase"] != "Pending" {
+                continue;
+            }
+            let created: jiff::Timestamp = p["metadata"]["creationTimestamp"]
+                .as_str()
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(now);
+            let due = created + jiff::SignedDuration::from_secs(1);
+            if now < due {
+                ctx.wake_at(due);
+                continue;
+            }
+            let ns = p["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let name = p["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let _ = ctx.patch_status("pods", &ns, &name, &json!({"status": {"phase": "Running"}}));
+            ctx.record_event(&p, "Normal", "Started", "pod started", "starter");
+        }
+    }
+}
+
+#[tokio::test]
+async fn controllers_run_in_virtual_time() {
+    let sim = sim();
+    sim.add_controller(Box::new(Starter));
+    let pods: Api<Pod> = Api::namespaced(sim.client(), "default");
+    pods.create(&PostParams::default(), &pod("v", json!({})))
+        .await
+        .expect("create");
+    assert_eq!(
+        pods.get("v")
+            .await
+            .expect("get")
+            .status
+            .and_then(|s| s.phase)
+            .as_deref(),
+        Some("Pending")
+    );
+    let due = sim.next_event_at().expect("a timer is pending");
+    assert_eq!(due, virtual_epoch() + jiff::SignedDuration::from_secs(1));
+    sim.advance_to(due);
+    assert_eq!(
+        pods.get("v")
+            .await
+            .expect("get")
+            .status
+            .and_then(|s| s.phase)
+            .as_deref(),
+        Some("Running")
+    );
+    assert_eq!(sim.now(), due);
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(sim.client(), "default");
+    let evs = events
+        .list(&ListParams::default().fields("involvedObject.name=v"))
+        .await
+        .expect("events");
+    assert_eq!(evs.items.len(), 1);
+}
+
+/// Applies watcher events to a local cache; returns (name -> resourceVersion) and counts.
+#[derive(Default)]
+struct Cache {
+    objects: BTreeMap<String, String>,
+    init_buffer: Option<BTreeMap<String, String>>,
+    applies: Vec<(String, String)>,
+    inits: usize,
+}
+
+impl Cache {
+    fn apply(&mut self, ev: watcher::Event<Pod>) {
+        let key = |p: &Pod| {
+            (
+                p.metadata.name.clone().unwrap_or_default(),
+                p.metadata.resource_version.clone().unwrap_or_default(),
+            )
+        };
+        match ev {
+            watcher::Event::Init => {
+                self.inits += 1;
+                self.init_buffer = Some(BTreeMap::new());
+            }
+            watcher::Event::InitApply(p) => {
+                let (n, rv) = key(&p);
+                if let Some(b) = self.init_buffer.as_mut() {
+                    b.insert(n, rv);
+                }
+            }
+            watcher::Event::InitDone => {
+                self.objects = self.init_buffer.take().unwrap_or_default();
+            }
+            watcher::Event::Apply(p) => {
+                let (n, rv) = key(&p);
+                self.applies.push((n.clone(), rv.clone()));
+                self.objects.insert(n, rv);
+            }
+            watcher::Event::Delete(p) => {
+                self.objects.remove(&key(&p).0);
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watcher_sees_each_change_once_across_a_forced_relist() {
+    let sim = sim();
+    sim.with_world(|w| w.store_mut().set_history_capacity(8));
+    let pods: Api<Pod> = Api::namespaced(sim.client(), "default");
+    for i in 0..3 {
+        pods.create(&PostParams::default(), &pod(&format!("w{i}"), json!({})))
+            .await
+            .expect("create");
+    }
+    let mut stream = watcher(pods.clone(), watcher::Config::default()).boxed();
+    let mut cache = Cache::default();
+    // Initial list.
+    while cache.inits == 0 || cache.init_buffer.is_some() {
+        let ev = tokio::time::timeout(Duration::from_secs(5), stream.next())
+            .await
+            .expect("init")
+            .expect("stream");
+        cache.apply(ev.expect("event"));
+    }
+    assert_eq!(cache.objects.len(), 3);
+    // One change, seen exactly once.
+    pods.patch(
+        "w0",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"x": "1"}}})),
+    )
+    .await
+    .expect("patch");
+    let ev = tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .expect("apply")
+        .expect("stream");
+    cache.apply(ev.expect("event"));
+    assert_eq!(cache.applies.len(), 1);
+    // While the watcher does not read, make more changes than the history holds: its watch
+    // is ended, re-watching from its resourceVersion gets 410 Expired, and it relists.
+    for i in 3..20 {
+        pods.create(&PostParams::default(), &pod(&format!("w{i}"), json!({})))
+            .await
+            .expect("create");
+    }
+    pods.delete("w1", &DeleteParams::default())
+        .await
+        .expect("delete");
+    let mut expired = 0;
+    while cache.inits < 2 || cache.init_buffer.is_some() {
+        let ev = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .expect("relist")
+            .expect("stream");
+        match ev {
+            Ok(e) => cache.apply(e),
+            // The watcher reports the 410 once, then relists.
+            Err(e) if e.to_string().contains("too old resource version") => expired += 1,
+            Err(e) => panic!("watcher error: {e}"),
+        }
+    }
+    assert_eq!(expired, 1, "the re-watch got 410 Expired");
+    let truth: BTreeMap<String, String> = pods
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .items
+        .iter()
+        .map(|p| {
+            (
+                p.metadata.name.clone().unwrap_or_default(),
+                p.metadata.resource_version.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        cache.objects, truth,
+        "after the relist the cache equals the store"
+    );
+    // And watching goes on from the relist: one more change, seen once.
+    pods.delete("w2", &DeleteParams::default())
+        .await
+        .expect("delete");
+    let ev = tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .expect("delete ev")
+        .expect("stream");
+    cache.apply(ev.expect("event"));
+    assert!(!cache.objects.contains_key("w2"));
+    let mut seen = cache.applies.clone();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), cache.applies.len(), "no change delivered twice");
+}
+
+#[tokio::test]
+async fn watch_from_compacted_version_is_410_expired() {
+    let sim = sim();
+    sim.with_world(|w| w.store_mut().set_history_capacity(2));
+    let pods: Api<Pod> = Api::namespaced(sim.client(), "default");
+    for i in 0..5 {
+        pods.create(&PostParams::default(), &pod(&format!("e{i}"), json!({})))
+            .await
+            .expect("create");
+    }
+    let mut s = pods
+        .watch(&kube::api::WatchParams::default(), "1")
+        .await
+        .expect("watch")
+        .boxed();
+    let first = tokio::time::timeout(Duration::from_secs(5), s.next())
+        .await
+        .expect("ev")
+        .expect("item");
+    match first {
+        Ok(kube::api::WatchEvent::Error(e)) => {
+            assert_eq!(e.code, 410);
+            assert_eq!(e.reason, "Expired");
+        }
+        other => panic!("expected 410, got {other:?}"),
+    }
+}
+
+/// Answers every proxied request with the service name and path.
+struct Echo;
+
+impl playbook::sim::ServiceProxy for Echo {
+    fn handle(
+        &self,
+        _sim: &Sim,
+        req: playbook::sim::ProxyRequest,
+    ) -> futures::future::BoxFuture<'static, Option<playbook::sim::ProxyResponse>> {
+        Box::pin(async move {
+            (req.service != "down").then(|| playbook::sim::ProxyResponse {
+                status: 200,
+                headers: vec![("content-type".into(), "text/plain".into())],
+                body: format!("{} {} {:?} {}", req.method, req.service, req.port, req.path).into(),
+            })
+        })
+    }
+}
+
+/// Logs name the pod and container.
+struct Logs;
+
+impl playbook::sim::PodLogs for Logs {
+    fn logs(&self, _sim: &Sim, pod: &serde_json::Value, container: Option<&str>) -> String {
+        format!(
+            "log of {} {}\n",
+            pod["metadata"]["name"].as_str().unwrap_or("?"),
+            container.unwrap_or("-")
+        )
+    }
+}
+
+#[tokio::test]
+async fn service_proxy_and_pod_log_hooks() {
+    let sim = sim();
+    let client = sim.client();
+    for name in ["web", "down"] {
+        sim.seed(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": "default"},
+            "spec": {"ports": [{"port": 80}]}}))
+            .expect("svc");
+    }
+    let get = |uri: &str| axum::http::Request::get(uri).body(Vec::new()).expect("req");
+    let err = client
+        .request_text(get("/api/v1/namespaces/default/services/web/proxy/x"))
+        .await
+        .expect_err("503");
+    assert!(
+        matches!(err, kube::Error::Api(ref s) if s.code == 503 && s.message == "no endpoints available for service \"web\""),
+        "{err:?}"
+    );
+    sim.set_service_proxy(std::sync::Arc::new(Echo));
+    let body = client
+        .request_text(get(
+            "/api/v1/namespaces/default/services/web:80/proxy/v1/models/m:predict?x=1",
+        ))
+        .await
+        .expect("proxied");
+    assert_eq!(body, "GET web Some(\"80\") /v1/models/m:predict");
+    let err = client
+        .request_text(get("/api/v1/namespaces/default/services/down/proxy/"))
+        .await
+        .expect_err("none");
+    assert!(
+        matches!(err, kube::Error::Api(ref s) if s.code == 503),
+        "{err:?}"
+    );
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    pods.create(&PostParams::default(), &pod("l", json!({})))
+        .await
+        .expect("pod");
+    assert_eq!(
+        pods.logs("l", &Default::default())
+            .await
+            .expect("empty log"),
+        ""
+    );
+    sim.set_pod_logs(std::sync::Arc::new(Logs));
+    let lp = kube::api::LogParams {
+        container: Some("c".into()),
+        ..Default::default()
+    };
+    assert_eq!(pods.logs("l", &lp).await.expect("log"), "log of l c\n");
+    let bad = kube::api::LogParams {
+        container: Some("nope".into()),
+        ..Default::default()
+    };
+    assert!(pods.logs("l", &bad).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wall_clock_fires_timers_by_itself() {
+    let sim = Sim::new(SimConfig {
+        seed: 1,
+        clock: ClockMode::Wall,
+    });
+    sim.add_controller(Box::new(Starter));
+    let pods: Api<Pod> = Api::namespaced(sim.client(), "default");
+    let created = pods
+        .create(&PostParams::default(), &pod("t", json!({})))
+        .await
+        .expect("create");
+    assert_eq!(
+        created.status.and_then(|s| s.phase).as_deref(),
+        Some("Pending")
+    );
+    let created_at = created
+        .metadata
+        .creation_timestamp
+        .expect("creationTimestamp")
+        .0;
+    let start = std::time::Instant::now();
+    loop {
+        let phase = pods
+            .get("t")
+            .await
+            .expect("get")
+            .status
+            .and_then(|s| s.phase);
+        if phase.as_deref() == Some("Running") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "timer did not fire in wall time"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // creationTimestamp has whole seconds; the controller's timer is one second after it.
+    let due = created_at + jiff::SignedDuration::from_secs(1);
+    assert!(jiff::Timestamp::now() >= due, "not before its time");
+}
+
+#[test]
+fn same_seed_same_names_and_uids() {
+    let run = || {
+        let sim = sim();
+        let o = sim
+            .seed(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"generateName": "c-", "namespace": "default"}}))
+            .expect("seed");
+        (o["metadata"]["name"].clone(), o["metadata"]["uid"].clone())
+    };
+    assert_eq!(run(), run());
+}

@@ -1,0 +1,582 @@
+//! Real kubectl against `playbook sim serve`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use super::{Server, example, kubectl_bin};
+
+const APP: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels: {app: web}
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: nginx
+        image: nginx:1.27
+        ports: [{containerPort: 80}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{port: 80}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: p1, labels: {app: web, tier: front}}
+spec:
+  containers: [{name: c, image: busybox:1.36}]
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: team-b}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: p2, namespace: team-b, labels: {app: db, tier: back}}
+spec:
+  containers: [{name: c, image: postgres:16}]
+"#;
+
+#[test]
+fn discovery_namespaces_and_api_resources() {
+    let s = Server::start();
+    let ns = s.ok(&["get", "namespaces"]);
+    for n in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        assert!(ns.contains(n), "{ns}");
+    }
+    let res = s.ok(&["api-resources"]);
+    for line in [
+        "pods ",
+        "deployments ",
+        "podchaos ",
+        "inferenceservices ",
+        "horizontalpodautoscalers ",
+    ] {
+        assert!(res.contains(line), "api-resources lacks {line}:\n{res}");
+    }
+    assert!(
+        res.lines()
+            .any(|l| l.starts_with("inferenceservices") && l.contains("isvc")),
+        "{res}"
+    );
+    let server = s.ok(&[
+        "config",
+        "view",
+        "-o",
+        "jsonpath={.clusters[0].cluster.server} {.current-context}",
+    ]);
+    assert_eq!(server, format!("{} playbook-sim", s.url));
+    let version = s.ok(&["version", "-o", "json"]);
+    assert!(version.contains("\"minor\": \"32\""), "{version}");
+}
+
+#[test]
+fn apply_get_outputs_and_selectors() {
+    let s = Server::start();
+    let out = s.ok_stdin(&["apply", "-f", "-"], APP);
+    assert!(
+        out.contains("deployment.apps/web created") && out.contains("pod/p2 created"),
+        "{out}"
+    );
+    let again = s.ok_stdin(&["apply", "-f", "-"], APP);
+    assert!(again.contains("deployment.apps/web unchanged"), "{again}");
+    let changed = s.ok_stdin(
+        &["apply", "-f", "-"],
+        &APP.replace("replicas: 2", "replicas: 3"),
+    );
+    assert!(
+        changed.contains("deployment.apps/web configured"),
+        "{changed}"
+    );
+    assert_eq!(
+        s.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]),
+        "3"
+    );
+    // -A, -l, -o wide / yaml / json / jsonpath
+    let all = s.ok(&["get", "pods", "-A"]);
+    assert!(
+        all.contains("team-b") && all.contains("p1") && all.contains("p2"),
+        "{all}"
+    );
+    assert!(
+        all.lines()
+            .next()
+            .is_some_and(|h| h.split_whitespace().collect::<Vec<_>>()
+                == ["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE"]),
+        "{all}"
+    );
+    let sel = s.ok(&["get", "pods", "-A", "-l", "tier in (back)", "-o", "name"]);
+    assert_eq!(sel.trim(), "pod/p2");
+    let none = s.ok(&[
+        "get",
+        "pods",
+        "-A",
+        "-l",
+        "tier notin (back,front)",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(none.trim(), "");
+    let wide = s.ok(&["get", "pods", "-o", "wide"]);
+    assert!(
+        wide.contains("NOMINATED NODE")
+            && wide.contains("READINESS GATES")
+            && wide.contains("Pending"),
+        "{wide}"
+    );
+    let deploy = s.ok(&["get", "deploy"]);
+    assert!(
+        deploy
+            .lines()
+            .next()
+            .is_some_and(|h| h.split_whitespace().collect::<Vec<_>>()
+                == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]),
+        "{deploy}"
+    );
+    let yaml = s.ok(&["get", "pod", "p1", "-o", "yaml"]);
+    assert!(
+        yaml.contains("restartPolicy: Always")
+            && yaml.contains("phase: Pending")
+            && yaml.contains("uid: "),
+        "{yaml}"
+    );
+    let json = s.ok(&["get", "svc", "web", "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert!(
+        v["spec"]["clusterIP"]
+            .as_str()
+            .is_some_and(|ip| ip.starts_with("10.96.")),
+        "{json}"
+    );
+    let jp = s.ok(&[
+        "get",
+        "pods",
+        "-A",
+        "-o",
+        "jsonpath={.items[*].metadata.name}",
+    ]);
+    assert_eq!(jp, "p1 p2");
+    let field = s.ok(&[
+        "get",
+        "pods",
+        "-A",
+        "--field-selector",
+        "metadata.namespace=team-b",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(field.trim(), "pod/p2");
+    let err = s.fails(&["get", "pod", "nope"]);
+    assert!(
+        err.contains("Error from server (NotFound): pods \"nope\" not found"),
+        "{err}"
+    );
+    let bad = s.fails(&["get", "pods", "-l", "a in (b"]);
+    assert!(!bad.is_empty());
+}
+
+#[test]
+fn server_side_apply_create_delete_and_describe() {
+    let s = Server::start();
+    let out = s.ok_stdin(&["apply", "--server-side", "-f", "-"], APP);
+    assert!(
+        out.contains("deployment.apps/web serverside-applied"),
+        "{out}"
+    );
+    let out = s.ok_stdin(
+        &["apply", "--server-side", "-f", "-"],
+        &APP.replace("replicas: 2", "replicas: 4"),
+    );
+    assert!(out.contains("serverside-applied"), "{out}");
+    assert_eq!(
+        s.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]),
+        "4"
+    );
+    let err = s.kubectl(&["create", "-f", "-"]);
+    assert!(!err.status.success(), "create -f - with no input fails");
+    let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: conf}\ndata: {a: '1', b: '2'}\n";
+    let dry = s.ok_stdin(&["apply", "--dry-run=server", "-f", "-"], cm);
+    assert!(
+        dry.contains("configmap/conf created (server dry run)"),
+        "{dry}"
+    );
+    s.fails(&["get", "cm", "conf"]);
+    assert!(
+        s.ok_stdin(&["create", "-f", "-"], cm)
+            .contains("configmap/conf created")
+    );
+    let dup = {
+        use std::io::Write;
+        let mut c = Command::new(kubectl_bin())
+            .arg("--kubeconfig")
+            .arg(&s.kubeconfig)
+            .args(["create", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("kubectl");
+        c.stdin
+            .take()
+            .expect("stdin")
+            .write_all(cm.as_bytes())
+            .expect("write");
+        c.wait_with_output().expect("out")
+    };
+    assert!(
+        String::from_utf8_lossy(&dup.stderr).contains("AlreadyExists"),
+        "{dup:?}"
+    );
+    let cms = s.ok(&["get", "cm"]);
+    assert!(cms.contains("conf") && cms.contains("DATA"), "{cms}");
+    let d = s.ok(&["describe", "pod", "p1"]);
+    assert!(
+        d.contains("Name:")
+            && d.contains("p1")
+            && d.contains("busybox:1.36")
+            && d.contains("Pending"),
+        "{d}"
+    );
+    let dd = s.ok(&["describe", "deployment", "web"]);
+    assert!(
+        dd.contains("Replicas:") && dd.contains("nginx:1.27"),
+        "{dd}"
+    );
+    assert!(
+        s.ok(&["delete", "configmap", "conf"])
+            .contains("configmap \"conf\" deleted")
+    );
+    s.fails(&["get", "cm", "conf"]);
+    assert!(s.ok(&["delete", "namespace", "team-b"]).contains("deleted"));
+    assert_eq!(
+        s.ok(&["get", "pods", "-n", "team-b", "-o", "name"]).trim(),
+        ""
+    );
+    s.fails(&["get", "ns", "team-b"]);
+}
+
+#[test]
+fn label_annotate_patch_and_scale() {
+    let s = Server::start();
+    s.ok_stdin(&["apply", "-f", "-"], APP);
+    assert!(
+        s.ok(&["label", "pod", "p1", "env=prod"])
+            .contains("labeled")
+    );
+    assert!(
+        s.ok(&["annotate", "pod", "p1", "note=hello"])
+            .contains("annotated")
+    );
+    assert_eq!(
+        s.ok(&[
+            "get",
+            "pod",
+            "p1",
+            "-o",
+            "jsonpath={.metadata.labels.env}/{.metadata.annotations.note}"
+        ]),
+        "prod/hello"
+    );
+    assert_eq!(
+        s.ok(&["get", "pods", "-l", "env=prod", "-o", "name"])
+            .trim(),
+        "pod/p1"
+    );
+    s.ok(&["label", "pod", "p1", "env-"]);
+    assert_eq!(s.ok(&["get", "pods", "-l", "env", "-o", "name"]).trim(), "");
+    // strategic merge: containers merged by name
+    s.ok(&[
+        "patch",
+        "deploy",
+        "web",
+        "-p",
+        r#"{"spec":{"template":{"spec":{"containers":[{"name":"sidecar","image":"envoy:1"}]}}}}"#,
+    ]);
+    assert_eq!(
+        s.ok(&[
+            "get",
+            "deploy",
+            "web",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[*].name}"
+        ]),
+        "nginx sidecar"
+    );
+    s.ok(&[
+        "patch",
+        "deploy",
+        "web",
+        "-p",
+        r#"{"spec":{"template":{"spec":{"containers":[{"name":"sidecar","$patch":"delete"}]}}}}"#,
+    ]);
+    assert_eq!(
+        s.ok(&[
+            "get",
+            "deploy",
+            "web",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[*].name}"
+        ]),
+        "nginx"
+    );
+    s.ok(&[
+        "patch",
+        "deploy",
+        "web",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"labels":{"m":"1"}}}"#,
+    ]);
+    s.ok(&[
+        "patch",
+        "deploy",
+        "web",
+        "--type=json",
+        "-p",
+        r#"[{"op":"replace","path":"/spec/replicas","value":7}]"#,
+    ]);
+    assert_eq!(
+        s.ok(&[
+            "get",
+            "deploy",
+            "web",
+            "-o",
+            "jsonpath={.metadata.labels.m}/{.spec.replicas}"
+        ]),
+        "1/7"
+    );
+    let g = s.ok(&[
+        "get",
+        "deploy",
+        "web",
+        "-o",
+        "jsonpath={.metadata.generation}",
+    ]);
+    assert!(
+        g.parse::<i64>().is_ok_and(|g| g >= 4),
+        "generation bumps on spec changes: {g}"
+    );
+    assert!(
+        s.ok(&["scale", "deploy", "web", "--replicas=5"])
+            .contains("scaled")
+    );
+    assert_eq!(
+        s.ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]),
+        "5"
+    );
+    let raw = s.ok(&[
+        "get",
+        "--raw",
+        "/apis/apps/v1/namespaces/default/deployments/web/scale",
+    ]);
+    assert!(
+        raw.contains("\"kind\":\"Scale\"") && raw.contains("\"selector\":\"app=web\""),
+        "{raw}"
+    );
+    let bad = s.fails(&[
+        "patch",
+        "deploy",
+        "web",
+        "--type=json",
+        "-p",
+        r#"[{"op":"test","path":"/spec/replicas","value":1}]"#,
+    ]);
+    assert!(!bad.is_empty());
+}
+
+#[test]
+fn rollout_status_follows_deployment_status() {
+    let s = Server::start();
+    s.ok_stdin(&["apply", "-f", "-"], APP);
+    let status = r#"{"status":{"observedGeneration":1,"replicas":2,"updatedReplicas":2,"readyReplicas":2,"availableReplicas":2,
+        "conditions":[{"type":"Available","status":"True","reason":"MinimumReplicasAvailable"},
+                      {"type":"Progressing","status":"True","reason":"NewReplicaSetAvailable"}]}}"#;
+    s.ok(&[
+        "patch",
+        "deploy",
+        "web",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        status,
+    ]);
+    let out = s.ok(&["rollout", "status", "deploy/web", "--timeout=10s"]);
+    assert!(out.contains("successfully rolled out"), "{out}");
+    let get = s.ok(&["get", "deploy", "web"]);
+    assert!(get.contains("2/2"), "{get}");
+}
+
+#[test]
+fn get_watch_streams_changes() {
+    let s = Server::start();
+    s.ok_stdin(&["apply", "-f", "-"], APP);
+    let mut child = Command::new(kubectl_bin())
+        .arg("--kubeconfig")
+        .arg(&s.kubeconfig)
+        .args(["get", "pods", "-w", "--no-headers"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("kubectl get -w");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let first = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("initial list line");
+    assert!(first.starts_with("p1 "), "{first}");
+    s.ok(&["label", "pod", "p1", "watched=yes"]);
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p3}\nspec: {containers: [{name: c, image: x:1}]}\n";
+    s.ok_stdin(&["apply", "-f", "-"], pod);
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(l) => seen.push(l),
+            Err(_) => break,
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        seen.iter().any(|l| l.starts_with("p1 ")),
+        "modification of p1 seen: {seen:?}"
+    );
+    assert!(
+        seen.iter().any(|l| l.starts_with("p3 ")),
+        "creation of p3 seen: {seen:?}"
+    );
+}
+
+#[test]
+fn custom_resources_crds_and_explain() {
+    let s = Server::start();
+    let out = s.ok(&[
+        "apply",
+        "-f",
+        &example("chaos-mesh/examples/pod-kill-example.yaml"),
+    ]);
+    assert!(
+        out.contains("podchaos.chaos-mesh.org/pod-kill-example created"),
+        "{out}"
+    );
+    let pc = s.ok(&["get", "podchaos", "-A"]);
+    assert!(pc.contains("pod-kill-example"), "{pc}");
+    let nc = s.ok(&[
+        "apply",
+        "-f",
+        &example("chaos-mesh/examples/network-delay-example.yaml"),
+    ]);
+    assert!(nc.contains("created"), "{nc}");
+    let ncs = s.ok(&["get", "networkchaos", "-A"]);
+    assert!(
+        ncs.contains("ACTION") && ncs.contains("DURATION"),
+        "printer columns of the CRD: {ncs}"
+    );
+    let out = s.ok(&[
+        "apply",
+        "--server-side",
+        "-f",
+        &example("chaos-mesh/examples/burn-cpu.yaml"),
+    ]);
+    assert!(out.contains("serverside-applied"), "{out}");
+    let crds = s.ok(&["get", "crd"]);
+    assert!(
+        crds.contains("podchaos.chaos-mesh.org") && crds.contains("workflows.argoproj.io"),
+        "{crds}"
+    );
+    let explain = s.ok(&["explain", "podchaos.spec.mode"]);
+    assert!(explain.contains("mode"), "{explain}");
+    let deleted = s.ok(&[
+        "delete",
+        "-f",
+        &example("chaos-mesh/examples/pod-kill-example.yaml"),
+    ]);
+    assert!(deleted.contains("deleted"), "{deleted}");
+}
+
+#[test]
+#[ignore = "needs schema.rs"]
+fn invalid_podchaos_is_rejected_with_the_crd_message() {
+    let s = Server::start();
+    let bad = "apiVersion: chaos-mesh.org/v1alpha1\nkind: PodChaos\nmetadata: {name: bad}\nspec: {action: pod-kill, mode: bogus, selector: {}}\n";
+    let out = {
+        use std::io::Write;
+        let mut c = Command::new(kubectl_bin())
+            .arg("--kubeconfig")
+            .arg(&s.kubeconfig)
+            .args(["apply", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("kubectl");
+        c.stdin
+            .take()
+            .expect("stdin")
+            .write_all(bad.as_bytes())
+            .expect("write");
+        c.wait_with_output().expect("out")
+    };
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    // kubectl renders the server's 422 from its details, as with a real cluster.
+    assert!(err.contains("The PodChaos \"bad\" is invalid"), "{err}");
+    assert!(
+        err.contains("spec.mode: Unsupported value: \"bogus\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn service_proxy_without_handler_is_503() {
+    let s = Server::start();
+    s.ok_stdin(&["apply", "-f", "-"], APP);
+    let err = s.fails(&[
+        "get",
+        "--raw",
+        "/api/v1/namespaces/default/services/web:80/proxy/healthz",
+    ]);
+    assert!(
+        err.contains("no endpoints available for service \"web:80\""),
+        "{err}"
+    );
+    let err = s.fails(&[
+        "get",
+        "--raw",
+        "/api/v1/namespaces/default/services/nope/proxy/",
+    ]);
+    assert!(err.contains("NotFound"), "{err}");
+}
+
+#[test]
+fn sigterm_stops_the_server_cleanly() {
+    let mut s = Server::start();
+    s.ok(&["get", "ns"]);
+    let st = Command::new("kill")
+        .args(["-TERM", &s.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(st.success());
+    let exit = s
+        .wait_exit(Duration::from_secs(5))
+        .expect("server exits after SIGTERM");
+    assert!(exit.success(), "{exit:?}");
+}
