@@ -52,10 +52,6 @@ impl NetEffect {
 
 type PodSet = HashMap<String, HashSet<String>>;
 
-fn contains(set: &PodSet, ns: &str, name: &str) -> bool {
-    set.get(ns).is_some_and(|s| s.contains(name))
-}
-
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Dir {
     To,
@@ -101,20 +97,6 @@ struct Fault {
     loss: Vec<(f64, Correlated)>,
 }
 
-impl Fault {
-    fn hits(&self, from: (&str, &str), to: (&str, &str)) -> bool {
-        let in_t = |p: (&str, &str)| self.targets.as_ref().is_none_or(|t| contains(t, p.0, p.1));
-        let in_s = |p: (&str, &str)| contains(&self.sources, p.0, p.1);
-        let fwd = in_s(from) && in_t(to);
-        let back = in_t(from) && in_s(to);
-        match self.dir {
-            Dir::To => fwd,
-            Dir::From => back,
-            Dir::Both => fwd || back,
-        }
-    }
-}
-
 /// The active network faults, rebuilt only when a NetworkChaos changes. Keep one per traffic
 /// model and pass it to [`network_effect`] (or call [`NetFaults::sync`] then
 /// [`NetFaults::effect`]).
@@ -124,6 +106,21 @@ pub struct NetFaults {
     built: bool,
     res: Option<ResId>,
     faults: Vec<Fault>,
+    /// Per pod (namespace -> name): the faults it is a source of, and a target of (bit sets).
+    members: HashMap<String, HashMap<String, (Bits, Bits)>>,
+    /// Faults with every peer as target; faults acting on `to` and on `from` packets.
+    any_target: Bits,
+    fwd: Bits,
+    back: Bits,
+}
+
+/// A set of fault indexes.
+type Bits = Box<[u64]>;
+
+fn bit_set(bits: &mut Bits, i: usize) {
+    if let Some(w) = bits.get_mut(i / 64) {
+        *w |= 1 << (i % 64);
+    }
 }
 
 impl NetFaults {
@@ -173,6 +170,43 @@ impl NetFaults {
                 self.faults.push(f);
             }
         }
+        let words = self.faults.len().div_ceil(64);
+        let empty = || vec![0u64; words].into_boxed_slice();
+        self.members.clear();
+        (self.any_target, self.fwd, self.back) = (empty(), empty(), empty());
+        let none = PodSet::new();
+        for (i, f) in self.faults.iter().enumerate() {
+            if f.targets.is_none() {
+                bit_set(&mut self.any_target, i);
+            }
+            if f.dir != Dir::From {
+                bit_set(&mut self.fwd, i);
+            }
+            if f.dir != Dir::To {
+                bit_set(&mut self.back, i);
+            }
+            let sets = [(&f.sources, 0), (f.targets.as_ref().unwrap_or(&none), 1)];
+            for (set, side) in sets {
+                for (ns, names) in set {
+                    for name in names {
+                        let entry = self
+                            .members
+                            .entry(ns.clone())
+                            .or_default()
+                            .entry(name.clone())
+                            .or_insert_with(|| (empty(), empty()));
+                        bit_set(
+                            if side == 0 {
+                                &mut entry.0
+                            } else {
+                                &mut entry.1
+                            },
+                            i,
+                        );
+                    }
+                }
+            }
+        }
     }
 
     /// The effect on a packet from pod `from` to pod `to` (pod objects; only their namespace
@@ -193,22 +227,42 @@ impl NetFaults {
         rng: &mut impl Rng,
     ) -> NetEffect {
         let mut out = NetEffect::default();
-        for f in self.faults.iter_mut() {
-            if !f.hits(from, to) {
-                continue;
-            }
-            if f.partition {
-                out.partitioned = true;
-                continue;
-            }
-            if let Some((latency, jitter, corr)) = &mut f.delay {
-                let u = corr.next(rng);
-                let d = (*latency + (2.0 * u - 1.0) * *jitter).max(0.0);
-                out.extra_latency += Duration::from_secs_f64(d);
-            }
-            for (p, corr) in f.loss.iter_mut() {
-                if corr.next(rng) < *p {
-                    out.lost = true;
+        if self.faults.is_empty() {
+            return out;
+        }
+        let look = |p: (&str, &str)| self.members.get(p.0).and_then(|m| m.get(p.1));
+        let (a, b) = (look(from), look(to));
+        if a.is_none() && b.is_none() {
+            return out;
+        }
+        let word = |x: Option<&(Bits, Bits)>, side: usize, w: usize| {
+            x.and_then(|x| if side == 0 { &x.0 } else { &x.1 }.get(w).copied())
+                .unwrap_or(0)
+        };
+        for w in 0..self.any_target.len() {
+            let all = self.any_target[w];
+            let fwd = word(a, 0, w) & (word(b, 1, w) | all) & self.fwd[w];
+            let back = (word(a, 1, w) | all) & word(b, 0, w) & self.back[w];
+            let mut hit = fwd | back;
+            while hit != 0 {
+                let i = w * 64 + hit.trailing_zeros() as usize;
+                hit &= hit - 1;
+                let Some(f) = self.faults.get_mut(i) else {
+                    continue;
+                };
+                if f.partition {
+                    out.partitioned = true;
+                    continue;
+                }
+                if let Some((latency, jitter, corr)) = &mut f.delay {
+                    let u = corr.next(rng);
+                    let d = (*latency + (2.0 * u - 1.0) * *jitter).max(0.0);
+                    out.extra_latency += Duration::from_secs_f64(d);
+                }
+                for (p, corr) in f.loss.iter_mut() {
+                    if corr.next(rng) < *p {
+                        out.lost = true;
+                    }
                 }
             }
         }
