@@ -2,4 +2,5 @@
 //! (and kubectl against `playbook sim serve`).
 
 mod cli;
+mod host;
 mod sim_api;

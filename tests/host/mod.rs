@@ -1,0 +1,281 @@
+//! The host API: every namespace against the in-process simulator (with its errors), and the
+//! cleanup promise — each exit path leaves no chaos object and no pending journal, and a
+//! killed run's leftovers are found and removed by `playbook cleanup` — checked with kubectl.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use crate::cli::{playbook, tempdir};
+use crate::sim_api::Server;
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs a playbook written inline against the in-process simulator.
+fn run_inline(source: &str, extra: &[&str]) -> (Option<i32>, String) {
+    let dir = tempdir();
+    let file = dir.join("p.rhai");
+    std::fs::write(&file, source).unwrap();
+    let mut args = vec!["run", "--cluster", "sim"];
+    args.extend_from_slice(extra);
+    args.push(file.to_str().unwrap());
+    let out = playbook(&args);
+    (out.status.code(), text(&out))
+}
+
+#[test]
+fn every_namespace_works_against_the_in_process_simulator() {
+    let out = playbook(&[
+        "run",
+        "--cluster",
+        "sim",
+        "tests/fixtures/host/functions.rhai",
+    ]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert!(all.contains("all host checks passed"), "{all}");
+    // on_cleanup closures run last-in first-out, after the playbook.
+    let first = all.find("first cleanup step").expect("first step ran");
+    let second = all.find("second cleanup step").expect("second step ran");
+    assert!(first < second, "{all}");
+    assert!(all.contains("removed PodChaos default/from-yaml"), "{all}");
+    assert!(
+        all.contains("ok: steady_state (after cleanup) \"default exists\""),
+        "{all}"
+    );
+}
+
+#[test]
+fn host_errors_name_the_problem_and_the_line() {
+    let cases: &[(&str, i32, &[&str])] = &[
+        (
+            "let f = chaos::network_delay(#{ selector: #{ namespaces: [\"default\"] }, laency: \"100ms\" });",
+            3,
+            &["p.rhai:1:", "option `laency`", "did you mean `latency`?"],
+        ),
+        (
+            "chaos::pod_kill(#{ selector: #{ namespaces: [\"default\"] }, mode: \"fixed-percent\" });",
+            3,
+            &["option `value`", "needs a value"],
+        ),
+        (
+            "chaos::pod_kill(#{ selector: #{ namespaces: [\"default\"] }, duration: \"30x\" });",
+            3,
+            &["option `duration`", "unknown unit"],
+        ),
+        (
+            "chaos::pod_kill(#{ selector: #{ namespaces: [\"kube-system\"] } });",
+            3,
+            &[
+                "refusing to inject into namespace \"kube-system\"",
+                "allow_protected_namespaces",
+            ],
+        ),
+        (
+            "cluster::readiness(\"default\", \"deployment/nope\");",
+            3,
+            &["deployments.apps \"nope\" not found", "NotFound"],
+        ),
+        (
+            "cluster::readiness(\"default\", \"pod/nope\");",
+            3,
+            &["unknown kind \"pod\""],
+        ),
+        (
+            "expect(\"never\", \"30s\", || #{ ok: false, replicas: 1 });",
+            1,
+            &[
+                "expectation \"never\" not met within 30s",
+                "last observed replicas: 1",
+            ],
+        ),
+        (
+            "always(\"breaks\", \"1m\", || clock_ms() < 20000.0);",
+            1,
+            &["\"breaks\" stopped holding after"],
+        ),
+        (
+            "expect(\"bad\", \"1m\", || 42);",
+            3,
+            &["a condition must return true/false"],
+        ),
+        (
+            "chaos::pod_kill(#{ selector: #{ namespaces: [\"default\"] } });\nsteady_state(\"late\", || true);",
+            3,
+            &["p.rhai:2:", "must come before the first fault"],
+        ),
+        (
+            "metrics::prometheus(\"up\");",
+            3,
+            &["no Prometheus configured: pass --prometheus URL"],
+        ),
+        ("sleep(\"soon\");", 3, &["sleep: invalid duration \"soon\""]),
+    ];
+    for (source, code, needles) in cases {
+        let (got, all) = run_inline(source, &[]);
+        assert_eq!(got, Some(*code), "{source}\n{all}");
+        for n in *needles {
+            assert!(all.contains(n), "{source}: no `{n}` in\n{all}");
+        }
+    }
+}
+
+#[test]
+fn a_dry_run_creates_nothing_and_shows_the_objects() {
+    let (code, all) = run_inline(
+        "let f = chaos::pod_kill(#{ selector: #{ namespaces: [\"default\"] }, duration: \"30s\" });\nexpect(\"x\", \"1s\", || false);",
+        &["--dry-run"],
+    );
+    assert_eq!(code, Some(0), "{all}");
+    assert!(
+        all.contains("dry run: would create PodChaos default/"),
+        "{all}"
+    );
+    assert!(
+        all.contains("kind: PodChaos") && all.contains("duration: 30s"),
+        "{all}"
+    );
+    assert!(all.contains("dry run: would check expect \"x\""), "{all}");
+    assert!(!all.contains("cleanup:"), "nothing to clean up:\n{all}");
+}
+
+/// Chaos objects labelled as playbook's on the server, as `kind/name` lines.
+fn leftovers(server: &Server) -> Vec<String> {
+    let out = server.ok(&[
+        "get",
+        "podchaos,networkchaos,stresschaos",
+        "-A",
+        "-l",
+        "app.kubernetes.io/managed-by=playbook",
+        "-o",
+        "name",
+    ]);
+    out.lines()
+        .map(str::to_string)
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+fn journals(state: &Path) -> Vec<String> {
+    std::fs::read_dir(state.join("journal"))
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect()
+}
+
+/// Starts `playbook run` of the all-faults playbook against `server`; returns once it has injected.
+fn start_run(
+    server: &Server,
+    state: &Path,
+    exit: &str,
+    timeout: &str,
+) -> (std::process::Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_playbook"))
+        .args(["run", "--kubeconfig"])
+        .arg(&server.kubeconfig)
+        .arg("--state-dir")
+        .arg(state)
+        .args(["--var", &format!("exit={exit}"), "--timeout", timeout])
+        .arg("tests/fixtures/host/all_faults.rhai")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut seen = String::new();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    while !seen.contains("injected 8 faults") {
+        let mut line = String::new();
+        if out.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        seen += &line;
+    }
+    // Keep draining stdout so the child never blocks on a full pipe.
+    std::thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = std::io::Read::read_to_string(&mut out, &mut rest);
+    });
+    (child, seen)
+}
+
+#[test]
+fn every_exit_path_cleans_up_every_fault_kind() {
+    let server = Server::start();
+    let paths: &[(&str, &str, Option<&str>, i32)] = &[
+        ("pass", "10m", None, 0),
+        ("fail", "10m", None, 1),
+        ("error", "10m", None, 3),
+        ("timeout", "3s", None, 3),
+        ("wait", "10m", Some("-INT"), 130),
+        ("wait", "10m", Some("-TERM"), 130),
+    ];
+    for (exit, timeout, signal, code) in paths {
+        let state = tempdir();
+        let (mut child, seen) = start_run(&server, &state, exit, timeout);
+        assert!(seen.contains("injected 8 faults"), "{exit}: {seen}");
+        if let Some(sig) = signal {
+            assert_eq!(
+                leftovers(&server).len(),
+                8,
+                "{exit}: all eight live before the signal"
+            );
+            Command::new("kill")
+                .args([sig.to_string(), child.id().to_string()])
+                .status()
+                .unwrap();
+        }
+        let status = child.wait().unwrap();
+        let mut err = String::new();
+        let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err);
+        assert_eq!(status.code(), Some(*code), "{exit} {signal:?}: {err}");
+        assert_eq!(
+            leftovers(&server),
+            Vec::<String>::new(),
+            "{exit} {signal:?}: objects left"
+        );
+        assert_eq!(
+            journals(&state),
+            Vec::<String>::new(),
+            "{exit} {signal:?}: journal left"
+        );
+    }
+}
+
+#[test]
+fn a_killed_run_is_cleaned_up_by_playbook_cleanup() {
+    let server = Server::start();
+    let state = tempdir();
+    let (mut child, seen) = start_run(&server, &state, "wait", "10m");
+    assert!(seen.contains("injected 8 faults"), "{seen}");
+    child.kill().unwrap(); // SIGKILL: no cleanup can run
+    child.wait().unwrap();
+    assert_eq!(
+        leftovers(&server).len(),
+        8,
+        "the killed run's faults are still there"
+    );
+    assert_eq!(journals(&state).len(), 1, "and its journal says so");
+    let kc = server.kubeconfig.to_str().unwrap().to_string();
+    let st = state.to_str().unwrap().to_string();
+    let out = playbook(&["cleanup", "--all", "--kubeconfig", &kc, "--state-dir", &st]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert!(all.contains("8 object(s) in its journal"), "{all}");
+    assert_eq!(leftovers(&server), Vec::<String>::new(), "{all}");
+    assert_eq!(journals(&state), Vec::<String>::new());
+    // Twice is harmless.
+    let again = playbook(&["cleanup", "--all", "--kubeconfig", &kc, "--state-dir", &st]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    assert!(text(&again).contains("removed 0 object(s)"));
+    // Against the in-process simulator there is nothing to clean: a usage error.
+    let sim = playbook(&["cleanup", "--all", "--cluster", "sim"]);
+    assert_eq!(sim.status.code(), Some(2));
+}
