@@ -885,13 +885,17 @@ impl Store {
         self.index_owners(&key, &new, true);
         self.insert(res, ns, name, new.clone());
         self.push_event(res, ns, name, EventKind::Modified, new.clone(), Some(old));
-        if new.pointer("/metadata/deletionTimestamp").is_some()
-            && finalizers(&new).is_empty()
+        // A graceful pod deletion (when turned on) waits for the kubelet's second delete;
+        // otherwise the last finalizer gone ends the deletion.
+        let held_gracefully = self.graceful_pods
             && new
                 .pointer("/metadata/deletionGracePeriodSeconds")
                 .and_then(Value::as_i64)
                 .unwrap_or(0)
-                == 0
+                != 0;
+        if new.pointer("/metadata/deletionTimestamp").is_some()
+            && finalizers(&new).is_empty()
+            && !held_gracefully
         {
             return self.remove(res, ns, name);
         }
@@ -982,7 +986,13 @@ impl Store {
             self.timestamp()
         };
         marked["metadata"]["deletionTimestamp"] = Value::String(at);
-        marked["metadata"]["deletionGracePeriodSeconds"] = json!(if graceful { grace } else { 0 });
+        // The grace period asked for is recorded, as the API server does (the kubelet model
+        // reads it to bound a pod's shutdown).
+        marked["metadata"]["deletionGracePeriodSeconds"] = json!(if graceful {
+            grace
+        } else {
+            opts.grace_period_seconds.unwrap_or(0)
+        });
         if !fins.is_empty() {
             marked["metadata"]["finalizers"] = json!(fins);
         }
