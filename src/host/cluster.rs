@@ -465,6 +465,34 @@ pub mod api {
         Ok(())
     }
 
+    /// GETs `path` from a Service through the API server's proxy (as `kubectl get --raw` does)
+    /// and returns its answer: a map or array when it is JSON, else the text. `service` is
+    /// `name` or `name:port`. An error answer (4xx, 5xx) is a script error with its message.
+    ///
+    /// ```rhai
+    /// let health = cluster::proxy_get("argo", "pipeline-runner:8080", "/health");
+    /// print(health.breaker);
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn proxy_get(ctx: NativeCallContext, namespace: &str, service: &str, path: &str) -> RhaiResultOf<Dynamic> {
+        let s = session(&ctx)?;
+        let url = format!(
+            "/api/v1/namespaces/{namespace}/services/{service}/proxy/{}",
+            path.trim_start_matches('/')
+        );
+        let req = http::Request::get(&url)
+            .body(Vec::new())
+            .map_err(|e| error(&ctx, e.to_string()))?;
+        let text = s
+            .rt
+            .block_on(s.target.client.request_text(req))
+            .map_err(|e| api_error(&ctx, &format!("GET {path} from service {namespace}/{service}"), e))?;
+        match serde_json::from_str::<Value>(&text) {
+            Ok(v) => to_dynamic(&ctx, &v),
+            Err(_) => Ok(text.into()),
+        }
+    }
+
     /// The names of the cluster's namespaces.
     ///
     /// ```rhai
