@@ -646,6 +646,7 @@ impl Store {
                 "the body of the request was in an unknown format",
             ));
         };
+        check_shape(&mut map)?;
         map.insert("apiVersion".into(), Value::String(def.api_version()));
         map.insert("kind".into(), Value::String(def.kind.clone()));
         let meta = map.entry("metadata").or_insert_with(|| json!({}));
@@ -792,6 +793,7 @@ impl Store {
                 "the body of the request was in an unknown format",
             ));
         };
+        check_shape(&mut map)?;
         let body_name = map
             .get("metadata")
             .and_then(|m| m.get("name"))
@@ -1175,6 +1177,37 @@ impl Store {
     }
 }
 
+/// Sets `metadata.<field>`, making `metadata` an object first if it is not one.
+pub fn set_meta(obj: &mut Value, field: &str, v: Value) {
+    if !obj.is_object() {
+        *obj = json!({});
+    }
+    if !obj.get("metadata").is_some_and(Value::is_object) {
+        obj["metadata"] = json!({});
+    }
+    if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.insert(field.to_string(), v);
+    }
+}
+
+/// `spec` and `status`, when present, must be objects (null ones are dropped).
+fn check_shape(map: &mut Map<String, Value>) -> Result<(), ApiError> {
+    for k in ["metadata", "spec", "status"] {
+        match map.get(k) {
+            Some(Value::Null) => {
+                map.remove(k);
+            }
+            Some(v) if !v.is_object() => {
+                return Err(ApiError::bad_request(format!(
+                    "the body of the request was in an unknown format: {k} must be an object"
+                )));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// `metadata.<field>` as a string ("" if absent).
 pub fn meta_str<'a>(obj: &'a Value, field: &str) -> &'a str {
     obj.get("metadata")
@@ -1252,7 +1285,11 @@ fn decode_continue(t: &str) -> Result<(String, String), ApiError> {
     }
     let bytes: Result<Vec<u8>, _> = (0..t.len())
         .step_by(2)
-        .map(|i| u8::from_str_radix(&t[i..i + 2], 16))
+        .map(|i| {
+            t.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or(())
+        })
         .collect();
     let s = String::from_utf8(bytes.map_err(|_| bad())?).map_err(|_| bad())?;
     let (ns, name) = s.split_once('/').ok_or_else(bad)?;

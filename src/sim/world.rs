@@ -246,7 +246,7 @@ impl<'a> Ctx<'a> {
             .ok_or_else(|| ApiError::not_found(&self.store.registry().def(id).key(), name))?;
         let mut v = (*cur).clone();
         patch::merge(&mut v, merge);
-        v["metadata"]["resourceVersion"] = json!("");
+        super::store::set_meta(&mut v, "resourceVersion", json!(""));
         self.store.update(id, ns, name, v, status)
     }
 

@@ -503,3 +503,243 @@ fn same_seed_same_names_and_uids() {
     };
     assert_eq!(run(), run());
 }
+
+#[tokio::test]
+async fn bad_requests_get_status_answers_not_panics() {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let sim = sim();
+    sim.seed(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "default"}}))
+        .expect("seed");
+    let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
+    let cases: Vec<(&str, &str, &str, String, u16)> = vec![
+        (
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            "application/json",
+            "{not json".into(),
+            400,
+        ),
+        (
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            "application/yaml",
+            "a: [b".into(),
+            400,
+        ),
+        (
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            "application/json",
+            deep.clone(),
+            400,
+        ),
+        (
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            "application/json",
+            "[1,2]".into(),
+            400,
+        ),
+        (
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            "application/json",
+            "".into(),
+            400,
+        ),
+        (
+            "POST",
+            "/api/v1/namespaces/nope/configmaps",
+            "application/json",
+            r#"{"metadata":{"name":"x"}}"#.into(),
+            404,
+        ),
+        (
+            "PATCH",
+            "/api/v1/namespaces/default/configmaps/c",
+            "text/plain",
+            "{}".into(),
+            415,
+        ),
+        (
+            "PATCH",
+            "/api/v1/namespaces/default/configmaps/c",
+            "application/json-patch+json",
+            "{}".into(),
+            400,
+        ),
+        (
+            "PATCH",
+            "/api/v1/namespaces/default/configmaps/c",
+            "application/merge-patch+json",
+            "nope".into(),
+            400,
+        ),
+        (
+            "PATCH",
+            "/api/v1/namespaces/default/configmaps/c",
+            "application/apply-patch+yaml",
+            "{}".into(),
+            400,
+        ),
+        (
+            "PUT",
+            "/api/v1/namespaces/default/configmaps/c",
+            "application/json",
+            r#"{"metadata":{"name":"other"}}"#.into(),
+            400,
+        ),
+        (
+            "PUT",
+            "/api/v1/namespaces/default/configmaps/c",
+            "application/json",
+            r#"{"metadata":{"name":"c","resourceVersion":"1"}}"#.into(),
+            409,
+        ),
+        (
+            "GET",
+            "/api/v1/namespaces/default/configmaps?limit=abc",
+            "",
+            String::new(),
+            400,
+        ),
+        (
+            "GET",
+            "/api/v1/namespaces/default/configmaps?limit=1&continue=a%C3%A91",
+            "",
+            String::new(),
+            400,
+        ),
+        (
+            "PUT",
+            "/api/v1/namespaces/default/configmaps/c",
+            "application/json",
+            r#"{"metadata":{"name":"c"},"spec":"x"}"#.into(),
+            400,
+        ),
+        (
+            "PATCH",
+            "/api/v1/namespaces/default/configmaps/c",
+            "application/merge-patch+json",
+            r#"{"metadata":"x"}"#.into(),
+            400,
+        ),
+        (
+            "PATCH",
+            "/api/v1/namespaces/default/configmaps/new?fieldManager=t",
+            "application/apply-patch+yaml",
+            r#"{"metadata":"x"}"#.into(),
+            400,
+        ),
+        (
+            "PATCH",
+            "/api/v1/namespaces/default/configmaps/c?fieldManager=t",
+            "application/apply-patch+yaml",
+            r#"{"metadata":"x"}"#.into(),
+            400,
+        ),
+        (
+            "POST",
+            "/api/v1/namespaces/default/services",
+            "application/json",
+            r#"{"metadata":{"name":"s"},"spec":"x"}"#.into(),
+            400,
+        ),
+        (
+            "GET",
+            "/api/v1/namespaces/default/configmaps?limit=1&continue=zz",
+            "",
+            String::new(),
+            400,
+        ),
+        (
+            "GET",
+            "/api/v1/namespaces/default/configmaps?labelSelector=a%20in%20(b",
+            "",
+            String::new(),
+            400,
+        ),
+        (
+            "GET",
+            "/api/v1/namespaces/default/configmaps?fieldSelector=nonsense",
+            "",
+            String::new(),
+            400,
+        ),
+        (
+            "GET",
+            "/api/v1/namespaces/default/configmaps?watch=1&resourceVersion=abc",
+            "",
+            String::new(),
+            400,
+        ),
+        (
+            "GET",
+            "/api/v1/namespaces/default/widgets",
+            "",
+            String::new(),
+            404,
+        ),
+        ("GET", "/apis/nope.io/v1/things", "", String::new(), 404),
+        (
+            "GET",
+            "/api/v1/namespaces/default/configmaps/%ZZ%",
+            "",
+            String::new(),
+            404,
+        ),
+        ("GET", "/api/v1/configmaps/c", "", String::new(), 404),
+        (
+            "GET",
+            "/api/v1/namespaces/default/configmaps/c/scale",
+            "",
+            String::new(),
+            404,
+        ),
+        (
+            "POST",
+            "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods",
+            "application/json",
+            "{}".into(),
+            405,
+        ),
+        (
+            "DELETE",
+            "/api/v1/namespaces/default/configmaps/c?propagationPolicy=Sometimes",
+            "",
+            String::new(),
+            400,
+        ),
+        (
+            "DELETE",
+            "/api/v1/namespaces/default/configmaps/missing",
+            "",
+            String::new(),
+            404,
+        ),
+        (
+            "POST",
+            "/api/v1/namespaces/default/configmaps?dryRun=Maybe",
+            "application/json",
+            "{}".into(),
+            400,
+        ),
+    ];
+    for (method, uri, ct, body, code) in cases {
+        let mut req = axum::http::Request::builder().method(method).uri(uri);
+        if !ct.is_empty() {
+            req = req.header("content-type", ct);
+        }
+        let resp = sim
+            .router()
+            .oneshot(req.body(axum::body::Body::from(body)).expect("req"))
+            .await
+            .expect("resp");
+        assert_eq!(resp.status().as_u16(), code, "{method} {uri}");
+        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+        let status: serde_json::Value = serde_json::from_slice(&bytes).expect("a Status object");
+        assert_eq!(status["kind"], "Status", "{method} {uri}: {status}");
+        assert_eq!(status["code"], code, "{method} {uri}");
+    }
+}

@@ -13,7 +13,7 @@ use super::super::error::{ApiError, Reason};
 use super::super::patch;
 use super::super::resources::ResourceDef;
 use super::super::selector::{FieldSelector, LabelSelector};
-use super::super::store::{DeleteOptions, Page, Propagation, meta_str};
+use super::super::store::{DeleteOptions, Page, Propagation, meta_str, set_meta};
 use super::super::{Sim, World};
 use super::proxy::ProxyRequest;
 use super::{Req, Target, error, json as json_resp, json_bytes, table, watch};
@@ -430,7 +430,10 @@ fn patch_obj(
                         "the body of the request was in an unknown format",
                     ));
                 }
-                body["metadata"]["name"] = json!(name);
+                if body.get("metadata").is_some_and(|m| !m.is_object()) {
+                    return Err(ApiError::bad_request("metadata must be an object"));
+                }
+                set_meta(&mut body, "name", json!(name));
                 let o = w.store_mut().create(t.res, ns, body, false)?;
                 return Ok((StatusCode::CREATED, o));
             }
@@ -438,10 +441,13 @@ fn patch_obj(
         };
         let mut v = (*cur).clone();
         apply_patch(r, def, &mut v)?;
+        if !v.get("metadata").is_some_and(Value::is_object) {
+            return Err(ApiError::bad_request("metadata must be an object"));
+        }
         if is_apply {
             // Apply carries no resourceVersion precondition unless the config sets one.
             let applied_rv = parse_body(r)?.pointer("/metadata/resourceVersion").cloned();
-            v["metadata"]["resourceVersion"] = applied_rv.unwrap_or(json!(""));
+            set_meta(&mut v, "resourceVersion", applied_rv.unwrap_or(json!("")));
         }
         let o = w.store_mut().update(t.res, ns, name, v, status)?;
         if def.kind == "CustomResourceDefinition" && !status {
