@@ -377,6 +377,15 @@ impl Store {
         }
     }
 
+    /// The objects whose ownerReferences name `owner_uid`, as (resource, object).
+    pub fn dependents_of(&self, owner_uid: &str) -> impl Iterator<Item = (ResId, Arc<Value>)> + '_ {
+        self.dependents
+            .get(owner_uid)
+            .into_iter()
+            .flatten()
+            .filter_map(|(r, n, m)| self.get(*r, n, m).map(|o| (*r, o.clone())))
+    }
+
     /// Number of objects of a resource.
     pub fn count(&self, res: ResId) -> usize {
         self.tables.get(res).map_or(0, |t| t.len)

@@ -414,3 +414,82 @@ fn same_seed_same_names_and_uids() {
     };
     assert_eq!(run(), run());
 }
+
+#[tokio::test]
+async fn streaming_list_watcher_gets_initial_events_and_bookmark() {
+    let sim = sim();
+    let pods: Api<Pod> = Api::namespaced(sim.client(), "default");
+    for i in 0..3 {
+        pods.create(&PostParams::default(), &pod(&format!("s{i}"), json!({})))
+            .await
+            .expect("create");
+    }
+    let mut stream = watcher(pods.clone(), watcher::Config::default().streaming_lists()).boxed();
+    let mut cache = Cache::default();
+    while cache.inits == 0 || cache.init_buffer.is_some() {
+        let ev = tokio::time::timeout(Duration::from_secs(5), stream.next())
+            .await
+            .expect("init")
+            .expect("stream");
+        cache.apply(ev.expect("event"));
+    }
+    assert_eq!(
+        cache.objects.keys().cloned().collect::<Vec<_>>(),
+        vec!["s0", "s1", "s2"]
+    );
+    pods.delete("s1", &DeleteParams::default())
+        .await
+        .expect("delete");
+    let ev = tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .expect("ev")
+        .expect("stream");
+    cache.apply(ev.expect("event"));
+    assert!(!cache.objects.contains_key("s1"));
+}
+
+#[tokio::test]
+async fn watch_timeout_ends_the_stream() {
+    let sim = sim();
+    let pods: Api<Pod> = Api::namespaced(sim.client(), "default");
+    let wp = kube::api::WatchParams::default().timeout(1);
+    let mut s = pods.watch(&wp, "0").await.expect("watch").boxed();
+    let start = std::time::Instant::now();
+    let end = tokio::time::timeout(Duration::from_secs(5), s.next())
+        .await
+        .expect("stream ends in time");
+    assert!(end.is_none(), "no event, then the end: {end:?}");
+    assert!(start.elapsed() >= Duration::from_millis(900));
+}
+
+#[tokio::test]
+async fn metrics_are_ordinary_read_only_objects() {
+    let sim = sim();
+    sim.seed(json!({"apiVersion": "metrics.k8s.io/v1beta1", "kind": "PodMetrics",
+        "metadata": {"name": "p", "namespace": "default"}, "timestamp": "2026-01-01T00:00:00Z", "window": "30s",
+        "containers": [{"name": "c", "usage": {"cpu": "250m", "memory": "64Mi"}}]}))
+    .expect("seed metrics");
+    let ar = kube::api::ApiResource {
+        group: "metrics.k8s.io".into(),
+        version: "v1beta1".into(),
+        api_version: "metrics.k8s.io/v1beta1".into(),
+        kind: "PodMetrics".into(),
+        plural: "pods".into(),
+    };
+    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(sim.client(), "default", &ar);
+    let list = api.list(&ListParams::default()).await.expect("list");
+    assert_eq!(list.items.len(), 1);
+    assert_eq!(list.items[0].data["containers"][0]["usage"]["cpu"], "250m");
+    let obj: kube::api::DynamicObject =
+        serde_json::from_value(json!({"apiVersion": "metrics.k8s.io/v1beta1",
+        "kind": "PodMetrics", "metadata": {"name": "q"}}))
+        .expect("obj");
+    let err = api
+        .create(&PostParams::default(), &obj)
+        .await
+        .expect_err("read-only");
+    assert!(
+        matches!(err, kube::Error::Api(ref s) if s.code == 405),
+        "{err:?}"
+    );
+}
