@@ -474,7 +474,12 @@ pub mod api {
     /// print(health.breaker);
     /// ```
     #[rhai_fn(return_raw)]
-    pub fn proxy_get(ctx: NativeCallContext, namespace: &str, service: &str, path: &str) -> RhaiResultOf<Dynamic> {
+    pub fn proxy_get(
+        ctx: NativeCallContext,
+        namespace: &str,
+        service: &str,
+        path: &str,
+    ) -> RhaiResultOf<Dynamic> {
         let s = session(&ctx)?;
         let url = format!(
             "/api/v1/namespaces/{namespace}/services/{service}/proxy/{}",
@@ -483,10 +488,15 @@ pub mod api {
         let req = http::Request::get(&url)
             .body(Vec::new())
             .map_err(|e| error(&ctx, e.to_string()))?;
-        let text = s
-            .rt
-            .block_on(s.target.client.request_text(req))
-            .map_err(|e| api_error(&ctx, &format!("GET {path} from service {namespace}/{service}"), e))?;
+        let text =
+            s.rt.block_on(s.target.client.request_text(req))
+                .map_err(|e| {
+                    api_error(
+                        &ctx,
+                        &format!("GET {path} from service {namespace}/{service}"),
+                        e,
+                    )
+                })?;
         match serde_json::from_str::<Value>(&text) {
             Ok(v) => to_dynamic(&ctx, &v),
             Err(_) => Ok(text.into()),

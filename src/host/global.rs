@@ -122,4 +122,14 @@ pub mod api {
     pub fn clock_ms(ctx: NativeCallContext) -> RhaiResultOf<f64> {
         Ok(session(&ctx)?.elapsed_s() * 1000.0)
     }
+
+    /// A failed expectation caught with `try { ... } catch (e) { ... }` prints as its message.
+    ///
+    /// ```rhai
+    /// try { expect("ready", "30s", || false); } catch (e) { log(`broke: ${e}`); }
+    /// ```
+    #[rhai_fn(global, name = "to_string", pure)]
+    pub fn failure_to_string(f: &mut crate::session::Failure) -> String {
+        f.message.clone()
+    }
 }

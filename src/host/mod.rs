@@ -19,11 +19,7 @@ pub fn register(engine: &mut Engine) {
     engine.register_global_module(exported_module!(expect::api).into());
     engine.register_static_module("cluster", exported_module!(cluster::api).into());
     engine.register_type_with_name::<chaos::FaultHandle>("Fault");
-    // A failed expectation caught with `try { } catch (e) { }` prints as its message.
-    engine
-        .register_type_with_name::<Failure>("Failure")
-        .register_fn("to_string", |f: &mut Failure| f.message.clone())
-        .register_get("message", |f: &mut Failure| f.message.clone());
+    engine.register_type_with_name::<Failure>("Failure");
     engine.register_static_module("chaos", exported_module!(chaos::api).into());
     engine.register_static_module("metrics", exported_module!(metrics::api).into());
 }

@@ -48,7 +48,7 @@ pub fn apply(def: &ResourceDef, obj: &mut Value, rng: &mut ChaCha8Rng) {
             let spec = &mut obj["spec"];
             set_default(spec, "type", json!("ClusterIP"));
             set_default(spec, "sessionAffinity", json!("None"));
-            if spec.get("clusterIP").and_then(Value::as_str).is_none() {
+            if spec.is_object() && spec.get("clusterIP").and_then(Value::as_str).is_none() {
                 let ip = format!(
                     "10.96.{}.{}",
                     rng.random_range(0..=255u8),

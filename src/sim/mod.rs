@@ -4,6 +4,26 @@
 //! API (an axum `Router`, so a `tower::Service`), [`Sim::client`] a `kube::Client` over it
 //! in process; `playbook sim serve` serves the same router on loopback.
 //!
+//! ```
+//! use playbook::sim::{ClockMode, Sim, SimConfig};
+//! use k8s_openapi::api::core::v1::Pod;
+//! use kube::api::{Api, PostParams};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> anyhow::Result<()> {
+//! let sim = Sim::new(SimConfig { seed: 42, clock: ClockMode::Virtual });
+//! let pods: Api<Pod> = Api::namespaced(sim.client(), "default");
+//! let pod = serde_json::from_value(serde_json::json!({
+//!     "metadata": {"name": "web"}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}))?;
+//! pods.create(&PostParams::default(), &pod).await?;
+//! // Virtual time moves only when asked: to the next timer a controller set, or any instant.
+//! if let Some(t) = sim.next_event_at() {
+//!     sim.advance_to(t);
+//! }
+//! sim.advance_by(jiff::SignedDuration::from_secs(30));
+//! assert_eq!(sim.now().to_string(), "2026-01-01T00:00:30Z");
+//! # Ok(()) }
+//! ```
+//!
 //! # Layout
 //! - [`store`]: objects, resourceVersion, watch history, finalizers and garbage collection.
 //! - [`world`]: the [`World`] (store, clock, RNG, timers) and the [`Controller`] API.

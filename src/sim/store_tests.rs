@@ -1,6 +1,7 @@
 //! Unit tests of the store: create/update/delete semantics, watch history, GC, finalizers.
 
 use super::*;
+use crate::sim::Reason;
 use crate::sim::resources::Registry;
 use crate::sim::world::virtual_epoch;
 

@@ -179,6 +179,19 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// The objects of `resource` that `owner` owns (their `ownerReferences` name its uid),
+    /// from the store's owner index: no scan.
+    pub fn owned_by(&self, resource: &str, owner: &Value) -> Vec<Arc<Value>> {
+        let Some(id) = self.store.registry().lookup(resource) else {
+            return Vec::new();
+        };
+        self.store
+            .dependents_of(meta_str(owner, "uid"))
+            .filter(|(r, _)| *r == id)
+            .map(|(_, o)| o)
+            .collect()
+    }
+
     /// Creates an object; its namespace comes from `metadata.namespace`. Unlike the API, a
     /// `status` given here is kept.
     pub fn create(&mut self, resource: &str, obj: Value) -> Result<Arc<Value>, ApiError> {
@@ -246,7 +259,7 @@ impl<'a> Ctx<'a> {
             .ok_or_else(|| ApiError::not_found(&self.store.registry().def(id).key(), name))?;
         let mut v = (*cur).clone();
         patch::merge(&mut v, merge);
-        v["metadata"]["resourceVersion"] = json!("");
+        super::store::set_meta(&mut v, "resourceVersion", json!(""));
         self.store.update(id, ns, name, v, status)
     }
 
@@ -302,7 +315,8 @@ struct Slot {
     cursor: u64,
     started: bool,
     woken: bool,
-    watches: Vec<ResId>,
+    /// None: every resource.
+    watches: Option<Vec<ResId>>,
 }
 
 /// The simulated cluster state: store, clock, RNG, controllers, timers.
@@ -356,11 +370,18 @@ impl World {
 
     /// Adds a controller; it runs after those added before it.
     pub fn add_controller(&mut self, ctrl: Box<dyn Controller>) {
-        let watches = ctrl
-            .watches()
-            .iter()
-            .filter_map(|r| self.store.registry().lookup(r))
-            .collect();
+        let names = ctrl.watches();
+        let mut ids = Vec::new();
+        for r in names {
+            match self.store.registry().lookup(r) {
+                Some(id) => ids.push(id),
+                None => eprintln!(
+                    "playbook sim: controller {} watches unknown resource {r:?}",
+                    ctrl.name()
+                ),
+            }
+        }
+        let watches = if names.is_empty() { None } else { Some(ids) };
         self.slots.push(Slot {
             ctrl,
             cursor: 0,
@@ -368,6 +389,11 @@ impl World {
             woken: false,
             watches,
         });
+    }
+
+    #[cfg(test)]
+    fn slots_mut_for_test(&mut self, i: usize) -> &mut Slot {
+        &mut self.slots[i]
     }
 
     /// Names of the controllers, in run order.
@@ -492,7 +518,9 @@ impl World {
                     match store.events_since(slot.cursor) {
                         Ok(it) => (
                             it.filter(|e| {
-                                slot.watches.is_empty() || slot.watches.contains(&e.resource)
+                                slot.watches
+                                    .as_ref()
+                                    .is_none_or(|w| w.contains(&e.resource))
                             })
                             .cloned()
                             .collect(),

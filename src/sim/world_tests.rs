@@ -165,3 +165,53 @@ fn same_seed_same_world() {
     assert_eq!(run(5), run(5));
     assert_ne!(run(5), run(6));
 }
+
+/// Watches a resource that does not exist: must never be called for store changes.
+struct Typo(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Controller for Typo {
+    fn name(&self) -> &'static str {
+        "typo"
+    }
+    fn watches(&self) -> &'static [&'static str] {
+        &["podz"]
+    }
+    fn reconcile(&mut self, ctx: &mut Ctx<'_>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        // owned_by uses the owner index
+        if let Some(rs) = ctx.get("replicasets.apps", "default", "rs") {
+            assert_eq!(ctx.owned_by("pods", &rs).len(), 2);
+        }
+    }
+}
+
+#[test]
+fn unknown_watched_resource_means_no_calls_and_owned_by_works() {
+    let mut w = World::new(3, virtual_epoch());
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    w.add_controller(Box::new(Typo(calls.clone())));
+    w.settle();
+    assert_eq!(
+        calls.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "first run only"
+    );
+    let rs = w
+        .seed(json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "rs", "namespace": "default"}, "spec": {}}))
+        .expect("rs");
+    for n in ["a", "b"] {
+        let mut p = pod(n);
+        p["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "uid": rs["metadata"]["uid"]}]);
+        w.seed(p).expect("pod");
+    }
+    w.settle();
+    assert_eq!(
+        calls.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "not called for other resources"
+    );
+    // a timer still calls it, and then owned_by is checked inside
+    w.slots_mut_for_test(0).woken = true;
+    w.settle();
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+}

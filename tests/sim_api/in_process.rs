@@ -360,95 +360,6 @@ async fn watch_from_compacted_version_is_410_expired() {
     }
 }
 
-/// Answers every proxied request with the service name and path.
-struct Echo;
-
-impl playbook::sim::ServiceProxy for Echo {
-    fn handle(
-        &self,
-        _sim: &Sim,
-        req: playbook::sim::ProxyRequest,
-    ) -> futures::future::BoxFuture<'static, Option<playbook::sim::ProxyResponse>> {
-        Box::pin(async move {
-            (req.service != "down").then(|| playbook::sim::ProxyResponse {
-                status: 200,
-                headers: vec![("content-type".into(), "text/plain".into())],
-                body: format!("{} {} {:?} {}", req.method, req.service, req.port, req.path).into(),
-            })
-        })
-    }
-}
-
-/// Logs name the pod and container.
-struct Logs;
-
-impl playbook::sim::PodLogs for Logs {
-    fn logs(&self, _sim: &Sim, pod: &serde_json::Value, container: Option<&str>) -> String {
-        format!(
-            "log of {} {}\n",
-            pod["metadata"]["name"].as_str().unwrap_or("?"),
-            container.unwrap_or("-")
-        )
-    }
-}
-
-#[tokio::test]
-async fn service_proxy_and_pod_log_hooks() {
-    let sim = sim();
-    let client = sim.client();
-    for name in ["web", "down"] {
-        sim.seed(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": "default"},
-            "spec": {"ports": [{"port": 80}]}}))
-            .expect("svc");
-    }
-    let get = |uri: &str| axum::http::Request::get(uri).body(Vec::new()).expect("req");
-    let err = client
-        .request_text(get("/api/v1/namespaces/default/services/web/proxy/x"))
-        .await
-        .expect_err("503");
-    assert!(
-        matches!(err, kube::Error::Api(ref s) if s.code == 503 && s.message == "no endpoints available for service \"web\""),
-        "{err:?}"
-    );
-    sim.set_service_proxy(std::sync::Arc::new(Echo));
-    let body = client
-        .request_text(get(
-            "/api/v1/namespaces/default/services/web:80/proxy/v1/models/m:predict?x=1",
-        ))
-        .await
-        .expect("proxied");
-    assert_eq!(body, "GET web Some(\"80\") /v1/models/m:predict");
-    let err = client
-        .request_text(get("/api/v1/namespaces/default/services/down/proxy/"))
-        .await
-        .expect_err("none");
-    assert!(
-        matches!(err, kube::Error::Api(ref s) if s.code == 503),
-        "{err:?}"
-    );
-    let pods: Api<Pod> = Api::namespaced(client, "default");
-    pods.create(&PostParams::default(), &pod("l", json!({})))
-        .await
-        .expect("pod");
-    assert_eq!(
-        pods.logs("l", &Default::default())
-            .await
-            .expect("empty log"),
-        ""
-    );
-    sim.set_pod_logs(std::sync::Arc::new(Logs));
-    let lp = kube::api::LogParams {
-        container: Some("c".into()),
-        ..Default::default()
-    };
-    assert_eq!(pods.logs("l", &lp).await.expect("log"), "log of l c\n");
-    let bad = kube::api::LogParams {
-        container: Some("nope".into()),
-        ..Default::default()
-    };
-    assert!(pods.logs("l", &bad).await.is_err());
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wall_clock_fires_timers_by_itself() {
     let sim = Sim::new(SimConfig {
@@ -502,4 +413,83 @@ fn same_seed_same_names_and_uids() {
         (o["metadata"]["name"].clone(), o["metadata"]["uid"].clone())
     };
     assert_eq!(run(), run());
+}
+
+#[tokio::test]
+async fn streaming_list_watcher_gets_initial_events_and_bookmark() {
+    let sim = sim();
+    let pods: Api<Pod> = Api::namespaced(sim.client(), "default");
+    for i in 0..3 {
+        pods.create(&PostParams::default(), &pod(&format!("s{i}"), json!({})))
+            .await
+            .expect("create");
+    }
+    let mut stream = watcher(pods.clone(), watcher::Config::default().streaming_lists()).boxed();
+    let mut cache = Cache::default();
+    while cache.inits == 0 || cache.init_buffer.is_some() {
+        let ev = tokio::time::timeout(Duration::from_secs(5), stream.next())
+            .await
+            .expect("init")
+            .expect("stream");
+        cache.apply(ev.expect("event"));
+    }
+    assert_eq!(
+        cache.objects.keys().cloned().collect::<Vec<_>>(),
+        vec!["s0", "s1", "s2"]
+    );
+    pods.delete("s1", &DeleteParams::default())
+        .await
+        .expect("delete");
+    let ev = tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .expect("ev")
+        .expect("stream");
+    cache.apply(ev.expect("event"));
+    assert!(!cache.objects.contains_key("s1"));
+}
+
+#[tokio::test]
+async fn watch_timeout_ends_the_stream() {
+    let sim = sim();
+    let pods: Api<Pod> = Api::namespaced(sim.client(), "default");
+    let wp = kube::api::WatchParams::default().timeout(1);
+    let mut s = pods.watch(&wp, "0").await.expect("watch").boxed();
+    let start = std::time::Instant::now();
+    let end = tokio::time::timeout(Duration::from_secs(5), s.next())
+        .await
+        .expect("stream ends in time");
+    assert!(end.is_none(), "no event, then the end: {end:?}");
+    assert!(start.elapsed() >= Duration::from_millis(900));
+}
+
+#[tokio::test]
+async fn metrics_are_ordinary_read_only_objects() {
+    let sim = sim();
+    sim.seed(json!({"apiVersion": "metrics.k8s.io/v1beta1", "kind": "PodMetrics",
+        "metadata": {"name": "p", "namespace": "default"}, "timestamp": "2026-01-01T00:00:00Z", "window": "30s",
+        "containers": [{"name": "c", "usage": {"cpu": "250m", "memory": "64Mi"}}]}))
+    .expect("seed metrics");
+    let ar = kube::api::ApiResource {
+        group: "metrics.k8s.io".into(),
+        version: "v1beta1".into(),
+        api_version: "metrics.k8s.io/v1beta1".into(),
+        kind: "PodMetrics".into(),
+        plural: "pods".into(),
+    };
+    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(sim.client(), "default", &ar);
+    let list = api.list(&ListParams::default()).await.expect("list");
+    assert_eq!(list.items.len(), 1);
+    assert_eq!(list.items[0].data["containers"][0]["usage"]["cpu"], "250m");
+    let obj: kube::api::DynamicObject =
+        serde_json::from_value(json!({"apiVersion": "metrics.k8s.io/v1beta1",
+        "kind": "PodMetrics", "metadata": {"name": "q"}}))
+        .expect("obj");
+    let err = api
+        .create(&PostParams::default(), &obj)
+        .await
+        .expect_err("read-only");
+    assert!(
+        matches!(err, kube::Error::Api(ref s) if s.code == 405),
+        "{err:?}"
+    );
 }

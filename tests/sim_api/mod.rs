@@ -1,6 +1,7 @@
 //! The simulator's HTTP API, driven by the real kubectl against `playbook sim serve`, and in
 //! process through `kube::Client`.
 
+mod hooks_and_errors;
 mod in_process;
 mod kubectl;
 

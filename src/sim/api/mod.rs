@@ -1,7 +1,9 @@
 //! The HTTP API facade: parses Kubernetes API paths and answers as a real API server does.
 
 pub mod discovery;
+pub mod format;
 pub mod proxy;
+mod subresources;
 pub mod table;
 mod verbs;
 pub mod watch;
