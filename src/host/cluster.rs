@@ -288,7 +288,7 @@ pub mod api {
 
     /// Argo Workflows in `namespace` matching a label `selector` ("" for all), oldest first:
     /// each a map with name, phase (Pending, Running, Succeeded, Failed, Error), started,
-    /// finished, message.
+    /// finished, finished_ago_s (seconds on the run's clock; -1 while running), message.
     ///
     /// ```rhai
     /// let failed = cluster::workflows("argo", "").filter(|w| w.phase == "Failed");
@@ -311,6 +311,7 @@ pub mod api {
         let list =
             s.rt.block_on(api.list(&ListParams::default().labels(selector)))
                 .map_err(|e| api_error(&ctx, &format!("listing workflows in {namespace}"), e))?;
+        let now = s.now();
         let mut out: Vec<Value> = list
             .items
             .iter()
@@ -322,12 +323,18 @@ pub mod api {
                         .unwrap_or_default()
                         .to_string()
                 };
+                let finished = get("/status/finishedAt");
+                let ago = finished
+                    .parse::<jiff::Timestamp>()
+                    .map(|t| now.duration_since(t).as_secs_f64())
+                    .unwrap_or(-1.0);
                 serde_json::json!({
                     "name": get("/metadata/name"),
                     "created": get("/metadata/creationTimestamp"),
                     "phase": get("/status/phase"),
                     "started": get("/status/startedAt"),
-                    "finished": get("/status/finishedAt"),
+                    "finished": finished,
+                    "finished_ago_s": ago,
                     "message": get("/status/message"),
                 })
             })
