@@ -65,6 +65,9 @@ pub struct TargetArgs {
     /// Seed of the simulator's random source: the same seed gives the same run.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// The platform the simulator runs (sim only): mlops, mlops-fragile or empty.
+    #[arg(long, value_enum, default_value = "mlops")]
+    pub scenario: crate::sim::platform::Scenario,
 }
 
 /// Where the standard library comes from.

@@ -32,6 +32,7 @@
 //! - [`api`]: the HTTP facade (discovery, CRUD, watch, tables, openapi, service proxy).
 //! - [`controllers`]: the core controllers, run in a fixed order.
 //! - [`chaos`]: the simulated Chaos Mesh (PodChaos, NetworkChaos, StressChaos), run after them.
+//! - [`platform`]: the simulated MLOps platform (scenarios `mlops`, `mlops-fragile`).
 //! - [`schema`]: CRD openAPIV3Schema validation.
 //! - [`serve`]: `playbook sim serve`.
 
@@ -42,6 +43,7 @@ pub mod crds;
 mod defaults;
 pub mod error;
 pub mod patch;
+pub mod platform;
 pub mod resources;
 pub mod schema;
 pub mod selector;
@@ -78,6 +80,9 @@ pub struct SimConfig {
     pub seed: u64,
     /// Virtual or wall clock.
     pub clock: ClockMode,
+    /// The platform installed at start ([`platform::Scenario::Empty`] by default; the command
+    /// line defaults to `mlops`).
+    pub scenario: platform::Scenario,
 }
 
 pub(crate) struct Inner {
@@ -85,6 +90,7 @@ pub(crate) struct Inner {
     config: SimConfig,
     pub(crate) proxy: RwLock<Option<Arc<dyn ServiceProxy>>>,
     pub(crate) logs: RwLock<Option<Arc<dyn PodLogs>>>,
+    platform: Option<Arc<Mutex<platform::Shared>>>,
 }
 
 /// A handle on one simulated cluster (clone it freely; all clones share the world).
@@ -102,28 +108,40 @@ impl std::fmt::Debug for Sim {
 }
 
 impl Sim {
-    /// A new cluster with the standard kinds, the usual namespaces and the core controllers.
+    /// A new cluster with the standard kinds, the usual namespaces, the core controllers and
+    /// the configured scenario's platform, already in steady state: the platform is installed
+    /// [`platform::Figures::warmup_s`] before the start time ([`virtual_epoch`], or now under
+    /// wall time) and simulated up to it.
     /// Under [`ClockMode::Wall`], if called inside a tokio runtime, a background task keeps
     /// the clock on wall time (otherwise call [`Sim::start_wall_clock`] later).
     pub fn new(config: SimConfig) -> Sim {
-        let now = match config.clock {
+        let start = match config.clock {
             ClockMode::Virtual => virtual_epoch(),
             ClockMode::Wall => Timestamp::now(),
         };
-        let mut world = World::new(config.seed, now);
+        let warmup = config.scenario.figures().map_or(0, |f| f.warmup_s.max(0));
+        let begin = start
+            .checked_sub(SignedDuration::from_secs(warmup))
+            .unwrap_or(start);
+        let mut world = World::new(config.seed, begin);
         for c in controllers::core() {
             world.add_controller(c);
         }
         for c in chaos::controllers() {
             world.add_controller(c);
         }
+        let proxy = platform::install(&mut world, config.scenario, config.seed);
         world.settle();
+        if begin < start {
+            world.advance_to(start);
+        }
         let sim = Sim {
             inner: Arc::new(Inner {
                 world: Mutex::new(world),
                 config,
-                proxy: RwLock::new(None),
+                proxy: RwLock::new(proxy.as_ref().map(|(p, _)| p.clone())),
                 logs: RwLock::new(None),
+                platform: proxy.map(|(_, s)| s),
             }),
         };
         if config.clock == ClockMode::Wall && tokio::runtime::Handle::try_current().is_ok() {
@@ -135,6 +153,12 @@ impl Sim {
     /// The configuration it was built with.
     pub fn config(&self) -> SimConfig {
         self.inner.config
+    }
+
+    /// The platform's traffic state (breaker, buffer, request counters), if a scenario is
+    /// installed. Lock it after the world, never before.
+    pub fn platform(&self) -> Option<&Arc<Mutex<platform::Shared>>> {
+        self.inner.platform.as_ref()
     }
 
     /// Locks the world (under wall time, first brings the clock to now).

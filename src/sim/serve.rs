@@ -23,6 +23,9 @@ pub struct ServeArgs {
     /// Seed of the simulator's random choices.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// The platform the simulator runs: mlops, mlops-fragile or empty.
+    #[arg(long, value_enum, default_value = "mlops")]
+    pub scenario: super::platform::Scenario,
     /// Log one line per request (method, path, status, duration) on stderr.
     #[arg(short, long)]
     pub verbose: bool,
@@ -88,6 +91,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let sim = Sim::new(SimConfig {
         seed: args.seed,
         clock: ClockMode::Wall,
+        scenario: args.scenario,
     });
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -10,6 +10,7 @@ use kube::config::{Config, KubeConfigOptions, Kubeconfig};
 pub use clock::{Changes, Clock};
 
 use crate::cli::{ClusterKind, TargetArgs};
+use crate::sim::platform::Scenario;
 use crate::sim::{ClockMode, Sim, SimConfig};
 
 /// A cluster a run talks to.
@@ -87,20 +88,29 @@ pub fn choose(args: &TargetArgs) -> ClusterKind {
 /// Connects to the chosen target. Must be called inside a tokio runtime.
 pub async fn connect(args: &TargetArgs) -> Result<Target, TargetError> {
     match choose(args) {
-        ClusterKind::Sim => Ok(simulated(args.seed)),
+        ClusterKind::Sim => Ok(simulated_with(args.seed, args.scenario)),
         ClusterKind::Kube => real(args).await,
     }
 }
 
-/// The built-in simulated cluster, in process, in virtual time.
+/// The built-in simulated cluster with the default `mlops` platform, in process, in virtual time.
 pub fn simulated(seed: u64) -> Target {
+    simulated_with(seed, Scenario::Mlops)
+}
+
+/// The built-in simulated cluster with `scenario` installed, in process, in virtual time.
+pub fn simulated_with(seed: u64, scenario: Scenario) -> Target {
     let sim = Sim::new(SimConfig {
         seed,
         clock: ClockMode::Virtual,
+        scenario,
     });
     Target {
         client: sim.client(),
-        description: format!("target: simulated cluster (in process, virtual time, seed {seed})"),
+        description: format!(
+            "target: simulated cluster, scenario {} (in process, virtual time, seed {seed})",
+            scenario.name()
+        ),
         clock: Clock::Virtual(sim),
         context: None,
     }

@@ -1,6 +1,12 @@
 //! The kubelet model: runs bound pods through ContainerCreating, Running and Ready, restarts
 //! failed and OOMKilled containers with the real back-off, completes run-to-completion pods,
 //! and holds deleted pods until their containers stopped. The rules are in [`super::model`].
+//!
+//! It honours the Chaos Mesh marks of `crate::sim::chaos::effects`: a container whose spec
+//! image changed (pod-failure's pause image, and back) or that a `container-kill` mark names
+//! restarts once (restartCount + 1, lastState terminated Error 137, Ready again after its
+//! startup); `pod-failure` keeps containers not started and not ready while set; an OOM kill
+//! ends the StressChaos memory load of the pod (stress-ng dies with the container's cgroup).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -16,6 +22,7 @@ use super::util::{
     Due, Key, deleting, hash_str, i, key_of, parse_ts, pod_terminal, s, set_condition, ts,
     write_status,
 };
+use crate::sim::chaos::effects::{CONTAINER_KILL, POD_FAILURE, STRESS_MEMORY};
 use crate::sim::store::{EventKind, finalizers};
 use crate::sim::world::{Controller, Ctx};
 
@@ -36,6 +43,22 @@ pub fn backoff(restarts: i64) -> SignedDuration {
     }
     let secs = 10i64 << (restarts - 1).min(5);
     SignedDuration::from_secs(secs.min(300))
+}
+
+/// When the container-kill mark of `container` was set (see [`CONTAINER_KILL`]).
+fn kill_mark(pod: &Value, container: &str) -> Option<Timestamp> {
+    let v = pod
+        .pointer("/metadata/annotations")?
+        .get(CONTAINER_KILL)?
+        .as_str()?;
+    v.split(',').find_map(|e| {
+        let (c, at) = e.split_once('@')?;
+        if c.trim() != container {
+            return None;
+        }
+        let t: Timestamp = at.trim().parse().ok()?;
+        Timestamp::from_second(t.as_second()).ok()
+    })
 }
 
 /// A duration as Go prints it (`10s`, `1m20s`, `5m0s`).
@@ -155,8 +178,23 @@ impl Kubelet {
                 Err(_) => return,
             }
         }
-        let (status, events, next) = self.step(key, &pod, &node, now);
+        let (status, events, next, drop_stress) = self.step(key, &pod, &node, now);
         write_status(ctx, "pods", &pod, status);
+        if drop_stress {
+            let mut anns = serde_json::Map::new();
+            for k in pod
+                .pointer("/metadata/annotations")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+                .map(|(k, _)| k)
+                .filter(|k| k.starts_with(STRESS_MEMORY))
+            {
+                anns.insert(k.clone(), Value::Null);
+            }
+            let patch = json!({"metadata": {"annotations": anns}});
+            let _ = ctx.patch("pods", &key.0, &key.1, &patch);
+        }
         for (t, reason, msg) in events {
             ctx.record_event(&pod, t, reason, &msg, SOURCE);
         }
@@ -233,7 +271,8 @@ impl Kubelet {
         pod: &Value,
         node: &Value,
         now: Timestamp,
-    ) -> (Value, Vec<Ev>, Option<Timestamp>) {
+    ) -> (Value, Vec<Ev>, Option<Timestamp>, bool) {
+        let mut drop_stress = false;
         let mut st = pod["status"].clone();
         if !st.is_object() {
             st = json!({});
@@ -267,7 +306,7 @@ impl Kubelet {
             }
         };
         if pod_terminal(pod) {
-            return (st, evs, None);
+            return (st, evs, None, false);
         }
         let uid = s(pod, "/metadata/uid");
         let (ns, pname) = (key.0.as_str(), key.1.as_str());
@@ -279,6 +318,7 @@ impl Kubelet {
             .as_array()
             .cloned()
             .unwrap_or_default();
+        let failing = model::annotation(pod, POD_FAILURE, "") == Some("true");
         for c in specs {
             let name = s(c, "/name");
             let idx = match css.iter().position(|x| x["name"] == name) {
@@ -294,6 +334,7 @@ impl Kubelet {
             let restarts = cs["restartCount"].as_i64().unwrap_or(0);
             let start = |cs: &mut Value, evs: &mut Vec<Ev>, restarts: i64| {
                 cs["state"] = json!({"running": {"startedAt": ts(now)}});
+                cs["image"] = json!(s(c, "/image"));
                 cs["started"] = json!(true);
                 cs["ready"] = json!(false);
                 cs["restartCount"] = json!(restarts);
@@ -338,6 +379,34 @@ impl Kubelet {
                 continue;
             };
             let started_at = parse_ts(&run["startedAt"]).unwrap_or(now);
+            // Chaos Mesh conventions (see chaos/effects.rs): an image swapped in the spec
+            // (pod-failure's pause image, and back) or a container-kill mark restarts the
+            // container once; a pod-failure keeps it not started and not ready.
+            let killed_at = kill_mark(pod, name);
+            let swapped = cs["image"].is_string() && cs["image"] != c["image"];
+            let kill = killed_at.is_some_and(|t| {
+                started_at < t
+                    && parse_ts(&cs["lastState"]["terminated"]["finishedAt"]).is_none_or(|f| f < t)
+            });
+            if swapped || kill {
+                let why = if swapped {
+                    format!("Container {name} definition changed, will be restarted")
+                } else {
+                    format!("Stopping container {name}")
+                };
+                evs.push(("Normal", "Killing", why));
+                cs["lastState"] = json!({"terminated": {"exitCode": 137, "reason": "Error",
+                    "startedAt": run["startedAt"], "finishedAt": ts(now),
+                    "containerID": cs["containerID"]}});
+                start(cs, &mut evs, restarts + 1);
+                wake(now + model::startup(pod, name, restarts + 1));
+                continue;
+            }
+            if failing {
+                cs["ready"] = json!(false);
+                cs["started"] = json!(false);
+                continue;
+            }
             let (_, mem) = container_use(pod, c);
             let mut ends: Vec<(Timestamp, &'static str, i64)> = Vec::new();
             if let (_, Some(limit)) = limits(c)
@@ -356,6 +425,11 @@ impl Kubelet {
             match end {
                 Some((at, reason, code)) if at <= now => {
                     if reason == "OOMKilled" {
+                        // A StressChaos' stress-ng lives in the container's cgroup: it dies
+                        // with the container and is not injected again into the new one.
+                        if model::annotation(pod, STRESS_MEMORY, name).is_some() {
+                            drop_stress = true;
+                        }
                         let limit = limits(c).1.unwrap_or(0);
                         evs.push(("Warning", "OOMKilling", format!(
                             "Memory cgroup out of memory: Killed process in container {name} (use {}Mi exceeds limit {}Mi)",
@@ -470,7 +544,7 @@ impl Kubelet {
         });
         st["conditions"] = json!(conds);
         st["containerStatuses"] = json!(css);
-        (st, evs, next)
+        (st, evs, next, drop_stress)
     }
 }
 

@@ -15,7 +15,7 @@ pub mod nodes;
 pub mod replicaset;
 pub mod scheduler;
 pub mod statefulset;
-mod util;
+pub(crate) mod util;
 
 use super::world::Controller;
 
