@@ -251,7 +251,7 @@ fn run_one(config: &EngineConfig, pb: &Compiled, session: &Arc<Session>) -> Verd
     // Cleanup runs on every path; closures from on_cleanup run on the same engine.
     let cleaned = catch_unwind(AssertUnwindSafe(|| {
         session.cleanup(|f| {
-            f.call::<rhai::Dynamic>(&engine, &pb.ast, ())
+            engine::call_after(&engine, &pb.ast, f)
                 .map(|_| ())
                 .map_err(|e| Diagnostic::from_eval(&pb.name, &e).message)
         })

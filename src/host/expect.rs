@@ -316,7 +316,7 @@ pub fn recheck_steady_states(
     for (name, f, at) in session.steady_states() {
         let (ok, took, observed) =
             wait_for(session, &stop, STEADY_RECOVERY, Position::NONE, || {
-                let v: Dynamic = f.call(engine, ast, ())?;
+                let v: Dynamic = crate::engine::call_after(engine, ast, &f)?;
                 observation(v, Position::NONE)
             })?;
         all &= ok;
