@@ -4,6 +4,7 @@
 mod hooks_and_errors;
 mod in_process;
 mod kubectl;
+mod workloads;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -153,6 +154,22 @@ impl Server {
             String::from_utf8_lossy(&out.stdout)
         );
         String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// Polls `f` every 100 ms until it returns `Some`, for at most `within` (wall time: under
+    /// `sim serve` the cluster's clock is the wall clock). Panics with `what` on time-out.
+    pub fn wait_for<T>(&self, within: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+        let start = Instant::now();
+        loop {
+            if let Some(v) = f() {
+                return v;
+            }
+            assert!(
+                start.elapsed() < within,
+                "timed out after {within:?}: {what}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// The child's process id.
