@@ -368,6 +368,22 @@ fn graceful_pod_deletion_when_enabled() {
 }
 
 #[test]
+fn finalizer_held_pod_records_its_grace_period() {
+    let (mut s, _, pods, _) = store();
+    let mut p = pod("f", json!({}));
+    p["spec"]["nodeName"] = json!("node-1");
+    p["spec"]["terminationGracePeriodSeconds"] = json!(20);
+    p["metadata"]["finalizers"] = json!(["sim.playbook.dev/kubelet"]);
+    s.create(pods, "default", p, false).expect("create");
+    let d = s
+        .delete(pods, "default", "f", &DeleteOptions::default())
+        .expect("delete");
+    // none asked for: the pod's own, as the API server records it (the kubelet reads it)
+    assert_eq!(d["metadata"]["deletionGracePeriodSeconds"], 20);
+    assert_eq!(d["metadata"]["deletionTimestamp"], "2026-01-01T00:00:00Z");
+}
+
+#[test]
 fn dry_run_changes_nothing() {
     let (mut s, _, pods, _) = store();
     s.create(pods, "default", pod("keep", json!({})), false)

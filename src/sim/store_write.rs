@@ -387,9 +387,11 @@ impl Store {
             self.timestamp()
         };
         marked["metadata"]["deletionTimestamp"] = Value::String(at);
-        // The grace period asked for is recorded, as the API server does (the kubelet model
-        // reads it to bound a pod's shutdown).
-        marked["metadata"]["deletionGracePeriodSeconds"] = json!(if graceful {
+        // The grace period is recorded as the API server does: for a bound pod the one asked
+        // for, else its terminationGracePeriodSeconds (the kubelet model reads it to bound the
+        // pod's shutdown); for anything else the one asked for, else 0.
+        let bound_pod = is_pod && !str_at(&cur, "/spec/nodeName").is_empty();
+        marked["metadata"]["deletionGracePeriodSeconds"] = json!(if graceful || bound_pod {
             grace
         } else {
             opts.grace_period_seconds.unwrap_or(0)

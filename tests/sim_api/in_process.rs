@@ -85,6 +85,12 @@ async fn kube_client_crud_through_the_router() {
     pods.delete("a", &DeleteParams::default())
         .await
         .expect("delete");
+    // A bound pod terminates first (its grace period recorded, as the API server does), and
+    // goes once the kubelet stopped its container.
+    let a = pods.get("a").await.expect("terminating");
+    assert!(a.metadata.deletion_timestamp.is_some(), "{a:?}");
+    assert_eq!(a.metadata.deletion_grace_period_seconds, Some(30));
+    sim.advance_by(jiff::SignedDuration::from_secs(5));
     let err = pods.get("a").await.expect_err("gone");
     assert!(
         matches!(err, kube::Error::Api(ref s) if s.code == 404 && s.message == "pods \"a\" not found"),
@@ -120,12 +126,25 @@ async fn kube_client_crud_through_the_router() {
     assert_eq!(deploys.get("d").await.expect("get").spec.replicas, Some(4));
 }
 
-/// The example of the Controller API: pods become Running one simulated second after creation.
-struct Starter;
+/// How long after a pod's creation [`Marker`] marks it.
+const MARK_AFTER: jiff::SignedDuration = jiff::SignedDuration::from_secs(2);
 
-impl Controller for Starter {
+/// The example of the Controller API: [`MARK_AFTER`] simulated seconds after a pod is created,
+/// labels it `marked=yes` and records a `Marked` event. The core controllers schedule and start
+/// the pod meanwhile; none of them sets this label or records this event.
+struct Marker;
+
+fn marked(p: &Pod) -> bool {
+    p.metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get("marked"))
+        .is_some_and(|v| v == "yes")
+}
+
+impl Controller for Marker {
     fn name(&self) -> &'static str {
-        "starter"
+        "marker"
     }
     fn watches(&self) -> &'static [&'static str] {
         &["pods"]
@@ -133,14 +152,16 @@ impl Controller for Starter {
     fn reconcile(&mut self, ctx: &mut Ctx<'_>) {
         let now = ctx.now();
         for p in ctx.list("pods", None) {
-            if p["status"]["phase"] != "Pending" {
+            if p["metadata"]["labels"]["marked"] == "yes"
+                || p["metadata"]["deletionTimestamp"].is_string()
+            {
                 continue;
             }
             let created: jiff::Timestamp = p["metadata"]["creationTimestamp"]
                 .as_str()
                 .and_then(|t| t.parse().ok())
                 .unwrap_or(now);
-            let due = created + jiff::SignedDuration::from_secs(1);
+            let due = created + MARK_AFTER;
             if now < due {
                 ctx.wake_at(due);
                 continue;
@@ -153,8 +174,9 @@ impl Controller for Starter {
                 .as_str()
                 .unwrap_or_default()
                 .to_string();
-            let _ = ctx.patch_status("pods", &ns, &name, &json!({"status": {"phase": "Running"}}));
-            ctx.record_event(&p, "Normal", "Started", "pod started", "starter");
+            let mark = json!({"metadata": {"labels": {"marked": "yes"}}});
+            let _ = ctx.patch("pods", &ns, &name, &mark);
+            ctx.record_event(&p, "Normal", "Marked", "pod marked", "marker");
         }
     }
 }
@@ -162,39 +184,40 @@ impl Controller for Starter {
 #[tokio::test]
 async fn controllers_run_in_virtual_time() {
     let sim = sim();
-    sim.add_controller(Box::new(Starter));
+    sim.add_controller(Box::new(Marker));
     let pods: Api<Pod> = Api::namespaced(sim.client(), "default");
     pods.create(&PostParams::default(), &pod("v", json!({})))
         .await
         .expect("create");
-    assert_eq!(
-        pods.get("v")
-            .await
-            .expect("get")
-            .status
-            .and_then(|s| s.phase)
-            .as_deref(),
-        Some("Pending")
-    );
-    let due = sim.next_event_at().expect("a timer is pending");
-    assert_eq!(due, virtual_epoch() + jiff::SignedDuration::from_secs(1));
+    let phase = |p: Pod| p.status.and_then(|s| s.phase).unwrap_or_default();
+    let v = pods.get("v").await.expect("get");
+    assert!(!marked(&v));
+    assert_eq!(phase(v), "Pending");
+    assert_eq!(sim.now(), virtual_epoch(), "time moves only when asked");
+    // The core controllers bound the pod at once; the kubelet starts it after one second.
+    let first = sim.next_event_at().expect("a timer is pending");
+    assert_eq!(first, virtual_epoch() + jiff::SignedDuration::from_secs(1));
+    sim.advance_to(first);
+    let v = pods.get("v").await.expect("get");
+    assert!(!marked(&v), "not before its time");
+    assert_eq!(phase(v), "Running");
+    // The added controller's timer is the next one, and fires when time reaches it.
+    let due = sim.next_event_at().expect("the marker's timer is pending");
+    assert_eq!(due, virtual_epoch() + MARK_AFTER);
     sim.advance_to(due);
-    assert_eq!(
-        pods.get("v")
-            .await
-            .expect("get")
-            .status
-            .and_then(|s| s.phase)
-            .as_deref(),
-        Some("Running")
-    );
+    assert!(marked(&pods.get("v").await.expect("get")));
     assert_eq!(sim.now(), due);
     let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(sim.client(), "default");
     let evs = events
-        .list(&ListParams::default().fields("involvedObject.name=v"))
+        .list(&ListParams::default().fields("involvedObject.name=v,reason=Marked"))
         .await
         .expect("events");
     assert_eq!(evs.items.len(), 1);
+    let scheduled = events
+        .list(&ListParams::default().fields("involvedObject.name=v,reason=Scheduled"))
+        .await
+        .expect("events");
+    assert_eq!(scheduled.items.len(), 1, "the core controllers ran too");
 }
 
 /// Applies watcher events to a local cache; returns (name -> resourceVersion) and counts.
@@ -316,16 +339,26 @@ async fn watcher_sees_each_change_once_across_a_forced_relist() {
         cache.objects, truth,
         "after the relist the cache equals the store"
     );
-    // And watching goes on from the relist: one more change, seen once.
+    // Moving time lets the controllers make many changes at once (containers start, deleted
+    // pods go): give the history room, so the watch goes on without another relist.
+    sim.with_world(|w| w.store_mut().set_history_capacity(10_000));
+    // And watching goes on from the relist. As on a real cluster, a deleted pod stays
+    // Terminating while the kubelet stops its containers, then goes.
     pods.delete("w2", &DeleteParams::default())
         .await
         .expect("delete");
-    let ev = tokio::time::timeout(Duration::from_secs(5), stream.next())
-        .await
-        .expect("delete ev")
-        .expect("stream");
-    cache.apply(ev.expect("event"));
-    assert!(!cache.objects.contains_key("w2"));
+    let w2 = pods.get("w2").await.expect("terminating, not gone yet");
+    assert!(w2.metadata.deletion_timestamp.is_some(), "{w2:?}");
+    sim.advance_by(jiff::SignedDuration::from_secs(5));
+    while cache.objects.contains_key("w2") {
+        let ev = tokio::time::timeout(Duration::from_secs(5), stream.next())
+            .await
+            .expect("delete ev")
+            .expect("stream");
+        cache.apply(ev.expect("event"));
+    }
+    pods.get("w2").await.expect_err("gone");
+    assert_eq!(cache.inits, 2, "no further relist");
     let mut seen = cache.applies.clone();
     seen.sort();
     seen.dedup();
@@ -366,40 +399,28 @@ async fn wall_clock_fires_timers_by_itself() {
         seed: 1,
         clock: ClockMode::Wall,
     });
-    sim.add_controller(Box::new(Starter));
+    sim.add_controller(Box::new(Marker));
     let pods: Api<Pod> = Api::namespaced(sim.client(), "default");
     let created = pods
         .create(&PostParams::default(), &pod("t", json!({})))
         .await
         .expect("create");
-    assert_eq!(
-        created.status.and_then(|s| s.phase).as_deref(),
-        Some("Pending")
-    );
+    assert!(!marked(&created));
     let created_at = created
         .metadata
         .creation_timestamp
         .expect("creationTimestamp")
         .0;
     let start = std::time::Instant::now();
-    loop {
-        let phase = pods
-            .get("t")
-            .await
-            .expect("get")
-            .status
-            .and_then(|s| s.phase);
-        if phase.as_deref() == Some("Running") {
-            break;
-        }
+    while !marked(&pods.get("t").await.expect("get")) {
         assert!(
             start.elapsed() < Duration::from_secs(5),
             "timer did not fire in wall time"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // creationTimestamp has whole seconds; the controller's timer is one second after it.
-    let due = created_at + jiff::SignedDuration::from_secs(1);
+    // creationTimestamp has whole seconds; the controller's timer is MARK_AFTER after it.
+    let due = created_at + MARK_AFTER;
     assert!(jiff::Timestamp::now() >= due, "not before its time");
 }
 
@@ -440,12 +461,18 @@ async fn streaming_list_watcher_gets_initial_events_and_bookmark() {
     pods.delete("s1", &DeleteParams::default())
         .await
         .expect("delete");
-    let ev = tokio::time::timeout(Duration::from_secs(5), stream.next())
-        .await
-        .expect("ev")
-        .expect("stream");
-    cache.apply(ev.expect("event"));
-    assert!(!cache.objects.contains_key("s1"));
+    // Terminating while the kubelet stops its containers, then gone.
+    let s1 = pods.get("s1").await.expect("terminating, not gone yet");
+    assert!(s1.metadata.deletion_timestamp.is_some(), "{s1:?}");
+    sim.advance_by(jiff::SignedDuration::from_secs(5));
+    while cache.objects.contains_key("s1") {
+        let ev = tokio::time::timeout(Duration::from_secs(5), stream.next())
+            .await
+            .expect("ev")
+            .expect("stream");
+        cache.apply(ev.expect("event"));
+    }
+    pods.get("s1").await.expect_err("gone");
 }
 
 #[tokio::test]

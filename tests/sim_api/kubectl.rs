@@ -119,7 +119,8 @@ fn apply_get_outputs_and_selectors() {
     );
     let sel = s.ok(&["get", "pods", "-A", "-l", "tier in (back)", "-o", "name"]);
     assert_eq!(sel.trim(), "pod/p2");
-    let none = s.ok(&[
+    // `notin` matches pods without the label: exactly the 3 the Deployment made.
+    let untiered = s.ok(&[
         "get",
         "pods",
         "-A",
@@ -128,13 +129,27 @@ fn apply_get_outputs_and_selectors() {
         "-o",
         "name",
     ]);
+    let made = s.ok(&["get", "pods", "-A", "-l", "pod-template-hash", "-o", "name"]);
+    assert_eq!(untiered, made);
+    assert_eq!(made.lines().count(), 3, "{made}");
+    assert!(made.lines().all(|l| l.starts_with("pod/web-")), "{made}");
+    let none = s.ok(&[
+        "get",
+        "pods",
+        "-A",
+        "-l",
+        "tier,tier notin (back,front)",
+        "-o",
+        "name",
+    ]);
     assert_eq!(none.trim(), "");
-    let wide = s.ok(&["get", "pods", "-o", "wide"]);
+    let wide = s.ok(&["get", "pods", "p1", "-o", "wide"]);
     assert!(
         wide.contains("NOMINATED NODE")
             && wide.contains("READINESS GATES")
-            && wide.contains("Pending"),
-        "{wide}"
+            && wide.contains(" 10.244.")
+            && wide.contains(" sim-worker-"),
+        "scheduled, with an IP: {wide}"
     );
     let deploy = s.ok(&["get", "deploy"]);
     assert!(
@@ -148,7 +163,8 @@ fn apply_get_outputs_and_selectors() {
     let yaml = s.ok(&["get", "pod", "p1", "-o", "yaml"]);
     assert!(
         yaml.contains("restartPolicy: Always")
-            && yaml.contains("phase: Pending")
+            && yaml.contains("nodeName: sim-worker-")
+            && yaml.contains("phase: ")
             && yaml.contains("uid: "),
         "{yaml}"
     );
@@ -164,6 +180,8 @@ fn apply_get_outputs_and_selectors() {
         "get",
         "pods",
         "-A",
+        "-l",
+        "tier",
         "-o",
         "jsonpath={.items[*].metadata.name}",
     ]);
@@ -217,28 +235,8 @@ fn server_side_apply_create_delete_and_describe() {
         s.ok_stdin(&["create", "-f", "-"], cm)
             .contains("configmap/conf created")
     );
-    let dup = {
-        use std::io::Write;
-        let mut c = Command::new(kubectl_bin())
-            .arg("--kubeconfig")
-            .arg(&s.kubeconfig)
-            .args(["create", "-f", "-"])
-            .stdin(Stdio::piped())
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("kubectl");
-        c.stdin
-            .take()
-            .expect("stdin")
-            .write_all(cm.as_bytes())
-            .expect("write");
-        c.wait_with_output().expect("out")
-    };
-    assert!(
-        String::from_utf8_lossy(&dup.stderr).contains("AlreadyExists"),
-        "{dup:?}"
-    );
+    let dup = s.fails_stdin(&["create", "-f", "-"], cm);
+    assert!(dup.contains("AlreadyExists"), "{dup}");
     let cms = s.ok(&["get", "cm"]);
     assert!(cms.contains("conf") && cms.contains("DATA"), "{cms}");
     let d = s.ok(&["describe", "pod", "p1"]);
@@ -246,12 +244,17 @@ fn server_side_apply_create_delete_and_describe() {
         d.contains("Name:")
             && d.contains("p1")
             && d.contains("busybox:1.36")
-            && d.contains("Pending"),
+            && d.lines()
+                .any(|l| l.starts_with("Node:") && l.contains("sim-worker-"))
+            && d.contains("Successfully assigned default/p1 to sim-worker-"),
         "{d}"
     );
     let dd = s.ok(&["describe", "deployment", "web"]);
     assert!(
-        dd.contains("Replicas:") && dd.contains("nginx:1.27"),
+        dd.contains("Replicas:")
+            && dd.contains("4 desired")
+            && dd.contains("nginx:1.27")
+            && dd.contains("NewReplicaSet:   web-"),
         "{dd}"
     );
     assert!(
@@ -385,6 +388,26 @@ fn label_annotate_patch_and_scale() {
         raw.contains("\"kind\":\"Scale\"") && raw.contains("\"selector\":\"app=web\""),
         "{raw}"
     );
+    // The status subresource changes status only (no controller writes a Service's status).
+    s.ok(&[
+        "patch",
+        "svc",
+        "web",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"loadBalancer":{"ingress":[{"ip":"203.0.113.7"}]}},"spec":{"type":"LoadBalancer"}}"#,
+    ]);
+    assert_eq!(
+        s.ok(&[
+            "get",
+            "svc",
+            "web",
+            "-o",
+            "jsonpath={.spec.type} {.status.loadBalancer.ingress[0].ip}"
+        ]),
+        "ClusterIP 203.0.113.7"
+    );
     let bad = s.fails(&[
         "patch",
         "deploy",
@@ -397,35 +420,23 @@ fn label_annotate_patch_and_scale() {
 }
 
 #[test]
-fn rollout_status_follows_deployment_status() {
-    let s = Server::start();
-    s.ok_stdin(&["apply", "-f", "-"], APP);
-    let status = r#"{"status":{"observedGeneration":1,"replicas":2,"updatedReplicas":2,"readyReplicas":2,"availableReplicas":2,
-        "conditions":[{"type":"Available","status":"True","reason":"MinimumReplicasAvailable"},
-                      {"type":"Progressing","status":"True","reason":"NewReplicaSetAvailable"}]}}"#;
-    s.ok(&[
-        "patch",
-        "deploy",
-        "web",
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        status,
-    ]);
-    let out = s.ok(&["rollout", "status", "deploy/web", "--timeout=10s"]);
-    assert!(out.contains("successfully rolled out"), "{out}");
-    let get = s.ok(&["get", "deploy", "web"]);
-    assert!(get.contains("2/2"), "{get}");
-}
-
-#[test]
 fn get_watch_streams_changes() {
     let s = Server::start();
     s.ok_stdin(&["apply", "-f", "-"], APP);
+    // Only the pods carrying `tier` (none of the Deployment's), showing the label changed.
     let mut child = Command::new(kubectl_bin())
         .arg("--kubeconfig")
         .arg(&s.kubeconfig)
-        .args(["get", "pods", "-w", "--no-headers"])
+        .args([
+            "get",
+            "pods",
+            "-w",
+            "--no-headers",
+            "-l",
+            "tier",
+            "-o",
+            "custom-columns=NAME:.metadata.name,WATCHED:.metadata.labels.watched",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -444,24 +455,28 @@ fn get_watch_streams_changes() {
         .expect("initial list line");
     assert!(first.starts_with("p1 "), "{first}");
     s.ok(&["label", "pod", "p1", "watched=yes"]);
-    let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p3}\nspec: {containers: [{name: c, image: x:1}]}\n";
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p3, labels: {tier: front}}\nspec: {containers: [{name: c, image: x:1}]}\n";
     s.ok_stdin(&["apply", "-f", "-"], pod);
+    let columns = |l: &String| l.split_whitespace().map(str::to_string).collect::<Vec<_>>();
+    let labelled = |seen: &[String]| seen.iter().any(|l| columns(l) == ["p1", "yes"]);
+    let created = |seen: &[String]| {
+        seen.iter()
+            .any(|l| columns(l).first().is_some_and(|n| n == "p3"))
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let mut seen = Vec::new();
-    while seen.len() < 2 {
-        match rx.recv_timeout(Duration::from_secs(10)) {
-            Ok(l) => seen.push(l),
-            Err(_) => break,
+    while !(labelled(&seen) && created(&seen)) && std::time::Instant::now() < deadline {
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
+            seen.push(l);
         }
     }
     let _ = child.kill();
     let _ = child.wait();
+    assert!(labelled(&seen), "modification of p1 seen: {seen:?}");
+    assert!(created(&seen), "creation of p3 seen: {seen:?}");
     assert!(
-        seen.iter().any(|l| l.starts_with("p1 ")),
-        "modification of p1 seen: {seen:?}"
-    );
-    assert!(
-        seen.iter().any(|l| l.starts_with("p3 ")),
-        "creation of p3 seen: {seen:?}"
+        seen.iter().all(|l| !l.starts_with("web-")),
+        "the selector holds on the watch: {seen:?}"
     );
 }
 
@@ -513,35 +528,31 @@ fn custom_resources_crds_and_explain() {
 }
 
 #[test]
-#[ignore = "needs schema.rs"]
-fn invalid_podchaos_is_rejected_with_the_crd_message() {
+fn invalid_chaos_is_rejected_with_the_crd_message() {
     let s = Server::start();
     let bad = "apiVersion: chaos-mesh.org/v1alpha1\nkind: PodChaos\nmetadata: {name: bad}\nspec: {action: pod-kill, mode: bogus, selector: {}}\n";
-    let out = {
-        use std::io::Write;
-        let mut c = Command::new(kubectl_bin())
-            .arg("--kubeconfig")
-            .arg(&s.kubeconfig)
-            .args(["apply", "-f", "-"])
-            .stdin(Stdio::piped())
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("kubectl");
-        c.stdin
-            .take()
-            .expect("stdin")
-            .write_all(bad.as_bytes())
-            .expect("write");
-        c.wait_with_output().expect("out")
-    };
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
     // kubectl renders the server's 422 from its details, as with a real cluster.
-    assert!(err.contains("The PodChaos \"bad\" is invalid"), "{err}");
+    let err = s.fails_stdin(&["apply", "-f", "-"], bad);
+    assert_eq!(
+        err.trim(),
+        r#"The PodChaos "bad" is invalid: spec.mode: Unsupported value: "bogus": supported values: "one", "all", "fixed", "fixed-percent", "random-max-percent""#
+    );
+    s.fails(&["get", "podchaos", "bad"]);
+    let slow = "apiVersion: chaos-mesh.org/v1alpha1\nkind: NetworkChaos\nmetadata: {name: slow}\nspec: {action: delay, mode: all, selector: {namespaces: [default]}, delay: {latency: fast}}\n";
+    let err = s.fails_stdin(&["apply", "--server-side", "-f", "-"], slow);
+    assert_eq!(
+        err.trim(),
+        r#"The NetworkChaos "slow" is invalid: spec.delay.latency: Invalid value: "fast": spec.delay.latency in body should match '^[0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h)$'"#
+    );
+    s.fails(&["get", "networkchaos", "slow"]);
+    // The same object with a valid latency is accepted.
+    let out = s.ok_stdin(
+        &["apply", "-f", "-"],
+        &slow.replace("latency: fast", "latency: 10ms"),
+    );
     assert!(
-        err.contains("spec.mode: Unsupported value: \"bogus\""),
-        "{err}"
+        out.contains("networkchaos.chaos-mesh.org/slow created"),
+        "{out}"
     );
 }
 

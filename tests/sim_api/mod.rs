@@ -4,11 +4,13 @@
 mod hooks_and_errors;
 mod in_process;
 mod kubectl;
+mod workloads;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 /// A `playbook sim serve` child process on a free loopback port, with its kubeconfig.
 pub struct Server {
@@ -109,13 +111,14 @@ impl Server {
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
-    /// Runs kubectl with `stdin` as input (for `-f -`), asserts success.
-    pub fn ok_stdin(&self, args: &[&str], stdin: &str) -> String {
+    /// Runs kubectl with `stdin` as input (for `-f -`).
+    pub fn kubectl_stdin(&self, args: &[&str], stdin: &str) -> Output {
         use std::io::Write;
         let mut child = Command::new(kubectl_bin())
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
             .args(args)
+            .env_remove("KUBECONFIG")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -127,7 +130,12 @@ impl Server {
             .expect("stdin")
             .write_all(stdin.as_bytes())
             .expect("write stdin");
-        let out = child.wait_with_output().expect("kubectl output");
+        child.wait_with_output().expect("kubectl output")
+    }
+
+    /// Runs kubectl with `stdin` as input (for `-f -`), asserts success, returns stdout.
+    pub fn ok_stdin(&self, args: &[&str], stdin: &str) -> String {
+        let out = self.kubectl_stdin(args, stdin);
         assert!(
             out.status.success(),
             "kubectl {args:?} failed:\nstdout: {}\nstderr: {}",
@@ -137,19 +145,46 @@ impl Server {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Runs kubectl with `stdin` as input, asserts failure, returns stderr.
+    pub fn fails_stdin(&self, args: &[&str], stdin: &str) -> String {
+        let out = self.kubectl_stdin(args, stdin);
+        assert!(
+            !out.status.success(),
+            "kubectl {args:?} should fail; stdout: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// Polls `f` every 100 ms until it returns `Some`, for at most `within` (wall time: under
+    /// `sim serve` the cluster's clock is the wall clock). Panics with `what` on time-out.
+    pub fn wait_for<T>(&self, within: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+        let start = Instant::now();
+        loop {
+            if let Some(v) = f() {
+                return v;
+            }
+            assert!(
+                start.elapsed() < within,
+                "timed out after {within:?}: {what}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// The child's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// Waits for the process to end (after a signal), with a deadline.
-    pub fn wait_exit(&mut self, within: std::time::Duration) -> Option<std::process::ExitStatus> {
-        let start = std::time::Instant::now();
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let start = Instant::now();
         while start.elapsed() < within {
             if let Ok(Some(st)) = self.child.try_wait() {
                 return Some(st);
             }
-            std::thread::sleep(std::time::Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(20));
         }
         None
     }
