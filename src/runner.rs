@@ -175,7 +175,7 @@ fn run_with(args: &RunArgs, output: crate::session::Output, after: &dyn Fn(&Sess
     };
     let target_for = || {
         real.clone()
-            .unwrap_or_else(|| target::simulated(args.target.seed))
+            .unwrap_or_else(|| target::simulated(args.target.seed, args.target.scenario))
     };
     (output)(Line::Print(target_for().description));
     let state_dir = journal_dir(args);

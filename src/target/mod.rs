@@ -88,18 +88,13 @@ pub fn choose(args: &TargetArgs) -> ClusterKind {
 /// Connects to the chosen target. Must be called inside a tokio runtime.
 pub async fn connect(args: &TargetArgs) -> Result<Target, TargetError> {
     match choose(args) {
-        ClusterKind::Sim => Ok(simulated_with(args.seed, args.scenario)),
+        ClusterKind::Sim => Ok(simulated(args.seed, args.scenario)),
         ClusterKind::Kube => real(args).await,
     }
 }
 
-/// The built-in simulated cluster with the default `mlops` platform, in process, in virtual time.
-pub fn simulated(seed: u64) -> Target {
-    simulated_with(seed, Scenario::Mlops)
-}
-
 /// The built-in simulated cluster with `scenario` installed, in process, in virtual time.
-pub fn simulated_with(seed: u64, scenario: Scenario) -> Target {
+pub fn simulated(seed: u64, scenario: Scenario) -> Target {
     let sim = Sim::new(SimConfig {
         seed,
         clock: ClockMode::Virtual,
