@@ -549,4 +549,34 @@ mod tests {
         assert_eq!(seconds(12.34), "12.3s");
         assert_eq!(seconds(125.0), "2m05s");
     }
+
+    #[test]
+    fn a_report_that_cannot_be_written_names_its_path() {
+        let bad = std::env::temp_dir()
+            .join(format!("pb-no-such-dir-{}", std::process::id()))
+            .join("run.json");
+        let outputs = Outputs {
+            json: Some(bad.clone()),
+            ..Default::default()
+        };
+        let run = RunReport::new(
+            "pb-1",
+            TargetInfo {
+                kind: "sim".into(),
+                description: String::new(),
+                context: None,
+            },
+            1,
+            Options {
+                timeout_s: 1.0,
+                dry_run: false,
+                fail_fast: false,
+                filter: Vec::new(),
+            },
+        );
+        let errors = outputs.write(&run);
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].to_string().contains(&bad.display().to_string()));
+        assert!(outputs.check().is_err());
+    }
 }
