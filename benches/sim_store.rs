@@ -63,6 +63,7 @@ async fn main() {
     let sim = Sim::new(SimConfig {
         seed: 1,
         clock: ClockMode::Virtual,
+        ..Default::default() // the empty scenario: the store alone
     });
     println!(
         "startup: Sim::new {:.2} ms",

@@ -102,6 +102,36 @@ pub struct RunArgs {
     pub state_dir: Option<PathBuf>,
     #[command(flatten)]
     pub stdlib: StdlibArgs,
+    #[command(flatten)]
+    pub report: ReportArgs,
+}
+
+/// What a batch shows while it runs and the reports it writes (CI).
+#[derive(Debug, Clone, Default, Args)]
+pub struct ReportArgs {
+    /// Print only the summary table and errors.
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print more: every step of every wait, and debug(...) lines.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Write the run's journal as JSON (schema playbook.report/v1, docs/report-schema.md).
+    #[arg(long, value_name = "FILE.json")]
+    pub report: Option<PathBuf>,
+    /// Write a JUnit XML report: a testsuite per playbook, a testcase per expectation.
+    #[arg(long, value_name = "FILE.xml")]
+    pub junit: Option<PathBuf>,
+    /// Write a Markdown summary for a pull request comment.
+    #[arg(long, value_name = "FILE.md")]
+    pub markdown: Option<PathBuf>,
+    /// Stop after the first playbook that does not pass; the rest are reported as skipped.
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Run only playbooks whose name contains PATTERN or matches it as a glob (`net*`), or that
+    /// carry it as a tag (`//! tags: network, mlflow`); `tag:NAME` matches tags only.
+    /// Repeatable: a playbook runs if any pattern matches.
+    #[arg(long, value_name = "PATTERN")]
+    pub filter: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -130,6 +160,7 @@ impl RenderArgs {
             prometheus: None,
             state_dir: None,
             stdlib: self.stdlib.clone(),
+            report: ReportArgs::default(),
         }
     }
 }

@@ -2,19 +2,22 @@
 //! every one before running any, run them one after another, and give the batch's verdict.
 
 use std::collections::BTreeMap;
+use std::io::IsTerminal;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
 
 use rhai::{AST, EvalAltResult};
+use sha2::Digest;
 
 use crate::cli::{CheckArgs, ClusterKind, RenderArgs, RunArgs};
 use crate::engine::{self, Diagnostic, EngineConfig, Stdlib};
 use crate::outcome::Verdict;
-use crate::session::{
-    Failure, Journal, Line, Session, SessionConfig, Stop, StopReason, say, stdout_output,
+use crate::report::{
+    Console, ErrorInfo, Filter, Header, Meta, Mode, Options, Outputs, PlaybookReport, RunReport,
+    Sink, Status, TargetInfo, Timing, Verbosity,
 };
+use crate::session::{Failure, Journal, Session, SessionConfig, Stop, StopReason, say};
 use crate::target;
 
 /// The `.rhai` files named by `paths`: files as given, folders' files in name order.
@@ -49,12 +52,13 @@ pub fn find_playbooks(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
 
 /// A playbook that compiled and passed the static checks.
 struct Compiled {
-    name: String,
+    meta: Meta,
     ast: AST,
 }
 
-/// Reads, compiles and checks every playbook; prints every problem; `None` if any had one.
-fn compile_all(config: &EngineConfig, paths: &[PathBuf]) -> Option<Vec<Compiled>> {
+/// Reads every playbook, keeps those `filter` selects, compiles and checks them; prints every
+/// problem; `None` if any had one.
+fn compile_all(config: &EngineConfig, paths: &[PathBuf], filter: &Filter) -> Option<Vec<Compiled>> {
     let engine = engine::build(config, None);
     let mut good = Vec::new();
     let mut problems = 0;
@@ -68,10 +72,22 @@ fn compile_all(config: &EngineConfig, paths: &[PathBuf]) -> Option<Vec<Compiled>
                 continue;
             }
         };
+        let header = Header::parse(&text);
+        if !filter.matches(&name, &header.tags) {
+            continue;
+        }
         let found = engine::check(config, &engine, &name, &text);
         if found.is_empty() {
             if let Ok(ast) = engine::compile(&engine, &config.sources, &name, &text) {
-                good.push(Compiled { name, ast });
+                let sha256 = format!("{:x}", sha2::Sha256::digest(text.as_bytes()));
+                good.push(Compiled {
+                    meta: Meta {
+                        name,
+                        header,
+                        sha256,
+                    },
+                    ast,
+                });
             }
         } else {
             problems += found.len();
@@ -100,7 +116,7 @@ pub fn check(args: &CheckArgs) -> Verdict {
         stdlib: Stdlib::from_option(args.stdlib.stdlib.clone()),
         ..Default::default()
     };
-    match compile_all(&config, &paths) {
+    match compile_all(&config, &paths, &Filter::default()) {
         Some(ok) => {
             say(&format!("{} playbook(s) ok", ok.len()));
             Verdict::Passed
@@ -115,9 +131,11 @@ pub fn render(args: &RenderArgs) -> Verdict {
     let rendered = std::sync::Mutex::new(Vec::new());
     let verdict = run_with(
         &args.as_run(),
-        Arc::new(|line| match line {
-            crate::session::Line::Print(s) | crate::session::Line::Debug(s) => eprintln!("{s}"),
-        }),
+        Console::new(
+            Verbosity::Normal,
+            Mode::Plain { timestamps: false },
+            Sink::Stderr,
+        ),
         &|session| {
             if let Ok(mut r) = rendered.lock() {
                 r.extend(session.record().rendered.drain(..));
@@ -141,10 +159,22 @@ pub fn render(args: &RenderArgs) -> Verdict {
 /// `playbook run`: compile everything, then run each playbook in turn; the batch's verdict.
 /// Must be called inside a tokio runtime context (host functions block on it).
 pub fn run(args: &RunArgs) -> Verdict {
-    run_with(args, stdout_output(), &|_| {})
+    let verbosity = if args.report.quiet {
+        Verbosity::Quiet
+    } else if args.report.verbose {
+        Verbosity::Verbose
+    } else {
+        Verbosity::Normal
+    };
+    let mode = if std::io::stdout().is_terminal() {
+        Mode::Live
+    } else {
+        Mode::Plain { timestamps: true }
+    };
+    run_with(args, Console::new(verbosity, mode, Sink::Stdout), &|_| {})
 }
 
-fn run_with(args: &RunArgs, output: crate::session::Output, after: &dyn Fn(&Session)) -> Verdict {
+fn run_with(args: &RunArgs, console: Arc<Console>, after: &dyn Fn(&Session)) -> Verdict {
     let paths = match find_playbooks(&args.paths) {
         Ok(p) => p,
         Err(e) => {
@@ -156,14 +186,33 @@ fn run_with(args: &RunArgs, output: crate::session::Output, after: &dyn Fn(&Sess
         stdlib: Stdlib::from_option(args.stdlib.stdlib.clone()),
         ..Default::default()
     };
-    let Some(playbooks) = compile_all(&config, &paths) else {
+    let filter = Filter(args.report.filter.clone());
+    let Some(playbooks) = compile_all(&config, &paths, &filter) else {
         eprintln!("nothing was run: fix the playbooks above first");
         return Verdict::Invalid;
     };
+    if playbooks.is_empty() {
+        eprintln!(
+            "error: --filter {} matches none of the {} playbook(s) (by name, glob or `//! tags:`)",
+            filter.0.join(" --filter "),
+            paths.len()
+        );
+        return Verdict::Invalid;
+    }
+    let outputs = Outputs {
+        json: args.report.report.clone(),
+        junit: args.report.junit.clone(),
+        markdown: args.report.markdown.clone(),
+    };
+    if let Err(e) = outputs.check() {
+        eprintln!("error: {e}");
+        return Verdict::Invalid;
+    }
     let rt = tokio::runtime::Handle::current();
     // A real cluster is shared by the batch; the simulator is new for each playbook, so a
     // playbook's figures do not depend on what ran before it.
-    let real = match target::choose(&args.target) {
+    let kind = target::choose(&args.target);
+    let real = match kind {
         ClusterKind::Kube => match rt.block_on(target::connect(&args.target)) {
             Ok(t) => Some(t),
             Err(e) => {
@@ -177,46 +226,111 @@ fn run_with(args: &RunArgs, output: crate::session::Output, after: &dyn Fn(&Sess
         real.clone()
             .unwrap_or_else(|| target::simulated(args.target.seed, args.target.scenario))
     };
-    (output)(Line::Print(target_for().description));
+    let first = target_for();
+    console.say(&first.description);
     let state_dir = journal_dir(args);
     let vars: BTreeMap<String, String> = args.vars.iter().cloned().collect();
     let run_id = new_run_id();
-    let mut verdict = Verdict::Passed;
-    let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
+    let mut journal = RunReport::new(
+        &run_id,
+        TargetInfo {
+            kind: match kind {
+                ClusterKind::Sim => "sim",
+                ClusterKind::Kube => "kube",
+            }
+            .into(),
+            description: first.description.clone(),
+            context: first.context.clone(),
+        },
+        args.target.seed,
+        Options {
+            timeout_s: args.timeout.as_secs_f64(),
+            dry_run: args.dry_run,
+            fail_fast: args.report.fail_fast,
+            filter: args.report.filter.clone(),
+        },
+    );
+    let mut failed_writes: BTreeMap<PathBuf, String> = BTreeMap::new();
+    let mut write = |journal: &RunReport| {
+        for e in outputs.write(journal) {
+            failed_writes
+                .entry(e.path.clone())
+                .or_insert_with(|| e.to_string());
+        }
+    };
+    let mut stopped: Option<String> = None;
     for pb in &playbooks {
-        if crate::session::interrupted().load(std::sync::atomic::Ordering::Relaxed) {
-            break;
+        if stopped.is_none()
+            && crate::session::interrupted().load(std::sync::atomic::Ordering::Relaxed)
+        {
+            stopped = Some("the run was interrupted".into());
+        }
+        if let Some(reason) = &stopped {
+            console.skipped(&pb.meta.name, reason);
+            journal.push(PlaybookReport::skipped(&pb.meta, reason.clone()));
+            write(&journal);
+            continue;
         }
         let target = target_for();
-        let journal = (!target.is_simulated())
+        let journal_file = (!target.is_simulated())
             .then(|| Journal::new(&state_dir, &run_id, target.context.clone()));
         let session = Session::new(SessionConfig {
             run_id: run_id.clone(),
-            playbook: pb.name.clone(),
+            playbook: pb.meta.name.clone(),
             vars: vars.clone(),
-            output: output.clone(),
+            output: console.output(),
             stop: Stop::new(args.timeout),
             target,
             rt: rt.clone(),
-            journal,
+            journal: journal_file,
             dry_run: args.dry_run,
             prometheus: args.prometheus.clone(),
         });
-        (output)(Line::Print(format!("== {}", pb.name)));
-        let started = Instant::now();
-        let v = run_one(&config, pb, &session);
+        session.observe(console.observer());
+        console.start(&pb.meta.name, &session);
+        let started_at = jiff::Timestamp::now();
+        let outcome = run_one(&config, pb, &session, &console);
         after(&session);
-        (output)(Line::Print(format!(
-            "== {}: {} in {:.0?}",
-            pb.name,
-            v.word(),
-            started.elapsed()
-        )));
-        *counts.entry(v.word()).or_default() += 1;
-        verdict = verdict.worst(v);
+        let timing = Timing {
+            started_at,
+            finished_at: jiff::Timestamp::now(),
+            run_started_at: session.started,
+            run_s: session.elapsed_s(),
+        };
+        let mut record = session.record().clone();
+        record.log = console.take_log();
+        let report = PlaybookReport::ran(
+            &pb.meta,
+            outcome.verdict,
+            outcome.error,
+            outcome.cleanup_ok,
+            &timing,
+            &record,
+        );
+        console.finish(&report);
+        if outcome.verdict == Verdict::Interrupted {
+            stopped = Some("the run was interrupted".into());
+        } else if args.report.fail_fast && report.status != Status::Passed {
+            stopped = Some(format!("--fail-fast: {} did not pass", pb.meta.name));
+        }
+        journal.push(report);
+        write(&journal);
     }
-    let summary: Vec<String> = counts.iter().map(|(w, n)| format!("{n} {w}")).collect();
-    (output)(Line::Print(summary.join(", ")));
+    journal.finish();
+    write(&journal);
+    console.summary(&journal);
+    let mut verdict = journal.verdict();
+    for e in failed_writes.values() {
+        console.error(&format!("error: {e}\n"));
+        verdict = verdict.worst(Verdict::Error);
+    }
+    for path in [&outputs.json, &outputs.junit, &outputs.markdown]
+        .into_iter()
+        .flatten()
+        .filter(|p| !failed_writes.contains_key(*p))
+    {
+        console.say(&format!("report: {}", path.display()));
+    }
     verdict
 }
 
@@ -225,17 +339,43 @@ fn journal_dir(args: &RunArgs) -> PathBuf {
     crate::session::state_dir(args.state_dir.as_deref())
 }
 
+/// How one playbook ended.
+struct Outcome {
+    verdict: Verdict,
+    /// What ended it early, if anything did.
+    error: Option<ErrorInfo>,
+    /// Cleanup removed everything.
+    cleanup_ok: bool,
+}
+
+fn error_info(kind: &str, d: &Diagnostic) -> ErrorInfo {
+    ErrorInfo {
+        kind: kind.into(),
+        message: d.message.clone(),
+        at: d.location.as_ref().map(|l| l.to_string()),
+        notes: d.notes.clone(),
+    }
+}
+
 /// Runs one compiled playbook, then its cleanup and the steady-state re-checks, whatever
-/// happened; prints its errors; its verdict.
-fn run_one(config: &EngineConfig, pb: &Compiled, session: &Arc<Session>) -> Verdict {
+/// happened; prints its errors; how it ended.
+fn run_one(
+    config: &EngineConfig,
+    pb: &Compiled,
+    session: &Arc<Session>,
+    console: &Console,
+) -> Outcome {
+    let name = &pb.meta.name;
     let engine = engine::build(config, Some(session.clone()));
     let result = catch_unwind(AssertUnwindSafe(|| engine.run_ast(&pb.ast)));
+    let mut error = None;
     let mut verdict = match result {
         Ok(Ok(())) => Verdict::Passed,
         Ok(Err(err)) => {
-            let verdict = classify(&err, session);
-            let d = Diagnostic::from_eval(&pb.name, &err);
-            eprint!("{}", d.render(&config.sources));
+            let (verdict, kind) = classify(&err, session);
+            let d = Diagnostic::from_eval(name, &err);
+            console.error(&d.render(&config.sources));
+            error = Some(error_info(kind, &d));
             verdict
         }
         Err(panic) => {
@@ -244,7 +384,14 @@ fn run_one(config: &EngineConfig, pb: &Compiled, session: &Arc<Session>) -> Verd
                 .cloned()
                 .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_default();
-            eprintln!("error: internal error in a host function (a bug in playbook): {what}");
+            let message = format!("internal error in a host function (a bug in playbook): {what}");
+            console.error(&format!("error: {message}\n"));
+            error = Some(ErrorInfo {
+                kind: "internal".into(),
+                message,
+                at: None,
+                notes: Vec::new(),
+            });
             Verdict::Error
         }
     };
@@ -253,7 +400,7 @@ fn run_one(config: &EngineConfig, pb: &Compiled, session: &Arc<Session>) -> Verd
         session.cleanup(|f| {
             engine::call_after(&engine, &pb.ast, f)
                 .map(|_| ())
-                .map_err(|e| Diagnostic::from_eval(&pb.name, &e).message)
+                .map_err(|e| Diagnostic::from_eval(name, &e).message)
         })
     }))
     .unwrap_or(false);
@@ -263,14 +410,14 @@ fn run_one(config: &EngineConfig, pb: &Compiled, session: &Arc<Session>) -> Verd
             .iter()
             .map(|o| o.to_string())
             .collect();
-        eprintln!(
-            "error: cleanup could not remove everything; still there: {}",
+        console.error(&format!(
+            "error: cleanup could not remove everything; still there: {}\n",
             if left.is_empty() {
                 "(see the failed steps above)".to_string()
             } else {
                 left.join(", ")
             }
-        );
+        ));
         verdict = verdict.worst(Verdict::CleanupIncomplete);
     }
     if matches!(verdict, Verdict::Passed | Verdict::Failed) {
@@ -278,26 +425,32 @@ fn run_one(config: &EngineConfig, pb: &Compiled, session: &Arc<Session>) -> Verd
             Ok(true) => {}
             Ok(false) => verdict = verdict.worst(Verdict::Failed),
             Err(e) => {
-                eprint!(
-                    "{}",
-                    Diagnostic::from_eval(&pb.name, &e).render(&config.sources)
-                );
-                verdict = verdict.worst(classify(&e, session));
+                let d = Diagnostic::from_eval(name, &e);
+                console.error(&d.render(&config.sources));
+                let (v, kind) = classify(&e, session);
+                error.get_or_insert_with(|| error_info(kind, &d));
+                verdict = verdict.worst(v);
             }
         }
     }
-    verdict
+    Outcome {
+        verdict,
+        error,
+        cleanup_ok: cleaned,
+    }
 }
 
-/// A failed expectation is "failed"; Ctrl-C is "interrupted"; anything else is "error".
-fn classify(err: &EvalAltResult, session: &Session) -> Verdict {
+/// A failed expectation is "failed"; Ctrl-C is "interrupted"; anything else is "error". With
+/// the kind of error the reports name: failure, timeout, interrupted or script.
+fn classify(err: &EvalAltResult, session: &Session) -> (Verdict, &'static str) {
     match err.unwrap_inner() {
-        EvalAltResult::ErrorRuntime(v, _) if v.is::<Failure>() => Verdict::Failed,
+        EvalAltResult::ErrorRuntime(v, _) if v.is::<Failure>() => (Verdict::Failed, "failure"),
         EvalAltResult::ErrorTerminated(..) => match session.stop.reason() {
-            Some(StopReason::Interrupted) => Verdict::Interrupted,
-            _ => Verdict::Error,
+            Some(StopReason::Interrupted) => (Verdict::Interrupted, "interrupted"),
+            Some(StopReason::Timeout(_)) => (Verdict::Error, "timeout"),
+            None => (Verdict::Error, "script"),
         },
-        _ => Verdict::Error,
+        _ => (Verdict::Error, "script"),
     }
 }
 

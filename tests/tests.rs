@@ -3,4 +3,5 @@
 
 mod cli;
 mod host;
+mod report;
 mod sim_api;

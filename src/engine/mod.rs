@@ -107,7 +107,11 @@ pub fn compile(
 /// Calls a closure of the playbook `ast` after the playbook has ended (cleanup steps,
 /// steady-state re-checks), in a small script that first repeats the playbook's top-level
 /// imports, so the closure can still use the modules it names.
-pub fn call_after(engine: &Engine, ast: &rhai::AST, f: &rhai::FnPtr) -> Result<Dynamic, Box<rhai::EvalAltResult>> {
+pub fn call_after(
+    engine: &Engine,
+    ast: &rhai::AST,
+    f: &rhai::FnPtr,
+) -> Result<Dynamic, Box<rhai::EvalAltResult>> {
     let mut text = String::new();
     for stmt in ast.statements() {
         if let rhai::Stmt::Import(x, _) = stmt {

@@ -182,6 +182,9 @@ fn inject(
             live: false,
         });
     }
+    s.phase(crate::session::Phase::Injecting {
+        what: summary.clone(),
+    });
     s.will_create(&object).map_err(|e| error(ctx, e))?;
     let api = crate::session::api_for(&s.target, &s.rt, &object).map_err(|e| error(ctx, e))?;
     let dynamic: DynamicObject =
@@ -191,6 +194,7 @@ fn inject(
         return Err(api_error(ctx, &format!("creating {object}"), e));
     }
     (s.output)(Line::Print(format!("inject: {summary}")));
+    s.phase(crate::session::Phase::Running);
     s.record().faults.push(crate::session::Fault {
         kind: built.kind.clone(),
         namespace: built.namespace.clone(),
@@ -199,6 +203,7 @@ fn inject(
         created_s: s.elapsed_s(),
         injected_s: None,
         recovered_s: None,
+        removed_s: None,
     });
     Ok(FaultHandle { object, live: true })
 }
@@ -280,7 +285,8 @@ fn wait_condition(
         return Ok(0.0);
     }
     let mut last = Value::Null;
-    let (ok, took, observed) = wait_for(&s, &s.stop, timeout, ctx.call_position(), || {
+    let what = format!("{} {kind}", h.object);
+    let (ok, took, observed) = wait_for(&s, &s.stop, &what, timeout, ctx.call_position(), || {
         let obj = fetch(ctx, &s, h)?;
         let ok = obj.as_ref().is_some_and(|o| condition(o, kind))
             || (kind == "AllRecovered" && obj.is_none());
@@ -291,6 +297,7 @@ fn wait_condition(
         last = obj.unwrap_or(Value::Null);
         Ok(Observation { ok, observed })
     })?;
+    s.phase(crate::session::Phase::Running);
     if !ok {
         return Err(error(
             ctx,

@@ -8,7 +8,7 @@ use jiff::SignedDuration;
 use rhai::{Dynamic, EvalAltResult, FnPtr, NativeCallContext, Position};
 
 use crate::host::{RhaiResultOf, failure};
-use crate::session::{Expectation, Line, Session, Status, Stop};
+use crate::session::{Expectation, Line, Phase, Session, Status, Stop};
 
 /// How long the steady state may take to return after cleanup.
 pub const STEADY_RECOVERY: Duration = Duration::from_secs(300);
@@ -72,9 +72,11 @@ fn millis(d: SignedDuration) -> u64 {
 }
 
 /// Waits until `eval` says ok, for at most `timeout` on the run's clock. `Ok((passed, took, last))`.
+/// Each step is announced as [`Phase::Waiting`] for `what` (e.g. `expect "ready again"`).
 pub(crate) fn wait_for(
     session: &Session,
     stop: &Stop,
+    what: &str,
     timeout: Duration,
     pos: Position,
     mut eval: impl FnMut() -> RhaiResultOf<Observation>,
@@ -82,6 +84,11 @@ pub(crate) fn wait_for(
     let start = session.now();
     let limit = start.checked_add(signed(timeout)).unwrap_or(start);
     loop {
+        session.phase(Phase::Waiting {
+            what: what.to_string(),
+            waited: session.now().duration_since(start).unsigned_abs(),
+            limit: timeout,
+        });
         let o = eval()?;
         let now = session.now();
         if o.ok {
@@ -178,9 +185,11 @@ pub mod api {
             return Ok(0.0);
         }
         let pos = ctx.call_position();
-        let (ok, took, observed) = wait_for(&s, &s.stop, timeout, pos, || {
+        let what = format!("expect \"{name}\"");
+        let (ok, took, observed) = wait_for(&s, &s.stop, &what, timeout, pos, || {
             call_condition(&ctx, &condition)
         })?;
+        s.phase(Phase::Running);
         report(
             &s,
             Expectation {
@@ -226,12 +235,14 @@ pub mod api {
         }
         let pos = ctx.call_position();
         // Wait for the condition to *fail*: if it never does within the window, it held.
-        let (broke, took, observed) = wait_for(&s, &s.stop, window, pos, || {
+        let what = format!("always \"{name}\"");
+        let (broke, took, observed) = wait_for(&s, &s.stop, &what, window, pos, || {
             call_condition(&ctx, &condition).map(|o| Observation {
                 ok: !o.ok,
                 observed: o.observed,
             })
         })?;
+        s.phase(Phase::Running);
         report(
             &s,
             Expectation {
@@ -277,7 +288,11 @@ pub mod api {
                 format!("steady_state(\"{name}\") must come before the first fault is injected"),
             ));
         }
+        s.phase(Phase::SteadyState {
+            name: name.to_string(),
+        });
         let o = call_condition(&ctx, &condition)?;
+        s.phase(Phase::Running);
         report(
             &s,
             Expectation {
@@ -314,11 +329,18 @@ pub fn recheck_steady_states(
     let stop = Stop::new(STEADY_RECOVERY);
     let mut all = true;
     for (name, f, at) in session.steady_states() {
-        let (ok, took, observed) =
-            wait_for(session, &stop, STEADY_RECOVERY, Position::NONE, || {
+        let what = format!("steady state \"{name}\" again");
+        let (ok, took, observed) = wait_for(
+            session,
+            &stop,
+            &what,
+            STEADY_RECOVERY,
+            Position::NONE,
+            || {
                 let v: Dynamic = crate::engine::call_after(engine, ast, &f)?;
                 observation(v, Position::NONE)
-            })?;
+            },
+        )?;
         all &= ok;
         report(
             session,

@@ -77,10 +77,18 @@ pub mod api {
             .now()
             .checked_add(jiff::SignedDuration::try_from(d).unwrap_or_default())
             .unwrap_or_else(|_| s.now());
-        s.target
+        s.phase(crate::session::Phase::Waiting {
+            what: "sleep".into(),
+            waited: std::time::Duration::ZERO,
+            limit: d,
+        });
+        let slept = s
+            .target
             .clock
             .sleep_until(until, &s.stop)
-            .map_err(|r| crate::host::expect::terminated(r, ctx.call_position()))
+            .map_err(|r| crate::host::expect::terminated(r, ctx.call_position()));
+        s.phase(crate::session::Phase::Running);
+        slept
     }
 
     /// Records an observation (a number, string, map...) under `key`: shown at the end of the

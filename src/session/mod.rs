@@ -3,17 +3,19 @@
 
 mod cleanup;
 mod journal;
+mod phase;
 mod record;
 mod stop;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use jiff::Timestamp;
 
 pub use cleanup::{Ledger, ObjectRef, REMOVE_TIMEOUT, Step, api_for, api_in, remove, retry};
 pub use journal::{Journal, state_dir};
-pub use record::{CleanupStep, Expectation, Fault, Record, Status};
+pub use phase::{Phase, PhaseObserver};
+pub use record::{CleanupStep, Expectation, Fault, LogLine, Record, Status};
 pub use stop::{Stop, StopReason, interrupted};
 
 use crate::target::Target;
@@ -88,6 +90,8 @@ pub struct Session {
     steady: Mutex<Vec<(String, rhai::FnPtr, String)>>,
     /// The cluster's kinds, discovered once per session on first need.
     discovery: Mutex<Option<Arc<kube::Discovery>>>,
+    /// Who is told each phase (progress displays); set once with [`Session::observe`].
+    observer: OnceLock<PhaseObserver>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -118,7 +122,21 @@ impl Session {
             record: Mutex::new(Record::default()),
             steady: Mutex::new(Vec::new()),
             discovery: Mutex::new(None),
+            observer: OnceLock::new(),
         })
+    }
+
+    /// Sends every phase of this session to `observer` (the first observer set stays).
+    pub fn observe(&self, observer: PhaseObserver) {
+        let _ = self.observer.set(observer);
+    }
+
+    /// Announces what the playbook is doing now (no-op without an observer). Never call it
+    /// while holding the record's lock: the observer may read the record.
+    pub fn phase(&self, phase: Phase) {
+        if let Some(o) = self.observer.get() {
+            o(&phase, self.elapsed_s());
+        }
     }
 
     /// The run's clock now.
@@ -164,6 +182,12 @@ impl Session {
     /// Marks `object` as removed in the journal and the ledger (its cleanup step will not run).
     pub fn removed(&self, object: &ObjectRef) {
         lock(&self.ledger).done(object);
+        let at = self.elapsed_s();
+        if let Some(f) = self.record().faults.iter_mut().find(|f| {
+            f.name == object.name && Some(f.namespace.as_str()) == object.namespace.as_deref()
+        }) {
+            f.removed_s.get_or_insert(at);
+        }
         if let Some(j) = lock(&self.journal).as_mut() {
             let _ = j.mark(object, "removed");
         }
@@ -200,6 +224,10 @@ impl Session {
         let steps = lock(&self.ledger).take();
         let mut all_ok = true;
         for step in steps {
+            self.phase(Phase::Cleanup {
+                step: step.describe(),
+            });
+            let t0 = self.now();
             let result = match &step {
                 Step::Delete(o) => {
                     let r = remove(&self.target, &self.rt, o);
@@ -219,10 +247,12 @@ impl Session {
                 "cleanup: {}{detail}",
                 if ok { "" } else { "FAILED: " }
             )));
+            let took_ms = self.now().duration_since(t0).unsigned_abs().as_millis() as u64;
             self.record().cleanup.push(CleanupStep {
                 step: step.describe(),
                 ok,
                 detail,
+                took_ms,
             });
         }
         if all_ok {

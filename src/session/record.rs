@@ -1,10 +1,10 @@
 //! What a run observed, kept as data for the console summary and the reports: expectations
 //! with their timings and last observed values, faults, records, cleanup steps.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// How an expectation ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Passed,
@@ -39,6 +39,8 @@ pub struct Fault {
     pub created_s: f64,
     pub injected_s: Option<f64>,
     pub recovered_s: Option<f64>,
+    /// When its object was deleted (by the playbook or by cleanup).
+    pub removed_s: Option<f64>,
 }
 
 /// One cleanup step and how it went.
@@ -47,6 +49,18 @@ pub struct CleanupStep {
     pub step: String,
     pub ok: bool,
     pub detail: String,
+    /// How long the step took on the run's clock, in milliseconds.
+    pub took_ms: u64,
+}
+
+/// One line the playbook wrote (`log`, `print`, `debug`) or the run said about it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogLine {
+    /// Seconds since the playbook started (run clock).
+    pub at_s: f64,
+    /// A `debug(...)` line.
+    pub debug: bool,
+    pub text: String,
 }
 
 /// Everything observed during one playbook.
@@ -57,7 +71,8 @@ pub struct Record {
     /// `record(key, value)`, in the order written (a key written twice keeps its last value).
     pub records: Vec<(String, serde_json::Value)>,
     pub cleanup: Vec<CleanupStep>,
-    pub log: Vec<String>,
+    /// The playbook's output, filled by whoever routes its lines (the runner's console).
+    pub log: Vec<LogLine>,
     /// In a dry run: each object a fault would have created, and the pods it could select.
     #[serde(skip)]
     pub rendered: Vec<(serde_json::Value, Vec<String>)>,

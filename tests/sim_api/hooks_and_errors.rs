@@ -9,6 +9,7 @@ fn sim() -> Sim {
     Sim::new(SimConfig {
         seed: 7,
         clock: ClockMode::Virtual,
+        ..Default::default()
     })
 }
 

@@ -22,6 +22,7 @@ fn sim() -> Sim {
     Sim::new(SimConfig {
         seed: 7,
         clock: ClockMode::Virtual,
+        ..Default::default()
     })
 }
 
@@ -398,6 +399,7 @@ async fn wall_clock_fires_timers_by_itself() {
     let sim = Sim::new(SimConfig {
         seed: 1,
         clock: ClockMode::Wall,
+        ..Default::default()
     });
     sim.add_controller(Box::new(Marker));
     let pods: Api<Pod> = Api::namespaced(sim.client(), "default");

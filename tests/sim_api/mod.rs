@@ -48,6 +48,9 @@ impl Server {
                 "serve",
                 "--listen",
                 "127.0.0.1:0",
+                // The bare cluster: these tests are about the API server, not the platform.
+                "--scenario",
+                "empty",
                 "--kubeconfig-out",
             ])
             .arg(&kubeconfig)
