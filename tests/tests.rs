@@ -3,5 +3,6 @@
 
 mod cli;
 mod host;
+mod playbooks;
 mod report;
 mod sim_api;

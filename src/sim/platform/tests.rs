@@ -496,8 +496,28 @@ fn memory_stress_oomkills_one_pod_that_restarts_cleanly_on_mlops_and_hurts_on_fr
     assert!(failed > 0.2, "fragile: {failed}");
 }
 
+/// Records every change the store makes, as controllers see them.
+struct Recorder(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl crate::sim::Controller for Recorder {
+    fn name(&self) -> &'static str {
+        "history-recorder"
+    }
+    fn reconcile(&mut self, ctx: &mut crate::sim::Ctx<'_>) {
+        let mut log = self.0.lock().expect("log");
+        for e in ctx.changes() {
+            log.push(format!(
+                "{} {:?} {} {}/{} {}",
+                e.rv, e.kind, e.key, e.namespace, e.name, e.object["metadata"]["resourceVersion"]
+            ));
+        }
+    }
+}
+
 fn history(seed: u64) -> Vec<String> {
     let s = sim(Scenario::Mlops, seed);
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    s.add_controller(Box::new(Recorder(log.clone())));
     apply(
         &s,
         chaos(
@@ -508,23 +528,8 @@ fn history(seed: u64) -> Vec<String> {
         ),
     );
     s.advance_by(secs(300));
-    let w = s.lock();
-    w.store()
-        .events_since(0)
-        .map(|it| {
-            it.map(|e| {
-                format!(
-                    "{:?} {} {}/{} {}",
-                    e.kind,
-                    e.resource,
-                    e.namespace,
-                    e.name,
-                    e.object["metadata"]["resourceVersion"]
-                )
-            })
-            .collect()
-        })
-        .unwrap_or_default()
+    let out = log.lock().expect("log").clone();
+    out
 }
 
 #[test]
