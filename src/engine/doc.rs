@@ -210,6 +210,9 @@ mod tests {
         );
         assert!(!out.contains("fail("), "{out}");
         let err = render_docs(&docs, Some("fai")).unwrap_err();
-        assert!(err.contains("did you mean") && err.contains("fail"), "{err}");
+        assert!(
+            err.contains("did you mean") && err.contains("fail"),
+            "{err}"
+        );
     }
 }

@@ -1,0 +1,189 @@
+//! `playbook repl`: piped statements (no terminal), and the line editor driven through a
+//! pseudo-terminal (tmux): completion, hints, multi-line input, meta-commands, Ctrl-C, cleanup.
+
+mod tty;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// A fresh folder for one test's state (history, journals, saved playbooks).
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("pb-repl-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a scratch folder");
+    dir
+}
+
+/// Runs `playbook repl --cluster sim` with `input` on standard input.
+fn piped(input: &str, state: &Path) -> (Output, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_playbook"))
+        .args(["repl", "--cluster", "sim", "--state-dir"])
+        .arg(state)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("PLAYBOOK_STDLIB")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the playbook binary runs");
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(input.as_bytes()).expect("stdin is written");
+    }
+    let out = child.wait_with_output().expect("the repl ends");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out, stdout, stderr)
+}
+
+#[test]
+fn piped_statements_print_results_plainly_without_prompts() {
+    let dir = scratch("plain");
+    let (out, stdout, stderr) = piped(
+        "cluster::namespaces()\nlet x = 40;\nx + 2\n\"text\"\n[#{ name: \"a\", phase: \"Running\" }, #{ name: \"bb\", phase: \"Pending\" }]\nlet unit = ();\n",
+        &dir,
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "default",
+            "kube-node-lease",
+            "kube-public",
+            "kube-system",
+            "42",
+            "text",
+            "NAME  PHASE",
+            "a     Running",
+            "bb    Pending",
+            "cleanup: nothing to remove",
+        ],
+        "stderr: {stderr}"
+    );
+    assert!(!stdout.contains("pb>"), "{stdout}");
+}
+
+#[test]
+fn piped_multi_line_function_persists_and_errors_show_line_and_caret() {
+    let dir = scratch("multiline");
+    let (out, stdout, stderr) = piped(
+        "fn add(a,\n       b) {\n  a + b\n}\nlet y = add(40, 2);\nlet z = nope + 1;\nfn broken() {\n  let a = 1;\n  a / 0\n}\nbroken()\ny\n",
+        &dir,
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.starts_with("42\n"), "{stdout}");
+    assert!(
+        stderr.contains("error: undefined variable `nope`") && stderr.contains("--> repl#3:1:9"),
+        "{stderr}"
+    );
+    // The error inside `broken` points into the input that defined it.
+    assert!(stderr.contains("--> repl#4:3:5"), "{stderr}");
+    assert!(stderr.contains("3 |   a / 0"), "{stderr}");
+    assert!(
+        stderr.contains("in function `broken` called at repl#5:1:1"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn piped_faults_are_listed_removed_by_cleanup_and_saved_as_a_playbook() {
+    let dir = scratch("faults");
+    let saved = dir.join("saved.rhai");
+    let input = format!(
+        "let f = chaos::pod_kill(#{{ selector: #{{ namespaces: [\"default\"] }} }});\n:faults\nf.status().exists\n:cleanup\n:faults\nlet g = chaos::pod_failure(#{{ selector: #{{ namespaces: [\"default\"] }}, duration: \"30s\" }});\nf.name\n:save {}\n",
+        saved.display()
+    );
+    let (out, stdout, stderr) = piped(&input, &dir);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let first = stdout
+        .lines()
+        .find(|l| l.starts_with("pb-pod-kill-"))
+        .unwrap_or_else(|| panic!("no fault row in :faults\n{stdout}"));
+    assert!(
+        first.contains("PodChaos") && first.contains("live"),
+        "{first}"
+    );
+    assert!(stdout.contains("\ntrue\n"), "{stdout}");
+    let removed = stdout
+        .matches("cleanup: removed PodChaos default/pb-pod-kill-")
+        .count();
+    assert_eq!(removed, 1, "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("pb-pod-kill-") && l.contains("removed")),
+        "{stdout}"
+    );
+    // The second fault is removed at exit, after the save.
+    let tail: Vec<&str> = stdout.lines().rev().take(2).collect();
+    assert!(
+        tail[0].starts_with("cleanup: removed PodChaos default/pb-pod-failure-"),
+        "{stdout}"
+    );
+    assert!(tail[1].starts_with("saved 4 statement(s)"), "{stdout}");
+    let text = std::fs::read_to_string(&saved).expect("the playbook was saved");
+    assert!(text.starts_with("//! Saved from `playbook repl`"), "{text}");
+    assert!(text.contains("f.name;"), "{text}");
+    let check = Command::new(env!("CARGO_BIN_EXE_playbook"))
+        .args(["check"])
+        .arg(&saved)
+        .output()
+        .expect("check runs");
+    assert_eq!(check.status.code(), Some(0), "{text}\n{check:?}");
+}
+
+#[test]
+fn piped_help_lists_commands_and_shows_a_function() {
+    let dir = scratch("help");
+    let (out, stdout, stderr) = piped(
+        ":help\n:help chaos::pod_kill\n:hepl\n:doc nothing_here\n",
+        &dir,
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    for c in [
+        ":help [FN]",
+        ":doc [NAME]",
+        ":load FILE",
+        ":faults",
+        ":cleanup",
+        ":save FILE",
+        ":quit",
+    ] {
+        assert!(stdout.contains(c), "{c} missing from :help\n{stdout}");
+    }
+    assert!(
+        stdout.contains("chaos::pod_kill(options: Map) -> FaultHandle"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("unknown command `:hepl`"), "{stderr}");
+    assert!(
+        stderr.contains("no host function or namespace named `nothing_here`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn piped_load_runs_a_playbook_into_the_session() {
+    let dir = scratch("load");
+    let file = dir.join("inject.rhai");
+    std::fs::write(
+        &file,
+        "//! A fault and a helper.\nfn double(x) { x * 2 }\nlet fault = chaos::pod_kill(#{ selector: #{ namespaces: [\"default\"] } });\n",
+    )
+    .expect("fixture written");
+    let (out, stdout, stderr) = piped(
+        &format!(
+            ":load {}\ndouble(21)\nfault.kind\n:quit\nnever_run()\n",
+            file.display()
+        ),
+        &dir,
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("\n42\nPodChaos\n"), "{stdout}");
+    assert!(
+        stdout.contains("cleanup: removed PodChaos default/pb-pod-kill-"),
+        "{stdout}"
+    );
+    assert!(!stderr.contains("never_run"), "{stderr}");
+}
