@@ -189,9 +189,9 @@ impl ReplHelper {
         let s = scan(line);
         let (path, _) = call_at_end(line, &s)?;
         let top = s.top()?;
-        let method = line[..top.at].trim_end().len() > path.len()
-            && line[..top.at].trim_end()[..line[..top.at].trim_end().len() - path.len()]
-                .ends_with('.');
+        // `f.wait_injected(`: a method of a handle, documented under its namespace.
+        let head = line[..top.at].trim_end();
+        let method = head.strip_suffix(path).is_some_and(|h| h.ends_with('.'));
         let sigs: Vec<String> = self
             .docs
             .iter()
@@ -282,8 +282,6 @@ impl Hinter for ReplHelper {
         if pos < line.len() || line.trim_start().starts_with(':') {
             return None;
         }
-        let last = line.lines().last().unwrap_or_default();
-        let _ = last;
         self.signature(line)
             .map(|s| SignatureHint(format!("   {s}")))
     }

@@ -400,11 +400,20 @@ impl Repl {
             say("cleanup: nothing to remove");
         }
         if !ok {
+            // The steps that failed in this cleanup (the ledger has already taken them).
             let left: Vec<String> = self
                 .session
-                .live_objects()
+                .record()
+                .cleanup
                 .iter()
-                .map(|o| o.to_string())
+                .skip(before)
+                .filter(|c| !c.ok)
+                .map(|c| {
+                    c.step
+                        .strip_prefix("delete ")
+                        .unwrap_or(&c.step)
+                        .to_string()
+                })
                 .collect();
             eprintln!(
                 "error: cleanup could not remove everything; still there: {}",

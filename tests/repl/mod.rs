@@ -187,3 +187,101 @@ fn piped_load_runs_a_playbook_into_the_session() {
     );
     assert!(!stderr.contains("never_run"), "{stderr}");
 }
+
+#[test]
+fn exit_code_4_and_a_journal_when_cleanup_at_exit_cannot_remove_a_fault() {
+    use std::io::BufRead;
+    let dir = scratch("exit4");
+    let mut served = tty::Served::start(&dir);
+    let state = dir.join("state");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_playbook"))
+        .args(["repl", "--cluster", "kube", "--kubeconfig"])
+        .arg(&served.kubeconfig)
+        .arg("--state-dir")
+        .arg(&state)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the playbook binary runs");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin
+        .write_all(b"let f = chaos::pod_kill(#{ selector: #{ namespaces: [\"default\"] } });\n")
+        .expect("stdin is written");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|l: &String| l.starts_with("inject: PodChaos default/"))
+    {
+        match rx.recv_timeout(std::time::Duration::from_secs(20)) {
+            Ok(line) => seen.push(line),
+            Err(_) => panic!("the fault was never injected: {seen:?}"),
+        }
+    }
+    // The cluster goes away; leaving must say what is left and exit 4.
+    served.stop();
+    drop(stdin);
+    let out = child.wait_with_output().expect("the repl ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{seen:?}\n{stderr}");
+    assert!(
+        stderr.contains(
+            "cleanup could not remove everything; still there: PodChaos default/pb-pod-kill-"
+        ),
+        "{stderr}"
+    );
+    let journals = std::fs::read_dir(state.join("journal"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(journals, 1, "the journal stays for `playbook cleanup`");
+}
+
+#[test]
+fn piped_ctrl_c_stops_the_evaluation_cleans_up_and_exits_130() {
+    use std::io::Read;
+    let dir = scratch("sigint");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_playbook"))
+        .args(["repl", "--cluster", "sim", "--state-dir"])
+        .arg(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the playbook binary runs");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin
+        .write_all(b"let f = chaos::pod_kill(#{ selector: #{ namespaces: [\"default\"] } });\nexpect(\"never\", \"100000h\", || false)\n")
+        .expect("stdin is written");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let mut stdout = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        let _ = out.read_to_string(&mut stdout);
+    }
+    let out = child.wait_with_output().expect("the repl ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("interrupted: stopped this evaluation"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("cleanup: removed PodChaos default/pb-pod-kill-"),
+        "{stdout}"
+    );
+    drop(stdin);
+}

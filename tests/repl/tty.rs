@@ -201,13 +201,13 @@ fn ctrl_c_stops_an_evaluation_and_clears_a_line_and_the_repl_goes_on() {
 }
 
 /// `playbook sim serve` in wall time, with a kubeconfig for kubectl and the REPL.
-struct Served {
+pub(super) struct Served {
     child: Child,
-    kubeconfig: PathBuf,
+    pub kubeconfig: PathBuf,
 }
 
 impl Served {
-    fn start(dir: &Path) -> Served {
+    pub fn start(dir: &Path) -> Served {
         let kubeconfig = dir.join("kubeconfig");
         let child = Command::new(env!("CARGO_BIN_EXE_playbook"))
             .args(["sim", "serve", "--kubeconfig-out"])
@@ -247,10 +247,17 @@ impl Served {
     }
 }
 
-impl Drop for Served {
-    fn drop(&mut self) {
+impl Served {
+    /// Stops the server (the cluster becomes unreachable).
+    pub fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
