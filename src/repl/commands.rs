@@ -88,9 +88,9 @@ pub(crate) fn dispatch(repl: &mut Repl, line: &str) -> Flow {
                 .map(|c| format!(":{}", c.name))
                 .collect();
             if near.is_empty() {
-                eprintln!("error: unknown command `:{name}` (:help lists them)");
+                warn!("error: unknown command `:{name}` (:help lists them)");
             } else {
-                eprintln!(
+                warn!(
                     "error: unknown command `:{name}`; did you mean {}?",
                     near.join(", ")
                 );
@@ -131,14 +131,14 @@ fn doc(repl: &mut Repl, arg: &str) -> Flow {
     let filter = (!arg.is_empty()).then_some(arg);
     match render_docs(&repl.docs, filter) {
         Ok(text) => say(text.trim_end()),
-        Err(e) => eprintln!("error: {e}"),
+        Err(e) => warn!("error: {e}"),
     }
     Flow::Continue
 }
 
 fn load(repl: &mut Repl, arg: &str) -> Flow {
     if arg.is_empty() {
-        eprintln!("error: :load needs a file, e.g. :load playbooks/kill-one.rhai");
+        warn!("error: :load needs a file, e.g. :load playbooks/kill-one.rhai");
         return Flow::Continue;
     }
     match std::fs::read_to_string(arg) {
@@ -148,7 +148,7 @@ fn load(repl: &mut Repl, arg: &str) -> Flow {
                     .push(format!("// from {arg}\n{}", text.trim_end()));
             }
         }
-        Err(e) => eprintln!("error: cannot read {arg}: {e}"),
+        Err(e) => warn!("error: cannot read {arg}: {e}"),
     }
     Flow::Continue
 }
@@ -233,7 +233,7 @@ fn cleanup(repl: &mut Repl, _: &str) -> Flow {
 
 fn save(repl: &mut Repl, arg: &str) -> Flow {
     if arg.is_empty() {
-        eprintln!("error: :save needs a file, e.g. :save my-experiment.rhai");
+        warn!("error: :save needs a file, e.g. :save my-experiment.rhai");
         return Flow::Continue;
     }
     let header = format!(
@@ -244,7 +244,7 @@ fn save(repl: &mut Repl, arg: &str) -> Flow {
     let body = repl.saved.join("\n");
     match std::fs::write(arg, format!("{header}{body}\n")) {
         Ok(()) => say(&format!("saved {} statement(s) to {arg}", repl.saved.len())),
-        Err(e) => eprintln!("error: cannot write {arg}: {e}"),
+        Err(e) => warn!("error: cannot write {arg}: {e}"),
     }
     Flow::Continue
 }

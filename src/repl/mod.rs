@@ -3,6 +3,22 @@
 //! so far; a line editor with completion and history, or plain lines when stdin is not a
 //! terminal; cleanup at exit.
 
+/// Writes a line to standard error; a closed pipe is not an error (nor a panic).
+macro_rules! warn {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
+/// Writes text to standard error, as `warn!` without the newline.
+macro_rules! warn_raw {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 mod commands;
 mod complete;
 mod lex;
@@ -39,7 +55,7 @@ pub fn main(args: ReplArgs) -> Verdict {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            warn!("error: cannot start the async runtime: {e}");
             return Verdict::Error;
         }
     };
@@ -100,7 +116,7 @@ pub fn run(args: &ReplArgs) -> Verdict {
         ClusterKind::Kube => match rt.block_on(target::connect(&args.target)) {
             Ok(t) => t,
             Err(e) => {
-                eprintln!("error: {e}");
+                warn!("error: {e}");
                 return Verdict::Error;
             }
         },
@@ -110,7 +126,7 @@ pub fn run(args: &ReplArgs) -> Verdict {
     if tty {
         say(&target.description);
     } else {
-        eprintln!("{}", target.description);
+        warn!("{}", target.description);
     }
     let state_dir = session::state_dir(args.state_dir.as_deref());
     let run_id = new_run_id();
@@ -179,7 +195,7 @@ impl Repl {
         let mut editor: Editor<ReplHelper, DefaultHistory> = match Editor::with_config(config) {
             Ok(e) => e,
             Err(e) => {
-                eprintln!("error: cannot start the line editor: {e}");
+                warn!("error: cannot start the line editor: {e}");
                 return;
             }
         };
@@ -210,7 +226,7 @@ impl Repl {
                 Err(ReadlineError::Interrupted) => continue,
                 Err(ReadlineError::Eof) => break,
                 Err(e) => {
-                    eprintln!("error: reading input: {e}");
+                    warn!("error: reading input: {e}");
                     break;
                 }
             }
@@ -283,7 +299,7 @@ impl Repl {
         let mut ast = match self.engine.compile_with_scope(&self.scope, text) {
             Ok(ast) => ast,
             Err(e) => {
-                eprint!(
+                warn_raw!(
                     "{}",
                     Diagnostic::from_parse(source, &e).render(&self.config.sources)
                 );
@@ -316,11 +332,11 @@ impl Repl {
                 if self.was_interrupted
                     && matches!(err.unwrap_inner(), EvalAltResult::ErrorTerminated(..))
                 {
-                    eprintln!(
+                    warn!(
                         "interrupted: stopped this evaluation (the session and its faults remain)"
                     );
                 } else {
-                    eprint!(
+                    warn_raw!(
                         "{}",
                         self.diagnostic(source, &err).render(&self.config.sources)
                     );
@@ -328,7 +344,7 @@ impl Repl {
                 false
             }
             Err(_) => {
-                eprintln!("error: internal error in a host function (a bug in playbook)");
+                warn!("error: internal error in a host function (a bug in playbook)");
                 false
             }
         };
@@ -415,7 +431,7 @@ impl Repl {
                         .to_string()
                 })
                 .collect();
-            eprintln!(
+            warn!(
                 "error: cleanup could not remove everything; still there: {}",
                 if left.is_empty() {
                     "(see the failed steps above)".to_string()
