@@ -22,6 +22,8 @@ use crate::engine::Doc;
 pub(crate) struct Names {
     pub variables: Vec<String>,
     pub functions: Vec<String>,
+    /// `name(a, b)` of each function the session defined.
+    pub signatures: Vec<String>,
 }
 
 const KEYWORDS: &[&str] = &[
@@ -204,6 +206,19 @@ impl ReplHelper {
                 }
             })
             .collect();
+        let mut sigs = sigs;
+        if sigs.is_empty() && !method {
+            if let Ok(names) = self.names.lock() {
+                let call = format!("{path}(");
+                sigs.extend(
+                    names
+                        .signatures
+                        .iter()
+                        .filter(|s| s.starts_with(&call))
+                        .cloned(),
+                );
+            }
+        }
         (!sigs.is_empty()).then(|| sigs.join("  |  "))
     }
 }
@@ -315,6 +330,7 @@ mod tests {
         let names = Arc::new(Mutex::new(Names {
             variables: vec!["fault".into()],
             functions: vec!["restart_all".into()],
+            signatures: vec!["restart_all(ns, wait)".into()],
         }));
         ReplHelper::new(engine, docs, names, vec!["help", "faults", "quit"], None)
     }
@@ -362,5 +378,13 @@ mod tests {
                 .starts_with("wait_injected(")
         );
         assert_eq!(h.signature("cluster::readiness(\"a\", \"b\")"), None);
+        assert_eq!(
+            h.signature("restart_all(").as_deref(),
+            Some("restart_all(ns, wait)")
+        );
+        assert_eq!(
+            h.signature("restart_all(").as_deref(),
+            Some("restart_all(ns, wait)")
+        );
     }
 }

@@ -384,16 +384,18 @@ impl Repl {
             .iter_raw()
             .map(|(n, _, _)| n.to_string())
             .collect();
-        let functions = self
+        let defined: Vec<_> = self
             .ast
             .iter_functions()
             .filter(|f| !f.name.starts_with("anon$"))
-            .map(|f| f.name.to_string())
             .collect();
+        let functions = defined.iter().map(|f| f.name.to_string()).collect();
+        let signatures = defined.iter().map(|f| f.to_string()).collect();
         if let Ok(mut names) = self.names.lock() {
             *names = Names {
                 variables,
                 functions,
+                signatures,
             };
         }
     }

@@ -36,6 +36,29 @@ fn piped(input: &str, state: &Path) -> (Output, String, String) {
     (out, stdout, stderr)
 }
 
+/// Reads `stdout` until a line starts with `prefix` (20 s at most); the lines read.
+fn wait_for_line(stdout: Option<std::process::ChildStdout>, prefix: &str) -> Vec<String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = stdout.expect("stdout is piped");
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    while !seen.iter().any(|l: &String| l.starts_with(prefix)) {
+        match rx.recv_timeout(std::time::Duration::from_secs(20)) {
+            Ok(line) => seen.push(line),
+            Err(_) => panic!("never saw a line starting with {prefix:?}: {seen:?}"),
+        }
+    }
+    seen
+}
+
 #[test]
 fn piped_statements_print_results_plainly_without_prompts() {
     let dir = scratch("plain");
@@ -190,7 +213,6 @@ fn piped_load_runs_a_playbook_into_the_session() {
 
 #[test]
 fn exit_code_4_and_a_journal_when_cleanup_at_exit_cannot_remove_a_fault() {
-    use std::io::BufRead;
     let dir = scratch("exit4");
     let mut served = tty::Served::start(&dir);
     let state = dir.join("state");
@@ -208,26 +230,7 @@ fn exit_code_4_and_a_journal_when_cleanup_at_exit_cannot_remove_a_fault() {
     stdin
         .write_all(b"let f = chaos::pod_kill(#{ selector: #{ namespaces: [\"default\"] } });\n")
         .expect("stdin is written");
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stdout = child.stdout.take().expect("stdout");
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(line);
-        }
-    });
-    let mut seen = Vec::new();
-    while !seen
-        .iter()
-        .any(|l: &String| l.starts_with("inject: PodChaos default/"))
-    {
-        match rx.recv_timeout(std::time::Duration::from_secs(20)) {
-            Ok(line) => seen.push(line),
-            Err(_) => panic!("the fault was never injected: {seen:?}"),
-        }
-    }
+    let seen = wait_for_line(child.stdout.take(), "inject: PodChaos default/");
     // The cluster goes away; leaving must say what is left and exit 4.
     served.stop();
     drop(stdin);
@@ -284,4 +287,50 @@ fn piped_ctrl_c_stops_the_evaluation_cleans_up_and_exits_130() {
         "{stdout}"
     );
     drop(stdin);
+}
+
+#[test]
+fn a_killed_repl_leaves_a_journal_that_playbook_cleanup_handles() {
+    let dir = scratch("killed");
+    let served = tty::Served::start(&dir);
+    let state = dir.join("state");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_playbook"))
+        .args(["repl", "--cluster", "kube", "--kubeconfig"])
+        .arg(&served.kubeconfig)
+        .arg("--state-dir")
+        .arg(&state)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the playbook binary runs");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin
+        .write_all(b"let f = chaos::pod_kill(#{ selector: #{ namespaces: [\"default\"] } });\n")
+        .expect("stdin is written");
+    wait_for_line(child.stdout.take(), "inject: PodChaos default/");
+    let _ = child.kill();
+    let _ = child.wait();
+    drop(stdin);
+    assert!(
+        served
+            .kubectl(&["get", "podchaos", "-A", "-o", "name"], None)
+            .contains("pb-pod-kill-"),
+        "the killed REPL's fault is still there"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_playbook"))
+        .args(["cleanup", "--all", "--cluster", "kube", "--kubeconfig"])
+        .arg(&served.kubeconfig)
+        .arg("--state-dir")
+        .arg(&state)
+        .output()
+        .expect("cleanup runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("removed PodChaos default/pb-pod-kill-"),
+        "{text}"
+    );
+    let left = served.kubectl(&["get", "podchaos", "-A", "-o", "name"], None);
+    assert!(left.trim().is_empty(), "left behind: {left}");
 }

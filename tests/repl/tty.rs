@@ -228,7 +228,7 @@ impl Served {
         Served { child, kubeconfig }
     }
 
-    fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> String {
+    pub fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> String {
         use std::io::Write;
         let mut child = Command::new("kubectl")
             .args(args)
