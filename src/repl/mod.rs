@@ -30,9 +30,10 @@ use std::io::{BufRead, IsTerminal};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
 use std::time::Duration;
 
+use regex::Regex;
 use rhai::{AST, Dynamic, Engine, EvalAltResult, Scope};
 use rustyline::history::DefaultHistory;
 use rustyline::{CompletionType, Config, Editor, error::ReadlineError};
@@ -92,7 +93,7 @@ pub fn main(args: ReplArgs) -> Verdict {
 /// The REPL's state: the session, the engine, the scope and the functions defined so far.
 pub(crate) struct Repl {
     session: Arc<Session>,
-    engine: Arc<Engine>,
+    engine: Engine,
     config: EngineConfig,
     scope: Scope<'static>,
     /// Functions defined so far (statements are dropped after each evaluation).
@@ -152,7 +153,7 @@ pub fn run(args: &ReplArgs) -> Verdict {
         stdlib: Stdlib::from_option(args.stdlib.stdlib.clone()),
         ..Default::default()
     };
-    let engine = Arc::new(engine::build(&config, Some(session.clone())));
+    let engine = engine::build(&config, Some(session.clone()));
     let docs = engine::docs(&engine);
     let mut repl = Repl {
         session,
@@ -201,7 +202,8 @@ impl Repl {
         };
         let live = live::Live::new(self.session.target.client.clone(), self.session.rt.clone());
         editor.set_helper(Some(ReplHelper::new(
-            self.engine.clone(),
+            // Parsing only (is an input finished?): an engine without the session.
+            Arc::new(engine::build(&self.config, None)),
             self.docs.clone(),
             self.names.clone(),
             commands::names(),
@@ -326,6 +328,7 @@ impl Repl {
                 if let Some(text) = show::show(&value) {
                     say(&text);
                 }
+                self.keep_imports(source, text);
                 true
             }
             Ok(Err(err)) => {
@@ -350,6 +353,33 @@ impl Repl {
         };
         self.reset_stop();
         ok
+    }
+
+    /// Modules a successful input imported become static modules of the engine, so later
+    /// inputs (each its own script) can still call them.
+    fn keep_imports(&mut self, source: &str, text: &str) {
+        static IMPORT: OnceLock<Regex> = OnceLock::new();
+        let import = IMPORT.get_or_init(|| {
+            Regex::new(r#"(?m)^\s*import\s+"([^"]+)"\s+as\s+([A-Za-z_][A-Za-z0-9_]*)\s*;"#)
+                .expect("the import pattern is a valid regex")
+        });
+        for cap in import.captures_iter(text) {
+            let resolved = self.engine.module_resolver().resolve(
+                &self.engine,
+                Some(source),
+                &cap[1],
+                rhai::Position::NONE,
+            );
+            match resolved {
+                Ok(module) => {
+                    self.engine.register_static_module(&cap[2], module);
+                }
+                Err(e) => warn!(
+                    "warning: module {:?} stays for that input only: {e}",
+                    &cap[1]
+                ),
+            }
+        }
     }
 
     /// Clears Ctrl-C so the next evaluation runs.
@@ -405,10 +435,10 @@ impl Repl {
     fn cleanup(&mut self) -> bool {
         self.reset_stop();
         let before = self.session.record().cleanup.len();
-        let (engine, ast) = (self.engine.clone(), self.ast.clone());
+        let (engine, ast) = (&self.engine, &self.ast);
         let ok = catch_unwind(AssertUnwindSafe(|| {
             self.session.cleanup(|f| {
-                f.call::<Dynamic>(&engine, &ast, ())
+                f.call::<Dynamic>(engine, ast, ())
                     .map(|_| ())
                     .map_err(|e| Diagnostic::from_eval("repl", &e).message)
             })

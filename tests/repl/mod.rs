@@ -334,3 +334,14 @@ fn a_killed_repl_leaves_a_journal_that_playbook_cleanup_handles() {
     let left = served.kubectl(&["get", "podchaos", "-A", "-o", "name"], None);
     assert!(left.trim().is_empty(), "left behind: {left}");
 }
+
+#[test]
+fn piped_imported_modules_stay_for_later_inputs() {
+    let dir = scratch("import");
+    let (out, stdout, stderr) = piped(
+        "import \"fmt\" as fmt;\nfmt::ms(1234.5)\nfn half(r) { fmt::pct(r / 2.0) }\nhalf(1.0)\n",
+        &dir,
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.starts_with("1.23s\n50.0%\n"), "{stdout}\n{stderr}");
+}
