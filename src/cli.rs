@@ -27,6 +27,9 @@ pub enum Command {
     /// Remove what killed runs left behind: objects in their journals, and (--all) every
     /// Chaos Mesh object labelled as playbook's.
     Cleanup(CleanupArgs),
+    /// An interactive session: statements one at a time against a cluster, with completion,
+    /// history and meta-commands (:help); every fault it injected is removed at exit.
+    Repl(ReplArgs),
     /// The simulated Kubernetes cluster.
     Sim {
         #[command(subcommand)]
@@ -132,6 +135,27 @@ pub struct ReportArgs {
     /// Repeatable: a playbook runs if any pattern matches.
     #[arg(long, value_name = "PATTERN")]
     pub filter: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReplArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// A parameter statements read with param("KEY") (repeatable).
+    #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
+    /// Time budget of the whole session (wall time); faults without a duration last at most
+    /// what is left of it. Ctrl-C stops one evaluation.
+    #[arg(long, default_value = "12h", value_parser = crate::duration::parse)]
+    pub timeout: Duration,
+    /// The Prometheus that metrics::prometheus queries, e.g. http://127.0.0.1:9090.
+    #[arg(long, env = "PLAYBOOK_PROMETHEUS", value_name = "URL")]
+    pub prometheus: Option<String>,
+    /// Where the history and journals are kept [default: $XDG_STATE_HOME/playbook].
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub stdlib: StdlibArgs,
 }
 
 #[derive(Debug, Clone, Args)]

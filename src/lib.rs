@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`cli`]: the command line (clap), one struct per subcommand.
 //! - [`runner`]: `playbook run`, `check` and `render` — find, compile and check, run, verdict.
+//! - [`repl`]: `playbook repl` — the interactive front end on the same engine and session.
 //! - [`cleanup`]: `playbook cleanup` — remove what killed runs left, from journals and labels.
 //! - [`engine`]: the one Rhai engine constructor shared by runner, checker and REPL; the module
 //!   resolver and embedded standard library; diagnostics (file:line:col with a caret); the
@@ -28,6 +29,7 @@ pub mod duration;
 pub mod engine;
 pub mod host;
 pub mod outcome;
+pub mod repl;
 pub mod report;
 pub mod runner;
 pub mod session;

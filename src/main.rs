@@ -22,6 +22,7 @@ fn main() -> ExitCode {
         Command::Check(args) => playbook::runner::check(&args),
         Command::Cleanup(args) => with_signals(move || playbook::cleanup::cleanup(&args)),
         Command::Render(args) => with_signals(move || playbook::runner::render(&args)),
+        Command::Repl(args) => playbook::repl::main(args),
         Command::Doc(args) => playbook::doc(args.name.as_deref()),
         Command::Sim {
             cmd: SimCmd::Serve(args),

@@ -4,5 +4,6 @@
 mod cli;
 mod host;
 mod playbooks;
+mod repl;
 mod report;
 mod sim_api;

@@ -90,6 +90,12 @@ impl Stop {
         *reason
     }
 
+    /// Forgets the reason to stop, so the next evaluation runs: the REPL goes on after Ctrl-C
+    /// stopped one of its evaluations (the interrupt flag must be cleared too).
+    pub fn clear(&self) {
+        *self.reason.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
     /// The reason the run stopped, if it was stopped.
     pub fn reason(&self) -> Option<StopReason> {
         *self.reason.lock().unwrap_or_else(|e| e.into_inner())

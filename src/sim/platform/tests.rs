@@ -528,8 +528,7 @@ fn history(seed: u64) -> Vec<String> {
         ),
     );
     s.advance_by(secs(300));
-    let out = log.lock().expect("log").clone();
-    out
+    log.lock().map(|l| l.clone()).unwrap_or_default()
 }
 
 #[test]

@@ -1,0 +1,347 @@
+//! `playbook repl`: piped statements (no terminal), and the line editor driven through a
+//! pseudo-terminal (tmux): completion, hints, multi-line input, meta-commands, Ctrl-C, cleanup.
+
+mod tty;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// A fresh folder for one test's state (history, journals, saved playbooks).
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("pb-repl-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a scratch folder");
+    dir
+}
+
+/// Runs `playbook repl --cluster sim` with `input` on standard input.
+fn piped(input: &str, state: &Path) -> (Output, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_playbook"))
+        .args(["repl", "--cluster", "sim", "--state-dir"])
+        .arg(state)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("PLAYBOOK_STDLIB")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the playbook binary runs");
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(input.as_bytes()).expect("stdin is written");
+    }
+    let out = child.wait_with_output().expect("the repl ends");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out, stdout, stderr)
+}
+
+/// Reads `stdout` until a line starts with `prefix` (20 s at most); the lines read.
+fn wait_for_line(stdout: Option<std::process::ChildStdout>, prefix: &str) -> Vec<String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = stdout.expect("stdout is piped");
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    while !seen.iter().any(|l: &String| l.starts_with(prefix)) {
+        match rx.recv_timeout(std::time::Duration::from_secs(20)) {
+            Ok(line) => seen.push(line),
+            Err(_) => panic!("never saw a line starting with {prefix:?}: {seen:?}"),
+        }
+    }
+    seen
+}
+
+#[test]
+fn piped_statements_print_results_plainly_without_prompts() {
+    let dir = scratch("plain");
+    let (out, stdout, stderr) = piped(
+        "cluster::namespaces()\nlet x = 40;\nx + 2\n\"text\"\n[#{ name: \"a\", phase: \"Running\" }, #{ name: \"bb\", phase: \"Pending\" }]\nlet unit = ();\n",
+        &dir,
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "default",
+            "kube-node-lease",
+            "kube-public",
+            "kube-system",
+            "42",
+            "text",
+            "NAME  PHASE",
+            "a     Running",
+            "bb    Pending",
+            "cleanup: nothing to remove",
+        ],
+        "stderr: {stderr}"
+    );
+    assert!(!stdout.contains("pb>"), "{stdout}");
+}
+
+#[test]
+fn piped_multi_line_function_persists_and_errors_show_line_and_caret() {
+    let dir = scratch("multiline");
+    let (out, stdout, stderr) = piped(
+        "fn add(a,\n       b) {\n  a + b\n}\nlet y = add(40, 2);\nlet z = nope + 1;\nfn broken() {\n  let a = 1;\n  a / 0\n}\nbroken()\ny\n",
+        &dir,
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.starts_with("42\n"), "{stdout}");
+    assert!(
+        stderr.contains("error: undefined variable `nope`") && stderr.contains("--> repl#3:1:9"),
+        "{stderr}"
+    );
+    // The error inside `broken` points into the input that defined it.
+    assert!(stderr.contains("--> repl#4:3:5"), "{stderr}");
+    assert!(stderr.contains("3 |   a / 0"), "{stderr}");
+    assert!(
+        stderr.contains("in function `broken` called at repl#5:1:1"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn piped_faults_are_listed_removed_by_cleanup_and_saved_as_a_playbook() {
+    let dir = scratch("faults");
+    let saved = dir.join("saved.rhai");
+    let input = format!(
+        "let f = chaos::pod_kill(#{{ selector: #{{ namespaces: [\"default\"] }} }});\n:faults\nf.status().exists\n:cleanup\n:faults\nlet g = chaos::pod_failure(#{{ selector: #{{ namespaces: [\"default\"] }}, duration: \"30s\" }});\nf.name\n:save {}\n",
+        saved.display()
+    );
+    let (out, stdout, stderr) = piped(&input, &dir);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let first = stdout
+        .lines()
+        .find(|l| l.starts_with("pb-pod-kill-"))
+        .unwrap_or_else(|| panic!("no fault row in :faults\n{stdout}"));
+    assert!(
+        first.contains("PodChaos") && first.contains("live"),
+        "{first}"
+    );
+    assert!(stdout.contains("\ntrue\n"), "{stdout}");
+    let removed = stdout
+        .matches("cleanup: removed PodChaos default/pb-pod-kill-")
+        .count();
+    assert_eq!(removed, 1, "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("pb-pod-kill-") && l.contains("removed")),
+        "{stdout}"
+    );
+    // The second fault is removed at exit, after the save.
+    let tail: Vec<&str> = stdout.lines().rev().take(2).collect();
+    assert!(
+        tail[0].starts_with("cleanup: removed PodChaos default/pb-pod-failure-"),
+        "{stdout}"
+    );
+    assert!(tail[1].starts_with("saved 4 statement(s)"), "{stdout}");
+    let text = std::fs::read_to_string(&saved).expect("the playbook was saved");
+    assert!(text.starts_with("//! Saved from `playbook repl`"), "{text}");
+    assert!(text.contains("f.name;"), "{text}");
+    let check = Command::new(env!("CARGO_BIN_EXE_playbook"))
+        .args(["check"])
+        .arg(&saved)
+        .output()
+        .expect("check runs");
+    assert_eq!(check.status.code(), Some(0), "{text}\n{check:?}");
+}
+
+#[test]
+fn piped_help_lists_commands_and_shows_a_function() {
+    let dir = scratch("help");
+    let (out, stdout, stderr) = piped(
+        ":help\n:help chaos::pod_kill\n:hepl\n:doc nothing_here\n",
+        &dir,
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    for c in [
+        ":help [FN]",
+        ":doc [NAME]",
+        ":load FILE",
+        ":faults",
+        ":cleanup",
+        ":save FILE",
+        ":quit",
+    ] {
+        assert!(stdout.contains(c), "{c} missing from :help\n{stdout}");
+    }
+    assert!(
+        stdout.contains("chaos::pod_kill(options: Map) -> FaultHandle"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("unknown command `:hepl`"), "{stderr}");
+    assert!(
+        stderr.contains("no host function or namespace named `nothing_here`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn piped_load_runs_a_playbook_into_the_session() {
+    let dir = scratch("load");
+    let file = dir.join("inject.rhai");
+    std::fs::write(
+        &file,
+        "//! A fault and a helper.\nfn double(x) { x * 2 }\nlet fault = chaos::pod_kill(#{ selector: #{ namespaces: [\"default\"] } });\n",
+    )
+    .expect("fixture written");
+    let (out, stdout, stderr) = piped(
+        &format!(
+            ":load {}\ndouble(21)\nfault.kind\n:quit\nnever_run()\n",
+            file.display()
+        ),
+        &dir,
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("\n42\nPodChaos\n"), "{stdout}");
+    assert!(
+        stdout.contains("cleanup: removed PodChaos default/pb-pod-kill-"),
+        "{stdout}"
+    );
+    assert!(!stderr.contains("never_run"), "{stderr}");
+}
+
+#[test]
+fn exit_code_4_and_a_journal_when_cleanup_at_exit_cannot_remove_a_fault() {
+    let dir = scratch("exit4");
+    let mut served = tty::Served::start(&dir);
+    let state = dir.join("state");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_playbook"))
+        .args(["repl", "--cluster", "kube", "--kubeconfig"])
+        .arg(&served.kubeconfig)
+        .arg("--state-dir")
+        .arg(&state)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the playbook binary runs");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin
+        .write_all(b"let f = chaos::pod_kill(#{ selector: #{ namespaces: [\"default\"] } });\n")
+        .expect("stdin is written");
+    let seen = wait_for_line(child.stdout.take(), "inject: PodChaos default/");
+    // The cluster goes away; leaving must say what is left and exit 4.
+    served.stop();
+    drop(stdin);
+    let out = child.wait_with_output().expect("the repl ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{seen:?}\n{stderr}");
+    assert!(
+        stderr.contains(
+            "cleanup could not remove everything; still there: PodChaos default/pb-pod-kill-"
+        ),
+        "{stderr}"
+    );
+    let journals = std::fs::read_dir(state.join("journal"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(journals, 1, "the journal stays for `playbook cleanup`");
+}
+
+#[test]
+fn piped_ctrl_c_stops_the_evaluation_cleans_up_and_exits_130() {
+    use std::io::Read;
+    let dir = scratch("sigint");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_playbook"))
+        .args(["repl", "--cluster", "sim", "--state-dir"])
+        .arg(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the playbook binary runs");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin
+        .write_all(b"let f = chaos::pod_kill(#{ selector: #{ namespaces: [\"default\"] } });\nexpect(\"never\", \"100000h\", || false)\n")
+        .expect("stdin is written");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let mut stdout = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        let _ = out.read_to_string(&mut stdout);
+    }
+    let out = child.wait_with_output().expect("the repl ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("interrupted: stopped this evaluation"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("cleanup: removed PodChaos default/pb-pod-kill-"),
+        "{stdout}"
+    );
+    drop(stdin);
+}
+
+#[test]
+fn a_killed_repl_leaves_a_journal_that_playbook_cleanup_handles() {
+    let dir = scratch("killed");
+    let served = tty::Served::start(&dir);
+    let state = dir.join("state");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_playbook"))
+        .args(["repl", "--cluster", "kube", "--kubeconfig"])
+        .arg(&served.kubeconfig)
+        .arg("--state-dir")
+        .arg(&state)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the playbook binary runs");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin
+        .write_all(b"let f = chaos::pod_kill(#{ selector: #{ namespaces: [\"default\"] } });\n")
+        .expect("stdin is written");
+    wait_for_line(child.stdout.take(), "inject: PodChaos default/");
+    let _ = child.kill();
+    let _ = child.wait();
+    drop(stdin);
+    assert!(
+        served
+            .kubectl(&["get", "podchaos", "-A", "-o", "name"], None)
+            .contains("pb-pod-kill-"),
+        "the killed REPL's fault is still there"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_playbook"))
+        .args(["cleanup", "--all", "--cluster", "kube", "--kubeconfig"])
+        .arg(&served.kubeconfig)
+        .arg("--state-dir")
+        .arg(&state)
+        .output()
+        .expect("cleanup runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("removed PodChaos default/pb-pod-kill-"),
+        "{text}"
+    );
+    let left = served.kubectl(&["get", "podchaos", "-A", "-o", "name"], None);
+    assert!(left.trim().is_empty(), "left behind: {left}");
+}
+
+#[test]
+fn piped_imported_modules_stay_for_later_inputs() {
+    let dir = scratch("import");
+    let (out, stdout, stderr) = piped(
+        "import \"fmt\" as fmt;\nfmt::ms(1234.5)\nfn half(r) { fmt::pct(r / 2.0) }\nhalf(1.0)\n",
+        &dir,
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.starts_with("1.23s\n50.0%\n"), "{stdout}\n{stderr}");
+}
