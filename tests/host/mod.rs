@@ -279,3 +279,116 @@ fn a_killed_run_is_cleaned_up_by_playbook_cleanup() {
     let sim = playbook(&["cleanup", "--all", "--cluster", "sim"]);
     assert_eq!(sim.status.code(), Some(2));
 }
+
+/// A free loopback port (bound, then released for the child to take).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Waits (up to 30 s) until the HTTP server on `port` answers `GET /-/ready` with 200.
+fn ready(port: u16) -> bool {
+    use std::io::{Read, Write};
+    for _ in 0..300 {
+        if let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let _ = c.write_all(b"GET /-/ready HTTP/1.0\r\nHost: localhost\r\n\r\n");
+            let mut answer = String::new();
+            let _ = c.read_to_string(&mut answer);
+            if answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200") {
+                return true;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    false
+}
+
+#[test]
+fn a_real_prometheus_scraping_sim_serve_answers_a_playbook() {
+    let prometheus = "/usr/bin/prometheus";
+    assert!(
+        Path::new(prometheus).exists(),
+        "Debian's prometheus is required for this test (.ci/run installs it)"
+    );
+    let server = Server::start_with(&["--scenario", "mlops"]);
+    let dir = tempdir();
+    let addr = server.url.trim_start_matches("http://");
+    let config = format!(
+        "global: {{ scrape_interval: 1s, evaluation_interval: 1s }}\n\
+         scrape_configs:\n\
+         - job_name: mlflow\n  metrics_path: /api/v1/namespaces/mlflow/services/mlflow:5000/proxy/metrics\n  static_configs: [{{ targets: ['{addr}'] }}]\n\
+         - job_name: pipeline-runner\n  metrics_path: /api/v1/namespaces/argo/services/pipeline-runner:8080/proxy/metrics\n  static_configs: [{{ targets: ['{addr}'] }}]\n"
+    );
+    std::fs::write(dir.join("prometheus.yml"), config).unwrap();
+    let port = free_port();
+    let mut child = Command::new(prometheus)
+        .arg(format!(
+            "--config.file={}",
+            dir.join("prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start prometheus");
+    assert!(
+        ready(port),
+        "prometheus did not become ready on port {port}"
+    );
+    let playbook_file = dir.join("prom.rhai");
+    std::fs::write(
+        &playbook_file,
+        r#"
+let up = expect("Prometheus scraped both jobs through the API server's proxy", "60s", || {
+    let s = metrics::prometheus("up == 1");
+    #{ ok: s.len() == 2, series: s.len() }
+});
+let breaker = metrics::prometheus_value("mlflow_client_circuit_breaker_state");
+if breaker != 0.0 { fail(`breaker state ${breaker}, expected 0 (closed)`); }
+let range = metrics::prometheus_range("up{job=\"pipeline-runner\"}", "1m", "1s");
+if range.len() != 1 { fail(`range query gave ${range.len()} series`); }
+print(`prometheus ok: breaker ${breaker}, ${range[0].values.len()} samples`);
+"#,
+    )
+    .unwrap();
+    let kc = server.kubeconfig.to_str().unwrap().to_string();
+    let url = format!("http://127.0.0.1:{port}");
+    let out = playbook(&[
+        "run",
+        "--kubeconfig",
+        &kc,
+        "--prometheus",
+        &url,
+        "--state-dir",
+        dir.to_str().unwrap(),
+        playbook_file.to_str().unwrap(),
+    ]);
+    let all = text(&out);
+    // A query Prometheus rejects is a script error with Prometheus' own message.
+    let bad = dir.join("bad.rhai");
+    std::fs::write(&bad, "metrics::prometheus(\"sum(\");\n").unwrap();
+    let rejected = playbook(&[
+        "run",
+        "--kubeconfig",
+        &kc,
+        "--prometheus",
+        &url,
+        bad.to_str().unwrap(),
+    ]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert!(all.contains("prometheus ok: breaker 0"), "{all}");
+    assert_eq!(rejected.status.code(), Some(3), "{}", text(&rejected));
+    assert!(
+        text(&rejected).contains("Prometheus: "),
+        "{}",
+        text(&rejected)
+    );
+}

@@ -37,6 +37,11 @@ pub fn kubectl_bin() -> &'static str {
 impl Server {
     /// Starts the server and waits for its first line (the address).
     pub fn start() -> Server {
+        Server::start_with(&["--scenario", "empty"])
+    }
+
+    /// Starts the server with extra `sim serve` arguments (e.g. `--scenario mlops`).
+    pub fn start_with(extra: &[&str]) -> Server {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let dir =
             std::env::temp_dir().join(format!("playbook-sim-test-{}-{n}", std::process::id()));
@@ -48,12 +53,10 @@ impl Server {
                 "serve",
                 "--listen",
                 "127.0.0.1:0",
-                // The bare cluster: these tests are about the API server, not the platform.
-                "--scenario",
-                "empty",
                 "--kubeconfig-out",
             ])
             .arg(&kubeconfig)
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
