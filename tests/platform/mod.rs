@@ -11,6 +11,8 @@ use serde_json::Value;
 struct Serve {
     child: Child,
     kubeconfig: PathBuf,
+    /// Kept open: the server prints more lines, and a closed pipe would kill it.
+    _stdout: BufReader<std::process::ChildStdout>,
 }
 
 impl Drop for Serve {
@@ -38,12 +40,14 @@ fn serve(dir: &Path) -> Serve {
         .spawn()
         .expect("sim serve starts");
     let mut line = String::new();
-    let out = child.stdout.take().expect("stdout");
-    BufReader::new(out)
-        .read_line(&mut line)
-        .expect("first line");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    out.read_line(&mut line).expect("first line");
     assert!(line.contains("serving on http://127.0.0.1:"), "{line}");
-    Serve { child, kubeconfig }
+    Serve {
+        child,
+        kubeconfig,
+        _stdout: out,
+    }
 }
 
 impl Serve {
