@@ -3,6 +3,7 @@
 
 mod cli;
 mod host;
+mod platform;
 mod playbooks;
 mod repl;
 mod report;

@@ -5,7 +5,8 @@
 //! everything before `schema:`) and tail (`subresources`). [`CrdHandle::object`] parses
 //! the whole CRD once, when its schema or the CRD object itself is first needed.
 
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::Value;
 
@@ -68,14 +69,35 @@ impl CrdHandle {
         CrdHandle { text: None, parsed }
     }
 
-    /// The whole CRD object as JSON (parsed once).
+    /// The whole CRD object as JSON (parsed once; embedded CRDs once per process).
     pub fn object(&self) -> Result<Arc<Value>, String> {
         self.parsed
             .get_or_init(|| match self.text {
-                Some(t) => parse_big_yaml(t).map(Arc::new),
+                Some(t) => parse_embedded(t),
                 None => Err("CRD has no source".to_string()),
             })
             .clone()
+    }
+
+    /// [`CrdHandle::schema`], shared: an embedded CRD's schema is extracted once per process,
+    /// so validating an object does not copy a large schema.
+    pub fn schema_shared(&self, version: &str) -> Option<Arc<Value>> {
+        type Cache = Mutex<HashMap<(usize, String), Option<Arc<Value>>>>;
+        static CACHE: OnceLock<Cache> = OnceLock::new();
+        let Some(text) = self.text else {
+            return self.schema(version).map(Arc::new);
+        };
+        let key = (text.as_ptr() as usize, version.to_string());
+        let cache = CACHE.get_or_init(Cache::default);
+        if let Some(s) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return s.clone();
+        }
+        let s = self.schema(version).map(Arc::new);
+        cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, s.clone());
+        s
     }
 
     /// The `openAPIV3Schema` of the version named `version`.
@@ -87,6 +109,23 @@ impl CrdHandle {
             .find(|v| v.get("name").and_then(Value::as_str) == Some(version))?;
         v.pointer("/schema/openAPIV3Schema").cloned()
     }
+}
+
+/// Parses an embedded CRD once per process (the simulator builds a registry per cluster).
+fn parse_embedded(text: &'static str) -> Result<Arc<Value>, String> {
+    type Cache = Mutex<HashMap<usize, Result<Arc<Value>, String>>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let key = text.as_ptr() as usize;
+    let cache = CACHE.get_or_init(Cache::default);
+    if let Some(v) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return v.clone();
+    }
+    let v = parse_big_yaml(text).map(Arc::new);
+    cache
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(key, v.clone());
+    v
 }
 
 /// Parses (possibly very large and deep) YAML into JSON.

@@ -605,7 +605,7 @@ impl Store {
     fn validate_custom(&self, res: ResId, obj: &Value) -> Result<(), ApiError> {
         let def = self.registry.def(res);
         let Some(crd) = &def.crd else { return Ok(()) };
-        let Some(schema) = crd.schema(&def.version) else {
+        let Some(schema) = crd.schema_shared(&def.version) else {
             return Ok(());
         };
         let violations = super::schema::validate(&schema, obj);

@@ -98,7 +98,7 @@ fn predictor(
     req: &ProxyRequest,
 ) -> (ProxyResponse, f64) {
     let path = req.path.as_str();
-    let (code, secs) = sh.predict(pod);
+    let (code, secs) = sh.predict(super::traffic::saturation(pod));
     let base = format!("/v1/models/{model}");
     let resp = if path == base || path == format!("{base}/") {
         json_reply(200, json!({"name": model, "ready": true}))
@@ -167,7 +167,8 @@ fn mlflow(sh: &mut Shared, store: &Store, req: &ProxyRequest) -> (ProxyResponse,
             );
         }
     };
-    let (code, secs) = sh.mlflow_call(store, None, trips);
+    let view = sh.view(store);
+    let (code, secs) = sh.mlflow_call(store, &view, None, trips);
     let resp = match (code, body) {
         (200, None) => reply(200, "text/plain; charset=utf-8", "OK".into()),
         (200, Some(b)) => json_reply(200, b),

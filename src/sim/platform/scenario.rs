@@ -96,6 +96,10 @@ pub struct Figures {
     pub mlflow_background_rps: f64,
     /// A call that would take longer than this fails with 504 (gunicorn timeout, seconds).
     pub mlflow_timeout_s: f64,
+    /// A database query that gets no answer fails after this (psycopg2 connect timeout, s).
+    pub db_timeout_s: f64,
+    /// A client whose packets to MLflow are dropped gives up after this (seconds).
+    pub client_timeout_s: f64,
     pub mlflow_cpu_request: &'static str,
     pub mlflow_mem_request: &'static str,
     pub mlflow_mem_limit: &'static str,
@@ -171,6 +175,8 @@ impl Figures {
             mlflow_workers: 8.0,
             mlflow_background_rps: 4.0,
             mlflow_timeout_s: 30.0,
+            db_timeout_s: 3.0,
+            client_timeout_s: 5.0,
             mlflow_cpu_request: "250m",
             mlflow_mem_request: "512Mi",
             mlflow_mem_limit: "1Gi",

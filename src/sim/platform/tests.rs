@@ -538,3 +538,51 @@ fn same_seed_same_history_different_seed_differs() {
     assert_eq!(a, history(21));
     assert_ne!(a, history(22));
 }
+
+#[test]
+fn container_kill_restarts_once_and_pod_failure_recovers_after_a_model_load() {
+    let s = sim(Scenario::Mlops, 17);
+    apply(
+        &s,
+        chaos(
+            "PodChaos",
+            "ck",
+            "training",
+            json!({"action": "container-kill", "mode": "one",
+        "containerNames": ["trainer"], "selector": {"namespaces": ["training"], "labelSelectors": {"app": "trainer"}}}),
+        ),
+    );
+    s.advance_by(secs(40));
+    let pod = list(&s, "pods", "training").pop().expect("trainer");
+    let cs = &pod["status"]["containerStatuses"][0];
+    assert_eq!(cs["restartCount"], 1, "{cs:#}");
+    assert_eq!(cs["lastState"]["terminated"]["exitCode"], 137);
+    assert_eq!(cs["lastState"]["terminated"]["reason"], "Error");
+    assert_eq!(cond(&pod, "Ready"), "True");
+
+    apply(
+        &s,
+        chaos(
+            "PodChaos",
+            "pf",
+            "kserve-inference",
+            json!({"action": "pod-failure", "mode": "one",
+        "duration": "20s", "selector": predictor_selector()}),
+        ),
+    );
+    s.advance_by(secs(5));
+    let not_ready = |s: &Sim| {
+        list(s, "pods", "kserve-inference")
+            .iter()
+            .filter(|p| cond(p, "Ready") != "True")
+            .count()
+    };
+    assert_eq!(not_ready(&s), 1);
+    assert!(!isvc_ready(&s));
+    // Recovery at 20 s restores the image: the container restarts and loads the model again.
+    s.advance_by(secs(20));
+    assert_eq!(not_ready(&s), 1);
+    let back = until(&s, secs(40), |s| not_ready(s) == 0).expect("ready again");
+    assert!(back > secs(10), "{back:?}");
+    assert!(isvc_ready(&s));
+}

@@ -126,10 +126,10 @@ impl Shared {
         Some(there? + back?)
     }
 
-    /// One prediction served by `pod`: (status, seconds).
-    pub fn predict(&mut self, pod: &Value) -> (u16, f64) {
+    /// One prediction served by a pod whose [`saturation`] is `sat`: (status, seconds).
+    pub fn predict(&mut self, sat: f64) -> (u16, f64) {
         let base = self.draw(self.figures.inference_latency);
-        (200, base * saturation(pod))
+        (200, base * sat)
     }
 
     /// One MLflow call with `round_trips` database queries, from `caller` (None: from outside
@@ -137,10 +137,11 @@ impl Shared {
     pub fn mlflow_call(
         &mut self,
         store: &Store,
+        view: &View,
         caller: Option<&Value>,
         round_trips: u32,
     ) -> (u16, f64) {
-        let (code, secs) = self.mlflow_call_inner(store, caller, round_trips);
+        let (code, secs) = self.mlflow_call_inner(store, view, caller, round_trips);
         self.flows.entry("mlflow").or_default().record(code, secs);
         (code, secs)
     }
@@ -148,11 +149,15 @@ impl Shared {
     fn mlflow_call_inner(
         &mut self,
         store: &Store,
+        view: &View,
         caller: Option<&Value>,
         round_trips: u32,
     ) -> (u16, f64) {
-        let f = self.figures.clone();
-        let Some(server) = pick(store, &mut self.rng, MLFLOW_NS, "mlflow") else {
+        let f = &self.figures;
+        let (timeout, client_timeout, db_timeout) =
+            (f.mlflow_timeout_s, f.client_timeout_s, f.db_timeout_s);
+        let (lat, db_query, connect) = (f.mlflow_latency, f.db_query, f.db_connect_round_trips);
+        let Some((server, sat)) = pick(&mut self.rng, &view.mlflow) else {
             // Connection refused / no endpoints: fails fast.
             return (503, 0.001);
         };
@@ -161,59 +166,74 @@ impl Shared {
             match self.exchange(store, c, &server) {
                 Some(x) => secs += x,
                 // A partition: the client's connect timeout.
-                None => return (0, 5.0),
+                None => return (0, client_timeout),
             }
         }
-        secs += self.draw(f.mlflow_latency) * saturation(&server);
-        let trips = round_trips
-            + if round_trips > 0 {
-                f.db_connect_round_trips
-            } else {
-                0
-            };
+        secs += self.draw(lat) * sat;
+        let trips = round_trips + if round_trips > 0 { connect } else { 0 };
         if trips > 0 {
-            let Some(db) = pick(store, &mut self.rng, MLFLOW_NS, "postgresql") else {
+            let Some((db, _)) = pick(&mut self.rng, &view.db) else {
                 return (500, secs + 0.002);
             };
             for _ in 0..trips {
                 self.flows
                     .entry("postgresql")
                     .or_default()
-                    .record(200, f.db_query.median_ms / 1000.0);
+                    .record(200, db_query.median_ms / 1000.0);
                 match self.exchange(store, &server, &db) {
-                    Some(x) => secs += x + self.draw(f.db_query),
+                    Some(x) => secs += x + self.draw(db_query),
                     // psycopg2 OperationalError after its connect timeout.
-                    None => return (500, secs + 10.0),
+                    None => return (500, secs + db_timeout),
                 }
             }
         }
-        let wait = self.backlog / self.capacity(store);
-        secs += wait;
-        if secs > f.mlflow_timeout_s {
-            return (504, f.mlflow_timeout_s);
+        secs += self.backlog / view.capacity.max(1e-6);
+        if secs > timeout {
+            return (504, timeout);
         }
         (200, secs)
     }
 
-    /// Calls MLflow can serve per second now (workers / mean service time).
-    pub fn capacity(&mut self, store: &Store) -> f64 {
+    /// What MLflow looks like now: its ready pods (with their CPU saturation), its database's,
+    /// and the calls it can serve per second (workers / mean service time).
+    pub fn view(&mut self, store: &Store) -> View {
+        let mlflow: Vec<(Arc<Value>, f64)> = ready_pods(store, MLFLOW_NS, "mlflow")
+            .into_iter()
+            .map(|p| {
+                let s = saturation(&p);
+                (p, s)
+            })
+            .collect();
+        let db: Vec<(Arc<Value>, f64)> = ready_pods(store, MLFLOW_NS, "postgresql")
+            .into_iter()
+            .map(|p| (p, 1.0))
+            .collect();
         let f = &self.figures;
         let mean = f.mlflow_latency.median_ms / 1000.0;
         let trips = f64::from(1 + f.db_connect_round_trips);
-        let rtt = match (
-            first(store, MLFLOW_NS, "mlflow"),
-            first(store, MLFLOW_NS, "postgresql"),
-        ) {
-            (Some(m), Some(d)) => {
-                let a = network_effect(&mut self.faults, store, &m, &d, &mut self.rng);
-                let b = network_effect(&mut self.faults, store, &d, &m, &mut self.rng);
+        let rtt = match (mlflow.first(), db.first()) {
+            (Some((m, _)), Some((d, _))) => {
+                let a = network_effect(&mut self.faults, store, m, d, &mut self.rng);
+                let b = network_effect(&mut self.faults, store, d, m, &mut self.rng);
                 (a.extra_latency + b.extra_latency).as_secs_f64()
             }
             _ => 0.0,
         };
-        let db = self.figures.db_query.median_ms / 1000.0 + rtt;
-        self.figures.mlflow_workers / (mean + trips * db).max(1e-4)
+        let db_s = self.figures.db_query.median_ms / 1000.0 + rtt;
+        let capacity = self.figures.mlflow_workers / (mean + trips * db_s).max(1e-4);
+        View {
+            mlflow,
+            db,
+            capacity,
+        }
     }
+}
+
+/// MLflow's pods and capacity at one instant (see [`Shared::view`]).
+pub struct View {
+    pub mlflow: Vec<(Arc<Value>, f64)>,
+    pub db: Vec<(Arc<Value>, f64)>,
+    pub capacity: f64,
 }
 
 /// How much slower a pod answers as its CPU use nears its limit (1 below 70%).
@@ -254,19 +274,12 @@ pub fn ready_pods(store: &Store, ns: &str, app: &str) -> Vec<Arc<Value>> {
         .collect()
 }
 
-/// The first ready pod of an app.
-pub fn first(store: &Store, ns: &str, app: &str) -> Option<Arc<Value>> {
-    ready_pods(store, ns, app).into_iter().next()
-}
-
-/// A ready pod of an app chosen at random (what a Service's load balancing does).
-pub fn pick(store: &Store, rng: &mut ChaCha8Rng, ns: &str, app: &str) -> Option<Arc<Value>> {
-    let pods = ready_pods(store, ns, app);
+/// A pod chosen at random among `pods` (what a Service's load balancing does).
+pub fn pick(rng: &mut ChaCha8Rng, pods: &[(Arc<Value>, f64)]) -> Option<(Arc<Value>, f64)> {
     if pods.is_empty() {
         return None;
     }
-    let i = rng.random_range(0..pods.len());
-    pods.into_iter().nth(i)
+    pods.get(rng.random_range(0..pods.len())).cloned()
 }
 
 /// A count drawn around `rate` per second (its integer part, plus one with the fraction's
@@ -348,10 +361,11 @@ impl Traffic {
 
         // Clients -> predictor.
         let preds = ready_pods(store, KSERVE_NS, PREDICTOR);
+        let sats: Vec<f64> = preds.iter().map(|p| saturation(p)).collect();
         let n = count(&mut sh.rng, f.inference_rps);
         for k in 0..n {
-            let (code, secs) = match preds.get(k as usize % preds.len().max(1)) {
-                Some(p) => sh.predict(p),
+            let (code, secs) = match sats.get(k as usize % sats.len().max(1)) {
+                Some(s) => sh.predict(*s),
                 None => (503, 0.001),
             };
             sh.flows.entry("predictor").or_default().record(code, secs);
@@ -365,10 +379,13 @@ impl Traffic {
 
         // Other clients -> MLflow (searches, one query each), and the pipelines' logging.
         let before = sh.flows.get("mlflow").map_or(0, |x| x.count);
+        let view = sh.view(store);
         for _ in 0..count(&mut sh.rng, f.mlflow_background_rps) {
-            sh.mlflow_call(store, None, f.db_round_trips_search);
+            sh.mlflow_call(store, &view, None, f.db_round_trips_search);
         }
-        let runner = first(store, ARGO_NS, "pipeline-runner");
+        let runner = ready_pods(store, ARGO_NS, "pipeline-runner")
+            .into_iter()
+            .next();
         let steps = logging_steps(store);
         let mut fail_steps = Vec::new();
         for step in &steps {
@@ -377,7 +394,7 @@ impl Traffic {
                 .unwrap_or_default()
                 .to_string();
             for _ in 0..count(&mut sh.rng, f.log_calls_per_s) {
-                if !log_metric(&mut sh, store, runner.as_deref(), &run, now) {
+                if !log_metric(&mut sh, store, &view, runner.as_deref(), &run, now) {
                     fail_steps.push(step.clone());
                     break;
                 }
@@ -392,26 +409,24 @@ impl Traffic {
                 .and_then(|b| b.next_probe())
                 .is_some_and(|t| now >= t)
         {
-            log_metric(&mut sh, store, runner.as_deref(), "", now);
+            log_metric(&mut sh, store, &view, runner.as_deref(), "", now);
         }
         let arrivals = sh.flows.get("mlflow").map_or(0, |x| x.count) - before;
-        let cap = sh.capacity(store);
+        let cap = view.capacity;
         sh.backlog = (sh.backlog + arrivals as f64 - cap)
             .max(0.0)
             .min(cap * f.mlflow_timeout_s);
         let mlflow_cpu = 60.0 + 6.0 * (f.mlflow_background_rps + steps.len() as f64);
         let pg_cpu = 30.0 + 3.0 * (f.mlflow_background_rps + 2.0 * steps.len() as f64);
-        let mlflows = ready_pods(store, MLFLOW_NS, "mlflow");
-        let pgs = ready_pods(store, MLFLOW_NS, "postgresql");
         drop(sh);
 
         for p in &preds {
             set_cpu(ctx, p, pred_cpu);
         }
-        for p in &mlflows {
+        for (p, _) in &view.mlflow {
             set_cpu(ctx, p, mlflow_cpu);
         }
-        for p in &pgs {
+        for (p, _) in &view.db {
             set_cpu(ctx, p, pg_cpu);
         }
         // Without a breaker and a fallback, a failed MLflow call fails the step (exit 1).
@@ -426,6 +441,7 @@ impl Traffic {
 fn log_metric(
     sh: &mut Shared,
     store: &Store,
+    view: &View,
     runner: Option<&Value>,
     run: &str,
     now: Timestamp,
@@ -433,7 +449,7 @@ fn log_metric(
     let trips = sh.figures.db_round_trips_log;
     let call = |sh: &mut Shared| -> bool {
         let Some(r) = runner else { return false };
-        let (code, secs) = sh.mlflow_call(store, Some(r), trips);
+        let (code, secs) = sh.mlflow_call(store, view, Some(r), trips);
         sh.flows
             .entry("pipeline-runner")
             .or_default()

@@ -1,0 +1,219 @@
+//! The Chaos Mesh examples applied with kubectl to `playbook sim serve` (wall time) produce
+//! their documented effect on the simulated MLOps platform.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+struct Serve {
+    child: Child,
+    kubeconfig: PathBuf,
+    /// Kept open: the server prints more lines, and a closed pipe would kill it.
+    _stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(dir: &Path) -> Serve {
+    let kubeconfig = dir.join("kubeconfig");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_playbook"))
+        .args([
+            "sim",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--seed",
+            "3",
+            "--kubeconfig-out",
+        ])
+        .arg(&kubeconfig)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sim serve starts");
+    let mut line = String::new();
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    out.read_line(&mut line).expect("first line");
+    assert!(line.contains("serving on http://127.0.0.1:"), "{line}");
+    Serve {
+        child,
+        kubeconfig,
+        _stdout: out,
+    }
+}
+
+impl Serve {
+    fn kubectl(&self, args: &[&str]) -> (bool, String) {
+        let out = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .output()
+            .expect("kubectl runs");
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if !out.status.success() {
+            text.push_str(&String::from_utf8_lossy(&out.stderr));
+        }
+        (out.status.success(), text)
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut a = args.to_vec();
+        a.extend(["-o", "json"]);
+        let (ok, text) = self.kubectl(&a);
+        assert!(ok, "kubectl {args:?}: {text}");
+        serde_json::from_str(&text).expect("json")
+    }
+
+    fn apply(&self, fixture: &str) {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/chaos")
+            .join(fixture);
+        let (ok, text) = self.kubectl(&["apply", "-f", path.to_str().unwrap_or_default()]);
+        assert!(ok, "{fixture}: {text}");
+    }
+
+    /// Seconds a `kubectl get --raw PATH` takes (fastest of 3) and whether it succeeded.
+    fn raw_time(&self, path: &str) -> (f64, bool) {
+        let mut best = f64::MAX;
+        let mut ok = true;
+        for _ in 0..3 {
+            let t = Instant::now();
+            ok &= self.kubectl(&["get", "--raw", path]).0;
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        (best, ok)
+    }
+}
+
+fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let t = Instant::now();
+    while t.elapsed() < limit {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    false
+}
+
+fn names(v: &Value) -> Vec<String> {
+    v["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+        .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_string))
+        .collect()
+}
+
+const SEARCH: &str =
+    "/api/v1/namespaces/mlflow/services/mlflow:5000/proxy/api/2.0/mlflow/experiments/search";
+
+#[test]
+fn chaos_mesh_examples_applied_with_kubectl_have_their_effect() {
+    if Command::new("kubectl")
+        .arg("version")
+        .arg("--client")
+        .output()
+        .is_err()
+    {
+        eprintln!("kubectl not found: skipped");
+        return;
+    }
+    let dir = crate::cli::tempdir();
+    let s = serve(&dir);
+
+    // Steady state at once: three predictor pods Ready, the InferenceService Ready.
+    let isvc = s.json(&["get", "isvc", "sklearn-iris", "-n", "kserve-inference"]);
+    let ready = |o: &Value| {
+        o["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    };
+    assert!(ready(&isvc), "{isvc:#}");
+    let before = names(&s.json(&["get", "pods", "-n", "kserve-inference"]));
+    assert_eq!(before.len(), 3, "{before:?}");
+
+    // StressChaos cpu: the trainer's CPU rises in metrics.k8s.io (refreshed every 15 s).
+    let cpu = || {
+        let (_, text) = s.kubectl(&[
+            "get",
+            "--raw",
+            "/apis/metrics.k8s.io/v1beta1/namespaces/training/pods",
+        ]);
+        let v: Value = serde_json::from_str(&text).unwrap_or_default();
+        v["items"][0]["containers"][0]["usage"]["cpu"]
+            .as_str()
+            .and_then(|c| c.strip_suffix('n'))
+            .and_then(|n| n.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1e6
+    };
+    let cpu0 = cpu();
+    assert!(cpu0 > 100.0 && cpu0 < 900.0, "{cpu0}");
+    s.apply("burn-cpu.yaml");
+
+    // PodChaos pod-kill: a predictor pod is replaced.
+    s.apply("pod-kill.yaml");
+    assert!(wait_for(Duration::from_secs(5), || {
+        let now = names(&s.json(&["get", "pods", "-n", "kserve-inference"]));
+        now.len() == 3 && now != before
+    }));
+
+    // StressChaos memory: one predictor container is OOMKilled.
+    s.apply("cause-pod-oom.yaml");
+    assert!(wait_for(Duration::from_secs(5), || {
+        let pods = s.json(&["get", "pods", "-n", "kserve-inference"]);
+        pods["items"].as_array().into_iter().flatten().any(|p| {
+            p["status"]["containerStatuses"][0]["lastState"]["terminated"]["reason"] == "OOMKilled"
+        })
+    }));
+
+    // PodChaos pod-failure: the trainer pod is not Ready.
+    s.apply("pod-failure.yaml");
+    assert!(wait_for(Duration::from_secs(5), || {
+        let pods = s.json(&["get", "pods", "-n", "training"]);
+        pods["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|p| !ready(p))
+    }));
+
+    // NetworkChaos delay 300 ms MLflow -> PostgreSQL: searches through the proxy are slower.
+    let (base, ok) = s.raw_time(SEARCH);
+    assert!(ok);
+    s.apply("network-delay.yaml");
+    std::thread::sleep(Duration::from_millis(800));
+    let (slow, ok) = s.raw_time(SEARCH);
+    assert!(ok);
+    assert!(slow - base > 0.2, "before {base:.3}s during {slow:.3}s");
+    let (ok, _) = s.kubectl(&[
+        "delete",
+        "networkchaos",
+        "network-delay-example",
+        "-n",
+        "mlflow",
+    ]);
+    assert!(ok);
+
+    // NetworkChaos partition MLflow -> PostgreSQL: searches fail.
+    s.apply("network-partition.yaml");
+    std::thread::sleep(Duration::from_millis(800));
+    let (ok, text) = s.kubectl(&["get", "--raw", SEARCH]);
+    assert!(!ok, "{text}");
+
+    // Back to the trainer's CPU.
+    assert!(wait_for(Duration::from_secs(20), || cpu() > cpu0 + 500.0));
+}
