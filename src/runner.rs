@@ -50,6 +50,22 @@ pub fn find_playbooks(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     Ok(out)
 }
 
+/// The playbooks named by `paths` and the engine configuration; a usage error is said here.
+fn prepare(
+    paths: &[PathBuf],
+    stdlib: &crate::cli::StdlibArgs,
+) -> Result<(Vec<PathBuf>, EngineConfig), Verdict> {
+    let paths = find_playbooks(paths).map_err(|e| {
+        eprintln!("error: {e}");
+        Verdict::Invalid
+    })?;
+    let config = EngineConfig {
+        stdlib: Stdlib::from_option(stdlib.stdlib.clone()),
+        ..Default::default()
+    };
+    Ok((paths, config))
+}
+
 /// A playbook that compiled and passed the static checks.
 struct Compiled {
     meta: Meta,
@@ -105,16 +121,9 @@ fn display_name(path: &Path) -> String {
 
 /// `playbook check`: every problem in every playbook, or "ok".
 pub fn check(args: &CheckArgs) -> Verdict {
-    let paths = match find_playbooks(&args.paths) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Verdict::Invalid;
-        }
-    };
-    let config = EngineConfig {
-        stdlib: Stdlib::from_option(args.stdlib.stdlib.clone()),
-        ..Default::default()
+    let (paths, config) = match prepare(&args.paths, &args.stdlib) {
+        Ok(x) => x,
+        Err(verdict) => return verdict,
     };
     match compile_all(&config, &paths, &Filter::default()) {
         Some(ok) => {
@@ -175,16 +184,9 @@ pub fn run(args: &RunArgs) -> Verdict {
 }
 
 fn run_with(args: &RunArgs, console: Arc<Console>, after: &dyn Fn(&Session)) -> Verdict {
-    let paths = match find_playbooks(&args.paths) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Verdict::Invalid;
-        }
-    };
-    let config = EngineConfig {
-        stdlib: Stdlib::from_option(args.stdlib.stdlib.clone()),
-        ..Default::default()
+    let (paths, config) = match prepare(&args.paths, &args.stdlib) {
+        Ok(x) => x,
+        Err(verdict) => return verdict,
     };
     let filter = Filter(args.report.filter.clone());
     let Some(playbooks) = compile_all(&config, &paths, &filter) else {

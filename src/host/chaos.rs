@@ -233,15 +233,6 @@ fn fetch(ctx: &NativeCallContext, s: &Session, h: &FaultHandle) -> RhaiResultOf<
     Ok(got.map(|o| serde_json::to_value(o).unwrap_or_default()))
 }
 
-fn condition(obj: &Value, kind: &str) -> bool {
-    obj.pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .is_some_and(|cs| {
-            cs.iter()
-                .any(|c| c["type"] == kind && c["status"] == "True")
-        })
-}
-
 fn selected(obj: &Value) -> Vec<String> {
     obj.pointer("/status/experiment/containerRecords")
         .and_then(Value::as_array)
@@ -288,7 +279,9 @@ fn wait_condition(
     let what = format!("{} {kind}", h.object);
     let (ok, took, observed) = wait_for(&s, &s.stop, &what, timeout, ctx.call_position(), || {
         let obj = fetch(ctx, &s, h)?;
-        let ok = obj.as_ref().is_some_and(|o| condition(o, kind))
+        let ok = obj
+            .as_ref()
+            .is_some_and(|o| crate::host::cluster::condition_true(o, kind))
             || (kind == "AllRecovered" && obj.is_none());
         let observed = obj
             .as_ref()
@@ -559,12 +552,19 @@ pub mod api {
         let o = obj.clone().unwrap_or(Value::Null);
         let mut m = Map::new();
         m.insert("exists".into(), obj.is_some().into());
-        m.insert("injected".into(), condition(&o, "AllInjected").into());
+        m.insert(
+            "injected".into(),
+            crate::host::cluster::condition_true(&o, "AllInjected").into(),
+        );
         m.insert(
             "recovered".into(),
-            (condition(&o, "AllRecovered") || (h.live && obj.is_none())).into(),
+            (crate::host::cluster::condition_true(&o, "AllRecovered") || (h.live && obj.is_none()))
+                .into(),
         );
-        m.insert("paused".into(), condition(&o, "Paused").into());
+        m.insert(
+            "paused".into(),
+            crate::host::cluster::condition_true(&o, "Paused").into(),
+        );
         let phase = o
             .pointer("/status/experiment/desiredPhase")
             .and_then(Value::as_str)

@@ -12,7 +12,6 @@ use crate::session::Session;
 
 /// A workload reference as kubectl writes it: `deployment/name`, `sts/name`, `rs/name`.
 pub(crate) struct Workload {
-    pub api_version: &'static str,
     pub kind: &'static str,
     pub plural: &'static str,
     pub name: String,
@@ -22,10 +21,10 @@ pub(crate) fn workload(ctx: &NativeCallContext, text: &str) -> RhaiResultOf<Work
     let (kind, name) = text.split_once('/').ok_or_else(|| {
         error(ctx, format!("workload {text:?}: write it as kind/name, e.g. \"deployment/sklearn-iris-predictor\""))
     })?;
-    let (api_version, kind, plural) = match kind.to_ascii_lowercase().as_str() {
-        "deployment" | "deployments" | "deploy" => ("apps/v1", "Deployment", "deployments"),
-        "statefulset" | "statefulsets" | "sts" => ("apps/v1", "StatefulSet", "statefulsets"),
-        "replicaset" | "replicasets" | "rs" => ("apps/v1", "ReplicaSet", "replicasets"),
+    let (kind, plural) = match kind.to_ascii_lowercase().as_str() {
+        "deployment" | "deployments" | "deploy" => ("Deployment", "deployments"),
+        "statefulset" | "statefulsets" | "sts" => ("StatefulSet", "statefulsets"),
+        "replicaset" | "replicasets" | "rs" => ("ReplicaSet", "replicasets"),
         other => {
             return Err(error(
                 ctx,
@@ -36,22 +35,35 @@ pub(crate) fn workload(ctx: &NativeCallContext, text: &str) -> RhaiResultOf<Work
         }
     };
     Ok(Workload {
-        api_version,
         kind,
         plural,
         name: name.to_string(),
     })
 }
 
+/// The API resource of a kind, for `Api::*_with` (for kinds the client has no types for).
+pub(crate) fn api_resource(
+    group: &str,
+    version: &str,
+    kind: &str,
+    plural: &str,
+) -> kube::discovery::ApiResource {
+    kube::discovery::ApiResource {
+        group: group.into(),
+        version: version.into(),
+        api_version: if group.is_empty() {
+            version.into()
+        } else {
+            format!("{group}/{version}")
+        },
+        kind: kind.into(),
+        plural: plural.into(),
+    }
+}
+
 /// The dynamic API of a workload kind in `ns`.
 fn workload_api(s: &Session, ns: &str, w: &Workload) -> Api<DynamicObject> {
-    let ar = kube::discovery::ApiResource {
-        group: "apps".into(),
-        version: "v1".into(),
-        api_version: w.api_version.into(),
-        kind: w.kind.into(),
-        plural: w.plural.into(),
-    };
+    let ar = api_resource("apps", "v1", w.kind, w.plural);
     Api::namespaced_with(s.target.client.clone(), ns, &ar)
 }
 
@@ -158,7 +170,8 @@ fn get_object(ctx: &NativeCallContext, s: &Session, ns: &str, what: &str) -> Rha
     serde_json::to_value(obj).map_err(|e| error(ctx, e.to_string()))
 }
 
-fn condition_true(obj: &Value, kind: &str) -> bool {
+/// Whether an object's `status.conditions` has `kind` with status "True".
+pub(crate) fn condition_true(obj: &Value, kind: &str) -> bool {
     obj.pointer("/status/conditions")
         .and_then(Value::as_array)
         .is_some_and(|cs| {
@@ -300,13 +313,7 @@ pub mod api {
         selector: &str,
     ) -> RhaiResultOf<Array> {
         let s = session(&ctx)?;
-        let ar = kube::discovery::ApiResource {
-            group: "argoproj.io".into(),
-            version: "v1alpha1".into(),
-            api_version: "argoproj.io/v1alpha1".into(),
-            kind: "Workflow".into(),
-            plural: "workflows".into(),
-        };
+        let ar = api_resource("argoproj.io", "v1alpha1", "Workflow", "workflows");
         let api: Api<DynamicObject> = Api::namespaced_with(s.target.client.clone(), namespace, &ar);
         let list =
             s.rt.block_on(api.list(&ListParams::default().labels(selector)))

@@ -312,13 +312,8 @@ pub mod api {
         selector: &str,
     ) -> RhaiResultOf<Array> {
         let s = session(&ctx)?;
-        let ar = kube::discovery::ApiResource {
-            group: "metrics.k8s.io".into(),
-            version: "v1beta1".into(),
-            api_version: "metrics.k8s.io/v1beta1".into(),
-            kind: "PodMetrics".into(),
-            plural: "pods".into(),
-        };
+        let ar =
+            crate::host::cluster::api_resource("metrics.k8s.io", "v1beta1", "PodMetrics", "pods");
         let api: Api<DynamicObject> = Api::namespaced_with(s.target.client.clone(), namespace, &ar);
         let list =
             s.rt.block_on(api.list(&ListParams::default().labels(selector)))

@@ -189,8 +189,14 @@ fn faults(repl: &mut Repl, _: &str) -> Flow {
             }
             match fetch(&s, &object) {
                 Ok(Some(o)) => {
-                    let yes =
-                        |kind: &str| if condition(&o, kind) { "yes" } else { "no" }.to_string();
+                    let yes = |kind: &str| {
+                        if crate::host::cluster::condition_true(&o, kind) {
+                            "yes"
+                        } else {
+                            "no"
+                        }
+                        .to_string()
+                    };
                     row.extend([
                         "live".into(),
                         yes("AllInjected"),
@@ -215,15 +221,6 @@ fn fetch(s: &crate::session::Session, o: &ObjectRef) -> Result<Option<Value>, St
         s.rt.block_on(api.get_opt(&o.name))
             .map_err(|e| e.to_string())?;
     Ok(got.map(|o| serde_json::to_value(o).unwrap_or_default()))
-}
-
-fn condition(obj: &Value, kind: &str) -> bool {
-    obj.pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .is_some_and(|cs| {
-            cs.iter()
-                .any(|c| c["type"] == kind && c["status"] == "True")
-        })
 }
 
 fn cleanup(repl: &mut Repl, _: &str) -> Flow {

@@ -51,13 +51,12 @@ impl Changes {
             self.spawn(rt, Api::<Deployment>::all(c.clone()));
             self.spawn(rt, Api::<StatefulSet>::all(c.clone()));
             for kind in ["PodChaos", "NetworkChaos", "StressChaos"] {
-                let ar = kube::discovery::ApiResource {
-                    group: "chaos-mesh.org".into(),
-                    version: "v1alpha1".into(),
-                    api_version: "chaos-mesh.org/v1alpha1".into(),
-                    kind: kind.into(),
-                    plural: kind.to_ascii_lowercase(),
-                };
+                let ar = crate::host::cluster::api_resource(
+                    "chaos-mesh.org",
+                    "v1alpha1",
+                    kind,
+                    &kind.to_ascii_lowercase(),
+                );
                 self.spawn(rt, Api::<DynamicObject>::all_with(c.clone(), &ar));
             }
         });
