@@ -71,10 +71,15 @@ fn piped_statements_print_results_plainly_without_prompts() {
     assert_eq!(
         lines,
         [
+            "argo",
+            "chaos-testing",
             "default",
+            "kserve-inference",
             "kube-node-lease",
             "kube-public",
             "kube-system",
+            "mlflow",
+            "training",
             "42",
             "text",
             "NAME  PHASE",
