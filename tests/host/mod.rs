@@ -392,3 +392,16 @@ print(`prometheus ok: breaker ${breaker}, ${range[0].values.len()} samples`);
         text(&rejected)
     );
 }
+
+#[test]
+fn workload_functions_work_against_the_simulated_platform() {
+    let out = playbook(&[
+        "run",
+        "--cluster",
+        "sim",
+        "tests/fixtures/host/platform.rhai",
+    ]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert!(all.contains("platform host checks passed"), "{all}");
+}
