@@ -53,42 +53,14 @@ impl Stats {
     }
 }
 
-/// Parses a Kubernetes CPU quantity ("250m", "1", "1500000n") into millicores.
+/// A Kubernetes CPU quantity ("250m", "1", "1500000n") in millicores (0 when malformed).
 pub fn cpu_millis(q: &str) -> f64 {
-    let q = q.trim();
-    let num = |s: &str| s.parse::<f64>().unwrap_or(0.0);
-    if let Some(n) = q.strip_suffix('n') {
-        num(n) / 1e6
-    } else if let Some(u) = q.strip_suffix('u') {
-        num(u) / 1e3
-    } else if let Some(m) = q.strip_suffix('m') {
-        num(m)
-    } else {
-        num(q) * 1000.0
-    }
+    crate::units::quantity(q).unwrap_or(0.0) * 1000.0
 }
 
-/// Parses a Kubernetes memory quantity ("300Mi", "1Gi", "123456Ki", "500M", bytes) into MiB.
+/// A Kubernetes memory quantity ("300Mi", "1Gi", "500M", bytes) in MiB (0 when malformed).
 pub fn memory_mib(q: &str) -> f64 {
-    let q = q.trim();
-    let units: &[(&str, f64)] = &[
-        ("Ki", 1024.0),
-        ("Mi", 1024.0 * 1024.0),
-        ("Gi", 1024.0 * 1024.0 * 1024.0),
-        ("Ti", 1024f64.powi(4)),
-        ("k", 1e3),
-        ("M", 1e6),
-        ("G", 1e9),
-        ("T", 1e12),
-    ];
-    let bytes = units
-        .iter()
-        .find_map(|(u, f)| {
-            q.strip_suffix(u)
-                .map(|n| n.parse::<f64>().unwrap_or(0.0) * f)
-        })
-        .unwrap_or_else(|| q.parse::<f64>().unwrap_or(0.0));
-    bytes / (1024.0 * 1024.0)
+    crate::units::quantity(q).unwrap_or(0.0) / (1024.0 * 1024.0)
 }
 
 /// One call through the API server's service proxy; `Ok(())` for a 2xx answer.

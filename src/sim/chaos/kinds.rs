@@ -5,9 +5,10 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::record::{INJECTED, NOT_INJECTED, Record};
-use super::{pod, stress, units};
+use super::{pod, stress};
 use crate::chaosmesh::{NetworkChaosSpec, PodChaosAction, PodChaosSpec, StressChaosSpec};
 use crate::sim::world::Ctx;
+use crate::units;
 
 /// A Chaos Mesh kind served by the simulated controller-manager.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,7 +7,6 @@
 //! - `pod`, `stress`: the effects on pods; [`effects`]: the annotations they write (the
 //!   contract with the kubelet/metrics model).
 //! - `network`: [`NetFaults`] and [`network_effect`], what the traffic model asks.
-//! - `units`: Go durations, sizes, quantities.
 
 mod controller;
 pub mod effects;
@@ -17,7 +16,6 @@ mod pod;
 mod record;
 mod select;
 mod stress;
-mod units;
 
 pub use controller::{ACTION_LATENCY, ChaosMesh};
 pub use network::{NetEffect, NetFaults, network_effect};

@@ -27,10 +27,10 @@ use rand::Rng;
 use serde_json::Value;
 
 use super::record::{INJECTED, records_of};
-use super::units;
 use crate::chaosmesh::{NetworkChaosAction, NetworkChaosDirection, NetworkChaosSpec};
 use crate::sim::resources::ResId;
 use crate::sim::store::{Store, meta_str};
+use crate::units;
 
 /// What the injected network faults do to one packet (or one message) between two pods.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]

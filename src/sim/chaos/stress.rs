@@ -7,10 +7,10 @@ use serde_json::{Value, json};
 use super::effects::{STRESS_CONTAINERS, STRESS_CPU, STRESS_MEMORY};
 use super::kinds::{object_at, split_id};
 use super::record::{INJECTED, NOT_INJECTED, Record, seconds};
-use super::units;
 use crate::chaosmesh::{StressChaosSpec, StressChaosStressors};
 use crate::sim::store::meta_str;
 use crate::sim::world::Ctx;
+use crate::units;
 
 /// The load one stressed container gets: (CPU millicores, memory bytes).
 pub fn load_of(

@@ -52,42 +52,10 @@ pub(crate) fn deleting(obj: &Value) -> bool {
 /// Parses a Go-style duration ("20s", "1m30s", "500ms", "2h") or a bare number of seconds.
 pub(crate) fn parse_duration(text: &str) -> Option<SignedDuration> {
     let t = text.trim();
-    if t.is_empty() {
-        return None;
-    }
-    if let Ok(secs) = t.parse::<f64>() {
-        return secs_f64(secs);
-    }
-    let mut total = 0f64;
-    let mut rest = t;
-    while !rest.is_empty() {
-        let num_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if num_end == 0 {
-            return None;
-        }
-        let n: f64 = rest[..num_end].parse().ok()?;
-        rest = &rest[num_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let mult = match &rest[..unit_end] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        total += n * mult;
-        rest = &rest[unit_end..];
-    }
-    secs_f64(total)
-}
-
-fn secs_f64(secs: f64) -> Option<SignedDuration> {
+    let secs = match t.parse::<f64>() {
+        Ok(secs) => secs,
+        Err(_) => crate::units::go_duration(t).ok()?.as_secs_f64(),
+    };
     if secs.is_finite() && (0.0..1e9).contains(&secs) {
         Some(SignedDuration::from_nanos((secs * 1e9) as i64))
     } else {
@@ -97,37 +65,10 @@ fn secs_f64(secs: f64) -> Option<SignedDuration> {
 
 /// Parses a Kubernetes quantity ("250m", "1.5", "300Mi", "1G", "2e3") into its value.
 pub(crate) fn quantity(v: &Value) -> Option<f64> {
-    if let Some(n) = v.as_f64() {
-        return Some(n);
+    match v.as_f64() {
+        Some(n) => Some(n),
+        None => crate::units::quantity(v.as_str()?),
     }
-    let t = v.as_str()?.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
-        .unwrap_or(t.len());
-    let (num, suffix) = t.split_at(split);
-    let n: f64 = num.parse().ok()?;
-    let mult = match suffix {
-        "" => 1.0,
-        "n" => 1e-9,
-        "u" => 1e-6,
-        "m" => 1e-3,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "P" => 1e15,
-        "E" => 1e18,
-        "Ki" => 1024.0,
-        "Mi" => 1024.0 * 1024.0,
-        "Gi" => 1024.0 * 1024.0 * 1024.0,
-        "Ti" => 1024f64.powi(4),
-        "Pi" => 1024f64.powi(5),
-        "Ei" => 1024f64.powi(6),
-        e if e.starts_with(['e', 'E']) => 10f64.powi(e[1..].parse::<i32>().ok()?),
-        _ => return None,
-    };
-    let r = n * mult;
-    r.is_finite().then_some(r)
 }
 
 /// A CPU quantity in millicores.

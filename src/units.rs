@@ -1,4 +1,5 @@
-//! The value syntaxes of Chaos Mesh specs and pod resources: Go durations, byte sizes, percentages and Kubernetes quantities.
+//! The value syntaxes of Kubernetes objects and Chaos Mesh specs: Go durations, byte sizes,
+//! percentages and Kubernetes quantities (playbooks' own durations are `crate::duration`).
 
 use std::time::Duration;
 
@@ -96,7 +97,8 @@ pub fn quantity(text: &str) -> Option<f64> {
         e if e.starts_with(['e', 'E']) => 10f64.powi(e[1..].parse().ok()?),
         _ => return None,
     };
-    Some(value * mult)
+    let r = value * mult;
+    r.is_finite().then_some(r)
 }
 
 /// A percentage or probability as Chaos Mesh writes it (`"25"`, `"0.5"`), as a fraction in [0, 1].
