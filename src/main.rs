@@ -14,7 +14,10 @@ fn main() -> ExitCode {
             .location()
             .map(|l| format!(" at {l}"))
             .unwrap_or_default();
-        eprintln!("error: internal error{at}: {}", panic_text(info.payload()));
+        eprintln!(
+            "error: internal error{at}: {}",
+            playbook::runner::panic_text(info.payload())
+        );
     }));
     let cli = Cli::parse();
     let verdict = match cli.command {
@@ -80,12 +83,4 @@ fn with_signals(work: impl FnOnce() -> Verdict + Send + 'static) -> Verdict {
         Ok(Ok(verdict)) => verdict,
         _ => Verdict::Error,
     }
-}
-
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "panic".into())
 }

@@ -381,11 +381,7 @@ fn run_one(
             verdict
         }
         Err(panic) => {
-            let what = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
+            let what = panic_text(panic.as_ref());
             let message = format!("internal error in a host function (a bug in playbook): {what}");
             console.error(&format!("error: {message}\n"));
             error = Some(ErrorInfo {
@@ -461,4 +457,13 @@ fn new_run_id() -> String {
     let now = jiff::Timestamp::now();
     let tag = (now.as_nanosecond() as u64 ^ (u64::from(std::process::id()) << 20)) & 0xffff;
     format!("pb-{}-{tag:04x}", now.strftime("%Y%m%d-%H%M%S"))
+}
+
+/// The message of a panic's payload (a bug in playbook, reported in one line).
+pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "panic".into())
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use rhai::{Dynamic, Engine};
 
 pub use check::check;
+pub(crate) use check::edit_distance;
 pub use diagnostic::{Diagnostic, Location, Sources};
 pub use doc::{Doc, docs, render_docs};
 pub use resolver::{Resolver, Stdlib};

@@ -1,63 +1,23 @@
 //! The Chaos Mesh examples applied with kubectl to `playbook sim serve` (wall time) produce
 //! their documented effect on the simulated MLOps platform.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-struct Serve {
-    child: Child,
-    kubeconfig: PathBuf,
-    /// Kept open: the server prints more lines, and a closed pipe would kill it.
-    _stdout: BufReader<std::process::ChildStdout>,
-}
+use crate::sim_api::Server;
 
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// `playbook sim serve` with the default `mlops` platform (the shared harness).
+struct Serve(Server);
 
-fn serve(dir: &Path) -> Serve {
-    let kubeconfig = dir.join("kubeconfig");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_playbook"))
-        .args([
-            "sim",
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--seed",
-            "3",
-            "--kubeconfig-out",
-        ])
-        .arg(&kubeconfig)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("sim serve starts");
-    let mut line = String::new();
-    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
-    out.read_line(&mut line).expect("first line");
-    assert!(line.contains("serving on http://127.0.0.1:"), "{line}");
-    Serve {
-        child,
-        kubeconfig,
-        _stdout: out,
-    }
+fn serve() -> Serve {
+    Serve(Server::start_with(&["--seed", "3"]))
 }
 
 impl Serve {
     fn kubectl(&self, args: &[&str]) -> (bool, String) {
-        let out = Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .args(args)
-            .output()
-            .expect("kubectl runs");
+        let out = self.0.kubectl(args);
         let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
         if !out.status.success() {
             text.push_str(&String::from_utf8_lossy(&out.stderr));
@@ -120,17 +80,7 @@ const SEARCH: &str =
 
 #[test]
 fn chaos_mesh_examples_applied_with_kubectl_have_their_effect() {
-    if Command::new("kubectl")
-        .arg("version")
-        .arg("--client")
-        .output()
-        .is_err()
-    {
-        eprintln!("kubectl not found: skipped");
-        return;
-    }
-    let dir = crate::cli::tempdir();
-    let s = serve(&dir);
+    let s = serve();
 
     // Steady state at once: three predictor pods Ready, the InferenceService Ready.
     let isvc = s.json(&["get", "isvc", "sklearn-iris", "-n", "kserve-inference"]);
