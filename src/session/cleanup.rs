@@ -126,13 +126,12 @@ pub fn api_for(
     object: &ObjectRef,
 ) -> Result<Api<DynamicObject>, String> {
     let gvk = object.gvk();
-    let (ar, _caps) = retry(|| rt.block_on(kube::discovery::pinned_kind(&target.client, &gvk)))
-        .map_err(|e| {
-            format!(
-                "cannot find kind {} {}: {}",
-                object.api_version, object.kind, e
-            )
-        })?;
+    let ar = retry(|| rt.block_on(target.resource(&gvk))).map_err(|e| {
+        format!(
+            "cannot find kind {} {}: {}",
+            object.api_version, object.kind, e
+        )
+    })?;
     Ok(api_in(target, &ar, object.namespace.as_deref()))
 }
 

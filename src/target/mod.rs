@@ -3,9 +3,13 @@
 
 mod clock;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use kube::config::{Config, KubeConfigOptions, Kubeconfig};
+use kube::core::GroupVersionKind;
+use kube::discovery::ApiResource;
 
 pub use clock::{Changes, Clock};
 
@@ -22,9 +26,26 @@ pub struct Target {
     pub description: String,
     /// For journals: the kubeconfig context, if any (absent for in-cluster and the simulator).
     pub context: Option<String>,
+    /// Kinds already resolved by discovery (they do not change while a run lasts).
+    kinds: KindCache,
 }
 
+/// Discovered API resources by group/version/kind, shared by the clones of a target.
+type KindCache = Arc<Mutex<HashMap<GroupVersionKind, ApiResource>>>;
+
 impl Target {
+    /// The API resource of a kind (its plural and scope), by discovery once per target.
+    pub async fn resource(&self, gvk: &GroupVersionKind) -> Result<ApiResource, kube::Error> {
+        if let Some(ar) = self.kinds.lock().ok().and_then(|k| k.get(gvk).cloned()) {
+            return Ok(ar);
+        }
+        let (ar, _caps) = kube::discovery::pinned_kind(&self.client, gvk).await?;
+        if let Ok(mut k) = self.kinds.lock() {
+            k.insert(gvk.clone(), ar.clone());
+        }
+        Ok(ar)
+    }
+
     /// Whether this target is the in-process simulator (nothing survives the process).
     pub fn is_simulated(&self) -> bool {
         matches!(self.clock, Clock::Virtual(_))
@@ -107,6 +128,7 @@ pub fn simulated(seed: u64, scenario: Scenario) -> Target {
             scenario.name()
         ),
         clock: Clock::Virtual(sim),
+        kinds: KindCache::default(),
         context: None,
     }
 }
@@ -137,6 +159,7 @@ async fn real(args: &TargetArgs) -> Result<Target, TargetError> {
     let client = kube::Client::try_from(config)?;
     Ok(Target {
         clock: Clock::Wall(clock::Changes::new(client.clone())),
+        kinds: KindCache::default(),
         client,
         description: format!(
             "target: cluster {} at {server} ({source})",
