@@ -6,11 +6,17 @@ use std::time::Duration;
 /// Parses a Go `time.ParseDuration` string ("90ms", "1.5s", "100us", "1m30s", "0"), as the
 /// real controller reads `duration` and `latency`.
 pub fn go_duration(text: &str) -> Result<Duration, String> {
+    let secs = go_duration_secs(text)?;
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("time: invalid duration \"{text}\""))
+}
+
+/// [`go_duration`] as a number of seconds.
+pub fn go_duration_secs(text: &str) -> Result<f64, String> {
     let err = || format!("time: invalid duration \"{text}\"");
     let s = text.trim();
     let s = s.strip_prefix('+').unwrap_or(s);
     if s == "0" {
-        return Ok(Duration::ZERO);
+        return Ok(0.0);
     }
     if s.is_empty() || s.starts_with('-') {
         return Err(err());
@@ -38,7 +44,7 @@ pub fn go_duration(text: &str) -> Result<Duration, String> {
         total += value * scale;
         rest = &rest[u..];
     }
-    Duration::try_from_secs_f64(total).map_err(|_| err())
+    Ok(total)
 }
 
 /// Parses a memory size as Chaos Mesh's memory stressor takes it: `"256MB"`, `"1GiB"`,

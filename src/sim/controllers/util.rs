@@ -54,7 +54,7 @@ pub(crate) fn parse_duration(text: &str) -> Option<SignedDuration> {
     let t = text.trim();
     let secs = match t.parse::<f64>() {
         Ok(secs) => secs,
-        Err(_) => crate::units::go_duration(t).ok()?.as_secs_f64(),
+        Err(_) => crate::units::go_duration_secs(t).ok()?,
     };
     if secs.is_finite() && (0.0..1e9).contains(&secs) {
         Some(SignedDuration::from_nanos((secs * 1e9) as i64))
