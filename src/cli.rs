@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use playbook_sim::platform::Scenario;
 
 /// Chaos experiments on Kubernetes MLOps platforms as short Rhai playbooks.
 #[derive(Debug, Parser)]
@@ -41,7 +42,7 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum SimCmd {
     /// Serve the simulated cluster on loopback (wall time) and write a kubeconfig for kubectl.
-    Serve(crate::sim::serve::ServeArgs),
+    Serve(ServeArgs),
 }
 
 /// Which cluster a run talks to.
@@ -69,8 +70,8 @@ pub struct TargetArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// The platform the simulator runs (sim only): mlops, mlops-fragile or empty.
-    #[arg(long, value_enum, default_value = "mlops")]
-    pub scenario: crate::sim::platform::Scenario,
+    #[arg(long, default_value = "mlops", value_parser = parse_scenario)]
+    pub scenario: Scenario,
 }
 
 /// Where the standard library comes from.
@@ -225,4 +226,42 @@ fn parse_var(s: &str) -> Result<(String, String), String> {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
         _ => Err(format!("expected KEY=VALUE, got {s:?}")),
     }
+}
+
+/// Arguments of `playbook sim serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Loopback address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: std::net::SocketAddr,
+    /// Where to write a kubeconfig (context `playbook-sim`) pointing at the simulator.
+    #[arg(long)]
+    pub kubeconfig_out: PathBuf,
+    /// Seed of the simulator's random choices.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// The platform the simulator runs: mlops, mlops-fragile or empty.
+    #[arg(long, default_value = "mlops", value_parser = parse_scenario)]
+    pub scenario: Scenario,
+    /// Log one line per request (method, path, status, duration) on stderr.
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+impl ServeArgs {
+    /// The simulator's own configuration for these arguments.
+    pub fn config(self) -> playbook_sim::serve::ServeConfig {
+        playbook_sim::serve::ServeConfig {
+            listen: self.listen,
+            kubeconfig_out: self.kubeconfig_out,
+            seed: self.seed,
+            scenario: self.scenario,
+            verbose: self.verbose,
+        }
+    }
+}
+
+/// `--scenario NAME`: one of the simulator's platform scenarios.
+fn parse_scenario(s: &str) -> Result<Scenario, String> {
+    s.parse()
 }

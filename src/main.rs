@@ -23,13 +23,13 @@ fn main() -> ExitCode {
     let verdict = match cli.command {
         Command::Run(args) => with_signals(move || playbook::runner::run(&args)),
         Command::Check(args) => playbook::runner::check(&args),
-        Command::Cleanup(args) => with_signals(move || playbook::cleanup::cleanup(&args)),
+        Command::Cleanup(args) => with_signals(move || playbook::sweep::cleanup(&args)),
         Command::Render(args) => with_signals(move || playbook::runner::render(&args)),
         Command::Repl(args) => playbook::repl::main(args),
         Command::Doc(args) => playbook::doc(args.name.as_deref()),
         Command::Sim {
             cmd: SimCmd::Serve(args),
-        } => match playbook::sim::serve::run(args) {
+        } => match playbook_sim::serve::run(args.config()) {
             Ok(()) => Verdict::Passed,
             Err(e) => {
                 eprintln!("error: {e:#}");

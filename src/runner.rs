@@ -11,6 +11,7 @@ use rhai::{AST, EvalAltResult};
 use sha2::Digest;
 
 use crate::cli::{CheckArgs, ClusterKind, RenderArgs, RunArgs};
+use crate::connection;
 use crate::engine::{self, Diagnostic, EngineConfig, Stdlib};
 use crate::outcome::Verdict;
 use crate::report::{
@@ -18,7 +19,6 @@ use crate::report::{
     Sink, Status, TargetInfo, Timing, Verbosity,
 };
 use crate::session::{Failure, Journal, Session, SessionConfig, Stop, StopReason, say};
-use crate::target;
 
 /// The `.rhai` files named by `paths`: files as given, folders' files in name order.
 pub fn find_playbooks(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
@@ -213,9 +213,9 @@ fn run_with(args: &RunArgs, console: Arc<Console>, after: &dyn Fn(&Session)) -> 
     let rt = tokio::runtime::Handle::current();
     // A real cluster is shared by the batch; the simulator is new for each playbook, so a
     // playbook's figures do not depend on what ran before it.
-    let kind = target::choose(&args.target);
+    let kind = connection::choose(&args.target);
     let real = match kind {
-        ClusterKind::Kube => match rt.block_on(target::connect(&args.target)) {
+        ClusterKind::Kube => match rt.block_on(connection::connect(&args.target)) {
             Ok(t) => Some(t),
             Err(e) => {
                 eprintln!("error: {e}");
@@ -226,7 +226,7 @@ fn run_with(args: &RunArgs, console: Arc<Console>, after: &dyn Fn(&Session)) -> 
     };
     let target_for = || {
         real.clone()
-            .unwrap_or_else(|| target::simulated(args.target.seed, args.target.scenario))
+            .unwrap_or_else(|| connection::simulated(args.target.seed, args.target.scenario))
     };
     let first = target_for();
     console.say(&first.description);

@@ -9,7 +9,7 @@ use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use rhai::{Array, Dynamic, Map, NativeCallContext};
 use serde_json::Value;
 
-use crate::chaosmesh::build::{self, Built, Context, Fault};
+use crate::faults::{self, Built, Context, Fault};
 use crate::host::cluster::{api_error, to_dynamic};
 use crate::host::expect::{Observation, wait_for};
 use crate::host::{RhaiResultOf, error, session};
@@ -152,7 +152,7 @@ fn inject(
     let pods = candidates(ctx, &s, &built)?;
     check_safety(ctx, &s, &built, &pods)?;
     let object = ObjectRef::new(
-        build::API_VERSION,
+        faults::API_VERSION,
         &built.kind,
         Some(&built.namespace),
         &built.name,
@@ -211,7 +211,7 @@ fn inject(
 fn build_fault(ctx: &NativeCallContext, fault: Fault, options: Map) -> RhaiResultOf<Built> {
     let s = session(ctx)?;
     let json: Value = rhai::serde::from_dynamic(&Dynamic::from_map(options))?;
-    build::build(fault, &json, &context(&s, fault.function())).map_err(|e| {
+    faults::build(fault, &json, &context(&s, fault.function())).map_err(|e| {
         error(
             ctx,
             format!(
@@ -514,7 +514,7 @@ pub mod api {
             .and_then(|v| v.as_bool().ok())
             .unwrap_or(false);
         let kind = value["kind"].as_str().unwrap_or("fault").to_string();
-        let built = build::from_manifest(&value, &context(&s, "apply"), unbounded)
+        let built = faults::from_manifest(&value, &context(&s, "apply"), unbounded)
             .map_err(|e| error(&ctx, format!("chaos::apply: `{}`: {}", e.field, e.message)));
         inject(&ctx, built, &kind)
     }

@@ -55,12 +55,12 @@ impl Stats {
 
 /// A Kubernetes CPU quantity ("250m", "1", "1500000n") in millicores (0 when malformed).
 pub fn cpu_millis(q: &str) -> f64 {
-    crate::units::quantity(q).unwrap_or(0.0) * 1000.0
+    playbook_model::units::quantity(q).unwrap_or(0.0) * 1000.0
 }
 
 /// A Kubernetes memory quantity ("300Mi", "1Gi", "500M", bytes) in MiB (0 when malformed).
 pub fn memory_mib(q: &str) -> f64 {
-    crate::units::quantity(q).unwrap_or(0.0) / (1024.0 * 1024.0)
+    playbook_model::units::quantity(q).unwrap_or(0.0) / (1024.0 * 1024.0)
 }
 
 /// One call through the API server's service proxy; `Ok(())` for a 2xx answer.

@@ -177,7 +177,7 @@ fn faults(repl: &mut Repl, _: &str) -> Flow {
         .iter()
         .map(|f| {
             let object = ObjectRef::new(
-                crate::chaosmesh::build::API_VERSION,
+                crate::faults::API_VERSION,
                 &f.kind,
                 Some(&f.namespace),
                 &f.name,

@@ -39,10 +39,10 @@ use rustyline::history::DefaultHistory;
 use rustyline::{CompletionType, Config, Editor, error::ReadlineError};
 
 use crate::cli::{ClusterKind, ReplArgs};
+use crate::connection;
 use crate::engine::{self, Diagnostic, Doc, EngineConfig, Stdlib};
 use crate::outcome::Verdict;
 use crate::session::{self, Journal, Session, SessionConfig, Stop, interrupted, say};
-use crate::target;
 use commands::Flow;
 use complete::{Names, ReplHelper};
 
@@ -113,15 +113,15 @@ pub(crate) struct Repl {
 /// tokio runtime context.
 pub fn run(args: &ReplArgs) -> Verdict {
     let rt = tokio::runtime::Handle::current();
-    let target = match target::choose(&args.target) {
-        ClusterKind::Kube => match rt.block_on(target::connect(&args.target)) {
+    let target = match connection::choose(&args.target) {
+        ClusterKind::Kube => match rt.block_on(connection::connect(&args.target)) {
             Ok(t) => t,
             Err(e) => {
                 warn!("error: {e}");
                 return Verdict::Error;
             }
         },
-        ClusterKind::Sim => target::simulated(args.target.seed, args.target.scenario),
+        ClusterKind::Sim => connection::simulated(args.target.seed, args.target.scenario),
     };
     let tty = std::io::stdin().is_terminal();
     if tty {

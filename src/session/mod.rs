@@ -1,8 +1,8 @@
 //! One run of one playbook: its id, parameters, target and clock, output, stop conditions,
 //! cleanup ledger and journal, and the record of what it observed.
 
-mod cleanup;
 mod journal;
+mod ledger;
 mod phase;
 mod record;
 mod stop;
@@ -12,13 +12,13 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use jiff::Timestamp;
 
-pub use cleanup::{Ledger, ObjectRef, REMOVE_TIMEOUT, Step, api_for, api_in, remove, retry};
 pub use journal::{Journal, state_dir};
+pub use ledger::{Ledger, ObjectRef, REMOVE_TIMEOUT, Step, api_for, api_in, remove, retry};
 pub use phase::{Phase, PhaseObserver};
 pub use record::{CleanupStep, Expectation, Fault, LogLine, Record, Status};
 pub use stop::{Stop, StopReason, interrupted};
 
-use crate::target::Target;
+use crate::connection::Target;
 
 /// What a playbook says, routed to whoever shows it (console, REPL, report).
 #[derive(Debug, Clone, PartialEq)]

@@ -1,8 +1,6 @@
-//! The simulator's HTTP API, driven by the real kubectl against `playbook sim serve`, and in
-//! process through `kube::Client`.
+//! The simulator's HTTP API driven by the real kubectl against `playbook sim serve` (the
+//! in-process API tests live with the simulator, in `crates/playbook-sim/tests/`).
 
-mod hooks_and_errors;
-mod in_process;
 mod kubectl;
 mod workloads;
 

@@ -1,0 +1,34 @@
+//! The simulated Chaos Mesh v2.8.1: a controller for PodChaos, NetworkChaos and StressChaos with the real status, events and effects.
+//!
+//! # Layout
+//! - `controller`: the controller-manager's common pipeline ([`ChaosMesh`]).
+//! - `kinds`: the three kinds, read through the typed specs of [`playbook_model::chaosmesh`].
+//! - `select`: selectors and modes. `record`: records, conditions, Kubernetes Events.
+//! - `pod`, `stress`: the effects on pods; [`effects`]: the annotations they write (the
+//!   contract with the kubelet/metrics model).
+//! - `network`: [`NetFaults`] and [`network_effect`], what the traffic model asks.
+
+mod controller;
+pub mod effects;
+mod kinds;
+mod network;
+mod pod;
+mod record;
+mod select;
+mod stress;
+
+pub use controller::{ACTION_LATENCY, ChaosMesh};
+pub use network::{NetEffect, NetFaults, network_effect};
+pub use select::{candidates, filter_by_mode, select_pods};
+
+use super::world::Controller;
+
+/// The Chaos Mesh controllers, to run after the core ones.
+pub fn controllers() -> Vec<Box<dyn Controller>> {
+    vec![Box::new(ChaosMesh::default())]
+}
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_net;

@@ -1,0 +1,351 @@
+//! Tests of selection (modes, phases, seeds) and of the network faults as the traffic model sees them.
+
+use std::time::{Duration, Instant};
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde_json::{Value, json};
+
+use super::effects::PAUSE_ANNOTATION;
+use super::tests::*;
+use super::*;
+use crate::world::World;
+
+fn names(pods: &[std::sync::Arc<Value>]) -> Vec<String> {
+    pods.iter()
+        .map(|p| p["metadata"]["name"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+fn ten_pods(seed: u64) -> World {
+    let mut w = world(seed);
+    for i in 0..10 {
+        pod(&mut w, &format!("w-{i}"), "w", "Running");
+    }
+    w
+}
+
+#[test]
+fn each_mode_selects_the_right_number_of_pods() {
+    let w = ten_pods(1);
+    let sel = json!({"labelSelectors": {"app": "w"}});
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let mut count = |mode: &str, value: &str| {
+        select_pods(w.store(), &sel, mode, value, NS, &mut rng).map(|p| {
+            let mut n = names(&p);
+            n.sort();
+            n.dedup();
+            assert_eq!(n.len(), p.len(), "no pod twice");
+            p.len()
+        })
+    };
+    assert_eq!(count("one", ""), Ok(1));
+    assert_eq!(count("all", ""), Ok(10));
+    assert_eq!(count("fixed", "3"), Ok(3));
+    assert_eq!(count("fixed", "30"), Ok(10));
+    assert_eq!(count("fixed-percent", "50"), Ok(5));
+    assert_eq!(count("fixed-percent", "25"), Ok(2), "rounds down");
+    assert_eq!(count("fixed-percent", "5"), Ok(0), "may select none");
+    for _ in 0..20 {
+        let n = count("random-max-percent", "30").expect("ok");
+        assert!(n <= 3, "{n}");
+    }
+    assert!(count("fixed", "0").is_err());
+    assert!(count("fixed-percent", "101").is_err());
+    assert!(count("fixed-percent", "-5").is_err());
+    assert!(count("random-max-percent", "y").is_err());
+}
+
+#[test]
+fn selection_is_deterministic_per_seed_and_varies_across_seeds() {
+    let w = ten_pods(1);
+    let sel = json!({"labelSelectors": {"app": "w"}});
+    let pick = |seed: u64| {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        names(&select_pods(w.store(), &sel, "fixed", "3", NS, &mut rng).expect("ok"))
+    };
+    assert_eq!(pick(5), pick(5));
+    let distinct: std::collections::BTreeSet<_> = (0..20).map(pick).collect();
+    assert!(distinct.len() > 5, "{distinct:?}");
+    // Through the controller: same world seed, same victim; other seeds, other victims.
+    let victim = |seed: u64| {
+        let mut w = ten_pods(seed);
+        let name = create(&mut w, example("pod-failure-example", "w"));
+        advance(&mut w, 500);
+        records(&get(&w, "podchaos", &name).expect("c"))[0]["id"].clone()
+    };
+    assert_eq!(victim(11), victim(11));
+    let ids: std::collections::BTreeSet<String> = (0..8).map(|s| victim(s).to_string()).collect();
+    assert!(ids.len() > 2, "{ids:?}");
+}
+
+#[test]
+fn pods_not_running_or_being_deleted_are_never_selected() {
+    let mut w = world(2);
+    pod(&mut w, "step-done", "argo", "Succeeded");
+    pod(&mut w, "step-pending", "argo", "Pending");
+    pod(&mut w, "step-failed", "argo", "Failed");
+    pod(&mut w, "step-run", "argo", "Running");
+    pod(&mut w, "step-going", "argo", "Running");
+    let pods = res(&w, "pods");
+    let mut p = (*get(&w, "pods", "step-going").expect("p")).clone();
+    p["metadata"]["finalizers"] = json!(["test/hold"]);
+    p["metadata"]["resourceVersion"] = json!("");
+    w.store_mut()
+        .update(pods, NS, "step-going", p, false)
+        .expect("update");
+    w.store_mut()
+        .delete(pods, NS, "step-going", &Default::default())
+        .expect("delete");
+    let sel = json!({"labelSelectors": {"app": "argo"}});
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    for _ in 0..10 {
+        let got = select_pods(w.store(), &sel, "all", "", NS, &mut rng).expect("ok");
+        assert_eq!(names(&got), ["step-run"]);
+    }
+    let phases =
+        json!({"labelSelectors": {"app": "argo"}, "podPhaseSelectors": ["Pending", "Succeeded"]});
+    let got = candidates(w.store(), &phases, NS).expect("ok");
+    assert_eq!(names(&got), ["step-done", "step-pending"]);
+    // Other selector fields.
+    let by_pods = json!({"pods": {NS: ["step-run", "step-done", "ghost"]}});
+    assert_eq!(
+        names(&candidates(w.store(), &by_pods, NS).expect("ok")),
+        ["step-run"]
+    );
+    let exprs = json!({"expressionSelectors": [{"key": "app", "operator": "In", "values": ["argo"]}],
+        "fieldSelectors": {"metadata.name": "step-run"}, "nodes": ["node-1"]});
+    assert_eq!(
+        names(&candidates(w.store(), &exprs, NS).expect("ok")),
+        ["step-run"]
+    );
+    let other_node = json!({"labelSelectors": {"app": "argo"}, "nodes": ["node-2"]});
+    assert!(
+        candidates(w.store(), &other_node, NS)
+            .expect("ok")
+            .is_empty()
+    );
+    let other_ns = json!({"namespaces": ["default"], "labelSelectors": {"app": "argo"}});
+    assert!(candidates(w.store(), &other_ns, NS).expect("ok").is_empty());
+}
+
+/// A NetworkChaos on pods `src-*` (all), with optional target pods `dst-*` (all).
+fn net(name: &str, action: &str, direction: &str, target: bool) -> Value {
+    let mut spec = json!({
+        "action": action, "mode": "all", "direction": direction,
+        "selector": {"labelSelectors": {"app": "src"}},
+        "delay": {"latency": "100ms"},
+        "loss": {"loss": "100"},
+    });
+    if target {
+        spec["target"] = json!({"mode": "all", "selector": {"labelSelectors": {"app": "dst"}}});
+    }
+    json!({"apiVersion": "chaos-mesh.org/v1alpha1", "kind": "NetworkChaos",
+        "metadata": {"name": name, "namespace": NS}, "spec": spec})
+}
+
+fn net_world() -> World {
+    let mut w = world(3);
+    pod(&mut w, "src-0", "src", "Running");
+    pod(&mut w, "dst-0", "dst", "Running");
+    pod(&mut w, "other-0", "other", "Running");
+    w
+}
+
+fn fx(w: &World, faults: &mut NetFaults, from: &str, to: &str) -> NetEffect {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let a = get(w, "pods", from).expect("from");
+    let b = get(w, "pods", to).expect("to");
+    network_effect(faults, w.store(), &a, &b, &mut rng)
+}
+
+/// (from, to, partitioned?)
+type Check = (&'static str, &'static str, bool);
+
+#[test]
+fn partition_follows_direction_and_target() {
+    // (direction, target?, [(from, to, partitioned)])
+    let cases: &[(&str, bool, &[Check])] = &[
+        (
+            "to",
+            true,
+            &[
+                ("src-0", "dst-0", true),
+                ("dst-0", "src-0", false),
+                ("src-0", "other-0", false),
+                ("other-0", "dst-0", false),
+            ],
+        ),
+        (
+            "from",
+            true,
+            &[
+                ("src-0", "dst-0", false),
+                ("dst-0", "src-0", true),
+                ("other-0", "src-0", false),
+            ],
+        ),
+        (
+            "both",
+            true,
+            &[
+                ("src-0", "dst-0", true),
+                ("dst-0", "src-0", true),
+                ("src-0", "other-0", false),
+                ("other-0", "src-0", false),
+            ],
+        ),
+        (
+            "to",
+            false,
+            &[
+                ("src-0", "dst-0", true),
+                ("src-0", "other-0", true),
+                ("dst-0", "src-0", false),
+                ("dst-0", "other-0", false),
+            ],
+        ),
+        (
+            "from",
+            false,
+            &[
+                ("dst-0", "src-0", true),
+                ("other-0", "src-0", true),
+                ("src-0", "dst-0", false),
+            ],
+        ),
+        (
+            "both",
+            false,
+            &[
+                ("src-0", "other-0", true),
+                ("other-0", "src-0", true),
+                ("dst-0", "other-0", false),
+            ],
+        ),
+    ];
+    for (i, (dir, target, checks)) in cases.iter().enumerate() {
+        let mut w = net_world();
+        let mut faults = NetFaults::new();
+        let name = format!("p{i}");
+        create(&mut w, net(&name, "partition", dir, *target));
+        assert!(
+            fx(&w, &mut faults, "src-0", "dst-0").is_clear(),
+            "not before injection"
+        );
+        advance(&mut w, 500);
+        for (from, to, want) in checks.iter() {
+            let e = fx(&w, &mut faults, from, to);
+            assert_eq!(
+                e.partitioned, *want,
+                "{dir} target={target}: {from} -> {to}"
+            );
+            assert!(!e.lost && e.extra_latency.is_zero());
+        }
+        // Paused: recovered, so no effect.
+        let r = res(&w, "networkchaos");
+        let mut o = (*get(&w, "networkchaos", &name).expect("c")).clone();
+        o["metadata"]["annotations"] = json!({PAUSE_ANNOTATION: "true"});
+        o["metadata"]["resourceVersion"] = json!("");
+        w.store_mut().update(r, NS, &name, o, false).expect("pause");
+        w.settle();
+        advance(&mut w, 500);
+        for (from, to, _) in checks.iter() {
+            assert!(
+                fx(&w, &mut faults, from, to).is_clear(),
+                "paused: {from} -> {to}"
+            );
+        }
+    }
+}
+
+#[test]
+fn delay_and_loss_examples_and_their_recovery() {
+    let mut w = net_world();
+    let mut faults = NetFaults::new();
+    let mut ex = example("network-delay-example", "src");
+    ex["spec"]["mode"] = json!("all");
+    let name = create(&mut w, ex);
+    advance(&mut w, 500);
+    let c = get(&w, "networkchaos", &name).expect("c");
+    assert_eq!(records(&c).len(), 1);
+    assert_eq!(cond(&c, "AllInjected"), "True");
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let (a, b) = (
+        get(&w, "pods", "src-0").expect("a"),
+        get(&w, "pods", "other-0").expect("b"),
+    );
+    let n = 2000;
+    let mut sum = Duration::ZERO;
+    for _ in 0..n {
+        let e = network_effect(&mut faults, w.store(), &a, &b, &mut rng);
+        assert!(e.extra_latency <= Duration::from_millis(180) && !e.lost && !e.partitioned);
+        sum += e.extra_latency;
+    }
+    let mean = sum.as_secs_f64() / n as f64;
+    assert!((0.080..0.100).contains(&mean), "mean delay {mean}");
+    assert!(
+        network_effect(&mut faults, w.store(), &b, &a, &mut rng).is_clear(),
+        "direction to only"
+    );
+    advance(&mut w, 10_000);
+    assert_eq!(phase(&get(&w, "networkchaos", &name).expect("c")), "Stop");
+    assert!(
+        network_effect(&mut faults, w.store(), &a, &b, &mut rng).is_clear(),
+        "recovered"
+    );
+
+    // The partition example: source one tikv pod, target one tikv pod.
+    let mut ex = example("network-partition-example", "src");
+    ex["spec"]["target"]["selector"] = json!({"labelSelectors": {"app": "dst"}});
+    let name = create(&mut w, ex);
+    advance(&mut w, 500);
+    let c = get(&w, "networkchaos", &name).expect("c");
+    let keys: Vec<_> = records(&c)
+        .iter()
+        .map(|r| r["selectorKey"].clone())
+        .collect();
+    assert_eq!(keys, [json!("."), json!(".Target")]);
+    assert!(fx(&w, &mut faults, "src-0", "dst-0").partitioned);
+    assert!(!fx(&w, &mut faults, "dst-0", "src-0").partitioned);
+
+    // A full loss drops every packet.
+    create(&mut w, net("lossy", "loss", "to", false));
+    advance(&mut w, 500);
+    assert!(fx(&w, &mut faults, "src-0", "other-0").lost);
+    assert!(!fx(&w, &mut faults, "other-0", "src-0").lost);
+}
+
+#[test]
+fn network_effect_is_cheap_with_the_cache() {
+    let mut w = net_world();
+    for i in 0..200 {
+        pod(&mut w, &format!("bulk-{i}"), "bulk", "Running");
+    }
+    let mut faults = NetFaults::new();
+    create(&mut w, net("d", "delay", "both", true));
+    create(&mut w, net("l", "netem", "to", false));
+    advance(&mut w, 500);
+    let (a, b) = (
+        get(&w, "pods", "src-0").expect("a"),
+        get(&w, "pods", "dst-0").expect("b"),
+    );
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    network_effect(&mut faults, w.store(), &a, &b, &mut rng);
+    assert_eq!(faults.len(), 2);
+    let n = 200_000u32;
+    let t = Instant::now();
+    let mut hits = 0u32;
+    for _ in 0..n {
+        hits += u32::from(!network_effect(&mut faults, w.store(), &a, &b, &mut rng).is_clear());
+    }
+    let per = t.elapsed() / n;
+    eprintln!("network_effect: {per:?} per call (2 active faults, 203 pods)");
+    assert_eq!(hits, n);
+    let bound = if cfg!(debug_assertions) {
+        20_000
+    } else {
+        1_000
+    };
+    assert!(per < Duration::from_nanos(bound), "{per:?}");
+}

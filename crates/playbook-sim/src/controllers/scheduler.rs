@@ -1,0 +1,294 @@
+//! The scheduler: binds pending pods to the node with the most free CPU and memory that fits
+//! their requests (ties by name), and reports unschedulable pods as the real one does.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde_json::{Value, json};
+
+use super::model::pod_requests;
+use super::util::{Key, condition, cpu_milli, deleting, key_of, mem_bytes, pod_terminal, s, ts};
+use crate::store::EventKind;
+use crate::world::{Controller, Ctx};
+
+const SOURCE: &str = "default-scheduler";
+
+/// What a bound pod takes from its node.
+#[derive(Clone, Debug)]
+struct Claim {
+    node: String,
+    cpu: i64,
+    mem: i64,
+}
+
+/// Binds pods to nodes. See the module doc.
+#[derive(Default)]
+pub struct Scheduler {
+    claims: HashMap<Key, Claim>,
+    used: BTreeMap<String, (i64, i64, i64)>,
+    pending: BTreeSet<Key>,
+    unschedulable: BTreeSet<Key>,
+}
+
+struct NodeFit {
+    name: String,
+    labels: Value,
+    taints: Vec<Value>,
+    cpu: i64,
+    mem: i64,
+    pods: i64,
+}
+
+impl Scheduler {
+    fn release(&mut self, key: &Key) -> bool {
+        match self.claims.remove(key) {
+            Some(c) => {
+                if let Some(u) = self.used.get_mut(&c.node) {
+                    u.0 -= c.cpu;
+                    u.1 -= c.mem;
+                    u.2 -= 1;
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn claim(&mut self, key: Key, node: &str, pod: &Value) {
+        self.release(&key);
+        let (cpu, mem) = pod_requests(pod);
+        let u = self.used.entry(node.to_string()).or_default();
+        u.0 += cpu;
+        u.1 += mem;
+        u.2 += 1;
+        self.claims.insert(
+            key,
+            Claim {
+                node: node.to_string(),
+                cpu,
+                mem,
+            },
+        );
+    }
+
+    /// Tracks a pod's state; returns true when capacity was freed.
+    fn observe(&mut self, pod: &Value) -> bool {
+        let key = key_of(pod);
+        let node = s(pod, "/spec/nodeName");
+        if node.is_empty() {
+            let freed = self.release(&key);
+            let ours = matches!(s(pod, "/spec/schedulerName"), "" | SOURCE);
+            if ours && !deleting(pod) && !pod_terminal(pod) {
+                self.pending.insert(key);
+            }
+            return freed;
+        }
+        self.pending.remove(&key);
+        self.unschedulable.remove(&key);
+        if pod_terminal(pod) {
+            return self.release(&key);
+        }
+        self.claim(key, node, pod);
+        false
+    }
+
+    fn nodes(ctx: &Ctx<'_>) -> Vec<NodeFit> {
+        let mut out = Vec::new();
+        for n in ctx.list("nodes", None) {
+            let ready = condition(&n, "Ready").is_some_and(|c| c["status"] == "True");
+            if !ready || deleting(&n) || n["spec"]["unschedulable"] == true {
+                continue;
+            }
+            let a = &n["status"]["allocatable"];
+            out.push(NodeFit {
+                name: s(&n, "/metadata/name").to_string(),
+                labels: n["metadata"]["labels"].clone(),
+                taints: n["spec"]["taints"].as_array().cloned().unwrap_or_default(),
+                cpu: a.get("cpu").and_then(cpu_milli).unwrap_or(0),
+                mem: a.get("memory").and_then(mem_bytes).unwrap_or(0),
+                pods: a.get("pods").and_then(cpu_milli).map_or(110, |p| p / 1000),
+            });
+        }
+        out
+    }
+
+    fn schedule(&mut self, ctx: &mut Ctx<'_>, pod: &Value, nodes: &[NodeFit]) {
+        let (cpu, mem) = pod_requests(pod);
+        let mut reasons: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut best: Option<(f64, &NodeFit)> = None;
+        for n in nodes {
+            let (ucpu, umem, upods) = self.used.get(&n.name).copied().unwrap_or_default();
+            let mut fails = Vec::new();
+            if !selector_matches(pod, &n.labels) {
+                fails.push("node(s) didn't match Pod's node affinity/selector");
+            } else if !tolerates(pod, &n.taints) {
+                fails.push("node(s) had untolerated taint(s)");
+            } else {
+                if upods + 1 > n.pods {
+                    fails.push("Too many pods");
+                }
+                if ucpu + cpu > n.cpu {
+                    fails.push("Insufficient cpu");
+                }
+                if umem + mem > n.mem {
+                    fails.push("Insufficient memory");
+                }
+            }
+            if !fails.is_empty() {
+                for f in fails {
+                    *reasons.entry(f).or_default() += 1;
+                }
+                continue;
+            }
+            let free = |cap: i64, used: i64| {
+                if cap <= 0 {
+                    0.0
+                } else {
+                    (cap - used) as f64 / cap as f64
+                }
+            };
+            let score = (free(n.cpu, ucpu + cpu) + free(n.mem, umem + mem)) / 2.0;
+            if best.is_none_or(|(b, _)| score > b) {
+                best = Some((score, n));
+            }
+        }
+        let (ns, name) = key_of(pod);
+        let now = ctx.now();
+        match best {
+            Some((_, n)) => {
+                let node = n.name.clone();
+                let Ok(bound) = ctx.patch("pods", &ns, &name, &json!({"spec": {"nodeName": node}}))
+                else {
+                    return;
+                };
+                let mut status = bound["status"].clone();
+                if !status.is_object() {
+                    status = json!({});
+                }
+                let mut conds: Vec<Value> =
+                    status["conditions"].as_array().cloned().unwrap_or_default();
+                conds.retain(|c| c["type"] != "PodScheduled");
+                conds.push(json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": ts(now)}));
+                status["conditions"] = json!(conds);
+                super::util::write_status(ctx, "pods", &bound, status);
+                self.claim((ns.clone(), name.clone()), &node, &bound);
+                self.unschedulable.remove(&(ns.clone(), name.clone()));
+                ctx.record_event(
+                    &bound,
+                    "Normal",
+                    "Scheduled",
+                    &format!("Successfully assigned {ns}/{name} to {node}"),
+                    SOURCE,
+                );
+            }
+            None => {
+                let total = nodes.len();
+                let detail: Vec<String> = reasons.iter().map(|(r, c)| format!("{c} {r}")).collect();
+                let msg = if total == 0 {
+                    "no nodes available to schedule pods".to_string()
+                } else {
+                    format!(
+                        "0/{total} nodes are available: {}. preemption: 0/{total} nodes are available: {total} No preemption victims found for incoming pod.",
+                        detail.join(", ")
+                    )
+                };
+                self.unschedulable.insert((ns.clone(), name.clone()));
+                let same = condition(pod, "PodScheduled")
+                    .is_some_and(|c| c["status"] == "False" && c["message"] == msg.as_str());
+                if same {
+                    return;
+                }
+                let mut status = pod["status"].clone();
+                if !status.is_object() {
+                    status = json!({});
+                }
+                let mut conds: Vec<Value> =
+                    status["conditions"].as_array().cloned().unwrap_or_default();
+                conds.retain(|c| c["type"] != "PodScheduled");
+                conds.push(
+                    json!({"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                    "message": msg, "lastProbeTime": null, "lastTransitionTime": ts(now)}),
+                );
+                status["conditions"] = json!(conds);
+                super::util::write_status(ctx, "pods", pod, status);
+                ctx.record_event(pod, "Warning", "FailedScheduling", &msg, SOURCE);
+            }
+        }
+    }
+}
+
+fn selector_matches(pod: &Value, labels: &Value) -> bool {
+    match pod.pointer("/spec/nodeSelector").and_then(Value::as_object) {
+        Some(sel) => sel.iter().all(|(k, v)| labels.get(k) == Some(v)),
+        None => true,
+    }
+}
+
+fn tolerates(pod: &Value, taints: &[Value]) -> bool {
+    let tols = pod
+        .pointer("/spec/tolerations")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    taints
+        .iter()
+        .filter(|t| matches!(s(t, "/effect"), "NoSchedule" | "NoExecute"))
+        .all(|t| {
+            tols.iter().any(|tol| {
+                let key_ok = s(tol, "/key").is_empty() || tol["key"] == t["key"];
+                let eff_ok = s(tol, "/effect").is_empty() || tol["effect"] == t["effect"];
+                let val_ok = s(tol, "/operator") == "Exists" || tol["value"] == t["value"];
+                key_ok && eff_ok && val_ok
+            })
+        })
+}
+
+impl Controller for Scheduler {
+    fn name(&self) -> &'static str {
+        "scheduler"
+    }
+    fn watches(&self) -> &'static [&'static str] {
+        &["pods", "nodes"]
+    }
+    fn reconcile(&mut self, ctx: &mut Ctx<'_>) {
+        let mut retry = false;
+        if ctx.resync() {
+            *self = Scheduler::default();
+            for pod in ctx.list("pods", None) {
+                self.observe(&pod);
+            }
+            retry = true;
+        }
+        let mut seen = Vec::new();
+        for e in ctx.changed("pods") {
+            seen.push((e.kind, e.object.clone()));
+        }
+        for (kind, pod) in seen {
+            if kind == EventKind::Deleted {
+                let key = key_of(&pod);
+                retry |= self.release(&key);
+                self.pending.remove(&key);
+                self.unschedulable.remove(&key);
+            } else {
+                retry |= self.observe(&pod);
+            }
+        }
+        retry |= ctx.changed("nodes").next().is_some();
+        if retry {
+            let u = std::mem::take(&mut self.unschedulable);
+            self.pending.extend(u);
+        }
+        if self.pending.is_empty() {
+            return;
+        }
+        let nodes = Self::nodes(ctx);
+        for key in std::mem::take(&mut self.pending) {
+            let Some(pod) = ctx.get("pods", &key.0, &key.1) else {
+                continue;
+            };
+            if !s(&pod, "/spec/nodeName").is_empty() || deleting(&pod) || pod_terminal(&pod) {
+                continue;
+            }
+            self.schedule(ctx, &pod, &nodes);
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! The platform's Prometheus metrics in the text exposition format (version 0.0.4), served at `/metrics` through the service proxy.
+
+use std::fmt::Write;
+
+use serde_json::Value;
+
+use super::traffic::{BUCKETS, Shared, ready_pods};
+use crate::controllers::model;
+use crate::store::Store;
+
+/// The content type of the text exposition format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+fn help(out: &mut String, name: &str, kind: &str, text: &str) {
+    let _ = writeln!(out, "# HELP {name} {text}\n# TYPE {name} {kind}");
+}
+
+fn requests(out: &mut String, sh: &Shared, flow: &str) {
+    let f = sh.flows.get(flow).cloned().unwrap_or_default();
+    help(
+        out,
+        "http_requests_total",
+        "counter",
+        "Requests served, by status code.",
+    );
+    if f.by_code.is_empty() {
+        let _ = writeln!(out, "http_requests_total{{app=\"{flow}\",code=\"200\"}} 0");
+    }
+    for (code, n) in &f.by_code {
+        let _ = writeln!(
+            out,
+            "http_requests_total{{app=\"{flow}\",code=\"{code}\"}} {n}"
+        );
+    }
+    help(
+        out,
+        "http_request_duration_seconds",
+        "histogram",
+        "Request latency as the server measures it.",
+    );
+    let mut cum = 0;
+    for (i, b) in BUCKETS.iter().enumerate() {
+        cum += f.buckets[i];
+        let _ = writeln!(
+            out,
+            "http_request_duration_seconds_bucket{{app=\"{flow}\",le=\"{b}\"}} {cum}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "http_request_duration_seconds_bucket{{app=\"{flow}\",le=\"+Inf\"}} {}",
+        f.count
+    );
+    let _ = writeln!(
+        out,
+        "http_request_duration_seconds_sum{{app=\"{flow}\"}} {:.6}",
+        f.sum_s
+    );
+    let _ = writeln!(
+        out,
+        "http_request_duration_seconds_count{{app=\"{flow}\"}} {}",
+        f.count
+    );
+}
+
+fn resources(out: &mut String, store: &Store, ns: &str, app: &str) {
+    help(
+        out,
+        "pod_cpu_usage_cores",
+        "gauge",
+        "CPU used by each ready pod.",
+    );
+    let pods = ready_pods(store, ns, app);
+    let mut mem = String::new();
+    for p in &pods {
+        let name = p["metadata"]["name"].as_str().unwrap_or_default();
+        let (mut cpu, mut bytes) = (0, 0);
+        for c in model::containers(p) {
+            let (a, b) = model::container_use(p, c);
+            cpu += a;
+            bytes += b;
+        }
+        let _ = writeln!(
+            out,
+            "pod_cpu_usage_cores{{namespace=\"{ns}\",pod=\"{name}\"}} {:.3}",
+            cpu as f64 / 1000.0
+        );
+        let _ = writeln!(
+            mem,
+            "pod_memory_working_set_bytes{{namespace=\"{ns}\",pod=\"{name}\"}} {bytes}"
+        );
+    }
+    help(
+        out,
+        "pod_memory_working_set_bytes",
+        "gauge",
+        "Memory working set of each ready pod.",
+    );
+    out.push_str(&mem);
+}
+
+/// The `/metrics` text of the workload `app` in `ns` (None: it exports none).
+pub fn render(sh: &Shared, store: &Store, ns: &str, app: &str, pod: &Value) -> Option<String> {
+    let _ = pod;
+    let mut out = String::new();
+    match app {
+        "mlflow" => {
+            requests(&mut out, sh, "mlflow");
+            help(
+                &mut out,
+                "mlflow_db_queries_total",
+                "counter",
+                "Queries sent to PostgreSQL.",
+            );
+            let q = sh.flows.get("postgresql").map_or(0, |f| f.count);
+            let _ = writeln!(out, "mlflow_db_queries_total {q}");
+            help(
+                &mut out,
+                "mlflow_request_backlog",
+                "gauge",
+                "Requests waiting for a worker.",
+            );
+            let _ = writeln!(out, "mlflow_request_backlog {:.1}", sh.backlog);
+        }
+        "pipeline-runner" => {
+            requests(&mut out, sh, "pipeline-runner");
+            let b = sh.breaker.as_ref();
+            help(
+                &mut out,
+                "mlflow_client_circuit_breaker_state",
+                "gauge",
+                "The MLflow client's circuit breaker: 0 closed, 1 open, 2 half-open (absent: no breaker).",
+            );
+            if let Some(b) = b {
+                let _ = writeln!(
+                    out,
+                    "mlflow_client_circuit_breaker_state {}",
+                    b.state.gauge()
+                );
+                let rows = [
+                    (
+                        "mlflow_client_consecutive_failures",
+                        "gauge",
+                        u64::from(b.consecutive),
+                    ),
+                    (
+                        "mlflow_client_breaker_opened_total",
+                        "counter",
+                        b.opened_total,
+                    ),
+                    (
+                        "mlflow_client_rejected_calls_total",
+                        "counter",
+                        b.rejected_total,
+                    ),
+                ];
+                for (n, k, v) in rows {
+                    help(&mut out, n, k, "See the pipeline runner's /health.");
+                    let _ = writeln!(out, "{n} {v}");
+                }
+            }
+            let rows = [
+                ("mlflow_client_failures_total", "counter", sh.log_failures),
+                (
+                    "mlflow_client_logged_metrics_total",
+                    "counter",
+                    sh.logged_metrics,
+                ),
+                (
+                    "mlflow_client_buffered_runs",
+                    "gauge",
+                    sh.buffer.runs.len() as u64,
+                ),
+                (
+                    "mlflow_client_buffered_metrics",
+                    "gauge",
+                    sh.buffer.metrics(),
+                ),
+                (
+                    "mlflow_client_flushed_runs_total",
+                    "counter",
+                    sh.buffer.flushed_runs,
+                ),
+            ];
+            for (n, k, v) in rows {
+                help(&mut out, n, k, "See the pipeline runner's /health.");
+                let _ = writeln!(out, "{n} {v}");
+            }
+        }
+        "workflow-controller" => {
+            help(
+                &mut out,
+                "argo_workflows_count",
+                "gauge",
+                "Workflows by phase.",
+            );
+            let mut by: std::collections::BTreeMap<String, u64> = Default::default();
+            if let Some(res) = store.registry().lookup("workflows.argoproj.io") {
+                for w in store.list(res, None, &Default::default(), &Default::default()) {
+                    let p = w
+                        .pointer("/status/phase")
+                        .and_then(Value::as_str)
+                        .unwrap_or("Pending");
+                    *by.entry(p.to_string()).or_default() += 1;
+                }
+            }
+            for p in ["Pending", "Running", "Succeeded", "Failed", "Error"] {
+                let _ = writeln!(
+                    out,
+                    "argo_workflows_count{{status=\"{p}\"}} {}",
+                    by.get(p).copied().unwrap_or(0)
+                );
+            }
+        }
+        "trainer" => {}
+        a if a.ends_with("-predictor") => requests(&mut out, sh, "predictor"),
+        _ => return None,
+    }
+    resources(&mut out, store, ns, app);
+    Some(out)
+}

@@ -1,0 +1,89 @@
+//! The simulated MLOps platform: KServe inference, MLflow and PostgreSQL, Argo pipelines with a circuit-breaking MLflow client, training with an HPA, and Chaos Mesh — objects, controllers, traffic and the service proxy.
+//!
+//! # Layout
+//! - [`scenario`]: [`Scenario`] and every figure of the platform ([`Figures`]), in one place.
+//! - `objects`: the namespaces, workloads and Services a team would apply.
+//! - `kserve`: the InferenceService controller (RawDeployment mode).
+//! - `argo`: the pipeline schedule and the Workflow controller (steps as pods).
+//! - `breaker`: the pipeline runner's MLflow circuit breaker and fallback buffer.
+//! - `traffic`: requests every second, their latency and errors, the CPU they cost.
+//! - `proxy`: answers through `services/NAME:PORT/proxy/PATH`; `exposition`: `/metrics`.
+//!
+//! [`install`] puts a scenario into a fresh world; [`crate::Sim::new`] then simulates
+//! [`Figures::warmup_s`] of virtual time so that a run starts in steady state.
+
+mod argo;
+mod breaker;
+mod exposition;
+mod kserve;
+pub mod objects;
+mod proxy;
+pub mod scenario;
+mod traffic;
+
+use std::sync::{Arc, Mutex};
+
+pub use breaker::{Breaker, Buffer, State as BreakerState};
+pub use scenario::{Figures, Latency, Scenario};
+pub use traffic::{Shared, SharedRef};
+
+use super::api::proxy::ServiceProxy;
+use super::controllers::util::random_suffix;
+use super::world::{Controller, Ctx, World};
+
+/// Seeds the chaos-daemon pods once the nodes exist (a DaemonSet's work).
+struct Daemons {
+    done: bool,
+}
+
+impl Controller for Daemons {
+    fn name(&self) -> &'static str {
+        "chaos-daemon"
+    }
+    fn watches(&self) -> &'static [&'static str] {
+        &["nodes"]
+    }
+    fn reconcile(&mut self, ctx: &mut Ctx<'_>) {
+        if self.done {
+            return;
+        }
+        let nodes: Vec<String> = ctx
+            .list("nodes", None)
+            .iter()
+            .filter_map(|n| n["metadata"]["name"].as_str().map(str::to_string))
+            .collect();
+        if nodes.is_empty() {
+            return;
+        }
+        self.done = true;
+        for n in nodes {
+            let suffix = random_suffix(ctx.rng());
+            let _ = ctx.create("pods", objects::chaos_daemon(&n, &suffix));
+        }
+    }
+}
+
+/// Installs `scenario` into `world`: its objects and controllers. Returns the proxy that
+/// answers its Services and the shared state (None for [`Scenario::Empty`]).
+pub fn install(
+    world: &mut World,
+    scenario: Scenario,
+    seed: u64,
+) -> Option<(Arc<dyn ServiceProxy>, SharedRef)> {
+    let figures = scenario.figures()?;
+    for obj in objects::all(&figures) {
+        if let Err(e) = world.seed(obj) {
+            eprintln!("playbook sim: cannot create a platform object: {e}");
+        }
+    }
+    let shared = Arc::new(Mutex::new(Shared::new(figures.clone(), seed)));
+    world.add_controller(Box::new(Daemons { done: false }));
+    world.add_controller(Box::new(kserve::KServe::new(figures.clone())));
+    world.add_controller(Box::new(argo::Argo::new(figures)));
+    world.add_controller(Box::new(traffic::Traffic::new(shared.clone())));
+    let proxy: Arc<dyn ServiceProxy> = Arc::new(proxy::PlatformProxy::new(shared.clone()));
+    Some((proxy, shared))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,281 @@
+//! Answers calls made through the API server's service proxy: KServe's v1 protocol on the predictor, MLflow's REST API, the pipeline runner's health, and every workload's `/metrics`.
+//!
+//! A call picks a ready endpoint of the Service (none: the API server's 503). The API server is
+//! outside the cluster, so the first hop has no network fault; the service's own downstream
+//! hops (MLflow to PostgreSQL) do. The answer takes its simulated latency: in virtual time the
+//! call moves the simulator's clock forward by it, in wall time it really waits.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use jiff::SignedDuration;
+use rand::Rng;
+use serde_json::{Value, json};
+
+use super::exposition;
+use super::traffic::{Shared, SharedRef};
+use crate::controllers::util::{deleting, pod_ready};
+use crate::selector::{FieldSelector, LabelSelector, Requirement};
+use crate::store::Store;
+use crate::{ClockMode, ProxyRequest, ProxyResponse, ServiceProxy, Sim};
+
+/// The platform's [`ServiceProxy`].
+pub struct PlatformProxy {
+    shared: SharedRef,
+}
+
+impl PlatformProxy {
+    /// A proxy answering from `shared`.
+    pub fn new(shared: SharedRef) -> Self {
+        PlatformProxy { shared }
+    }
+}
+
+fn reply(status: u16, ctype: &str, body: String) -> ProxyResponse {
+    ProxyResponse {
+        status,
+        headers: vec![("content-type".into(), ctype.into())],
+        body: body.into(),
+    }
+}
+
+fn json_reply(status: u16, v: Value) -> ProxyResponse {
+    reply(status, "application/json", v.to_string())
+}
+
+/// The ready endpoints of a Service (pods matching its selector).
+fn endpoints(store: &Store, svc: &Value) -> Vec<Arc<Value>> {
+    let Some(sel) = svc.pointer("/spec/selector").and_then(Value::as_object) else {
+        return Vec::new();
+    };
+    if sel.is_empty() {
+        return Vec::new();
+    }
+    let reqs = sel
+        .iter()
+        .map(|(k, v)| Requirement::Eq(k.clone(), v.as_str().unwrap_or_default().into()))
+        .collect();
+    let ns = svc["metadata"]["namespace"].as_str().unwrap_or_default();
+    let Some(res) = store.registry().lookup("pods") else {
+        return Vec::new();
+    };
+    store
+        .list(
+            res,
+            Some(ns),
+            &LabelSelector { reqs },
+            &FieldSelector::default(),
+        )
+        .into_iter()
+        .filter(|p| pod_ready(p) && !deleting(p))
+        .collect()
+}
+
+/// A deterministic iris classifier: setosa (0), versicolor (1), virginica (2) by petal length.
+fn classify(instance: &Value) -> Option<i64> {
+    let xs: Vec<f64> = instance
+        .as_array()?
+        .iter()
+        .filter_map(Value::as_f64)
+        .collect();
+    if xs.len() != 4 {
+        return None;
+    }
+    Some(if xs[2] < 2.5 {
+        0
+    } else if xs[2] < 4.9 {
+        1
+    } else {
+        2
+    })
+}
+
+fn predictor(
+    sh: &mut Shared,
+    pod: &Value,
+    model: &str,
+    req: &ProxyRequest,
+) -> (ProxyResponse, f64) {
+    let path = req.path.as_str();
+    let (code, secs) = sh.predict(super::traffic::saturation(pod));
+    let base = format!("/v1/models/{model}");
+    let resp = if path == base || path == format!("{base}/") {
+        json_reply(200, json!({"name": model, "ready": true}))
+    } else if path == format!("{base}:predict") && req.method == "POST" {
+        let body: Option<Value> = serde_json::from_slice(&req.body).ok();
+        match body
+            .as_ref()
+            .and_then(|b| b.get("instances"))
+            .and_then(Value::as_array)
+        {
+            Some(inst) => match inst.iter().map(classify).collect::<Option<Vec<i64>>>() {
+                Some(p) => json_reply(code, json!({"predictions": p})),
+                None => json_reply(
+                    400,
+                    json!({"error": "Expected each instance to have 4 numeric features"}),
+                ),
+            },
+            None => json_reply(400, json!({"error": "Expected \"instances\" to be a list"})),
+        }
+    } else if path.starts_with("/v1/models/") {
+        json_reply(
+            404,
+            json!({"error": format!("Model with name {} does not exist.", path.trim_start_matches("/v1/models/").split(':').next().unwrap_or_default())}),
+        )
+    } else if path == "/" {
+        json_reply(200, json!({"status": "alive"}))
+    } else {
+        json_reply(404, json!({"detail": "Not Found"}))
+    };
+    sh.flows
+        .entry("predictor")
+        .or_default()
+        .record(resp.status, secs);
+    (resp, secs)
+}
+
+fn mlflow(sh: &mut Shared, store: &Store, req: &ProxyRequest) -> (ProxyResponse, f64) {
+    let path = req.path.trim_end_matches('/');
+    let f = sh.figures.clone();
+    let (trips, body) = match path {
+        "/health" => (0, None),
+        "/api/2.0/mlflow/experiments/search" => (
+            f.db_round_trips_search,
+            Some(json!({"experiments": [
+                {"experiment_id": "0", "name": "Default", "artifact_location": "s3://mlflow-artifacts/0", "lifecycle_stage": "active"},
+                {"experiment_id": "1", "name": "training-pipeline", "artifact_location": "s3://mlflow-artifacts/1", "lifecycle_stage": "active"}]})),
+        ),
+        "/api/2.0/mlflow/runs/search" => (
+            f.db_round_trips_search,
+            Some(
+                json!({"runs": [{"info": {"run_id": "5f1c0ffee", "experiment_id": "1", "status": "FINISHED",
+                "lifecycle_stage": "active"}, "data": {"metrics": [{"key": "accuracy", "value": 0.967, "step": 0}]}}]}),
+            ),
+        ),
+        "/api/2.0/mlflow/runs/log-metric" if req.method == "POST" => {
+            (f.db_round_trips_log, Some(json!({})))
+        }
+        _ => {
+            return (
+                json_reply(
+                    404,
+                    json!({"error_code": "ENDPOINT_NOT_FOUND",
+                    "message": format!("No API endpoint found for {}", req.path)}),
+                ),
+                0.002,
+            );
+        }
+    };
+    let view = sh.view(store);
+    let (code, secs) = sh.mlflow_call(store, &view, None, trips);
+    let resp = match (code, body) {
+        (200, None) => reply(200, "text/plain; charset=utf-8", "OK".into()),
+        (200, Some(b)) => json_reply(200, b),
+        (504, _) => reply(504, "text/plain", "upstream request timeout".into()),
+        (503, _) => json_reply(
+            503,
+            json!({"error_code": "TEMPORARILY_UNAVAILABLE", "message": "MLflow is unavailable"}),
+        ),
+        _ => json_reply(
+            500,
+            json!({"error_code": "INTERNAL_ERROR",
+            "message": "(psycopg2.OperationalError) connection to server at \"postgresql.mlflow.svc.cluster.local\" (5432) failed: timeout expired"}),
+        ),
+    };
+    (resp, secs)
+}
+
+fn runner_health(sh: &Shared) -> ProxyResponse {
+    let breaker = match &sh.breaker {
+        Some(b) => json!({"state": b.state.name(), "consecutiveFailures": b.consecutive,
+            "failureThreshold": b.threshold, "cooldownSeconds": b.cooldown.as_secs(),
+            "failuresTotal": b.failures_total, "successesTotal": b.successes_total,
+            "rejectedTotal": b.rejected_total, "openedTotal": b.opened_total,
+            "lastTransitionTime": b.last_transition.map(|t| t.to_string())}),
+        None => json!({"state": "disabled", "failuresTotal": sh.log_failures}),
+    };
+    json_reply(
+        200,
+        json!({"status": "ok",
+        "mlflow": {"trackingUri": "http://mlflow.mlflow.svc.cluster.local:5000", "circuitBreaker": breaker},
+        "fallback": {"enabled": sh.breaker.is_some(), "bufferedRuns": sh.buffer.runs.len(),
+            "bufferedMetrics": sh.buffer.metrics(), "flushedRuns": sh.buffer.flushed_runs,
+            "droppedRuns": sh.buffer.dropped_runs},
+        "loggedMetrics": sh.logged_metrics}),
+    )
+}
+
+/// The answer to one proxied call and its simulated latency (None: no ready endpoint).
+fn answer(sh: &mut Shared, store: &Store, req: &ProxyRequest) -> Option<(ProxyResponse, f64)> {
+    let svc_res = store.registry().lookup("services")?;
+    let svc = store.get(svc_res, &req.namespace, &req.service)?.clone();
+    let eps = endpoints(store, &svc);
+    if eps.is_empty() {
+        return None;
+    }
+    let pod = eps[sh.rng.random_range(0..eps.len())].clone();
+    let app = pod["metadata"]["labels"]["app"]
+        .as_str()
+        .or_else(|| pod["metadata"]["labels"]["app.kubernetes.io/component"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    if req.path == "/metrics" {
+        let text = exposition::render(sh, store, &req.namespace, &app, &pod);
+        return Some(match text {
+            Some(t) => (reply(200, exposition::CONTENT_TYPE, t), 0.003),
+            None => (
+                reply(404, "text/plain", "404 page not found\n".into()),
+                0.001,
+            ),
+        });
+    }
+    let isvc = pod["metadata"]["labels"]["serving.kserve.io/inferenceservice"]
+        .as_str()
+        .map(str::to_string);
+    Some(match (isvc, app.as_str()) {
+        (Some(model), _) => predictor(sh, &pod, &model, req),
+        (None, "mlflow") => mlflow(sh, store, req),
+        (None, "pipeline-runner") if req.path.trim_end_matches('/') == "/health" => {
+            (runner_health(sh), 0.002)
+        }
+        (None, "postgresql") => (
+            reply(
+                502,
+                "text/plain",
+                "Error trying to reach service: 'EOF'".into(),
+            ),
+            0.001,
+        ),
+        _ => (
+            reply(404, "text/plain", "404 page not found\n".into()),
+            0.001,
+        ),
+    })
+}
+
+impl ServiceProxy for PlatformProxy {
+    fn handle(&self, sim: &Sim, req: ProxyRequest) -> BoxFuture<'static, Option<ProxyResponse>> {
+        let wall = sim.config().clock == ClockMode::Wall;
+        let out = {
+            let mut w = sim.lock();
+            let out = {
+                let mut sh = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+                answer(&mut sh, w.store(), &req)
+            };
+            if let (Some((_, secs)), false) = (&out, wall) {
+                let d = SignedDuration::from_secs_f64(secs.clamp(0.0, 3600.0));
+                let t = w.now().checked_add(d).unwrap_or(w.now());
+                w.advance_to(t);
+            }
+            out
+        };
+        Box::pin(async move {
+            let (resp, secs) = out?;
+            if wall {
+                tokio::time::sleep(Duration::from_secs_f64(secs.clamp(0.0, 3600.0))).await;
+            }
+            Some(resp)
+        })
+    }
+}

@@ -1,0 +1,411 @@
+//! The registry of kinds the simulator serves: group, version, kind, plural, verbs, subresources.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use playbook_model::crds::{self, CrdHandle, CrdSummary};
+
+/// Index of a resource in the [`Registry`].
+pub type ResId = usize;
+
+/// The verbs of an ordinary read-write resource.
+pub const ALL_VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+
+/// One kind the API serves.
+#[derive(Debug, Clone)]
+pub struct ResourceDef {
+    /// API group, empty for core.
+    pub group: String,
+    /// Version served.
+    pub version: String,
+    /// Kind, e.g. `Pod`.
+    pub kind: String,
+    /// Plural resource name, e.g. `pods`.
+    pub plural: String,
+    /// Singular name, e.g. `pod`.
+    pub singular: String,
+    /// Short names, e.g. `po`.
+    pub short_names: Vec<String>,
+    /// Namespaced or cluster-scoped.
+    pub namespaced: bool,
+    /// Verbs served.
+    pub verbs: Vec<String>,
+    /// Has a `status` subresource (main-resource writes keep status; `/status` writes only status).
+    pub status: bool,
+    /// Has a `scale` subresource (autoscaling/v1 Scale over `spec.replicas`).
+    pub scale: bool,
+    /// Serves `pods/NAME/log`.
+    pub log: bool,
+    /// Categories, e.g. `all`.
+    pub categories: Vec<String>,
+    /// `metadata.generation` is maintained (bumped on spec change).
+    pub generation: bool,
+    /// The CRD behind a custom kind.
+    pub crd: Option<Arc<CrdHandle>>,
+    /// The CRD's `additionalPrinterColumns` (custom kinds).
+    pub printer_columns: Value,
+}
+
+impl ResourceDef {
+    /// `plural` for core, `plural.group` otherwise: how kubectl and [`Registry::lookup`] name it.
+    pub fn key(&self) -> String {
+        if self.group.is_empty() {
+            self.plural.clone()
+        } else {
+            format!("{}.{}", self.plural, self.group)
+        }
+    }
+
+    /// `v1` or `group/version`.
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    /// Does it serve `verb`?
+    pub fn has_verb(&self, verb: &str) -> bool {
+        self.verbs.iter().any(|v| v == verb)
+    }
+
+    /// True for custom kinds (backed by a CRD).
+    pub fn is_custom(&self) -> bool {
+        self.crd.is_some()
+    }
+}
+
+struct Builtin {
+    group: &'static str,
+    version: &'static str,
+    kind: &'static str,
+    plural: &'static str,
+    short: &'static [&'static str],
+    namespaced: bool,
+    status: bool,
+    scale: bool,
+    all: bool,
+    generation: bool,
+}
+
+const fn b(
+    group: &'static str,
+    version: &'static str,
+    kind: &'static str,
+    plural: &'static str,
+) -> Builtin {
+    Builtin {
+        group,
+        version,
+        kind,
+        plural,
+        short: &[],
+        namespaced: true,
+        status: false,
+        scale: false,
+        all: false,
+        generation: false,
+    }
+}
+
+const BUILTINS: &[Builtin] = &[
+    Builtin {
+        short: &["ns"],
+        namespaced: false,
+        status: true,
+        ..b("", "v1", "Namespace", "namespaces")
+    },
+    Builtin {
+        short: &["no"],
+        namespaced: false,
+        status: true,
+        ..b("", "v1", "Node", "nodes")
+    },
+    Builtin {
+        short: &["po"],
+        status: true,
+        all: true,
+        ..b("", "v1", "Pod", "pods")
+    },
+    Builtin {
+        short: &["svc"],
+        status: true,
+        all: true,
+        ..b("", "v1", "Service", "services")
+    },
+    Builtin {
+        short: &["ep"],
+        ..b("", "v1", "Endpoints", "endpoints")
+    },
+    Builtin {
+        short: &["cm"],
+        ..b("", "v1", "ConfigMap", "configmaps")
+    },
+    Builtin {
+        short: &["ev"],
+        ..b("", "v1", "Event", "events")
+    },
+    Builtin {
+        short: &["deploy"],
+        status: true,
+        scale: true,
+        all: true,
+        generation: true,
+        ..b("apps", "v1", "Deployment", "deployments")
+    },
+    Builtin {
+        short: &["rs"],
+        status: true,
+        scale: true,
+        all: true,
+        generation: true,
+        ..b("apps", "v1", "ReplicaSet", "replicasets")
+    },
+    Builtin {
+        short: &["sts"],
+        status: true,
+        scale: true,
+        all: true,
+        generation: true,
+        ..b("apps", "v1", "StatefulSet", "statefulsets")
+    },
+    Builtin {
+        short: &["hpa"],
+        status: true,
+        all: true,
+        generation: true,
+        ..b(
+            "autoscaling",
+            "v2",
+            "HorizontalPodAutoscaler",
+            "horizontalpodautoscalers",
+        )
+    },
+    Builtin {
+        short: &["crd", "crds"],
+        namespaced: false,
+        status: true,
+        generation: true,
+        ..b(
+            "apiextensions.k8s.io",
+            "v1",
+            "CustomResourceDefinition",
+            "customresourcedefinitions",
+        )
+    },
+    b("metrics.k8s.io", "v1beta1", "PodMetrics", "pods"),
+    Builtin {
+        namespaced: false,
+        ..b("metrics.k8s.io", "v1beta1", "NodeMetrics", "nodes")
+    },
+];
+
+/// All kinds served, with lookups by key, by group/version/plural and by apiVersion/kind.
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    defs: Vec<ResourceDef>,
+    by_key: HashMap<String, ResId>,
+    by_gvk: HashMap<(String, String), ResId>,
+}
+
+impl Registry {
+    /// The built-in kinds plus the custom kinds of the embedded CRDs (scanned cheaply, not parsed).
+    pub fn standard() -> Self {
+        let mut r = Registry::default();
+        for bi in BUILTINS {
+            let read_only = bi.group == "metrics.k8s.io";
+            r.add(ResourceDef {
+                group: bi.group.into(),
+                version: bi.version.into(),
+                kind: bi.kind.into(),
+                plural: bi.plural.into(),
+                singular: bi.kind.to_lowercase(),
+                short_names: bi.short.iter().map(|s| s.to_string()).collect(),
+                namespaced: bi.namespaced,
+                verbs: if read_only {
+                    vec!["get".into(), "list".into()]
+                } else if bi.kind == "Namespace" {
+                    ALL_VERBS
+                        .iter()
+                        .filter(|v| **v != "deletecollection")
+                        .map(|s| s.to_string())
+                        .collect()
+                } else {
+                    ALL_VERBS.iter().map(|s| s.to_string()).collect()
+                },
+                status: bi.status,
+                scale: bi.scale,
+                log: bi.kind == "Pod",
+                categories: if bi.all { vec!["all".into()] } else { vec![] },
+                generation: bi.generation,
+                crd: None,
+                printer_columns: Value::Array(vec![]),
+            });
+        }
+        for (path, text) in crds::EMBEDDED {
+            match crds::scan(text) {
+                Ok(sum) => {
+                    r.add_crd(&sum, Arc::new(CrdHandle::embedded(text)));
+                }
+                Err(e) => eprintln!("playbook sim: cannot read embedded CRD {path}: {e}"),
+            }
+        }
+        r
+    }
+
+    /// Registers (or replaces) the kind a CRD defines; returns its id.
+    pub fn add_crd(&mut self, sum: &CrdSummary, handle: Arc<CrdHandle>) -> ResId {
+        let n = |k: &str| {
+            sum.names
+                .get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let list = |k: &str| -> Vec<String> {
+            sum.names
+                .get(k)
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let kind = n("kind");
+        let singular = if n("singular").is_empty() {
+            kind.to_lowercase()
+        } else {
+            n("singular")
+        };
+        self.add(ResourceDef {
+            group: sum.group.clone(),
+            version: sum.version.clone(),
+            kind,
+            plural: n("plural"),
+            singular,
+            short_names: list("shortNames"),
+            namespaced: sum.scope != "Cluster",
+            verbs: ALL_VERBS.iter().map(|s| s.to_string()).collect(),
+            status: sum.subresources.get("status").is_some(),
+            scale: sum.subresources.get("scale").is_some(),
+            log: false,
+            categories: list("categories"),
+            generation: true,
+            crd: Some(handle),
+            printer_columns: sum.printer_columns.clone(),
+        })
+    }
+
+    /// Adds a kind, replacing one with the same key.
+    pub fn add(&mut self, def: ResourceDef) -> ResId {
+        let key = def.key();
+        if let Some(&id) = self.by_key.get(&key) {
+            self.by_gvk
+                .insert((def.api_version(), def.kind.clone()), id);
+            self.defs[id] = def;
+            return id;
+        }
+        let id = self.defs.len();
+        self.by_key.insert(key, id);
+        self.by_gvk
+            .insert((def.api_version(), def.kind.clone()), id);
+        self.defs.push(def);
+        id
+    }
+
+    /// The definition of `id`.
+    pub fn def(&self, id: ResId) -> &ResourceDef {
+        &self.defs[id]
+    }
+
+    /// All definitions, in registration order (their index is their [`ResId`]).
+    pub fn defs(&self) -> &[ResourceDef] {
+        &self.defs
+    }
+
+    /// Finds a resource by key: `pods`, `deployments.apps`, `podchaos.chaos-mesh.org`; a bare
+    /// plural of a non-core kind also works when only one group has it.
+    pub fn lookup(&self, name: &str) -> Option<ResId> {
+        if let Some(&id) = self.by_key.get(name) {
+            return Some(id);
+        }
+        let mut found = self
+            .defs
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.plural == name);
+        match (found.next(), found.next()) {
+            (Some((id, _)), None) => Some(id),
+            _ => None,
+        }
+    }
+
+    /// Finds by URL parts: group ("" for core), version, plural.
+    pub fn by_gvr(&self, group: &str, version: &str, plural: &str) -> Option<ResId> {
+        let key = if group.is_empty() {
+            plural.to_string()
+        } else {
+            format!("{plural}.{group}")
+        };
+        self.by_key
+            .get(&key)
+            .copied()
+            .filter(|&id| self.defs[id].version == version)
+    }
+
+    /// Finds by `apiVersion` and `kind`.
+    pub fn by_kind(&self, api_version: &str, kind: &str) -> Option<ResId> {
+        self.by_gvk
+            .get(&(api_version.to_string(), kind.to_string()))
+            .copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn standard_registry_has_builtins_and_crds() {
+        let r = Registry::standard();
+        let pods = r.lookup("pods").expect("pods");
+        assert_eq!(r.def(pods).kind, "Pod");
+        assert!(r.def(pods).status && r.def(pods).log);
+        let d = r.lookup("deployments").expect("bare plural");
+        assert_eq!(r.lookup("deployments.apps"), Some(d));
+        assert!(r.def(d).scale);
+        assert_eq!(r.by_gvr("apps", "v1", "deployments"), Some(d));
+        let pc = r
+            .by_kind("chaos-mesh.org/v1alpha1", "PodChaos")
+            .expect("podchaos");
+        assert_eq!(r.def(pc).plural, "podchaos");
+        assert!(r.def(pc).is_custom());
+        // two Workflow kinds: bare plural is ambiguous
+        assert_eq!(r.lookup("workflows"), None);
+        assert!(r.lookup("workflows.argoproj.io").is_some());
+        let isvc = r
+            .lookup("inferenceservices.serving.kserve.io")
+            .expect("isvc");
+        assert_eq!(r.def(isvc).short_names, vec!["isvc".to_string()]);
+        assert!(r.def(isvc).status);
+        assert_eq!(
+            r.lookup("pods.metrics.k8s.io")
+                .map(|i| r.def(i).kind.clone()),
+            Some("PodMetrics".into())
+        );
+    }
+}

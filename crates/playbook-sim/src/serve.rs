@@ -1,0 +1,149 @@
+//! The simulator in wall time on loopback over plain HTTP, with a kubeconfig (`playbook sim serve`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::Response;
+
+use super::{ClockMode, Sim, SimConfig};
+
+/// How to serve the simulator (the command line's `playbook sim serve` builds one).
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Loopback address to listen on; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Where to write a kubeconfig (context `playbook-sim`) pointing at the simulator.
+    pub kubeconfig_out: PathBuf,
+    /// Seed of the simulator's random choices.
+    pub seed: u64,
+    /// The platform the simulator runs.
+    pub scenario: super::platform::Scenario,
+    /// Log one line per request (method, path, status, duration) on stderr.
+    pub verbose: bool,
+}
+
+/// The kubeconfig that points kubectl at `addr`.
+pub fn kubeconfig(addr: SocketAddr) -> String {
+    format!(
+        "apiVersion: v1
+kind: Config
+clusters:
+- name: playbook-sim
+  cluster:
+    server: http://{addr}
+users:
+- name: playbook-sim
+  user: {{}}
+contexts:
+- name: playbook-sim
+  context:
+    cluster: playbook-sim
+    user: playbook-sim
+    namespace: default
+current-context: playbook-sim
+preferences: {{}}
+"
+    )
+}
+
+/// Serves the simulator until Ctrl-C or SIGTERM.
+pub fn run(args: ServeConfig) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    rt.block_on(serve(args))
+}
+
+async fn log_request(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.to_string())
+        .unwrap_or_default();
+    let resp = next.run(req).await;
+    eprintln!(
+        "{method} {path} {} {:.1}ms",
+        resp.status().as_u16(),
+        start.elapsed().as_secs_f64() * 1000.0
+    );
+    resp
+}
+
+async fn serve(args: ServeConfig) -> anyhow::Result<()> {
+    if !args.listen.ip().is_loopback() {
+        anyhow::bail!(
+            "--listen must be a loopback address (127.0.0.1 or ::1), got {}",
+            args.listen
+        );
+    }
+    let sim = Sim::new(SimConfig {
+        seed: args.seed,
+        clock: ClockMode::Wall,
+        scenario: args.scenario,
+    });
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    std::fs::write(&args.kubeconfig_out, kubeconfig(addr))
+        .with_context(|| format!("writing {}", args.kubeconfig_out.display()))?;
+    println!("playbook sim serving on http://{addr}");
+    println!(
+        "kubeconfig written to {} (context playbook-sim)",
+        args.kubeconfig_out.display()
+    );
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let mut app = sim.router();
+    if args.verbose {
+        app = app.layer(axum::middleware::from_fn(log_request));
+    }
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let mut rx2 = rx.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let mut rx = rx;
+        let _ = rx.wait_for(|s| *s).await;
+    });
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = tx.send(true);
+    });
+    // Open watches never finish by themselves: give connections a moment, then stop anyway.
+    tokio::select! {
+        r = server => r.context("serving")?,
+        _ = async {
+            let _ = rx2.wait_for(|s| *s).await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        } => {}
+    }
+    eprintln!("playbook sim stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
