@@ -29,6 +29,9 @@ pub enum Reason {
     ServiceUnavailable,
     /// 500: internal error.
     InternalError,
+    /// 500 without a reason: an error the API server did not turn into a `Status` itself
+    /// (apiserver/pkg/endpoints/handlers/responsewriters/status.go `ErrorToAPIStatus`).
+    Unknown,
 }
 
 impl Reason {
@@ -47,6 +50,7 @@ impl Reason {
             Reason::UnsupportedMediaType => "UnsupportedMediaType",
             Reason::ServiceUnavailable => "ServiceUnavailable",
             Reason::InternalError => "InternalError",
+            Reason::Unknown => "",
         }
     }
 
@@ -62,7 +66,7 @@ impl Reason {
             Reason::Forbidden => 403,
             Reason::UnsupportedMediaType => 415,
             Reason::ServiceUnavailable => 503,
-            Reason::InternalError => 500,
+            Reason::InternalError | Reason::Unknown => 500,
         }
     }
 }
@@ -136,7 +140,7 @@ impl ApiError {
         };
         let causes_json: Vec<Value> = causes
             .iter()
-            .map(|(f, m)| json!({"reason": "FieldValueInvalid", "message": m, "field": f}))
+            .map(|(f, m)| json!({"reason": cause_reason(m), "message": m, "field": f}))
             .collect();
         ApiError {
             reason: Reason::Invalid,
@@ -189,6 +193,29 @@ impl ApiError {
         }
         s
     }
+}
+
+/// The `reason` of a cause from its message's leading error type, as
+/// apimachinery/pkg/util/validation/field/errors.go names them (`Unsupported value` is
+/// `FieldValueNotSupported`, ...).
+fn cause_reason(message: &str) -> &'static str {
+    const TYPES: &[(&str, &str)] = &[
+        ("Not found", "FieldValueNotFound"),
+        ("Required value", "FieldValueRequired"),
+        ("Duplicate value", "FieldValueDuplicate"),
+        ("Invalid value", "FieldValueInvalid"),
+        ("Unsupported value", "FieldValueNotSupported"),
+        ("Forbidden", "FieldValueForbidden"),
+        ("Too long", "FieldValueTooLong"),
+        ("Too many", "FieldValueTooMany"),
+        ("Internal error", "InternalError"),
+        ("Type error", "FieldValueTypeInvalid"),
+    ];
+    TYPES
+        .iter()
+        .find(|(p, _)| message.starts_with(p))
+        .map(|(_, r)| *r)
+        .unwrap_or("FieldValueInvalid")
 }
 
 /// Splits `deployments.apps` into (`deployments`, `apps`).

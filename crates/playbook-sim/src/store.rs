@@ -238,6 +238,9 @@ pub struct Store {
     now: Timestamp,
     dry_run: bool,
     graceful_pods: bool,
+    admission: bool,
+    /// When the next time-driven compaction runs, and the revision seen at the previous one.
+    compaction: Option<(Timestamp, u64)>,
 }
 
 /// Default number of events kept for watch replay.
@@ -265,6 +268,8 @@ impl Store {
             now,
             dry_run: false,
             graceful_pods: false,
+            admission: false,
+            compaction: None,
         };
         s.sync_registry();
         s
@@ -296,6 +301,33 @@ impl Store {
     /// Sets the clock used for timestamps.
     pub fn set_now(&mut self, now: Timestamp) {
         self.now = now;
+        self.compact_by_time();
+    }
+
+    /// etcd is compacted by time, as the API server drives it
+    /// (apiserver/pkg/storage/storagebackend/factory/etcd3.go `startCompactorOnce`,
+    /// apiserver/pkg/storage/etcd3/compact.go): every `--etcd-compaction-interval` (5 min) it
+    /// compacts to the revision it saw at the previous tick, so a watch from a resourceVersion
+    /// older than 5 to 10 minutes gets 410 Expired instead of a replay.
+    fn compact_by_time(&mut self) {
+        const INTERVAL: jiff::SignedDuration = jiff::SignedDuration::from_secs(300);
+        let (mut next, mut seen) = self
+            .compaction
+            .unwrap_or((self.now.checked_add(INTERVAL).unwrap_or(self.now), 0));
+        while self.now >= next {
+            if seen > self.compacted {
+                self.compacted = seen;
+                let keep_from = self.history.partition_point(|e| e.rv <= seen);
+                self.history.drain(..keep_from);
+            }
+            seen = self.rv;
+            next = next.checked_add(INTERVAL).unwrap_or(self.now);
+            if seen == self.compacted {
+                // Nothing new since: later ticks change nothing until the next write.
+                next = next.max(self.now.checked_add(INTERVAL).unwrap_or(self.now));
+            }
+        }
+        self.compaction = Some((next, seen));
     }
 
     /// The current clock.
@@ -327,6 +359,31 @@ impl Store {
     /// (the API's `dryRun=All`).
     pub fn set_dry_run(&mut self, on: bool) {
         self.dry_run = on;
+    }
+
+    /// While set, creates and updates of built-in kinds are validated as the API server's
+    /// strategies do (api/validation.rs): the API turns it on for clients' writes; the
+    /// simulator's own controllers write without it.
+    pub fn set_admission(&mut self, on: bool) {
+        self.admission = on;
+    }
+
+    /// Validates a defaulted built-in object when admission is on (422 `Invalid`).
+    fn admit(&self, res: ResId, obj: &Value, old: Option<&Value>) -> Result<(), ApiError> {
+        if !self.admission {
+            return Ok(());
+        }
+        let def = self.registry.def(res);
+        let errs = super::api::validation::validate(def, obj, old);
+        if errs.is_empty() {
+            return Ok(());
+        }
+        Err(ApiError::invalid(
+            &def.kind,
+            &def.group,
+            meta_str(obj, "name"),
+            &errs,
+        ))
     }
 
     /// True during a dry run.

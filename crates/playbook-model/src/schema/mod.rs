@@ -40,9 +40,28 @@ pub fn validate(schema: &Value, object: &Value) -> Vec<Violation> {
 /// (`apiVersion`, `kind` and `metadata` of the object and of embedded resources are kept), missing
 /// fields (or non-nullable `null`s) with a `default` get it, and other non-nullable `null`s are removed.
 pub fn prune_and_default(schema: &Value, object: &mut Value) {
-    prune(object, Some(schema), true);
+    prune_and_default_reporting(schema, object);
+}
+
+/// [`prune_and_default`], returning the paths of the fields pruned as unknown, in the form the
+/// API server's strict decoding reports them (`spec.durtion`, `spec.items[0].x`): what
+/// `fieldValidation=Warn` turns into warnings and `Strict` into an error
+/// (apiextensions-apiserver/pkg/apiserver/schema/pruning/algorithm.go, `PruneWithOptions`
+/// with `ReturnPruned`).
+pub fn prune_and_default_reporting(schema: &Value, object: &mut Value) -> Vec<String> {
+    let mut pruned = Vec::new();
+    prune(object, Some(schema), true, "", &mut pruned);
     default(object, schema);
     drop_nulls(object, schema);
+    pruned
+}
+
+fn child_path(parent: &str, key: &str) -> String {
+    if parent.is_empty() {
+        key.to_string()
+    } else {
+        format!("{parent}.{key}")
+    }
 }
 
 /// A `BadValue` of a field.Error, printed as Go's `ErrorBody` does.
@@ -696,15 +715,25 @@ fn embedded(schema: &Value, data: &Value, name: &str, out: &mut Vec<Violation>) 
 }
 
 /// structuralpruning.prune; `None` is "no schema" (every field of an object below is dropped).
-fn prune(data: &mut Value, schema: Option<&Value>, root: bool) {
+/// The dropped fields' paths are pushed onto `pruned`.
+fn prune(
+    data: &mut Value,
+    schema: Option<&Value>,
+    root: bool,
+    path: &str,
+    pruned: &mut Vec<String>,
+) {
     if let Some(s) = schema
         && flag(s, "x-kubernetes-preserve-unknown-fields")
     {
-        return skip_prune(data, s);
+        return skip_prune(data, s, path, pruned);
     }
     match data {
         Value::Object(map) => {
-            let Some(s) = schema else { return map.clear() };
+            let Some(s) = schema else {
+                pruned.extend(map.keys().map(|k| child_path(path, k)));
+                return map.clear();
+            };
             let embedded = root || flag(s, "x-kubernetes-embedded-resource");
             let props = s.get("properties").and_then(Value::as_object);
             let extra = s.get("additionalProperties");
@@ -717,12 +746,23 @@ fn prune(data: &mut Value, schema: Option<&Value>, root: bool) {
                 {
                     return true;
                 }
+                let here = child_path(path, key);
                 if let Some(prop) = props.and_then(|p| p.get(key)) {
-                    prune(value, Some(prop), false);
+                    prune(value, Some(prop), false, &here, pruned);
                 } else if let Some(extra) = extra {
-                    prune(value, extra.is_object().then_some(extra), false);
+                    prune(
+                        value,
+                        extra.is_object().then_some(extra),
+                        false,
+                        &here,
+                        pruned,
+                    );
                 } else {
-                    return root && matches!(key.as_str(), "apiVersion" | "kind" | "metadata");
+                    let keep = root && matches!(key.as_str(), "apiVersion" | "kind" | "metadata");
+                    if !keep {
+                        pruned.push(here);
+                    }
+                    return keep;
                 }
                 true
             });
@@ -731,15 +771,15 @@ fn prune(data: &mut Value, schema: Option<&Value>, root: bool) {
             let items_schema = schema
                 .and_then(|s| s.get("items"))
                 .filter(|s| s.is_object());
-            items
-                .iter_mut()
-                .for_each(|item| prune(item, items_schema, false));
+            for (i, item) in items.iter_mut().enumerate() {
+                prune(item, items_schema, false, &format!("{path}[{i}]"), pruned);
+            }
         }
         _ => {}
     }
 }
 
-fn skip_prune(data: &mut Value, s: &Value) {
+fn skip_prune(data: &mut Value, s: &Value, path: &str, pruned: &mut Vec<String>) {
     match data {
         Value::Object(map) => {
             let embedded = flag(s, "x-kubernetes-embedded-resource");
@@ -748,16 +788,25 @@ fn skip_prune(data: &mut Value, s: &Value) {
                 if embedded && matches!(key.as_str(), "apiVersion" | "kind" | "metadata") {
                     continue;
                 }
+                let here = child_path(path, key);
                 if let Some(prop) = props.and_then(|p| p.get(key)) {
-                    prune(value, Some(prop), false);
+                    prune(value, Some(prop), false, &here, pruned);
                 } else if let Some(extra) = s.get("additionalProperties") {
-                    prune(value, extra.is_object().then_some(extra), false);
+                    prune(
+                        value,
+                        extra.is_object().then_some(extra),
+                        false,
+                        &here,
+                        pruned,
+                    );
                 }
             }
         }
         Value::Array(items) => {
             if let Some(sub) = s.get("items").filter(|s| s.is_object()) {
-                items.iter_mut().for_each(|item| skip_prune(item, sub));
+                for (i, item) in items.iter_mut().enumerate() {
+                    skip_prune(item, sub, &format!("{path}[{i}]"), pruned);
+                }
             }
         }
         _ => {}

@@ -1,10 +1,12 @@
 //! The HTTP API facade: parses Kubernetes API paths and answers as a real API server does.
 
+pub(crate) mod admission;
 pub mod discovery;
 pub mod format;
 pub mod proxy;
 mod subresources;
 pub mod table;
+pub(crate) mod validation;
 mod verbs;
 pub mod watch;
 

@@ -95,31 +95,137 @@ pub(crate) fn log(sim: &Sim, r: &Req, t: &Target) -> Result<Response, ApiError> 
         .get(t.res, t.ns.as_deref().unwrap_or_default(), name)
         .cloned()
         .ok_or_else(|| ApiError::not_found("pods", name))?;
-    let container = r.q("container");
-    if let Some(c) = container {
-        let known = pod
-            .pointer("/spec/containers")
-            .and_then(Value::as_array)
-            .is_some_and(|cs| {
-                cs.iter()
-                    .any(|x| x.get("name").and_then(Value::as_str) == Some(c))
-            });
-        if !known {
-            return Err(ApiError::bad_request(format!(
-                "container {c} is not valid for pod {name}"
-            )));
-        }
-    }
+    let container = container_of(&pod, r.q("container"))?;
+    let container = Some(container.as_str());
     let handler = sim
         .inner
         .logs
         .read()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
-    let text = handler
-        .map(|h| h.logs(sim, &pod, container))
-        .unwrap_or_default();
+    let text = match handler {
+        Some(h) => h.logs(sim, &pod, container),
+        None => kubelet_log(&pod, container.unwrap_or_default()),
+    };
     Ok((StatusCode::OK, [("content-type", "text/plain")], text).into_response())
+}
+
+/// The container a log or exec request means: the one named, or with `container` absent or
+/// empty the pod's only container; else 400 as pkg/registry/core/pod/rest/log.go
+/// (`podutil.GetContainerName` via `pod.LogLocation`) answers.
+fn container_of(pod: &Value, asked: Option<&str>) -> Result<String, ApiError> {
+    let name = meta_str(pod, "name");
+    let names = |key: &str| -> Vec<String> {
+        pod.pointer(&format!("/spec/{key}"))
+            .and_then(Value::as_array)
+            .map(|cs| {
+                cs.iter()
+                    .filter_map(|c| c.get("name").and_then(Value::as_str).map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let containers = names("containers");
+    let init = names("initContainers");
+    match asked.filter(|c| !c.is_empty()) {
+        Some(c) if containers.iter().chain(&init).any(|x| x == c) => Ok(c.to_string()),
+        Some(c) => Err(ApiError::bad_request(format!(
+            "container {c} is not valid for pod {name}"
+        ))),
+        None if containers.len() == 1 => Ok(containers[0].clone()),
+        None => {
+            let mut msg = format!(
+                "a container name must be specified for pod {name}, choose one of: [{}]",
+                containers.join(" ")
+            );
+            if !init.is_empty() {
+                msg.push_str(&format!(
+                    " or one of the init containers: [{}]",
+                    init.join(" ")
+                ));
+            }
+            Err(ApiError::bad_request(msg))
+        }
+    }
+}
+
+/// The log a container's process would have written, as far as the kubelet's view of it goes
+/// (used when no platform registered its own logs): its start, the image it runs, its
+/// readiness and restarts, from the pod's status. A container not yet started has no log:
+/// 400 `container "c" in pod "p" is waiting to start: ContainerCreating`, as the kubelet answers.
+pub(crate) fn kubelet_log(pod: &Value, container: &str) -> String {
+    let statuses = pod
+        .pointer("/status/containerStatuses")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let st = statuses
+        .iter()
+        .find(|s| s.get("name").and_then(Value::as_str) == Some(container));
+    let spec = pod
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .and_then(|cs| {
+            cs.iter()
+                .find(|c| c.get("name").and_then(Value::as_str) == Some(container))
+        })
+        .cloned()
+        .unwrap_or(Value::Null);
+    let image = spec.get("image").and_then(Value::as_str).unwrap_or("");
+    let mut out = String::new();
+    let Some(st) = st else { return out };
+    let started = st
+        .pointer("/state/running/startedAt")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if started.is_empty() {
+        return out;
+    }
+    out.push_str(&format!("{started} starting {container} ({image})\n"));
+    for p in spec
+        .get("ports")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(n) = p.get("containerPort").and_then(Value::as_i64) {
+            out.push_str(&format!("{started} listening on 0.0.0.0:{n}\n"));
+        }
+    }
+    if st.get("ready").and_then(Value::as_bool) == Some(true) {
+        out.push_str(&format!("{started} ready to serve requests\n"));
+    }
+    let restarts = st.get("restartCount").and_then(Value::as_i64).unwrap_or(0);
+    if restarts > 0 {
+        out.push_str(&format!(
+            "{started} restarted {restarts} time(s) before; last state: {}\n",
+            st.pointer("/lastState/terminated/reason")
+                .and_then(Value::as_str)
+                .unwrap_or("unknown")
+        ));
+    }
+    out
+}
+
+/// `pods/NAME/exec` (and `attach`, `portforward`): these stream over a SPDY or WebSocket
+/// upgrade, which this server does not offer; a request without the upgrade gets what a real
+/// API server answers it (apimachinery/pkg/util/httpstream/httpstream.go `IsUpgradeRequest`,
+/// apiserver/pkg/util/proxy/upgradeaware.go): 400 `Upgrade request required`. With the
+/// upgrade headers it is refused the same way, so a client is never told a command ran.
+pub(crate) fn exec(sim: &Sim, r: &Req, t: &Target) -> Result<Response, ApiError> {
+    let name = t.name.as_deref().unwrap_or_default();
+    let pod = sim
+        .lock()
+        .store()
+        .get(t.res, t.ns.as_deref().unwrap_or_default(), name)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found("pods", name))?;
+    if t.sub.as_deref() == Some("exec") && r.q("command").is_none_or(str::is_empty) {
+        // pkg/registry/core/pod/rest/subresources.go: ExecOptions need a command.
+        return Err(ApiError::bad_request("you must specify at least 1 command"));
+    }
+    container_of(&pod, r.q("container"))?;
+    Err(ApiError::bad_request("Upgrade request required"))
 }
 
 pub(crate) async fn proxy(sim: &Sim, r: Req, t: &Target) -> Result<Response, ApiError> {

@@ -14,7 +14,8 @@ use super::super::resources::ResourceDef;
 use super::super::selector::{FieldSelector, LabelSelector};
 use super::super::store::{DeleteOptions, Page, Propagation, meta_str, set_meta};
 use super::super::{Sim, World};
-use super::subresources::{log, proxy, scale};
+use super::admission::{self, Directive, Source};
+use super::subresources::{exec, log, proxy, scale};
 use super::{Req, Target, json as json_resp, json_bytes, table, watch};
 use playbook_model::crds::{self, CrdHandle};
 
@@ -48,6 +49,11 @@ pub(crate) async fn serve(sim: &Sim, r: Req, t: Target) -> Result<Response, ApiE
             proxy(sim, r, &t).await
         }
         (Some("log"), &Method::GET, true) if def.log => log(sim, &r, &t),
+        (Some("exec" | "attach" | "portforward"), &Method::GET | &Method::POST, true)
+            if def.log =>
+        {
+            exec(sim, &r, &t)
+        }
         (Some("status"), &Method::GET, true) if def.status => get(sim, &r, &t, &def),
         (Some("status"), &Method::PUT, true) if def.status => update(sim, &r, &t, &def, true),
         (Some("status"), &Method::PATCH, true) if def.status => patch_obj(sim, &r, &t, &def, true),
@@ -124,7 +130,9 @@ pub(crate) fn mutate<R>(sim: &Sim, r: &Req, f: impl FnOnce(&mut World) -> R) -> 
     let dry = r.q("dryRun") == Some("All");
     sim.with_world(|w| {
         w.store_mut().set_dry_run(dry);
+        w.store_mut().set_admission(true);
         let out = f(w);
+        w.store_mut().set_admission(false);
         w.store_mut().set_dry_run(false);
         out
     })
@@ -339,6 +347,9 @@ fn create(sim: &Sim, r: &Req, t: &Target, def: &ResourceDef) -> Result<Response,
             "the body of the request was in an unknown format",
         ));
     }
+    let directive = Directive::of(r, "CreateOptions")?;
+    let mut warnings = Vec::new();
+    admission::decode(def, &mut body, Source::Body, directive, None, &mut warnings)?;
     let is_crd = def.kind == "CustomResourceDefinition";
     let obj = mutate(sim, r, |w| {
         if is_crd {
@@ -353,7 +364,20 @@ fn create(sim: &Sim, r: &Req, t: &Target, def: &ResourceDef) -> Result<Response,
         }
         Ok::<_, ApiError>(obj)
     })?;
-    Ok(object_response(StatusCode::CREATED, r, def, &obj, sim))
+    Ok(with_warnings(
+        object_response(StatusCode::CREATED, r, def, &obj, sim),
+        &warnings,
+    ))
+}
+
+/// Adds a `Warning` header per warning (apiserver/pkg/endpoints/handlers: `warning.AddWarning`).
+pub(crate) fn with_warnings(mut resp: Response, warnings: &[String]) -> Response {
+    for w in admission::warning_headers(warnings) {
+        if let Ok(v) = axum::http::HeaderValue::try_from(w) {
+            resp.headers_mut().append("warning", v);
+        }
+    }
+    resp
 }
 
 fn update(
@@ -363,7 +387,12 @@ fn update(
     def: &ResourceDef,
     status: bool,
 ) -> Result<Response, ApiError> {
-    let body = parse_body(r)?;
+    let mut body = parse_body(r)?;
+    let directive = Directive::of(r, "UpdateOptions")?;
+    let mut warnings = Vec::new();
+    if body.is_object() {
+        admission::decode(def, &mut body, Source::Body, directive, None, &mut warnings)?;
+    }
     let name = t.name.as_deref().unwrap_or_default();
     let obj = mutate(sim, r, |w| {
         let o = w.store_mut().update(
@@ -378,7 +407,10 @@ fn update(
         }
         Ok::<_, ApiError>(o)
     })?;
-    Ok(object_response(StatusCode::OK, r, def, &obj, sim))
+    Ok(with_warnings(
+        object_response(StatusCode::OK, r, def, &obj, sim),
+        &warnings,
+    ))
 }
 
 fn unsupported_patch(ct: &str) -> ApiError {
@@ -420,6 +452,37 @@ fn patch_obj(
             "PATCH, fieldManager is required for apply requests",
         ));
     }
+    let directive = Directive::of(r, "PatchOptions")?;
+    let mut warnings = Vec::new();
+    let ct = r.content_type.split(';').next().unwrap_or("").trim();
+    let source = match ct {
+        "application/strategic-merge-patch+json" => Source::Strategic,
+        "application/apply-patch+yaml" => Source::Apply,
+        _ => Source::JsonPatch,
+    };
+    let patch_body = if is_apply || source == Source::Strategic {
+        Some(parse_body(r)?)
+    } else {
+        None
+    };
+    if is_apply
+        && !def.is_custom()
+        && let Some(mut config) = patch_body.clone().filter(Value::is_object)
+    {
+        // The apply configuration is converted to the kind's typed form (fieldmanager).
+        set_meta(&mut config, "name", json!(name));
+        if def.namespaced {
+            set_meta(&mut config, "namespace", json!(ns));
+        }
+        admission::decode(
+            def,
+            &mut config,
+            Source::Apply,
+            directive,
+            None,
+            &mut Vec::new(),
+        )?;
+    }
     let (code, obj) = mutate(sim, r, |w| {
         let cur = w.store().get(t.res, ns, name).cloned();
         let Some(cur) = cur else {
@@ -430,6 +493,14 @@ fn patch_obj(
                         "the body of the request was in an unknown format",
                     ));
                 }
+                admission::decode(
+                    def,
+                    &mut body,
+                    Source::Apply,
+                    directive,
+                    None,
+                    &mut warnings,
+                )?;
                 if body.get("metadata").is_some_and(|m| !m.is_object()) {
                     return Err(ApiError::bad_request("metadata must be an object"));
                 }
@@ -444,6 +515,14 @@ fn patch_obj(
         if !v.get("metadata").is_some_and(Value::is_object) {
             return Err(ApiError::bad_request("metadata must be an object"));
         }
+        admission::decode(
+            def,
+            &mut v,
+            source,
+            directive,
+            patch_body.as_ref(),
+            &mut warnings,
+        )?;
         if is_apply {
             // Apply carries no resourceVersion precondition unless the config sets one.
             let applied_rv = parse_body(r)?.pointer("/metadata/resourceVersion").cloned();
@@ -455,7 +534,10 @@ fn patch_obj(
         }
         Ok((StatusCode::OK, o))
     })?;
-    Ok(object_response(code, r, def, &obj, sim))
+    Ok(with_warnings(
+        object_response(code, r, def, &obj, sim),
+        &warnings,
+    ))
 }
 
 /// RFC 3339 at whole seconds, as Kubernetes timestamps are.

@@ -2,5 +2,6 @@
 //! `playbook-sim` as a fake Kubernetes API sees. (kubectl against `playbook sim serve` is
 //! tested from the product's integration tests.)
 
+mod admission;
 mod hooks_and_errors;
 mod in_process;
