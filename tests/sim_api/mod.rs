@@ -2,6 +2,7 @@
 //! in-process API tests live with the simulator, in `crates/playbook-sim/tests/`).
 
 mod kubectl;
+mod python;
 mod workloads;
 
 use std::io::{BufRead, BufReader};

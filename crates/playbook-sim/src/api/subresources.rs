@@ -96,7 +96,6 @@ pub(crate) fn log(sim: &Sim, r: &Req, t: &Target) -> Result<Response, ApiError> 
         .cloned()
         .ok_or_else(|| ApiError::not_found("pods", name))?;
     let container = container_of(&pod, r.q("container"))?;
-    let container = Some(container.as_str());
     let handler = sim
         .inner
         .logs
@@ -104,8 +103,8 @@ pub(crate) fn log(sim: &Sim, r: &Req, t: &Target) -> Result<Response, ApiError> 
         .unwrap_or_else(|e| e.into_inner())
         .clone();
     let text = match handler {
-        Some(h) => h.logs(sim, &pod, container),
-        None => kubelet_log(&pod, container.unwrap_or_default()),
+        Some(h) => h.logs(sim, &pod, Some(container.as_str())),
+        None => kubelet_log(&pod, &container),
     };
     Ok((StatusCode::OK, [("content-type", "text/plain")], text).into_response())
 }
