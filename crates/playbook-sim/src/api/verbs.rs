@@ -467,7 +467,9 @@ fn patch_obj(
     };
     if is_apply
         && !def.is_custom()
-        && let Some(mut config) = patch_body.clone().filter(Value::is_object)
+        && let Some(mut config) = patch_body
+            .clone()
+            .filter(|c| c.is_object() && c.get("metadata").is_none_or(Value::is_object))
     {
         // The apply configuration is converted to the kind's typed form (fieldmanager).
         set_meta(&mut config, "name", json!(name));
@@ -493,6 +495,9 @@ fn patch_obj(
                         "the body of the request was in an unknown format",
                     ));
                 }
+                if body.get("metadata").is_some_and(|m| !m.is_object()) {
+                    return Err(ApiError::bad_request("metadata must be an object"));
+                }
                 admission::decode(
                     def,
                     &mut body,
@@ -501,9 +506,6 @@ fn patch_obj(
                     None,
                     &mut warnings,
                 )?;
-                if body.get("metadata").is_some_and(|m| !m.is_object()) {
-                    return Err(ApiError::bad_request("metadata must be an object"));
-                }
                 set_meta(&mut body, "name", json!(name));
                 let o = w.store_mut().create(t.res, ns, body, false)?;
                 return Ok((StatusCode::CREATED, o));
