@@ -475,7 +475,7 @@ fn closest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
         .iter()
         .map(|k| {
             (
-                crate::engine::edit_distance(&key, &k.to_ascii_lowercase()),
+                crate::suggest::edit_distance(&key, &k.to_ascii_lowercase()),
                 *k,
             )
         })

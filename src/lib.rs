@@ -35,8 +35,11 @@ pub mod host;
 pub mod outcome;
 pub mod repl;
 pub mod report;
+pub mod run;
 pub mod runner;
 pub mod session;
+pub mod stop;
+pub mod suggest;
 pub mod sweep;
 
 /// `playbook doc [NAME]`: the host API reference, or one entry of it.

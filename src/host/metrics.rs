@@ -284,8 +284,7 @@ pub mod api {
         selector: &str,
     ) -> RhaiResultOf<Array> {
         let s = session(&ctx)?;
-        let ar =
-            crate::host::cluster::api_resource("metrics.k8s.io", "v1beta1", "PodMetrics", "pods");
+        let ar = crate::connection::api_resource("metrics.k8s.io", "v1beta1", "PodMetrics", "pods");
         let api: Api<DynamicObject> = Api::namespaced_with(s.target.client.clone(), namespace, &ar);
         let list =
             s.rt.block_on(api.list(&ListParams::default().labels(selector)))

@@ -5,18 +5,17 @@ mod journal;
 mod ledger;
 mod phase;
 mod record;
-mod stop;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use jiff::Timestamp;
 
+pub use crate::stop::{Stop, StopReason, interrupted};
 pub use journal::{Journal, state_dir};
 pub use ledger::{Ledger, ObjectRef, REMOVE_TIMEOUT, Step, api_for, api_in, remove, retry};
 pub use phase::{Phase, PhaseObserver};
 pub use record::{CleanupStep, Expectation, Fault, LogLine, Record, Status};
-pub use stop::{Stop, StopReason, interrupted};
 
 use crate::connection::Target;
 

@@ -1,13 +1,103 @@
-//! Why a run must stop now: Ctrl-C / SIGTERM, or the playbook's deadline on its clock or the wall clock.
+//! Why a run must stop now: a terminating signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT), or the
+//! playbook's deadline on its clock or the wall clock. A leaf of the core: the clock, the
+//! session and the engine all check it.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-/// The process-wide interrupt flag, set by the signal handler (Ctrl-C, SIGTERM).
+/// The process-wide interrupt flag, set by the signal handler (any [`Signal`]).
 pub fn interrupted() -> &'static Arc<AtomicBool> {
     static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
     FLAG.get_or_init(|| Arc::new(AtomicBool::new(false)))
+}
+
+/// The signals that stop a run (each runs cleanup before the process leaves).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// SIGINT (Ctrl-C): in the REPL, stops one evaluation.
+    Interrupt,
+    /// SIGTERM.
+    Terminate,
+    /// SIGHUP (the terminal went away).
+    Hangup,
+    /// SIGQUIT (Ctrl-\\).
+    Quit,
+}
+
+impl Signal {
+    /// Every signal that stops a run.
+    pub const ALL: [Signal; 4] = [
+        Signal::Interrupt,
+        Signal::Terminate,
+        Signal::Hangup,
+        Signal::Quit,
+    ];
+
+    /// Its conventional name, e.g. `SIGTERM`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Interrupt => "SIGINT",
+            Signal::Terminate => "SIGTERM",
+            Signal::Hangup => "SIGHUP",
+            Signal::Quit => "SIGQUIT",
+        }
+    }
+
+    /// Whether it ends a whole session (everything but SIGINT, which in the REPL stops only
+    /// the evaluation under way).
+    pub fn ends_session(self) -> bool {
+        self != Signal::Interrupt
+    }
+
+    fn code(self) -> u8 {
+        self as u8 + 1
+    }
+}
+
+/// The last signal received (0: none), kept apart from the flag so that clearing a Ctrl-C
+/// never forgets a SIGTERM.
+static LAST: AtomicU8 = AtomicU8::new(0);
+/// A session-ending signal was received: it is never cleared.
+static ENDING: AtomicBool = AtomicBool::new(false);
+/// Cleanup is under way: a signal now is reported and cleanup goes on.
+static CLEANING: AtomicBool = AtomicBool::new(false);
+
+/// Records that `signal` arrived: every stop check from now on sees it.
+pub fn signalled(signal: Signal) {
+    LAST.store(signal.code(), Ordering::SeqCst);
+    if signal.ends_session() {
+        ENDING.store(true, Ordering::SeqCst);
+    }
+    interrupted().store(true, Ordering::SeqCst);
+}
+
+/// The last signal received, if any.
+pub fn last_signal() -> Option<Signal> {
+    let code = LAST.load(Ordering::SeqCst);
+    Signal::ALL.into_iter().find(|s| s.code() == code)
+}
+
+/// Whether a session-ending signal (SIGTERM, SIGHUP, SIGQUIT) was received.
+pub fn ending() -> bool {
+    ENDING.load(Ordering::SeqCst)
+}
+
+/// Forgets a Ctrl-C so the REPL's next evaluation runs; a session-ending signal stays.
+pub fn clear_interrupt() {
+    if !ending() {
+        interrupted().store(false, Ordering::SeqCst);
+    }
+}
+
+/// Marks cleanup as under way (or over).
+pub fn set_cleaning(on: bool) {
+    CLEANING.store(on, Ordering::SeqCst);
+}
+
+/// Whether cleanup is under way.
+pub fn cleaning() -> bool {
+    CLEANING.load(Ordering::SeqCst)
 }
 
 /// Why a playbook was stopped before it finished.
@@ -15,7 +105,7 @@ pub fn interrupted() -> &'static Arc<AtomicBool> {
 pub enum StopReason {
     /// Its `--timeout` passed.
     Timeout(Duration),
-    /// Ctrl-C or SIGTERM.
+    /// A signal (Ctrl-C, SIGTERM, SIGHUP, SIGQUIT).
     Interrupted,
 }
 
@@ -27,7 +117,10 @@ impl std::fmt::Display for StopReason {
                 "timed out: the playbook ran longer than its {} (--timeout)",
                 crate::duration::format(*d)
             ),
-            StopReason::Interrupted => write!(f, "interrupted (Ctrl-C or SIGTERM)"),
+            StopReason::Interrupted => match last_signal() {
+                Some(s) if s != Signal::Interrupt => write!(f, "interrupted ({})", s.name()),
+                _ => write!(f, "interrupted (Ctrl-C or SIGTERM)"),
+            },
         }
     }
 }
