@@ -3,8 +3,11 @@
 
 mod cli;
 mod host;
+mod layering;
 mod platform;
 mod playbooks;
 mod repl;
 mod report;
+mod signals;
 mod sim_api;
+mod support;

@@ -121,7 +121,8 @@ pub fn run(args: &ReplArgs) -> Verdict {
     };
     let interrupted_at_exit = if tty {
         repl.interactive(state_dir.join("repl_history"));
-        false
+        // Ctrl-C stops one evaluation; another signal ended the session.
+        stop::ending()
     } else {
         repl.piped()
     };
@@ -212,10 +213,13 @@ impl Repl {
                     }
                 }
                 Ok(Err(_)) | Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    if interrupted().load(Ordering::SeqCst) {
+                        return true;
+                    }
                     if !buf.trim().is_empty() {
                         self.input(&buf);
                     }
-                    return self.was_interrupted;
+                    return self.was_interrupted || interrupted().load(Ordering::SeqCst);
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     if interrupted().load(Ordering::SeqCst) {
