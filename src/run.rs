@@ -12,7 +12,7 @@ use rhai::{AST, Engine, EvalAltResult};
 use crate::connection::{self, Target, TargetChoice, TargetKind};
 use crate::engine::{self, Diagnostic, EngineConfig};
 use crate::outcome::Verdict;
-use crate::report::ErrorInfo;
+use crate::report::{ErrorInfo, PlaybookReport};
 use crate::session::{Failure, Journal, Session};
 use crate::stop::{self, Signal, StopReason};
 
@@ -252,7 +252,7 @@ impl Run {
                     format!("internal error in a host function (a bug in playbook): {what}");
                 (self.show_error)(&format!("error: {message}\n"));
                 let error = ErrorInfo {
-                    kind: "internal".into(),
+                    kind: ErrorKind::Internal.as_str().into(),
                     message,
                     at: None,
                     notes: Vec::new(),
@@ -331,9 +331,37 @@ impl Run {
     }
 }
 
-fn error_info(kind: &str, d: &Diagnostic) -> ErrorInfo {
+/// What ended a playbook early, as reports name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// An expectation failed (`fail`, `expect`, `always`).
+    Failure,
+    /// The playbook ran past its `--timeout`.
+    Timeout,
+    /// A signal stopped it.
+    Interrupted,
+    /// Anything else the script did wrong.
+    Script,
+    /// A bug in playbook (a host function panicked).
+    Internal,
+}
+
+impl ErrorKind {
+    /// The name reports use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Failure => "failure",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Interrupted => "interrupted",
+            ErrorKind::Script => "script",
+            ErrorKind::Internal => "internal",
+        }
+    }
+}
+
+fn error_info(kind: ErrorKind, d: &Diagnostic) -> ErrorInfo {
     ErrorInfo {
-        kind: kind.into(),
+        kind: kind.as_str().into(),
         message: d.message.clone(),
         at: d.location.as_ref().map(|l| l.to_string()),
         notes: d.notes.clone(),
@@ -342,15 +370,17 @@ fn error_info(kind: &str, d: &Diagnostic) -> ErrorInfo {
 
 /// A failed expectation is "failed"; a signal is "interrupted"; anything else is "error". With
 /// the kind of error the reports name: failure, timeout, interrupted or script.
-pub fn classify(err: &EvalAltResult, session: &Session) -> (Verdict, &'static str) {
+pub fn classify(err: &EvalAltResult, session: &Session) -> (Verdict, ErrorKind) {
     match err.unwrap_inner() {
-        EvalAltResult::ErrorRuntime(v, _) if v.is::<Failure>() => (Verdict::Failed, "failure"),
+        EvalAltResult::ErrorRuntime(v, _) if v.is::<Failure>() => {
+            (Verdict::Failed, ErrorKind::Failure)
+        }
         EvalAltResult::ErrorTerminated(..) => match session.stop.reason() {
-            Some(StopReason::Interrupted) => (Verdict::Interrupted, "interrupted"),
-            Some(StopReason::Timeout(_)) => (Verdict::Error, "timeout"),
-            None => (Verdict::Error, "script"),
+            Some(StopReason::Interrupted) => (Verdict::Interrupted, ErrorKind::Interrupted),
+            Some(StopReason::Timeout(_)) => (Verdict::Error, ErrorKind::Timeout),
+            None => (Verdict::Error, ErrorKind::Script),
         },
-        _ => (Verdict::Error, "script"),
+        _ => (Verdict::Error, ErrorKind::Script),
     }
 }
 
@@ -361,4 +391,103 @@ pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
         .cloned()
         .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap_or_else(|| "panic".into())
+}
+
+/// What [`play_source`] gives back: the playbook's report (as `playbook run --report` writes
+/// it) and every line it printed, in order.
+pub struct Played {
+    pub report: PlaybookReport,
+    pub lines: Vec<String>,
+}
+
+/// Runs playbook source `text`, named `name`, as `playbook run` runs one playbook — compile and
+/// check, evaluate, [`Run::finish`] — against a new in-process simulator (`seed`, `scenario`),
+/// with `vars` for `param`; no process is spawned and nothing is printed. A playbook that does
+/// not compile or check is an `Err` with its diagnostics. For fast tests of host functions; must
+/// not be called inside a tokio runtime (it makes its own).
+pub fn play_source(
+    name: &str,
+    text: &str,
+    seed: u64,
+    scenario: playbook_sim::platform::Scenario,
+    vars: &[(&str, &str)],
+) -> Result<Played, String> {
+    use crate::report::{Header, Meta, Timing};
+    use crate::session::{Line, SessionConfig, Stop};
+    use sha2::Digest;
+    use std::sync::Mutex;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let _in_runtime = runtime.enter();
+    let config = EngineConfig::default();
+    let checker = engine::build(&config, None);
+    let found = engine::check(&config, &checker, name, text);
+    if !found.is_empty() {
+        return Err(found.iter().map(|d| d.render(&config.sources)).collect());
+    }
+    let ast = engine::compile(&checker, &config.sources, name, text)
+        .map_err(|d| d.render(&config.sources))?;
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let out = lines.clone();
+    let session = Session::new(SessionConfig {
+        run_id: new_run_id(),
+        playbook: name.to_string(),
+        vars: vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        output: Arc::new(move |line| {
+            let text = match line {
+                Line::Print(s) => s,
+                Line::Debug(s) => format!("[debug] {s}"),
+            };
+            if let Ok(mut l) = out.lock() {
+                l.push(text);
+            }
+        }),
+        stop: Stop::new(std::time::Duration::from_secs(600)),
+        target: connection::simulated(seed, scenario),
+        rt: runtime.handle().clone(),
+        journal: None,
+        dry_run: false,
+        prometheus: None,
+    });
+    let errors = lines.clone();
+    let mut run = Run::new(
+        config,
+        session.clone(),
+        Arc::new(move |text: &str| {
+            if let Ok(mut l) = errors.lock() {
+                l.extend(text.lines().map(str::to_string));
+            }
+        }),
+    );
+    let started_at = jiff::Timestamp::now();
+    let (verdict, error) = run.play(name, &ast);
+    let outcome = run.finish(name, verdict, error);
+    let meta = Meta {
+        name: name.to_string(),
+        header: Header::parse(text),
+        sha256: format!("{:x}", sha2::Sha256::digest(text.as_bytes())),
+    };
+    let timing = Timing {
+        started_at,
+        finished_at: jiff::Timestamp::now(),
+        run_started_at: session.started,
+        run_s: session.elapsed_s(),
+    };
+    let report = PlaybookReport::ran(
+        &meta,
+        outcome.verdict,
+        outcome.error,
+        outcome.cleanup_ok,
+        &timing,
+        &session.record(),
+    );
+    let lines = lines.lock().map(|l| l.clone()).unwrap_or_default();
+    Ok(Played { report, lines })
 }

@@ -8,7 +8,7 @@ use crate::cli::CleanupArgs;
 use crate::connection::{Target, TargetKind};
 use crate::faults::{MANAGED_BY, RUN_ID_LABEL};
 use crate::outcome::Verdict;
-use crate::session::{Journal, ObjectRef, api_in, remove, say, state_dir};
+use crate::session::{EntryState, Journal, ObjectRef, api_in, remove, say, state_dir};
 
 /// Runs the command; must be called inside a tokio runtime context.
 pub fn cleanup(args: &CleanupArgs) -> Verdict {
@@ -51,7 +51,7 @@ pub fn cleanup(args: &CleanupArgs) -> Verdict {
                 Ok(said) => {
                     say(&format!("  {said}"));
                     removed += 1;
-                    let _ = journal.mark(object, "removed");
+                    let _ = journal.mark(object, EntryState::Removed);
                 }
                 Err(e) => {
                     eprintln!("  error: {e}");

@@ -3,6 +3,7 @@
 
 mod cli;
 mod host;
+mod inprocess;
 mod layering;
 mod platform;
 mod playbooks;

@@ -165,6 +165,23 @@ fn int(v: &Value, path: &str) -> i64 {
     v.pointer(path).and_then(Value::as_i64).unwrap_or(0)
 }
 
+/// What each string argument of these functions names (see [`Arg`](super::Arg)).
+pub(crate) const ARGUMENTS: &[(&str, &[super::Arg])] = {
+    use super::Arg::*;
+    &[
+        ("pods", &[Namespace, Labels]),
+        ("readiness", &[Namespace, Workload]),
+        ("inference_service", &[Namespace, Other]),
+        ("hpa", &[Namespace, Other]),
+        ("workflows", &[Namespace, Labels]),
+        ("events", &[Namespace, Other]),
+        ("get", &[Namespace, Object]),
+        ("scale", &[Namespace, Workload]),
+        ("rollout_restart", &[Namespace, Workload]),
+        ("proxy_get", &[Namespace, Service, Other]),
+    ]
+};
+
 #[rhai::export_module]
 pub mod api {
     use super::*;

@@ -222,6 +222,16 @@ fn instant(ctx: &NativeCallContext, query: &str) -> RhaiResultOf<Array> {
         .collect()
 }
 
+/// What each string argument of these functions names (see [`Arg`](super::Arg)).
+pub(crate) const ARGUMENTS: &[(&str, &[super::Arg])] = {
+    use super::Arg::*;
+    &[
+        ("probe", &[Namespace, Service, Other]),
+        ("probe_post", &[Namespace, Service, Other]),
+        ("pod_usage", &[Namespace, Labels]),
+    ]
+};
+
 #[rhai::export_module]
 pub mod api {
     use super::*;

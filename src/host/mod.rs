@@ -24,6 +24,35 @@ pub fn register(engine: &mut Engine) {
     engine.register_static_module("metrics", exported_module!(metrics::api).into());
 }
 
+/// What a string argument of a host function names, declared beside the function (the REPL
+/// completes it from the live cluster).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Arg {
+    /// A namespace.
+    Namespace,
+    /// `deployment/NAME` or `statefulset/NAME`.
+    Workload,
+    /// A workload or `pod/NAME`.
+    Object,
+    /// A service's name.
+    Service,
+    /// A label selector of pods (`key=value`).
+    Labels,
+    /// Anything else (not completed).
+    Other,
+}
+
+/// The declared kinds of a host function's arguments, by its path (`cluster::pods`).
+pub fn argument_kinds(path: &str) -> Option<&'static [Arg]> {
+    let (namespace, name) = path.split_once("::")?;
+    let table = match namespace {
+        "cluster" => cluster::ARGUMENTS,
+        "metrics" => metrics::ARGUMENTS,
+        _ => return None,
+    };
+    table.iter().find(|(n, _)| *n == name).map(|(_, a)| *a)
+}
+
 /// A manifest as YAML a user could `kubectl apply`.
 pub fn render_yaml(v: &serde_json::Value) -> String {
     chaos::yaml(v)
