@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 pub use crate::support::scratch;
-use crate::support::{Lines, PROCESS_LIMIT, Proc, playbook_cmd};
+use crate::support::{Lines, PROCESS_LIMIT, Proc, playbook_cmd, repl_with_a_fault};
 
 /// Runs `playbook repl --cluster sim` with `input` on standard input (bounded).
 fn piped(input: &str, state: &Path) -> (Output, String, String) {
@@ -196,17 +196,7 @@ fn exit_code_4_and_a_journal_when_cleanup_at_exit_cannot_remove_a_fault() {
     let dir = scratch("exit4");
     let mut served = tty::Served::start(&dir);
     let state = dir.join("state");
-    let mut child = Proc::spawn(
-        playbook_cmd()
-            .args(["repl", "--cluster", "kube", "--kubeconfig"])
-            .arg(&served.kubeconfig)
-            .arg("--state-dir")
-            .arg(&state),
-    );
-    let mut stdin = child.child().stdin.take().expect("stdin");
-    stdin
-        .write_all(b"let f = chaos::pod_kill(#{ selector: #{ namespaces: [\"default\"] } });\n")
-        .expect("stdin is written");
+    let (mut child, stdin) = repl_with_a_fault(&served.kubeconfig, &state);
     let (seen, rest) = wait_for_line(&mut child, "inject: PodChaos default/");
     std::thread::spawn(move || rest.rest());
     // The cluster goes away; leaving must say what is left and exit 4.
@@ -242,11 +232,8 @@ fn piped_ctrl_c_stops_the_evaluation_cleans_up_and_exits_130() {
     // Signal once the REPL is in the endless wait (its condition says so on its first call).
     let (_, lines) = wait_for_line(&mut child, "waiting now");
     child.signal("INT");
-    let stdout_rest = std::thread::spawn(move || lines.rest());
-    let out = child.output(PROCESS_LIMIT);
-    let stdout = stdout_rest.join().expect("stdout is read");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(130), "{stdout}\n{stderr}");
+    let (code, stdout, stderr) = child.finish(lines, PROCESS_LIMIT);
+    assert_eq!(code, Some(130), "{stdout}\n{stderr}");
     assert!(
         stderr.contains("interrupted: stopped this evaluation"),
         "{stderr}"
@@ -263,17 +250,7 @@ fn a_killed_repl_leaves_a_journal_that_playbook_cleanup_handles() {
     let dir = scratch("killed");
     let served = tty::Served::start(&dir);
     let state = dir.join("state");
-    let mut child = Proc::spawn(
-        playbook_cmd()
-            .args(["repl", "--cluster", "kube", "--kubeconfig"])
-            .arg(&served.kubeconfig)
-            .arg("--state-dir")
-            .arg(&state),
-    );
-    let mut stdin = child.child().stdin.take().expect("stdin");
-    stdin
-        .write_all(b"let f = chaos::pod_kill(#{ selector: #{ namespaces: [\"default\"] } });\n")
-        .expect("stdin is written");
+    let (mut child, stdin) = repl_with_a_fault(&served.kubeconfig, &state);
     wait_for_line(&mut child, "inject: PodChaos default/");
     child.signal("KILL");
     child.wait(PROCESS_LIMIT);

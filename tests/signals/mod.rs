@@ -8,7 +8,7 @@ use std::io::Write;
 
 use crate::host::leftovers;
 use crate::sim_api::Server;
-use crate::support::{PROCESS_LIMIT, Proc, playbook_cmd, scratch};
+use crate::support::{PROCESS_LIMIT, Proc, playbook_cmd, repl_with_a_fault, scratch};
 
 const SIGNALS: [&str; 4] = ["INT", "TERM", "HUP", "QUIT"];
 
@@ -25,19 +25,10 @@ fn run(server: &Server, file: &str) -> Proc {
     )
 }
 
-/// `playbook repl` against `server`, statements piped.
-fn repl(server: &Server) -> Proc {
-    let state = scratch("signals-repl");
-    Proc::spawn(
-        playbook_cmd()
-            .args(["repl", "--kubeconfig"])
-            .arg(&server.kubeconfig)
-            .arg("--state-dir")
-            .arg(&state),
-    )
+/// `playbook repl` against `server` with one fault injected (statements piped).
+fn repl(server: &Server) -> (Proc, std::process::ChildStdin) {
+    repl_with_a_fault(&server.kubeconfig, &scratch("signals-repl"))
 }
-
-const INJECT: &[u8] = b"let f = chaos::pod_kill(#{ selector: #{ namespaces: [\"default\"] } });\n";
 
 #[test]
 fn a_signal_at_start_up_stops_run_and_the_repl_with_130() {
@@ -49,15 +40,8 @@ fn a_signal_at_start_up_stops_run_and_the_repl_with_130() {
         let mut lines = child.lines();
         lines.wait_for("target: cluster");
         child.signal(signal);
-        let rest = std::thread::spawn(move || lines.rest());
-        let out = child.output(PROCESS_LIMIT);
-        let stdout = rest.join().expect("stdout");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(
-            out.status.code(),
-            Some(130),
-            "run {signal}: {stdout}\n{stderr}"
-        );
+        let (code, stdout, stderr) = child.finish(lines, PROCESS_LIMIT);
+        assert_eq!(code, Some(130), "run {signal}: {stdout}\n{stderr}");
         assert!(
             stderr.contains(&format!("interrupted by SIG{signal}")),
             "run {signal}: {stderr}"
@@ -65,7 +49,13 @@ fn a_signal_at_start_up_stops_run_and_the_repl_with_130() {
         assert_eq!(leftovers(&server), Vec::<String>::new(), "run {signal}");
 
         // The REPL: signalled once it has connected, before any statement.
-        let mut child = repl(&server);
+        let mut child = Proc::spawn(
+            playbook_cmd()
+                .args(["repl", "--kubeconfig"])
+                .arg(&server.kubeconfig)
+                .arg("--state-dir")
+                .arg(scratch("signals-repl")),
+        );
         let mut err = child.err_lines();
         err.wait_for("target: cluster");
         child.signal(signal);
@@ -76,6 +66,7 @@ fn a_signal_at_start_up_stops_run_and_the_repl_with_130() {
             stdout.contains("cleanup: nothing to remove"),
             "repl {signal}: {stdout}"
         );
+        assert_eq!(leftovers(&server), Vec::<String>::new(), "repl {signal}");
     }
 }
 
@@ -83,20 +74,15 @@ fn a_signal_at_start_up_stops_run_and_the_repl_with_130() {
 fn a_signal_between_repl_statements_ends_the_session_before_the_next_one() {
     let server = Server::start();
     for signal in SIGNALS {
-        let mut child = repl(&server);
-        let mut stdin = child.child().stdin.take().expect("stdin");
-        stdin.write_all(INJECT).expect("stdin is written");
+        let (mut child, mut stdin) = repl(&server);
         let mut lines = child.lines();
         lines.wait_for("inject: PodChaos default/");
         // The REPL now waits for its next input: the signal arrives between statements.
         child.signal(signal);
         let _ = stdin.write_all(b"print(\"after the signal\");\n");
         drop(stdin);
-        let rest = std::thread::spawn(move || lines.rest());
-        let out = child.output(PROCESS_LIMIT);
-        let stdout = rest.join().expect("stdout");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(130), "{signal}: {stdout}\n{stderr}");
+        let (code, stdout, stderr) = child.finish(lines, PROCESS_LIMIT);
+        assert_eq!(code, Some(130), "{signal}: {stdout}\n{stderr}");
         assert!(!stdout.contains("after the signal"), "{signal}: {stdout}");
         assert!(
             stdout.contains("cleanup: removed PodChaos default/pb-pod-kill-"),
@@ -110,21 +96,16 @@ fn a_signal_between_repl_statements_ends_the_session_before_the_next_one() {
 fn a_signal_during_a_repl_wait_stops_it_cleans_up_and_exits_130() {
     let server = Server::start();
     for signal in SIGNALS {
-        let mut child = repl(&server);
-        let mut stdin = child.child().stdin.take().expect("stdin");
-        stdin.write_all(INJECT).expect("stdin is written");
+        let (mut child, mut stdin) = repl(&server);
         stdin
             .write_all(b"let t0 = clock_ms();\nexpect(\"never\", \"100000h\", || { if clock_ms() - t0 < 1.0 { print(\"waiting now\") } false })\n")
             .expect("stdin is written");
         let mut lines = child.lines();
         lines.wait_for("waiting now");
         child.signal(signal);
-        let rest = std::thread::spawn(move || lines.rest());
-        let out = child.output(PROCESS_LIMIT);
+        let (code, stdout, stderr) = child.finish(lines, PROCESS_LIMIT);
         drop(stdin);
-        let stdout = rest.join().expect("stdout");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(130), "{signal}: {stdout}\n{stderr}");
+        assert_eq!(code, Some(130), "{signal}: {stdout}\n{stderr}");
         assert!(stderr.contains("interrupted"), "{signal}: {stderr}");
         assert!(
             stdout.contains("cleanup: removed PodChaos default/pb-pod-kill-"),
@@ -144,12 +125,9 @@ fn a_second_signal_during_cleanup_is_reported_and_cleanup_goes_on() {
         child.signal(first);
         lines.wait_for("slow cleanup started");
         child.signal(second);
-        let rest = std::thread::spawn(move || lines.rest());
-        let out = child.output(PROCESS_LIMIT);
-        let stdout = rest.join().expect("stdout");
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let (code, stdout, stderr) = child.finish(lines, PROCESS_LIMIT);
         let what = format!("{first} then {second}: {stdout}\n{stderr}");
-        assert_eq!(out.status.code(), Some(130), "{what}");
+        assert_eq!(code, Some(130), "{what}");
         assert!(
             stderr.contains(&format!(
                 "SIG{second} during cleanup: cleanup goes on until every fault is removed"

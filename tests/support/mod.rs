@@ -98,6 +98,19 @@ impl Proc {
         }
     }
 
+    /// [`Proc::output`] when its standard output is read by `lines`: the exit code, all of
+    /// standard output (joined lines) and standard error.
+    pub fn finish(self, lines: Lines, limit: Duration) -> (Option<i32>, String, String) {
+        let rest = std::thread::spawn(move || lines.rest());
+        let out = self.output(limit);
+        let stdout = rest.join().expect("stdout is read");
+        (
+            out.status.code(),
+            stdout,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     /// Closes standard input, waits (at most `limit`) and collects what is left of its output.
     pub fn output(mut self, limit: Duration) -> Output {
         drop(self.child.stdin.take());
@@ -225,4 +238,24 @@ pub fn playbook(args: &[&str]) -> Output {
 /// A fresh folder under the target dir.
 pub fn tempdir() -> PathBuf {
     scratch("tmp")
+}
+
+/// A statement that injects one pod-kill fault in `default` (the REPL prints `inject: ...`).
+pub const INJECT: &[u8] =
+    b"let f = chaos::pod_kill(#{ selector: #{ namespaces: [\"default\"] } });\n";
+
+/// `playbook repl` against the cluster of `kubeconfig` (statements piped), with `INJECT`
+/// already written; the process and its standard input.
+pub fn repl_with_a_fault(kubeconfig: &Path, state: &Path) -> (Proc, std::process::ChildStdin) {
+    use std::io::Write;
+    let mut child = Proc::spawn(
+        playbook_cmd()
+            .args(["repl", "--cluster", "kube", "--kubeconfig"])
+            .arg(kubeconfig)
+            .arg("--state-dir")
+            .arg(state),
+    );
+    let mut stdin = child.child().stdin.take().expect("stdin is piped");
+    stdin.write_all(INJECT).expect("stdin is written");
+    (child, stdin)
 }
