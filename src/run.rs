@@ -41,7 +41,13 @@ pub fn start(front: Front, work: impl FnOnce() -> Verdict + Send + 'static) -> V
             return Verdict::Error;
         }
     };
-    // Registered here, before the work starts, so no signal is ever lost to the default action.
+    // Registered here, before the work starts, so no signal is ever lost to the default action;
+    // the flags are set in the signal handler itself, so a statement that starts right after
+    // a signal already sees it.
+    if let Err(e) = set_flags_in_handler() {
+        eprintln!("error: cannot catch signals: {e}");
+        return Verdict::Error;
+    }
     let signals = match runtime.block_on(async { listen() }) {
         Ok(s) => s,
         Err(e) => {
@@ -58,18 +64,35 @@ pub fn start(front: Front, work: impl FnOnce() -> Verdict + Send + 'static) -> V
             let _in_runtime = handle.enter();
             work()
         });
-    let verdict = match worker.map(|w| w.join()) {
+    match worker.map(|w| w.join()) {
         Ok(Ok(verdict)) => verdict,
         _ => Verdict::Error,
-    };
-    // A signal that came after the last check still makes the run "interrupted".
-    if stop::interrupted().load(std::sync::atomic::Ordering::SeqCst)
-        && front == Front::Batch
-        && verdict == Verdict::Passed
-    {
-        return Verdict::Interrupted;
     }
-    verdict
+}
+
+/// Makes the signal handler set the stop flags directly (async-signal-safe atomic stores).
+#[cfg(unix)]
+fn set_flags_in_handler() -> std::io::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+    use signal_hook::flag;
+    for (number, signal) in [
+        (SIGINT, Signal::Interrupt),
+        (SIGTERM, Signal::Terminate),
+        (SIGHUP, Signal::Hangup),
+        (SIGQUIT, Signal::Quit),
+    ] {
+        flag::register_usize(number, stop::last_signal_code().clone(), signal.code())?;
+        if signal.ends_session() {
+            flag::register(number, stop::ending_flag().clone())?;
+        }
+        flag::register(number, stop::interrupted().clone())?;
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn set_flags_in_handler() -> std::io::Result<()> {
+    Ok(())
 }
 
 #[cfg(unix)]
@@ -299,12 +322,23 @@ impl Run {
         (cleaned, steps.len())
     }
 
-    /// Ends the run whatever happened: [`Run::cleanup`], then — if the run passed or failed —
-    /// the steady-state re-checks; the verdict, worsened by what they found.
+    /// Ends the run whatever happened: [`Run::cleanup`], then [`Run::conclude`].
     pub fn finish(&mut self, name: &str, verdict: Verdict, error: Option<ErrorInfo>) -> Outcome {
+        let cleanup = self.cleanup(name);
+        self.conclude(name, verdict, error, cleanup)
+    }
+
+    /// After cleanup (`(everything removed, steps)` from [`Run::cleanup`]): if the run passed
+    /// or failed, the steady-state re-checks; the verdict, worsened by what they found.
+    pub fn conclude(
+        &mut self,
+        name: &str,
+        verdict: Verdict,
+        error: Option<ErrorInfo>,
+        (cleaned, steps): (bool, usize),
+    ) -> Outcome {
         let mut verdict = verdict;
         let mut error = error;
-        let (cleaned, steps) = self.cleanup(name);
         if !cleaned {
             verdict = verdict.worst(Verdict::CleanupIncomplete);
         }
@@ -393,6 +427,35 @@ pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "panic".into())
 }
 
+/// A playbook's report (as `--report` writes it) from how it ended and its session's record;
+/// `log` is the log the front end kept (the record's own otherwise).
+pub fn report(
+    meta: &crate::report::Meta,
+    outcome: Outcome,
+    started_at: jiff::Timestamp,
+    session: &Session,
+    log: Option<Vec<crate::session::LogLine>>,
+) -> PlaybookReport {
+    let timing = crate::report::Timing {
+        started_at,
+        finished_at: jiff::Timestamp::now(),
+        run_started_at: session.started,
+        run_s: session.elapsed_s(),
+    };
+    let mut record = session.record().clone();
+    if let Some(log) = log {
+        record.log = log;
+    }
+    PlaybookReport::ran(
+        meta,
+        outcome.verdict,
+        outcome.error,
+        outcome.cleanup_ok,
+        &timing,
+        &record,
+    )
+}
+
 /// What [`play_source`] gives back: the playbook's report (as `playbook run --report` writes
 /// it) and every line it printed, in order.
 pub struct Played {
@@ -412,7 +475,7 @@ pub fn play_source(
     scenario: playbook_sim::platform::Scenario,
     vars: &[(&str, &str)],
 ) -> Result<Played, String> {
-    use crate::report::{Header, Meta, Timing};
+    use crate::report::{Header, Meta};
     use crate::session::{Line, SessionConfig, Stop};
     use sha2::Digest;
     use std::sync::Mutex;
@@ -474,20 +537,7 @@ pub fn play_source(
         header: Header::parse(text),
         sha256: format!("{:x}", sha2::Sha256::digest(text.as_bytes())),
     };
-    let timing = Timing {
-        started_at,
-        finished_at: jiff::Timestamp::now(),
-        run_started_at: session.started,
-        run_s: session.elapsed_s(),
-    };
-    let report = PlaybookReport::ran(
-        &meta,
-        outcome.verdict,
-        outcome.error,
-        outcome.cleanup_ok,
-        &timing,
-        &session.record(),
-    );
+    let report = report(&meta, outcome, started_at, &session, None);
     let lines = lines.lock().map(|l| l.clone()).unwrap_or_default();
     Ok(Played { report, lines })
 }

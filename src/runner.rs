@@ -14,7 +14,7 @@ use crate::engine::{self, EngineConfig, Stdlib};
 use crate::outcome::Verdict;
 use crate::report::{
     Console, Filter, Header, Meta, Mode, Options, Outputs, PlaybookReport, RunReport, Sink, Status,
-    TargetInfo, Timing, Verbosity,
+    TargetInfo, Verbosity,
 };
 use crate::run::{Run, Targets, journal_for, new_run_id};
 use crate::session::{Session, SessionConfig, Stop, say};
@@ -251,7 +251,7 @@ fn run_with(args: &RunArgs, console: Arc<Console>, after: &dyn Fn(&Session)) -> 
         if stopped.is_none()
             && crate::session::interrupted().load(std::sync::atomic::Ordering::Relaxed)
         {
-            stopped = Some("the run was interrupted".into());
+            stopped = Some(INTERRUPTED.into());
         }
         if let Some(reason) = &stopped {
             console.skipped(&pb.meta.name, reason);
@@ -278,25 +278,17 @@ fn run_with(args: &RunArgs, console: Arc<Console>, after: &dyn Fn(&Session)) -> 
         let started_at = jiff::Timestamp::now();
         let outcome = run_one(&config, pb, &session, &console);
         after(&session);
-        let timing = Timing {
-            started_at,
-            finished_at: jiff::Timestamp::now(),
-            run_started_at: session.started,
-            run_s: session.elapsed_s(),
-        };
-        let mut record = session.record().clone();
-        record.log = console.take_log();
-        let report = PlaybookReport::ran(
+        let verdict = outcome.verdict;
+        let report = crate::run::report(
             &pb.meta,
-            outcome.verdict,
-            outcome.error,
-            outcome.cleanup_ok,
-            &timing,
-            &record,
+            outcome,
+            started_at,
+            &session,
+            Some(console.take_log()),
         );
         console.finish(&report);
-        if outcome.verdict == Verdict::Interrupted {
-            stopped = Some("the run was interrupted".into());
+        if verdict == Verdict::Interrupted {
+            stopped = Some(INTERRUPTED.into());
         } else if args.report.fail_fast && report.status != Status::Passed {
             stopped = Some(format!("--fail-fast: {} did not pass", pb.meta.name));
         }
@@ -307,6 +299,10 @@ fn run_with(args: &RunArgs, console: Arc<Console>, after: &dyn Fn(&Session)) -> 
     write(&journal);
     console.summary(&journal);
     let mut verdict = journal.verdict();
+    // Skipped because of a signal (before the first playbook, or between two): interrupted.
+    if stopped.as_deref() == Some(INTERRUPTED) {
+        verdict = verdict.worst(Verdict::Interrupted);
+    }
     for e in failed_writes.values() {
         console.error(&format!("error: {e}\n"));
         verdict = verdict.worst(Verdict::Error);
@@ -320,6 +316,9 @@ fn run_with(args: &RunArgs, console: Arc<Console>, after: &dyn Fn(&Session)) -> 
     }
     verdict
 }
+
+/// Why the rest of a batch is skipped after a signal.
+const INTERRUPTED: &str = "the run was interrupted";
 
 /// Where journals go: `--state-dir`, else the user's state folder.
 fn journal_dir(args: &RunArgs) -> PathBuf {

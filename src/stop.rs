@@ -2,7 +2,7 @@
 //! playbook's deadline on its clock or the wall clock. A leaf of the core: the clock, the
 //! session and the engine all check it.
 
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -50,37 +50,45 @@ impl Signal {
         self != Signal::Interrupt
     }
 
-    fn code(self) -> u8 {
-        self as u8 + 1
+    /// Its code in [`last_signal_code`] (0 is none).
+    pub fn code(self) -> usize {
+        self as usize + 1
     }
 }
 
 /// The last signal received (0: none), kept apart from the flag so that clearing a Ctrl-C
-/// never forgets a SIGTERM.
-static LAST: AtomicU8 = AtomicU8::new(0);
-/// A session-ending signal was received: it is never cleared.
-static ENDING: AtomicBool = AtomicBool::new(false);
+/// never forgets a SIGTERM. Set by the signal handler itself (see `run::start`).
+pub fn last_signal_code() -> &'static Arc<AtomicUsize> {
+    static LAST: OnceLock<Arc<AtomicUsize>> = OnceLock::new();
+    LAST.get_or_init(|| Arc::new(AtomicUsize::new(0)))
+}
+
+/// A session-ending signal was received: it is never cleared. Set by the signal handler itself.
+pub fn ending_flag() -> &'static Arc<AtomicBool> {
+    static ENDING: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+    ENDING.get_or_init(|| Arc::new(AtomicBool::new(false)))
+}
 /// Cleanup is under way: a signal now is reported and cleanup goes on.
 static CLEANING: AtomicBool = AtomicBool::new(false);
 
 /// Records that `signal` arrived: every stop check from now on sees it.
 pub fn signalled(signal: Signal) {
-    LAST.store(signal.code(), Ordering::SeqCst);
+    last_signal_code().store(signal.code(), Ordering::SeqCst);
     if signal.ends_session() {
-        ENDING.store(true, Ordering::SeqCst);
+        ending_flag().store(true, Ordering::SeqCst);
     }
     interrupted().store(true, Ordering::SeqCst);
 }
 
 /// The last signal received, if any.
 pub fn last_signal() -> Option<Signal> {
-    let code = LAST.load(Ordering::SeqCst);
+    let code = last_signal_code().load(Ordering::SeqCst);
     Signal::ALL.into_iter().find(|s| s.code() == code)
 }
 
 /// Whether a session-ending signal (SIGTERM, SIGHUP, SIGQUIT) was received.
 pub fn ending() -> bool {
-    ENDING.load(Ordering::SeqCst)
+    ending_flag().load(Ordering::SeqCst)
 }
 
 /// Forgets a Ctrl-C so the REPL's next evaluation runs; a session-ending signal stays.

@@ -28,6 +28,8 @@ pub fn cleanup(args: &CleanupArgs) -> Verdict {
     }
     let rt = tokio::runtime::Handle::current();
     let target = targets.next();
+    // This is cleanup: a signal is reported and removal goes on.
+    crate::stop::set_cleaning(true);
     say(&target.description);
     let dir = state_dir(args.state_dir.as_deref());
     let (journals, damaged) = Journal::all(&dir);

@@ -130,7 +130,8 @@ pub fn run(args: &ReplArgs) -> Verdict {
 }
 
 impl Repl {
-    /// The line editor loop (stdin is a terminal).
+    /// The line editor loop (stdin is a terminal). The editor reads on its own thread, so a
+    /// session-ending signal that arrives while the prompt waits ends the session at once.
     fn interactive(&mut self, history: PathBuf) {
         let config = Config::builder()
             .completion_type(CompletionType::List)
@@ -162,20 +163,48 @@ impl Repl {
         say(
             "playbook repl: Tab completes, :help lists commands, Ctrl-C stops an evaluation, Ctrl-D or :quit cleans up and leaves",
         );
-        loop {
-            match editor.readline("pb> ") {
-                Ok(text) => {
+        // The terminal's settings, to restore if the session ends while the editor holds the
+        // terminal in raw mode.
+        let terminal = terminal_settings();
+        let (lines, inputs) = mpsc::channel();
+        let (next, wait_next) = mpsc::channel::<bool>();
+        std::thread::spawn(move || {
+            loop {
+                let read = editor.readline("pb> ");
+                if read.is_ok() {
                     let _ = editor.save_history(&history);
-                    if stop::ending() || self.input(&text) == Flow::Quit || stop::ending() {
+                }
+                // After each input, the next prompt waits until the REPL says to go on.
+                if lines.send(read).is_err() || wait_next.recv() != Ok(true) {
+                    break;
+                }
+            }
+        });
+        loop {
+            match inputs.recv_timeout(Duration::from_millis(100)) {
+                Ok(Ok(text)) => {
+                    let go_on = self.input(&text) != Flow::Quit && !stop::ending();
+                    let _ = next.send(go_on);
+                    if !go_on {
                         break;
                     }
                 }
                 // Ctrl-C at the prompt clears the line.
-                Err(ReadlineError::Interrupted) => continue,
-                Err(ReadlineError::Eof) => break,
-                Err(e) => {
+                Ok(Err(ReadlineError::Interrupted)) => {
+                    let _ = next.send(true);
+                }
+                Ok(Err(ReadlineError::Eof)) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Ok(Err(e)) => {
                     warn!("error: reading input: {e}");
                     break;
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if stop::ending() {
+                        // The editor still waits in raw mode: give the terminal back first.
+                        restore_terminal(terminal.as_deref());
+                        warn!("");
+                        break;
+                    }
                 }
             }
         }
@@ -391,14 +420,14 @@ impl Repl {
     }
 
     /// Runs the cleanup ledger now (removing every fault, running `on_cleanup` closures);
-    /// true if everything was removed.
-    fn cleanup(&mut self) -> bool {
+    /// whether everything was removed, and how many steps ran.
+    fn cleanup(&mut self) -> (bool, usize) {
         self.reset_stop();
         let (ok, steps) = self.run.cleanup("repl");
         if steps == 0 {
             say("cleanup: nothing to remove");
         }
-        ok
+        (ok, steps)
     }
 
     /// Leaves the session as `playbook run` ends a playbook: cleanup, then the steady states
@@ -410,11 +439,31 @@ impl Repl {
         } else {
             Verdict::Passed
         };
-        let outcome = self.run.finish("repl", verdict, None);
-        if outcome.cleanup_steps == 0 {
-            say("cleanup: nothing to remove");
-        }
-        outcome.verdict
+        let cleanup = self.cleanup();
+        self.run.conclude("repl", verdict, None, cleanup).verdict
+    }
+}
+
+/// The terminal's settings (`stty -g`), if standard input is one.
+fn terminal_settings() -> Option<String> {
+    let out = std::process::Command::new("stty")
+        .arg("-g")
+        .stdin(std::process::Stdio::inherit())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let saved = String::from_utf8(out.stdout).ok()?;
+    (out.status.success() && !saved.trim().is_empty()).then(|| saved.trim().to_string())
+}
+
+/// Puts the terminal's settings back (from [`terminal_settings`]).
+fn restore_terminal(saved: Option<&str>) {
+    if let Some(saved) = saved {
+        let _ = std::process::Command::new("stty")
+            .arg(saved)
+            .stdin(std::process::Stdio::inherit())
+            .stderr(std::process::Stdio::null())
+            .status();
     }
 }
 

@@ -68,6 +68,32 @@ fn piped_statements_print_results_plainly_without_prompts() {
 }
 
 #[test]
+fn at_exit_the_repl_checks_its_steady_states_again_as_run_does() {
+    // Holds again after cleanup: the session passes.
+    let dir = scratch("steady-ok");
+    let (out, stdout, stderr) = piped(
+        "steady_state(\"always true\", || true);\nsleep(\"5s\");\n",
+        &dir,
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let cleanup = stdout.find("cleanup: nothing to remove");
+    let again = stdout.find("ok: steady_state (after cleanup) \"always true\"");
+    assert!(cleanup.is_some() && cleanup < again, "{stdout}");
+
+    // True at first, false for good later: the session fails (exit 1), naming it.
+    let dir = scratch("steady-fail");
+    let (out, stdout, stderr) = piped(
+        "let t0 = clock_ms();\nsteady_state(\"first ten ms\", || clock_ms() - t0 < 10.0);\nsleep(\"5s\");\n",
+        &dir,
+    );
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("FAILED: steady_state (after cleanup) \"first ten ms\""),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn piped_multi_line_function_persists_and_errors_show_line_and_caret() {
     let dir = scratch("multiline");
     let (out, stdout, stderr) = piped(
