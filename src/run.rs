@@ -122,10 +122,11 @@ fn listen() -> std::io::Result<Listeners> {
     Ok(())
 }
 
-/// Sets the flag for every signal, and says what happens.
+/// Sets the flag for every signal (the handler has already), and says what happens: the
+/// signal that stops the run is announced; a later one during cleanup is reported as such.
 #[cfg(unix)]
 async fn relay(mut listeners: Listeners, front: Front) {
-    let mut first = true;
+    let mut announced = false;
     loop {
         let waits = listeners.iter_mut().map(|(s, l)| {
             let s = *s;
@@ -133,25 +134,22 @@ async fn relay(mut listeners: Listeners, front: Front) {
         });
         let (got, _, _) = futures::future::select_all(waits).await;
         let Some(signal) = got else { return };
-        let cleaning = stop::cleaning();
         stop::signalled(signal);
-        if cleaning {
+        // In the REPL, Ctrl-C stops one evaluation (the REPL says so itself).
+        if !announced && (front == Front::Batch || signal.ends_session()) {
+            announced = true;
+            let leaving = if front == Front::Repl {
+                ", cleaning up and leaving"
+            } else {
+                " and cleaning up"
+            };
+            eprintln!("\ninterrupted by {}: stopping{leaving}", signal.name());
+        } else if stop::cleaning() {
             eprintln!(
                 "\n{} during cleanup: cleanup goes on until every fault is removed",
                 signal.name()
             );
-        } else if front == Front::Batch && first {
-            eprintln!(
-                "\ninterrupted by {}: stopping and cleaning up",
-                signal.name()
-            );
-        } else if front == Front::Repl && signal.ends_session() && first {
-            eprintln!(
-                "\ninterrupted by {}: stopping, cleaning up and leaving",
-                signal.name()
-            );
         }
-        first &= front == Front::Repl && !signal.ends_session();
     }
 }
 

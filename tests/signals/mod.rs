@@ -121,11 +121,14 @@ fn a_second_signal_during_cleanup_is_reported_and_cleanup_goes_on() {
     for (first, second) in [("TERM", "INT"), ("INT", "QUIT"), ("HUP", "TERM")] {
         let mut child = run(&server, "tests/fixtures/signals/slow_cleanup.rhai");
         let mut lines = child.lines();
+        let mut errors = child.err_lines();
         lines.wait_for("waiting now");
         child.signal(first);
+        errors.wait_for(&format!("interrupted by SIG{first}"));
         lines.wait_for("slow cleanup started");
         child.signal(second);
-        let (code, stdout, stderr) = child.finish(lines, PROCESS_LIMIT);
+        let code = child.wait(PROCESS_LIMIT).code();
+        let (stdout, stderr) = (lines.rest(), errors.rest());
         let what = format!("{first} then {second}: {stdout}\n{stderr}");
         assert_eq!(code, Some(130), "{what}");
         assert!(
