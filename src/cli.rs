@@ -74,6 +74,30 @@ pub struct TargetArgs {
     pub scenario: Scenario,
 }
 
+impl ClusterKind {
+    /// The connection's own kind.
+    pub fn kind(self) -> crate::connection::TargetKind {
+        match self {
+            ClusterKind::Sim => crate::connection::TargetKind::Sim,
+            ClusterKind::Kube => crate::connection::TargetKind::Kube,
+        }
+    }
+}
+
+impl TargetArgs {
+    /// These options as the connection's own type (the one place clap's types are turned
+    /// into the core's).
+    pub fn choice(&self) -> crate::connection::TargetChoice {
+        crate::connection::TargetChoice {
+            cluster: self.cluster.map(ClusterKind::kind),
+            context: self.context.clone(),
+            kubeconfig: self.kubeconfig.clone(),
+            seed: self.seed,
+            scenario: self.scenario,
+        }
+    }
+}
+
 /// Where the standard library comes from.
 #[derive(Debug, Clone, Args)]
 pub struct StdlibArgs {

@@ -9,6 +9,34 @@ use serde_json::{Map, Value, json};
 use playbook_model::crds::{self, CrdHandle};
 use playbook_model::schema;
 
+/// A selector's mode: `one`, `all`, `fixed`, `fixed-percent`, `random-max-percent` (the
+/// generated Chaos Mesh type; the three kinds share these values).
+pub use playbook_model::chaosmesh::PodChaosMode as Mode;
+
+/// A mode as Chaos Mesh spells it.
+pub fn mode_name(mode: &Mode) -> &'static str {
+    match mode {
+        Mode::One => "one",
+        Mode::All => "all",
+        Mode::Fixed => "fixed",
+        Mode::FixedPercent => "fixed-percent",
+        Mode::RandomMaxPercent => "random-max-percent",
+    }
+}
+
+/// The mode of a spec (or of its `target`), read with the generated type; absent is `one`.
+fn mode_of(spec: &Map<String, Value>, prefix: &str) -> Result<Mode, OptionError> {
+    match spec.get("mode") {
+        None => Ok(Mode::One),
+        Some(v) => serde_json::from_value(v.clone()).map_err(|_| {
+            bad(
+                &format!("{prefix}mode"),
+                format!("{v} is not a mode: one, all, fixed, fixed-percent or random-max-percent"),
+            )
+        }),
+    }
+}
+
 /// `app.kubernetes.io/managed-by` on every object a run creates.
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "playbook");
 /// The label naming the run that created an object.
@@ -160,7 +188,8 @@ pub struct Built {
     pub name: String,
     /// The namespaces its selector reaches (the object's own when the selector names none).
     pub target_namespaces: Vec<String>,
-    pub mode: String,
+    /// How many of the selected pods it acts on (Chaos Mesh's own enum).
+    pub mode: Mode,
     pub allow_protected_namespaces: bool,
     pub allow_large_blast_radius: bool,
 }
@@ -367,11 +396,7 @@ fn finish(
             .as_str()
             .unwrap_or_default()
             .to_string(),
-        mode: spec
-            .get("mode")
-            .and_then(Value::as_str)
-            .unwrap_or("one")
-            .to_string(),
+        mode: mode_of(&spec, "")?,
         namespace,
         target_namespaces,
         allow_protected_namespaces: allow_protected,
@@ -382,33 +407,34 @@ fn finish(
 
 /// The rules Chaos Mesh's webhook adds to the schema: modes that need a `value`, and its range.
 fn check_mode(spec: &Map<String, Value>, prefix: &str) -> Result<(), OptionError> {
-    let mode = spec.get("mode").and_then(Value::as_str).unwrap_or("one");
+    let mode = mode_of(spec, prefix)?;
     let value = spec.get("value").and_then(Value::as_str);
     let field = format!("{prefix}value");
-    match (mode, value) {
-        ("fixed" | "fixed-percent" | "random-max-percent", None) => Err(bad(
+    let name = mode_name(&mode);
+    match (&mode, value) {
+        (Mode::Fixed | Mode::FixedPercent | Mode::RandomMaxPercent, None) => Err(bad(
             &field,
             format!(
-                "mode \"{mode}\" needs a value (a number{})",
-                if mode == "fixed" {
+                "mode \"{name}\" needs a value (a number{})",
+                if matches!(mode, Mode::Fixed) {
                     " of pods"
                 } else {
                     " of percent, 0-100"
                 }
             ),
         )),
-        ("fixed", Some(v)) => match v.parse::<u64>() {
+        (Mode::Fixed, Some(v)) => match v.parse::<u64>() {
             Ok(n) if n > 0 => Ok(()),
             _ => Err(bad(
                 &field,
                 format!("mode \"fixed\" needs a whole number of pods above 0, not {v:?}"),
             )),
         },
-        ("fixed-percent" | "random-max-percent", Some(v)) => match v.parse::<u64>() {
+        (Mode::FixedPercent | Mode::RandomMaxPercent, Some(v)) => match v.parse::<u64>() {
             Ok(n) if (1..=100).contains(&n) => Ok(()),
             _ => Err(bad(
                 &field,
-                format!("mode \"{mode}\" needs a percentage from 1 to 100, not {v:?}"),
+                format!("mode \"{name}\" needs a percentage from 1 to 100, not {v:?}"),
             )),
         },
         _ => Ok(()),
@@ -475,7 +501,7 @@ fn closest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
         .iter()
         .map(|k| {
             (
-                crate::engine::edit_distance(&key, &k.to_ascii_lowercase()),
+                crate::suggest::edit_distance(&key, &k.to_ascii_lowercase()),
                 *k,
             )
         })

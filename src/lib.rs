@@ -1,30 +1,30 @@
 //! `playbook`: chaos experiments on Kubernetes MLOps platforms as short Rhai playbooks.
 //!
 //! # Layout
-//! - [`cli`]: the command line (clap), one struct per subcommand.
-//! - [`runner`]: `playbook run`, `check` and `render` — find, compile and check, run, verdict.
-//! - [`repl`]: `playbook repl` — the interactive front end on the same engine and session.
-//! - [`sweep`]: `playbook cleanup` — remove what killed runs left, from journals and labels.
-//! - [`engine`]: the one Rhai engine constructor shared by runner, checker and REPL; the module
-//!   resolver and embedded standard library; diagnostics (file:line:col with a caret); the
-//!   static checks; the host API reference generated from doc comments.
-//! - [`host`]: the functions playbooks call, one file per Rhai namespace.
-//! - [`session`]: one run of one playbook: id, parameters, output, deadline and Ctrl-C, the
-//!   cleanup ledger and journal, the record of observations.
+//! By layer, top first; a module uses only modules of the layers below it (checked by
+//! `tests/layering`).
+//! - Front ends: [`cli`] (clap, one struct per subcommand; the only module that knows clap's
+//!   types), [`runner`] (`playbook run`, `check`, `render`), [`repl`] (`playbook repl`),
+//!   [`sweep`] (`playbook cleanup`: what killed runs left, from journals and labels).
+//! - Run lifecycle: [`run`] — start-up with signals caught, the target, the run id, and
+//!   [`run::Run`]: evaluation, then `finish` (cleanup, steady-state re-checks, verdict).
+//! - Engine and host: [`engine`] (the one Rhai engine constructor, resolver and embedded
+//!   stdlib, diagnostics, static checks, the API reference); [`host`] (the functions playbooks
+//!   call, one file per Rhai namespace); [`report`] (live progress or plain lines, the summary
+//!   table, JSON, JUnit XML, Markdown).
+//! - [`session`]: one run's state: parameters, output, the cleanup ledger and journal, the
+//!   record of observations.
 //! - [`connection`]: what a run talks to (a real cluster or the simulator) and its clock.
-//! - [`outcome`]: verdicts and the exit codes they map to.
-//! - [`report`]: what a batch shows and writes: live progress or plain lines, the summary
-//!   table, the JSON journal, JUnit XML and Markdown.
-//! - [`duration`]: the one parser for playbooks' durations: "30s", "1m30s", "100ms".
-//! - [`faults`]: Chaos Mesh objects built and checked from a playbook's options, apart from
-//!   sending them.
+//! - Model: [`stop`] (signals and deadlines), [`faults`] (Chaos Mesh objects built and checked
+//!   from a playbook's options), [`outcome`] (verdicts, exit codes), [`duration`] (the parser
+//!   of "30s", "1m30s"), [`suggest`] (edit distance for "did you mean").
 //!
 //! Two crates of the workspace sit below this one: `playbook-model` (the CRDs, schema
 //! validation, the generated Chaos Mesh types, units) and `playbook-sim` (the simulated
 //! cluster, which knows nothing of playbooks).
 //!
-//! The binary (`src/main.rs`) only parses the command line, dispatches, and maps the verdict
-//! to an exit code.
+//! The binary (`src/main.rs`) only parses the command line, dispatches through
+//! [`run::start`], and maps the verdict to an exit code.
 
 pub mod cli;
 pub mod connection;
@@ -35,8 +35,11 @@ pub mod host;
 pub mod outcome;
 pub mod repl;
 pub mod report;
+pub mod run;
 pub mod runner;
 pub mod session;
+pub mod stop;
+pub mod suggest;
 pub mod sweep;
 
 /// `playbook doc [NAME]`: the host API reference, or one entry of it.

@@ -3,22 +3,21 @@
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rhai::{AST, EvalAltResult};
+use rhai::AST;
 use sha2::Digest;
 
-use crate::cli::{CheckArgs, ClusterKind, RenderArgs, RunArgs};
-use crate::connection;
-use crate::engine::{self, Diagnostic, EngineConfig, Stdlib};
+use crate::cli::{CheckArgs, RenderArgs, RunArgs};
+use crate::engine::{self, EngineConfig, Stdlib};
 use crate::outcome::Verdict;
 use crate::report::{
-    Console, ErrorInfo, Filter, Header, Meta, Mode, Options, Outputs, PlaybookReport, RunReport,
-    Sink, Status, TargetInfo, Timing, Verbosity,
+    Console, Filter, Header, Meta, Mode, Options, Outputs, PlaybookReport, RunReport, Sink, Status,
+    TargetInfo, Verbosity,
 };
-use crate::session::{Failure, Journal, Session, SessionConfig, Stop, StopReason, say};
+use crate::run::{Run, Targets, journal_for, new_run_id};
+use crate::session::{Session, SessionConfig, Stop, say};
 
 /// The `.rhai` files named by `paths`: files as given, folders' files in name order.
 pub fn find_playbooks(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
@@ -211,23 +210,14 @@ fn run_with(args: &RunArgs, console: Arc<Console>, after: &dyn Fn(&Session)) -> 
         return Verdict::Invalid;
     }
     let rt = tokio::runtime::Handle::current();
-    // A real cluster is shared by the batch; the simulator is new for each playbook, so a
-    // playbook's figures do not depend on what ran before it.
-    let kind = connection::choose(&args.target);
-    let real = match kind {
-        ClusterKind::Kube => match rt.block_on(connection::connect(&args.target)) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return Verdict::Error;
-            }
-        },
-        ClusterKind::Sim => None,
+    let targets = match Targets::connect(&args.target.choice()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Verdict::Error;
+        }
     };
-    let target_for = || {
-        real.clone()
-            .unwrap_or_else(|| connection::simulated(args.target.seed, args.target.scenario))
-    };
+    let target_for = || targets.next();
     let first = target_for();
     console.say(&first.description);
     let state_dir = journal_dir(args);
@@ -236,11 +226,7 @@ fn run_with(args: &RunArgs, console: Arc<Console>, after: &dyn Fn(&Session)) -> 
     let mut journal = RunReport::new(
         &run_id,
         TargetInfo {
-            kind: match kind {
-                ClusterKind::Sim => "sim",
-                ClusterKind::Kube => "kube",
-            }
-            .into(),
+            kind: targets.kind().as_str().into(),
             description: first.description.clone(),
             context: first.context.clone(),
         },
@@ -265,7 +251,7 @@ fn run_with(args: &RunArgs, console: Arc<Console>, after: &dyn Fn(&Session)) -> 
         if stopped.is_none()
             && crate::session::interrupted().load(std::sync::atomic::Ordering::Relaxed)
         {
-            stopped = Some("the run was interrupted".into());
+            stopped = Some(INTERRUPTED.into());
         }
         if let Some(reason) = &stopped {
             console.skipped(&pb.meta.name, reason);
@@ -274,8 +260,7 @@ fn run_with(args: &RunArgs, console: Arc<Console>, after: &dyn Fn(&Session)) -> 
             continue;
         }
         let target = target_for();
-        let journal_file = (!target.is_simulated())
-            .then(|| Journal::new(&state_dir, &run_id, target.context.clone()));
+        let journal_file = journal_for(&target, &state_dir, &run_id);
         let session = Session::new(SessionConfig {
             run_id: run_id.clone(),
             playbook: pb.meta.name.clone(),
@@ -293,25 +278,17 @@ fn run_with(args: &RunArgs, console: Arc<Console>, after: &dyn Fn(&Session)) -> 
         let started_at = jiff::Timestamp::now();
         let outcome = run_one(&config, pb, &session, &console);
         after(&session);
-        let timing = Timing {
-            started_at,
-            finished_at: jiff::Timestamp::now(),
-            run_started_at: session.started,
-            run_s: session.elapsed_s(),
-        };
-        let mut record = session.record().clone();
-        record.log = console.take_log();
-        let report = PlaybookReport::ran(
+        let verdict = outcome.verdict;
+        let report = crate::run::report(
             &pb.meta,
-            outcome.verdict,
-            outcome.error,
-            outcome.cleanup_ok,
-            &timing,
-            &record,
+            outcome,
+            started_at,
+            &session,
+            Some(console.take_log()),
         );
         console.finish(&report);
-        if outcome.verdict == Verdict::Interrupted {
-            stopped = Some("the run was interrupted".into());
+        if verdict == Verdict::Interrupted {
+            stopped = Some(INTERRUPTED.into());
         } else if args.report.fail_fast && report.status != Status::Passed {
             stopped = Some(format!("--fail-fast: {} did not pass", pb.meta.name));
         }
@@ -322,6 +299,10 @@ fn run_with(args: &RunArgs, console: Arc<Console>, after: &dyn Fn(&Session)) -> 
     write(&journal);
     console.summary(&journal);
     let mut verdict = journal.verdict();
+    // Skipped because of a signal (before the first playbook, or between two): interrupted.
+    if stopped.as_deref() == Some(INTERRUPTED) {
+        verdict = verdict.worst(Verdict::Interrupted);
+    }
     for e in failed_writes.values() {
         console.error(&format!("error: {e}\n"));
         verdict = verdict.worst(Verdict::Error);
@@ -336,27 +317,12 @@ fn run_with(args: &RunArgs, console: Arc<Console>, after: &dyn Fn(&Session)) -> 
     verdict
 }
 
+/// Why the rest of a batch is skipped after a signal.
+const INTERRUPTED: &str = "the run was interrupted";
+
 /// Where journals go: `--state-dir`, else the user's state folder.
 fn journal_dir(args: &RunArgs) -> PathBuf {
     crate::session::state_dir(args.state_dir.as_deref())
-}
-
-/// How one playbook ended.
-struct Outcome {
-    verdict: Verdict,
-    /// What ended it early, if anything did.
-    error: Option<ErrorInfo>,
-    /// Cleanup removed everything.
-    cleanup_ok: bool,
-}
-
-fn error_info(kind: &str, d: &Diagnostic) -> ErrorInfo {
-    ErrorInfo {
-        kind: kind.into(),
-        message: d.message.clone(),
-        at: d.location.as_ref().map(|l| l.to_string()),
-        notes: d.notes.clone(),
-    }
 }
 
 /// Runs one compiled playbook, then its cleanup and the steady-state re-checks, whatever
@@ -365,105 +331,17 @@ fn run_one(
     config: &EngineConfig,
     pb: &Compiled,
     session: &Arc<Session>,
-    console: &Console,
-) -> Outcome {
-    let name = &pb.meta.name;
-    let engine = engine::build(config, Some(session.clone()));
-    let result = catch_unwind(AssertUnwindSafe(|| engine.run_ast(&pb.ast)));
-    let mut error = None;
-    let mut verdict = match result {
-        Ok(Ok(())) => Verdict::Passed,
-        Ok(Err(err)) => {
-            let (verdict, kind) = classify(&err, session);
-            let d = Diagnostic::from_eval(name, &err);
-            console.error(&d.render(&config.sources));
-            error = Some(error_info(kind, &d));
-            verdict
-        }
-        Err(panic) => {
-            let what = panic_text(panic.as_ref());
-            let message = format!("internal error in a host function (a bug in playbook): {what}");
-            console.error(&format!("error: {message}\n"));
-            error = Some(ErrorInfo {
-                kind: "internal".into(),
-                message,
-                at: None,
-                notes: Vec::new(),
-            });
-            Verdict::Error
-        }
-    };
-    // Cleanup runs on every path; closures from on_cleanup run on the same engine.
-    let cleaned = catch_unwind(AssertUnwindSafe(|| {
-        session.cleanup(|f| {
-            engine::call_after(&engine, &pb.ast, f)
-                .map(|_| ())
-                .map_err(|e| Diagnostic::from_eval(name, &e).message)
-        })
-    }))
-    .unwrap_or(false);
-    if !cleaned {
-        let left: Vec<String> = session
-            .live_objects()
-            .iter()
-            .map(|o| o.to_string())
-            .collect();
-        console.error(&format!(
-            "error: cleanup could not remove everything; still there: {}\n",
-            if left.is_empty() {
-                "(see the failed steps above)".to_string()
-            } else {
-                left.join(", ")
-            }
-        ));
-        verdict = verdict.worst(Verdict::CleanupIncomplete);
-    }
-    if matches!(verdict, Verdict::Passed | Verdict::Failed) {
-        match crate::host::expect::recheck_steady_states(session, &engine, &pb.ast) {
-            Ok(true) => {}
-            Ok(false) => verdict = verdict.worst(Verdict::Failed),
-            Err(e) => {
-                let d = Diagnostic::from_eval(name, &e);
-                console.error(&d.render(&config.sources));
-                let (v, kind) = classify(&e, session);
-                error.get_or_insert_with(|| error_info(kind, &d));
-                verdict = verdict.worst(v);
-            }
-        }
-    }
-    Outcome {
-        verdict,
-        error,
-        cleanup_ok: cleaned,
-    }
-}
-
-/// A failed expectation is "failed"; Ctrl-C is "interrupted"; anything else is "error". With
-/// the kind of error the reports name: failure, timeout, interrupted or script.
-fn classify(err: &EvalAltResult, session: &Session) -> (Verdict, &'static str) {
-    match err.unwrap_inner() {
-        EvalAltResult::ErrorRuntime(v, _) if v.is::<Failure>() => (Verdict::Failed, "failure"),
-        EvalAltResult::ErrorTerminated(..) => match session.stop.reason() {
-            Some(StopReason::Interrupted) => (Verdict::Interrupted, "interrupted"),
-            Some(StopReason::Timeout(_)) => (Verdict::Error, "timeout"),
-            None => (Verdict::Error, "script"),
-        },
-        _ => (Verdict::Error, "script"),
-    }
-}
-
-/// A run id that is unique on this machine and sorts by time: `pb-YYYYMMDD-HHMMSS-XXXX`.
-fn new_run_id() -> String {
-    let now = jiff::Timestamp::now();
-    let tag = (now.as_nanosecond() as u64 ^ (u64::from(std::process::id()) << 20)) & 0xffff;
-    format!("pb-{}-{tag:04x}", now.strftime("%Y%m%d-%H%M%S"))
+    console: &Arc<Console>,
+) -> crate::run::Outcome {
+    let shown = console.clone();
+    let mut run = Run::new(
+        config.clone(),
+        session.clone(),
+        Arc::new(move |text: &str| shown.error(text)),
+    );
+    let (verdict, error) = run.play(&pb.meta.name, &pb.ast);
+    run.finish(&pb.meta.name, verdict, error)
 }
 
 /// The message of a panic's payload (a bug in playbook, reported in one line).
-pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "panic".into())
-}
+pub use crate::run::panic_text;

@@ -4,15 +4,22 @@
 
 use kube::api::ListParams;
 
-use crate::cli::{CleanupArgs, ClusterKind};
-use crate::connection::{self, Target};
+use crate::cli::CleanupArgs;
+use crate::connection::{Target, TargetKind};
 use crate::faults::{MANAGED_BY, RUN_ID_LABEL};
 use crate::outcome::Verdict;
-use crate::session::{Journal, ObjectRef, api_in, remove, say, state_dir};
+use crate::session::{EntryState, Journal, ObjectRef, api_in, remove, say, state_dir};
 
 /// Runs the command; must be called inside a tokio runtime context.
 pub fn cleanup(args: &CleanupArgs) -> Verdict {
-    if connection::choose(&args.target) == ClusterKind::Sim {
+    let targets = match crate::run::Targets::connect(&args.target.choice()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Verdict::Error;
+        }
+    };
+    if targets.kind() == TargetKind::Sim {
         eprintln!(
             "error: nothing to clean up in the in-process simulator (it lives only as long as a run); \
              point --kubeconfig/--context at the cluster (or `playbook sim serve`) the run used"
@@ -20,13 +27,9 @@ pub fn cleanup(args: &CleanupArgs) -> Verdict {
         return Verdict::Invalid;
     }
     let rt = tokio::runtime::Handle::current();
-    let target = match rt.block_on(connection::connect(&args.target)) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Verdict::Error;
-        }
-    };
+    let target = targets.next();
+    // This is cleanup: a signal is reported and removal goes on.
+    crate::stop::set_cleaning(true);
     say(&target.description);
     let dir = state_dir(args.state_dir.as_deref());
     let (journals, damaged) = Journal::all(&dir);
@@ -50,7 +53,7 @@ pub fn cleanup(args: &CleanupArgs) -> Verdict {
                 Ok(said) => {
                     say(&format!("  {said}"));
                     removed += 1;
-                    let _ = journal.mark(object, "removed");
+                    let _ = journal.mark(object, EntryState::Removed);
                 }
                 Err(e) => {
                     eprintln!("  error: {e}");

@@ -3,8 +3,12 @@
 
 mod cli;
 mod host;
+mod inprocess;
+mod layering;
 mod platform;
 mod playbooks;
 mod repl;
 mod report;
+mod signals;
 mod sim_api;
+mod support;

@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DynamicObject};
 use kube::runtime::watcher;
 
-use crate::session::{Stop, StopReason};
+use crate::stop::{Stop, StopReason};
 use playbook_sim::Sim;
 
 /// The clock of a run.
@@ -51,7 +51,7 @@ impl Changes {
             self.spawn(rt, Api::<Deployment>::all(c.clone()));
             self.spawn(rt, Api::<StatefulSet>::all(c.clone()));
             for kind in ["PodChaos", "NetworkChaos", "StressChaos"] {
-                let ar = crate::host::cluster::api_resource(
+                let ar = super::api_resource(
                     "chaos-mesh.org",
                     "v1alpha1",
                     kind,

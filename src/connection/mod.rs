@@ -13,8 +13,42 @@ use kube::discovery::ApiResource;
 
 pub use clock::{Changes, Clock};
 
-use crate::cli::{ClusterKind, TargetArgs};
 use playbook_sim::platform::Scenario;
+
+/// Which kind of cluster a run talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetKind {
+    /// The built-in simulated cluster, in process.
+    Sim,
+    /// A real cluster, through kubeconfig or in-cluster configuration.
+    Kube,
+}
+
+impl TargetKind {
+    /// The name reports use: `sim` or `kube`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetKind::Sim => "sim",
+            TargetKind::Kube => "kube",
+        }
+    }
+}
+
+/// Where the cluster is: the connection's own form of the command line's target options
+/// (made once by the front end).
+#[derive(Debug, Clone)]
+pub struct TargetChoice {
+    /// The kind asked for; `None` picks one (see [`choose`]).
+    pub cluster: Option<TargetKind>,
+    /// The kubeconfig context (kube only).
+    pub context: Option<String>,
+    /// The kubeconfig file (kube only).
+    pub kubeconfig: Option<PathBuf>,
+    /// The simulator's seed.
+    pub seed: u64,
+    /// The simulator's platform.
+    pub scenario: Scenario,
+}
 use playbook_sim::{ClockMode, Sim, SimConfig};
 
 /// A cluster a run talks to.
@@ -96,21 +130,21 @@ fn in_cluster() -> bool {
 
 /// The cluster kind `--cluster` asks for, or the default: kube when a kubeconfig or in-cluster
 /// configuration is found, else the simulator.
-pub fn choose(args: &TargetArgs) -> ClusterKind {
+pub fn choose(args: &TargetChoice) -> TargetKind {
     args.cluster.unwrap_or_else(|| {
         if kubeconfig_path(args.kubeconfig.as_deref()).is_some() || in_cluster() {
-            ClusterKind::Kube
+            TargetKind::Kube
         } else {
-            ClusterKind::Sim
+            TargetKind::Sim
         }
     })
 }
 
 /// Connects to the chosen target. Must be called inside a tokio runtime.
-pub async fn connect(args: &TargetArgs) -> Result<Target, TargetError> {
+pub async fn connect(args: &TargetChoice) -> Result<Target, TargetError> {
     match choose(args) {
-        ClusterKind::Sim => Ok(simulated(args.seed, args.scenario)),
-        ClusterKind::Kube => real(args).await,
+        TargetKind::Sim => Ok(simulated(args.seed, args.scenario)),
+        TargetKind::Kube => real(args).await,
     }
 }
 
@@ -133,7 +167,7 @@ pub fn simulated(seed: u64, scenario: Scenario) -> Target {
     }
 }
 
-async fn real(args: &TargetArgs) -> Result<Target, TargetError> {
+async fn real(args: &TargetChoice) -> Result<Target, TargetError> {
     let options = KubeConfigOptions {
         context: args.context.clone(),
         ..Default::default()
@@ -167,4 +201,24 @@ async fn real(args: &TargetArgs) -> Result<Target, TargetError> {
         ),
         context,
     })
+}
+
+/// The API resource of a kind, for `Api::*_with` (for kinds the client has no types for).
+pub fn api_resource(
+    group: &str,
+    version: &str,
+    kind: &str,
+    plural: &str,
+) -> kube::discovery::ApiResource {
+    kube::discovery::ApiResource {
+        group: group.into(),
+        version: version.into(),
+        api_version: if group.is_empty() {
+            version.into()
+        } else {
+            format!("{group}/{version}")
+        },
+        kind: kind.into(),
+        plural: plural.into(),
+    }
 }

@@ -10,8 +10,9 @@ use std::sync::Arc;
 
 use rhai::{Dynamic, Engine};
 
+/// Where the host functions call playbook closures after the playbook ended.
+pub use crate::host::call_after;
 pub use check::check;
-pub(crate) use check::edit_distance;
 pub use diagnostic::{Diagnostic, Location, Sources};
 pub use doc::{Doc, docs, render_docs};
 pub use resolver::{Resolver, Stdlib};
@@ -75,7 +76,8 @@ pub fn build(config: &EngineConfig, session: Option<Arc<Session>>) -> Engine {
             });
             let stop = session.clone();
             engine.on_progress(move |ops| {
-                if ops % limits::CHECK_EVERY != 0 {
+                // Cleanup's closures run to the end: a signal must not skip them.
+                if ops % limits::CHECK_EVERY != 0 || crate::stop::cleaning() {
                     return None;
                 }
                 stop.stop.check().map(|r| Dynamic::from(r.to_string()))
@@ -103,37 +105,4 @@ pub fn compile(
         .map_err(|e| Diagnostic::from_parse(name, &e))?;
     ast.set_source(name);
     Ok(ast)
-}
-
-/// Calls a closure of the playbook `ast` after the playbook has ended (cleanup steps,
-/// steady-state re-checks), in a small script that first repeats the playbook's top-level
-/// imports, so the closure can still use the modules it names.
-pub fn call_after(
-    engine: &Engine,
-    ast: &rhai::AST,
-    f: &rhai::FnPtr,
-) -> Result<Dynamic, Box<rhai::EvalAltResult>> {
-    let mut text = String::new();
-    for stmt in ast.statements() {
-        if let rhai::Stmt::Import(x, _) = stmt {
-            if let rhai::Expr::StringConstant(path, _) = &x.0 {
-                if x.1.name.is_empty() {
-                    text += &format!("import {path:?};\n");
-                } else {
-                    text += &format!("import {path:?} as {};\n", x.1.name);
-                }
-            }
-        }
-    }
-    text += "__closure.call()";
-    let mut scope = rhai::Scope::new();
-    scope.push("__closure", f.clone());
-    let mut epilogue = engine
-        .compile_with_scope(&scope, &text)
-        .map_err(|e| Box::new(rhai::EvalAltResult::ErrorParsing(*e.0, e.1)))?;
-    if let Some(source) = ast.source() {
-        epilogue.set_source(source);
-    }
-    let program = ast.clone_functions_only().merge(&epilogue);
-    engine.eval_ast_with_scope::<Dynamic>(&mut scope, &program)
 }

@@ -124,7 +124,10 @@ fn check_safety(
             ));
         }
     }
-    if built.mode == "all" && pods.len() > WIDE && !built.allow_large_blast_radius {
+    if matches!(built.mode, faults::Mode::All)
+        && pods.len() > WIDE
+        && !built.allow_large_blast_radius
+    {
         return Err(error(
             ctx,
             format!(
@@ -159,7 +162,7 @@ fn inject(
     );
     let summary = format!(
         "{object} ({what}, mode {}, {}; {} candidate pod(s))",
-        built.mode,
+        faults::mode_name(&built.mode),
         built.object["spec"]["duration"]
             .as_str()
             .map(|d| format!("duration {d}"))
@@ -193,6 +196,7 @@ fn inject(
         s.removed(&object);
         return Err(api_error(ctx, &format!("creating {object}"), e));
     }
+    s.created(&object);
     (s.output)(Line::Print(format!("inject: {summary}")));
     s.phase(crate::session::Phase::Running);
     s.record().faults.push(crate::session::Fault {

@@ -7,6 +7,7 @@ use kube::api::{Api, DynamicObject, ListParams};
 use rhai::{Array, Dynamic, Map, NativeCallContext};
 use serde_json::Value;
 
+pub(crate) use crate::connection::api_resource;
 use crate::host::{RhaiResultOf, error, session};
 use crate::session::Session;
 
@@ -39,26 +40,6 @@ pub(crate) fn workload(ctx: &NativeCallContext, text: &str) -> RhaiResultOf<Work
         plural,
         name: name.to_string(),
     })
-}
-
-/// The API resource of a kind, for `Api::*_with` (for kinds the client has no types for).
-pub(crate) fn api_resource(
-    group: &str,
-    version: &str,
-    kind: &str,
-    plural: &str,
-) -> kube::discovery::ApiResource {
-    kube::discovery::ApiResource {
-        group: group.into(),
-        version: version.into(),
-        api_version: if group.is_empty() {
-            version.into()
-        } else {
-            format!("{group}/{version}")
-        },
-        kind: kind.into(),
-        plural: plural.into(),
-    }
 }
 
 /// The dynamic API of a workload kind in `ns`.
@@ -183,6 +164,23 @@ pub(crate) fn condition_true(obj: &Value, kind: &str) -> bool {
 fn int(v: &Value, path: &str) -> i64 {
     v.pointer(path).and_then(Value::as_i64).unwrap_or(0)
 }
+
+/// What each string argument of these functions names (see [`Arg`](super::Arg)).
+pub(crate) const ARGUMENTS: &[(&str, &[super::Arg])] = {
+    use super::Arg::*;
+    &[
+        ("pods", &[Namespace, Labels]),
+        ("readiness", &[Namespace, Workload]),
+        ("inference_service", &[Namespace, Other]),
+        ("hpa", &[Namespace, Other]),
+        ("workflows", &[Namespace, Labels]),
+        ("events", &[Namespace, Other]),
+        ("get", &[Namespace, Object]),
+        ("scale", &[Namespace, Workload]),
+        ("rollout_restart", &[Namespace, Workload]),
+        ("proxy_get", &[Namespace, Service, Other]),
+    ]
+};
 
 #[rhai::export_module]
 pub mod api {

@@ -337,7 +337,7 @@ pub fn recheck_steady_states(
             STEADY_RECOVERY,
             Position::NONE,
             || {
-                let v: Dynamic = crate::engine::call_after(engine, ast, &f)?;
+                let v: Dynamic = crate::host::call_after(engine, ast, &f)?;
                 observation(v, Position::NONE)
             },
         )?;

@@ -222,6 +222,16 @@ fn instant(ctx: &NativeCallContext, query: &str) -> RhaiResultOf<Array> {
         .collect()
 }
 
+/// What each string argument of these functions names (see [`Arg`](super::Arg)).
+pub(crate) const ARGUMENTS: &[(&str, &[super::Arg])] = {
+    use super::Arg::*;
+    &[
+        ("probe", &[Namespace, Service, Other]),
+        ("probe_post", &[Namespace, Service, Other]),
+        ("pod_usage", &[Namespace, Labels]),
+    ]
+};
+
 #[rhai::export_module]
 pub mod api {
     use super::*;
@@ -284,8 +294,7 @@ pub mod api {
         selector: &str,
     ) -> RhaiResultOf<Array> {
         let s = session(&ctx)?;
-        let ar =
-            crate::host::cluster::api_resource("metrics.k8s.io", "v1beta1", "PodMetrics", "pods");
+        let ar = crate::connection::api_resource("metrics.k8s.io", "v1beta1", "PodMetrics", "pods");
         let api: Api<DynamicObject> = Api::namespaced_with(s.target.client.clone(), namespace, &ar);
         let list =
             s.rt.block_on(api.list(&ListParams::default().labels(selector)))

@@ -154,7 +154,7 @@ fn load(repl: &mut Repl, arg: &str) -> Flow {
 }
 
 fn faults(repl: &mut Repl, _: &str) -> Flow {
-    let s = repl.session.clone();
+    let s = repl.run.session.clone();
     let faults = s.record().faults.clone();
     if faults.is_empty() {
         say("no faults in this session");
@@ -235,7 +235,7 @@ fn save(repl: &mut Repl, arg: &str) -> Flow {
     }
     let header = format!(
         "//! Saved from `playbook repl` (session {}, {}): the statements that succeeded, in order.\n\n",
-        repl.session.run_id,
+        repl.run.session.run_id,
         jiff::Timestamp::now().strftime("%Y-%m-%d %H:%M:%S UTC")
     );
     let body = repl.saved.join("\n");

@@ -339,6 +339,36 @@ mod tests {
         helper().candidates(line, line.len())
     }
 
+    /// Each declared function exists with one kind per argument, and every function of the
+    /// cluster and metrics namespaces that takes a namespace first is declared.
+    #[test]
+    fn argument_kinds_are_declared_for_the_functions_that_name_cluster_objects() {
+        let engine = crate::engine::build(&Default::default(), None);
+        let docs = crate::engine::docs(&engine);
+        for d in docs
+            .iter()
+            .filter(|d| d.namespace == "cluster" || d.namespace == "metrics")
+        {
+            let params = params_typed(&d.signature);
+            match crate::host::argument_kinds(&d.path()) {
+                Some(kinds) => {
+                    assert!(kinds.len() <= params.len(), "{}: {kinds:?}", d.signature);
+                    assert_eq!(kinds[0], crate::host::Arg::Namespace, "{}", d.signature);
+                }
+                None => assert!(
+                    !params.first().is_some_and(|p| p.starts_with("namespace")),
+                    "{} takes a namespace but declares no argument kinds",
+                    d.signature
+                ),
+            }
+        }
+        assert_eq!(
+            crate::host::argument_kinds("cluster::get"),
+            Some(&[crate::host::Arg::Namespace, crate::host::Arg::Object][..])
+        );
+        assert_eq!(crate::host::argument_kinds("cluster::nope"), None);
+    }
+
     #[test]
     fn completes_namespaces_functions_methods_variables_and_commands() {
         assert_eq!(

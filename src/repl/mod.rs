@@ -34,70 +34,27 @@ use std::sync::{Arc, Mutex, OnceLock, mpsc};
 use std::time::Duration;
 
 use regex::Regex;
-use rhai::{AST, Dynamic, Engine, EvalAltResult, Scope};
+use rhai::{Dynamic, EvalAltResult, Scope};
 use rustyline::history::DefaultHistory;
 use rustyline::{CompletionType, Config, Editor, error::ReadlineError};
 
-use crate::cli::{ClusterKind, ReplArgs};
-use crate::connection;
+use crate::cli::ReplArgs;
 use crate::engine::{self, Diagnostic, Doc, EngineConfig, Stdlib};
 use crate::outcome::Verdict;
-use crate::session::{self, Journal, Session, SessionConfig, Stop, interrupted, say};
+use crate::run::{Run, Targets, journal_for, new_run_id};
+use crate::session::{self, Session, SessionConfig, Stop, interrupted, say};
+use crate::stop;
 use commands::Flow;
 use complete::{Names, ReplHelper};
 
-/// Runs `playbook repl` on a thread with a large stack inside a tokio runtime; Ctrl-C (each
-/// time) sets the interrupt flag, which stops the evaluation under way.
-pub fn main(args: ReplArgs) -> Verdict {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            warn!("error: cannot start the async runtime: {e}");
-            return Verdict::Error;
-        }
-    };
-    runtime.spawn(async {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            let Ok(mut int) = signal(SignalKind::interrupt()) else {
-                return;
-            };
-            while int.recv().await.is_some() {
-                interrupted().store(true, Ordering::SeqCst);
-            }
-        }
-        #[cfg(not(unix))]
-        while tokio::signal::ctrl_c().await.is_ok() {
-            interrupted().store(true, Ordering::SeqCst);
-        }
-    });
-    let handle = runtime.handle().clone();
-    let worker = std::thread::Builder::new()
-        .name("playbook-repl".into())
-        .stack_size(256 << 20)
-        .spawn(move || {
-            let _in_runtime = handle.enter();
-            run(&args)
-        });
-    match worker.map(|w| w.join()) {
-        Ok(Ok(verdict)) => verdict,
-        _ => Verdict::Error,
-    }
-}
-
 /// The REPL's state: the session, the engine, the scope and the functions defined so far.
 pub(crate) struct Repl {
-    session: Arc<Session>,
-    engine: Engine,
-    config: EngineConfig,
+    /// The session, its engine and the functions defined so far (statements are dropped
+    /// after each evaluation).
+    run: Run,
     scope: Scope<'static>,
-    /// Functions defined so far (statements are dropped after each evaluation).
-    ast: AST,
+    /// Standard input is a pipe: a signal ends the session, not just one evaluation.
+    piped: bool,
     count: usize,
     /// Inputs that succeeded, for `:save`.
     saved: Vec<String>,
@@ -113,15 +70,12 @@ pub(crate) struct Repl {
 /// tokio runtime context.
 pub fn run(args: &ReplArgs) -> Verdict {
     let rt = tokio::runtime::Handle::current();
-    let target = match connection::choose(&args.target) {
-        ClusterKind::Kube => match rt.block_on(connection::connect(&args.target)) {
-            Ok(t) => t,
-            Err(e) => {
-                warn!("error: {e}");
-                return Verdict::Error;
-            }
-        },
-        ClusterKind::Sim => connection::simulated(args.target.seed, args.target.scenario),
+    let target = match Targets::connect(&args.target.choice()) {
+        Ok(t) => t.next(),
+        Err(e) => {
+            warn!("error: {e}");
+            return Verdict::Error;
+        }
     };
     let tty = std::io::stdin().is_terminal();
     if tty {
@@ -131,8 +85,7 @@ pub fn run(args: &ReplArgs) -> Verdict {
     }
     let state_dir = session::state_dir(args.state_dir.as_deref());
     let run_id = new_run_id();
-    let journal =
-        (!target.is_simulated()).then(|| Journal::new(&state_dir, &run_id, target.context.clone()));
+    let journal = journal_for(&target, &state_dir, &run_id);
     let stop = Stop::new(args.timeout);
     // The session's budget is wall time: against the simulator, virtual time runs ahead with
     // every sleep, and must not end the session (set before Session::new, which keeps the first).
@@ -153,14 +106,12 @@ pub fn run(args: &ReplArgs) -> Verdict {
         stdlib: Stdlib::from_option(args.stdlib.stdlib.clone()),
         ..Default::default()
     };
-    let engine = engine::build(&config, Some(session.clone()));
-    let docs = engine::docs(&engine);
+    let run = Run::new(config, session, Arc::new(|text: &str| warn_raw!("{text}")));
+    let docs = engine::docs(&run.engine);
     let mut repl = Repl {
-        session,
-        engine,
-        config,
+        run,
         scope: Scope::new(),
-        ast: AST::empty(),
+        piped: !tty,
         count: 0,
         saved: Vec::new(),
         defined_in: HashMap::new(),
@@ -170,24 +121,17 @@ pub fn run(args: &ReplArgs) -> Verdict {
     };
     let interrupted_at_exit = if tty {
         repl.interactive(state_dir.join("repl_history"));
-        false
+        // Ctrl-C stops one evaluation; another signal ended the session.
+        stop::ending()
     } else {
         repl.piped()
     };
-    let verdict = if repl.cleanup() {
-        Verdict::Passed
-    } else {
-        Verdict::CleanupIncomplete
-    };
-    if interrupted_at_exit {
-        verdict.worst(Verdict::Interrupted)
-    } else {
-        verdict
-    }
+    repl.finish(interrupted_at_exit)
 }
 
 impl Repl {
-    /// The line editor loop (stdin is a terminal).
+    /// The line editor loop (stdin is a terminal). The editor reads on its own thread, so a
+    /// session-ending signal that arrives while the prompt waits ends the session at once.
     fn interactive(&mut self, history: PathBuf) {
         let config = Config::builder()
             .completion_type(CompletionType::List)
@@ -200,10 +144,13 @@ impl Repl {
                 return;
             }
         };
-        let live = live::Live::new(self.session.target.client.clone(), self.session.rt.clone());
+        let live = live::Live::new(
+            self.run.session.target.client.clone(),
+            self.run.session.rt.clone(),
+        );
         editor.set_helper(Some(ReplHelper::new(
             // Parsing only (is an input finished?): an engine without the session.
-            Arc::new(engine::build(&self.config, None)),
+            Arc::new(engine::build(&self.run.config, None)),
             self.docs.clone(),
             self.names.clone(),
             commands::names(),
@@ -216,20 +163,48 @@ impl Repl {
         say(
             "playbook repl: Tab completes, :help lists commands, Ctrl-C stops an evaluation, Ctrl-D or :quit cleans up and leaves",
         );
-        loop {
-            match editor.readline("pb> ") {
-                Ok(text) => {
+        // The terminal's settings, to restore if the session ends while the editor holds the
+        // terminal in raw mode.
+        let terminal = terminal_settings();
+        let (lines, inputs) = mpsc::channel();
+        let (next, wait_next) = mpsc::channel::<bool>();
+        std::thread::spawn(move || {
+            loop {
+                let read = editor.readline("pb> ");
+                if read.is_ok() {
                     let _ = editor.save_history(&history);
-                    if self.input(&text) == Flow::Quit {
+                }
+                // After each input, the next prompt waits until the REPL says to go on.
+                if lines.send(read).is_err() || wait_next.recv() != Ok(true) {
+                    break;
+                }
+            }
+        });
+        loop {
+            match inputs.recv_timeout(Duration::from_millis(100)) {
+                Ok(Ok(text)) => {
+                    let go_on = self.input(&text) != Flow::Quit && !stop::ending();
+                    let _ = next.send(go_on);
+                    if !go_on {
                         break;
                     }
                 }
                 // Ctrl-C at the prompt clears the line.
-                Err(ReadlineError::Interrupted) => continue,
-                Err(ReadlineError::Eof) => break,
-                Err(e) => {
+                Ok(Err(ReadlineError::Interrupted)) => {
+                    let _ = next.send(true);
+                }
+                Ok(Err(ReadlineError::Eof)) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Ok(Err(e)) => {
                     warn!("error: reading input: {e}");
                     break;
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if stop::ending() {
+                        // The editor still waits in raw mode: give the terminal back first.
+                        restore_terminal(terminal.as_deref());
+                        warn!("");
+                        break;
+                    }
                 }
             }
         }
@@ -252,7 +227,11 @@ impl Repl {
                 Ok(Ok(line)) => {
                     buf.push_str(&line);
                     buf.push('\n');
-                    if lex::is_complete(&self.engine, &buf) {
+                    // A signal between statements ends the session before the next one.
+                    if interrupted().load(Ordering::SeqCst) {
+                        return true;
+                    }
+                    if lex::is_complete(&self.run.engine, &buf) {
                         let text = std::mem::take(&mut buf);
                         if self.input(&text) == Flow::Quit {
                             return false;
@@ -263,10 +242,13 @@ impl Repl {
                     }
                 }
                 Ok(Err(_)) | Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    if interrupted().load(Ordering::SeqCst) {
+                        return true;
+                    }
                     if !buf.trim().is_empty() {
                         self.input(&buf);
                     }
-                    return self.was_interrupted;
+                    return self.was_interrupted || interrupted().load(Ordering::SeqCst);
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     if interrupted().load(Ordering::SeqCst) {
@@ -297,13 +279,13 @@ impl Repl {
     /// Compiles `text` against the scope, keeps its functions, runs it, prints its value or
     /// its error; true if it succeeded.
     fn evaluate(&mut self, source: &str, text: &str) -> bool {
-        self.config.sources.add(source, text);
-        let mut ast = match self.engine.compile_with_scope(&self.scope, text) {
+        self.run.config.sources.add(source, text);
+        let mut ast = match self.run.engine.compile_with_scope(&self.scope, text) {
             Ok(ast) => ast,
             Err(e) => {
                 warn_raw!(
                     "{}",
-                    Diagnostic::from_parse(source, &e).render(&self.config.sources)
+                    Diagnostic::from_parse(source, &e).render(&self.run.config.sources)
                 );
                 return false;
             }
@@ -313,14 +295,14 @@ impl Repl {
             self.defined_in
                 .insert(f.name.to_string(), source.to_string());
         }
-        self.ast.combine(ast);
-        self.ast.set_source(source);
+        self.run.ast.combine(ast);
+        self.run.ast.set_source(source);
         self.reset_stop();
-        let (engine, scope, ast) = (&self.engine, &mut self.scope, &self.ast);
+        let (engine, scope, ast) = (&self.run.engine, &mut self.scope, &self.run.ast);
         let result = catch_unwind(AssertUnwindSafe(|| {
             engine.eval_ast_with_scope::<Dynamic>(scope, ast)
         }));
-        self.ast.clear_statements();
+        self.run.ast.clear_statements();
         self.was_interrupted = interrupted().load(Ordering::SeqCst);
         self.update_names();
         let ok = match result {
@@ -335,13 +317,16 @@ impl Repl {
                 if self.was_interrupted
                     && matches!(err.unwrap_inner(), EvalAltResult::ErrorTerminated(..))
                 {
-                    warn!(
-                        "interrupted: stopped this evaluation (the session and its faults remain)"
-                    );
+                    if !stop::ending() {
+                        warn!(
+                            "interrupted: stopped this evaluation (the session and its faults remain)"
+                        );
+                    }
                 } else {
                     warn_raw!(
                         "{}",
-                        self.diagnostic(source, &err).render(&self.config.sources)
+                        self.diagnostic(source, &err)
+                            .render(&self.run.config.sources)
                     );
                 }
                 false
@@ -364,15 +349,15 @@ impl Repl {
                 .expect("the import pattern is a valid regex")
         });
         for cap in import.captures_iter(text) {
-            let resolved = self.engine.module_resolver().resolve(
-                &self.engine,
+            let resolved = self.run.engine.module_resolver().resolve(
+                &self.run.engine,
                 Some(source),
                 &cap[1],
                 rhai::Position::NONE,
             );
             match resolved {
                 Ok(module) => {
-                    self.engine.register_static_module(&cap[2], module);
+                    self.run.engine.register_static_module(&cap[2], module);
                 }
                 Err(e) => warn!(
                     "warning: module {:?} stays for that input only: {e}",
@@ -382,10 +367,13 @@ impl Repl {
         }
     }
 
-    /// Clears Ctrl-C so the next evaluation runs.
+    /// Clears Ctrl-C so the next evaluation runs (at a terminal; from a pipe, a signal ends
+    /// the session, and a session-ending signal is never cleared).
     fn reset_stop(&self) {
-        interrupted().store(false, Ordering::SeqCst);
-        self.session.stop.clear();
+        if !self.piped {
+            stop::clear_interrupt();
+        }
+        self.run.session.stop.clear();
     }
 
     /// The diagnostic of a runtime error; an error inside a function defined by an earlier
@@ -415,6 +403,7 @@ impl Repl {
             .map(|(n, _, _)| n.to_string())
             .collect();
         let defined: Vec<_> = self
+            .run
             .ast
             .iter_functions()
             .filter(|f| !f.name.starts_with("anon$"))
@@ -431,48 +420,50 @@ impl Repl {
     }
 
     /// Runs the cleanup ledger now (removing every fault, running `on_cleanup` closures);
-    /// true if everything was removed.
-    fn cleanup(&mut self) -> bool {
+    /// whether everything was removed, and how many steps ran.
+    fn cleanup(&mut self) -> (bool, usize) {
         self.reset_stop();
-        let before = self.session.record().cleanup.len();
-        let (engine, ast) = (&self.engine, &self.ast);
-        let ok = catch_unwind(AssertUnwindSafe(|| {
-            self.session.cleanup(|f| {
-                f.call::<Dynamic>(engine, ast, ())
-                    .map(|_| ())
-                    .map_err(|e| Diagnostic::from_eval("repl", &e).message)
-            })
-        }))
-        .unwrap_or(false);
-        if self.session.record().cleanup.len() == before {
+        let (ok, steps) = self.run.cleanup("repl");
+        if steps == 0 {
             say("cleanup: nothing to remove");
         }
-        if !ok {
-            // The steps that failed in this cleanup (the ledger has already taken them).
-            let left: Vec<String> = self
-                .session
-                .record()
-                .cleanup
-                .iter()
-                .skip(before)
-                .filter(|c| !c.ok)
-                .map(|c| {
-                    c.step
-                        .strip_prefix("delete ")
-                        .unwrap_or(&c.step)
-                        .to_string()
-                })
-                .collect();
-            warn!(
-                "error: cleanup could not remove everything; still there: {}",
-                if left.is_empty() {
-                    "(see the failed steps above)".to_string()
-                } else {
-                    left.join(", ")
-                }
-            );
-        }
-        ok
+        (ok, steps)
+    }
+
+    /// Leaves the session as `playbook run` ends a playbook: cleanup, then the steady states
+    /// are checked again (unless a signal ended it); the session's verdict.
+    fn finish(&mut self, interrupted_at_exit: bool) -> Verdict {
+        self.reset_stop();
+        let verdict = if interrupted_at_exit {
+            Verdict::Interrupted
+        } else {
+            Verdict::Passed
+        };
+        let cleanup = self.cleanup();
+        self.run.conclude("repl", verdict, None, cleanup).verdict
+    }
+}
+
+/// The terminal's settings (`stty -g`), if standard input is one.
+fn terminal_settings() -> Option<String> {
+    let out = std::process::Command::new("stty")
+        .arg("-g")
+        .stdin(std::process::Stdio::inherit())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let saved = String::from_utf8(out.stdout).ok()?;
+    (out.status.success() && !saved.trim().is_empty()).then(|| saved.trim().to_string())
+}
+
+/// Puts the terminal's settings back (from [`terminal_settings`]).
+fn restore_terminal(saved: Option<&str>) {
+    if let Some(saved) = saved {
+        let _ = std::process::Command::new("stty")
+            .arg(saved)
+            .stdin(std::process::Stdio::inherit())
+            .stderr(std::process::Stdio::null())
+            .status();
     }
 }
 
@@ -484,11 +475,4 @@ fn as_statement(text: &str) -> String {
     } else {
         format!("{t};")
     }
-}
-
-/// A run id that is unique on this machine and sorts by time: `pb-YYYYMMDD-HHMMSS-XXXX`.
-fn new_run_id() -> String {
-    let now = jiff::Timestamp::now();
-    let tag = (now.as_nanosecond() as u64 ^ (u64::from(std::process::id()) << 20)) & 0xffff;
-    format!("pb-{}-{tag:04x}", now.strftime("%Y%m%d-%H%M%S"))
 }

@@ -24,8 +24,19 @@ pub struct Journal {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Entry {
     pub object: ObjectRef,
-    /// `intended` (written before the create), `created`, or `removed`.
-    pub state: String,
+    pub state: EntryState,
+}
+
+/// Where an object of the journal stands (written as `intended`, `created`, `removed`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum EntryState {
+    /// Written before the create: the object may or may not exist.
+    Intended,
+    /// The cluster accepted the create.
+    Created,
+    /// Removed (or its create failed): nothing left to clean up.
+    Removed,
 }
 
 /// The state folder: `--state-dir`, else `$XDG_STATE_HOME/playbook`, else `~/.local/state/playbook`.
@@ -84,12 +95,12 @@ impl Journal {
     }
 
     /// Records the state of `object` and writes the file (atomically: write, then rename).
-    pub fn mark(&mut self, object: &ObjectRef, state: &str) -> std::io::Result<()> {
+    pub fn mark(&mut self, object: &ObjectRef, state: EntryState) -> std::io::Result<()> {
         match self.objects.iter_mut().find(|e| e.object == *object) {
-            Some(e) => e.state = state.to_string(),
+            Some(e) => e.state = state,
             None => self.objects.push(Entry {
                 object: object.clone(),
-                state: state.to_string(),
+                state,
             }),
         }
         self.write()
@@ -99,7 +110,7 @@ impl Journal {
     pub fn pending(&self) -> impl Iterator<Item = &ObjectRef> {
         self.objects
             .iter()
-            .filter(|e| e.state != "removed")
+            .filter(|e| e.state != EntryState::Removed)
             .map(|e| &e.object)
     }
 
@@ -130,15 +141,30 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("pb-journal-{}", std::process::id()));
         let obj = ObjectRef::new("chaos-mesh.org/v1alpha1", "PodChaos", Some("ns"), "pb-kill");
         let mut j = Journal::new(&dir, "pb-1", Some("ctx".into()));
-        j.mark(&obj, "intended").unwrap();
+        j.mark(&obj, EntryState::Intended).unwrap();
         let (all, bad) = Journal::all(&dir);
         assert!(bad.is_empty());
         assert_eq!(all[0].pending().collect::<Vec<_>>(), vec![&obj]);
-        j.mark(&obj, "removed").unwrap();
+        j.mark(&obj, EntryState::Removed).unwrap();
         assert_eq!(Journal::all(&dir).0[0].pending().count(), 0);
         j.finish().unwrap();
         j.finish().unwrap();
         assert!(Journal::all(&dir).0.is_empty());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_created_object_is_written_as_created_and_still_pending() {
+        let dir = std::env::temp_dir().join(format!("pb-journal-created-{}", std::process::id()));
+        let obj = ObjectRef::new("chaos-mesh.org/v1alpha1", "PodChaos", Some("ns"), "pb-kill");
+        let mut j = Journal::new(&dir, "pb-2", None);
+        j.mark(&obj, EntryState::Intended).unwrap();
+        j.mark(&obj, EntryState::Created).unwrap();
+        let text = std::fs::read_to_string(dir.join("journal/pb-2.json")).unwrap();
+        assert!(text.contains("\"state\": \"created\""), "{text}");
+        let (all, _) = Journal::all(&dir);
+        assert_eq!(all[0].objects[0].state, EntryState::Created);
+        assert_eq!(all[0].pending().collect::<Vec<_>>(), vec![&obj]);
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -5,18 +5,17 @@ mod journal;
 mod ledger;
 mod phase;
 mod record;
-mod stop;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use jiff::Timestamp;
 
-pub use journal::{Journal, state_dir};
+pub use crate::stop::{Stop, StopReason, interrupted};
+pub use journal::{EntryState, Journal, state_dir};
 pub use ledger::{Ledger, ObjectRef, REMOVE_TIMEOUT, Step, api_for, api_in, remove, retry};
 pub use phase::{Phase, PhaseObserver};
 pub use record::{CleanupStep, Expectation, Fault, LogLine, Record, Status};
-pub use stop::{Stop, StopReason, interrupted};
 
 use crate::connection::Target;
 
@@ -172,11 +171,18 @@ impl Session {
     /// to the ledger. Fails (and nothing should be created) if the journal cannot be written.
     pub fn will_create(&self, object: &ObjectRef) -> Result<(), String> {
         if let Some(j) = lock(&self.journal).as_mut() {
-            j.mark(object, "intended")
+            j.mark(object, EntryState::Intended)
                 .map_err(|e| format!("cannot write the journal before creating {object}: {e}"))?;
         }
         lock(&self.ledger).push(Step::Delete(object.clone()));
         Ok(())
+    }
+
+    /// Marks `object` as created in the journal (the cluster accepted it).
+    pub fn created(&self, object: &ObjectRef) {
+        if let Some(j) = lock(&self.journal).as_mut() {
+            let _ = j.mark(object, EntryState::Created);
+        }
     }
 
     /// Marks `object` as removed in the journal and the ledger (its cleanup step will not run).
@@ -189,7 +195,7 @@ impl Session {
             f.removed_s.get_or_insert(at);
         }
         if let Some(j) = lock(&self.journal).as_mut() {
-            let _ = j.mark(object, "removed");
+            let _ = j.mark(object, EntryState::Removed);
         }
     }
 

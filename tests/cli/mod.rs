@@ -1,18 +1,10 @@
 //! The command line's contract: exit codes, diagnostics of broken playbooks, check, doc.
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-/// Runs the built `playbook` with `args` from the crate root.
-pub fn playbook(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_playbook"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("PLAYBOOK_STDLIB")
-        .env_remove("RUST_BACKTRACE")
-        .output()
-        .expect("the playbook binary runs")
-}
+use crate::support::{PROCESS_LIMIT, Proc, playbook_cmd};
+
+pub use crate::support::{playbook, tempdir};
 
 fn text(out: &Output) -> (String, String) {
     (
@@ -278,62 +270,36 @@ fn the_stdlib_can_be_read_from_a_folder() {
         "fn ms(v) { \"overridden\" }\nfn pct(v) { \"\" }\n",
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_playbook"))
-        .args(["run", "tests/fixtures/ok/passes.rhai"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("PLAYBOOK_STDLIB", &dir)
-        .output()
-        .unwrap();
+    let out = crate::support::output(
+        playbook_cmd()
+            .args(["run", "tests/fixtures/ok/passes.rhai"])
+            .env("PLAYBOOK_STDLIB", &dir),
+        PROCESS_LIMIT,
+    );
     let (stdout, stderr) = text(&out);
     assert!(stdout.contains("overridden"), "{stdout}{stderr}");
 }
 
-/// A fresh folder under the target dir (no extra crates for temp dirs).
-pub fn tempdir() -> std::path::PathBuf {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "t-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 #[test]
 fn ctrl_c_and_sigterm_stop_the_run_with_130() {
-    for signal in ["-INT", "-TERM"] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_playbook"))
-            .args([
-                "run",
-                "--timeout",
-                "60s",
-                "tests/fixtures/broken/infinite_loop.rhai",
-            ])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+    for signal in ["INT", "TERM", "HUP", "QUIT"] {
+        let mut child = Proc::spawn(playbook_cmd().args([
+            "run",
+            "--timeout",
+            "60s",
+            "tests/fixtures/broken/infinite_loop.rhai",
+        ]));
         // Wait until the playbook is running (its header is printed) before signalling.
-        let mut stdout = child.stdout.take().unwrap();
-        let mut seen = Vec::new();
-        let mut buf = [0u8; 256];
-        while !String::from_utf8_lossy(&seen).contains("== tests/") {
-            use std::io::Read;
-            let n = stdout.read(&mut buf).unwrap();
-            assert!(n > 0, "playbook exited before running");
-            seen.extend_from_slice(&buf[..n]);
-        }
-        let status = Command::new("kill")
-            .args([signal, &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let out = child.wait_with_output().unwrap();
+        let mut lines = child.lines();
+        lines.wait_for("== tests/");
+        child.signal(signal);
+        let out = child.output(PROCESS_LIMIT);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(130), "{signal}: {stderr}");
         assert!(stderr.contains("interrupted"), "{signal}: {stderr}");
+        assert!(
+            stderr.contains(&format!("SIG{signal}")),
+            "{signal}: {stderr}"
+        );
     }
 }

@@ -2,12 +2,11 @@
 //! cleanup promise — each exit path leaves no chaos object and no pending journal, and a
 //! killed run's leftovers are found and removed by `playbook cleanup` — checked with kubectl.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use crate::cli::{playbook, tempdir};
 use crate::sim_api::Server;
+use crate::support::{PROCESS_LIMIT, Proc, playbook, playbook_cmd, tempdir};
 
 fn text(out: &Output) -> String {
     format!(
@@ -146,7 +145,7 @@ fn a_dry_run_creates_nothing_and_shows_the_objects() {
 }
 
 /// Chaos objects labelled as playbook's on the server, as `kind/name` lines.
-fn leftovers(server: &Server) -> Vec<String> {
+pub(crate) fn leftovers(server: &Server) -> Vec<String> {
     let out = server.ok(&[
         "get",
         "podchaos,networkchaos,stresschaos",
@@ -171,38 +170,20 @@ fn journals(state: &Path) -> Vec<String> {
 }
 
 /// Starts `playbook run` of the all-faults playbook against `server`; returns once it has injected.
-fn start_run(
-    server: &Server,
-    state: &Path,
-    exit: &str,
-    timeout: &str,
-) -> (std::process::Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_playbook"))
-        .args(["run", "--kubeconfig"])
-        .arg(&server.kubeconfig)
-        .arg("--state-dir")
-        .arg(state)
-        .args(["--var", &format!("exit={exit}"), "--timeout", timeout])
-        .arg("tests/fixtures/host/all_faults.rhai")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut seen = String::new();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    while !seen.contains("injected 8 faults") {
-        let mut line = String::new();
-        if out.read_line(&mut line).unwrap() == 0 {
-            break;
-        }
-        seen += &line;
-    }
+fn start_run(server: &Server, state: &Path, exit: &str, timeout: &str) -> (Proc, String) {
+    let mut child = Proc::spawn(
+        playbook_cmd()
+            .args(["run", "--kubeconfig"])
+            .arg(&server.kubeconfig)
+            .arg("--state-dir")
+            .arg(state)
+            .args(["--var", &format!("exit={exit}"), "--timeout", timeout])
+            .arg("tests/fixtures/host/all_faults.rhai"),
+    );
+    let mut lines = child.lines();
+    let seen = lines.wait_for("injected 8 faults").join("\n");
     // Keep draining stdout so the child never blocks on a full pipe.
-    std::thread::spawn(move || {
-        let mut rest = String::new();
-        let _ = std::io::Read::read_to_string(&mut out, &mut rest);
-    });
+    std::thread::spawn(move || lines.rest());
     (child, seen)
 }
 
@@ -214,12 +195,14 @@ fn every_exit_path_cleans_up_every_fault_kind() {
         ("fail", "10m", None, 1),
         ("error", "10m", None, 3),
         ("timeout", "3s", None, 3),
-        ("wait", "10m", Some("-INT"), 130),
-        ("wait", "10m", Some("-TERM"), 130),
+        ("wait", "10m", Some("INT"), 130),
+        ("wait", "10m", Some("TERM"), 130),
+        ("wait", "10m", Some("HUP"), 130),
+        ("wait", "10m", Some("QUIT"), 130),
     ];
     for (exit, timeout, signal, code) in paths {
         let state = tempdir();
-        let (mut child, seen) = start_run(&server, &state, exit, timeout);
+        let (child, seen) = start_run(&server, &state, exit, timeout);
         assert!(seen.contains("injected 8 faults"), "{exit}: {seen}");
         if let Some(sig) = signal {
             assert_eq!(
@@ -227,15 +210,11 @@ fn every_exit_path_cleans_up_every_fault_kind() {
                 8,
                 "{exit}: all eight live before the signal"
             );
-            Command::new("kill")
-                .args([sig.to_string(), child.id().to_string()])
-                .status()
-                .unwrap();
+            child.signal(sig);
         }
-        let status = child.wait().unwrap();
-        let mut err = String::new();
-        let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err);
-        assert_eq!(status.code(), Some(*code), "{exit} {signal:?}: {err}");
+        let out = child.output(PROCESS_LIMIT);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(*code), "{exit} {signal:?}: {err}");
         assert_eq!(
             leftovers(&server),
             Vec::<String>::new(),
@@ -255,8 +234,8 @@ fn a_killed_run_is_cleaned_up_by_playbook_cleanup() {
     let state = tempdir();
     let (mut child, seen) = start_run(&server, &state, "wait", "10m");
     assert!(seen.contains("injected 8 faults"), "{seen}");
-    child.kill().unwrap(); // SIGKILL: no cleanup can run
-    child.wait().unwrap();
+    child.signal("KILL"); // no cleanup can run
+    child.wait(PROCESS_LIMIT);
     assert_eq!(
         leftovers(&server).len(),
         8,
@@ -323,7 +302,7 @@ fn a_real_prometheus_scraping_sim_serve_answers_a_playbook() {
     );
     std::fs::write(dir.join("prometheus.yml"), config).unwrap();
     let port = free_port();
-    let mut child = Command::new(prometheus)
+    let child = Command::new(prometheus)
         .arg(format!(
             "--config.file={}",
             dir.join("prometheus.yml").display()
@@ -337,6 +316,7 @@ fn a_real_prometheus_scraping_sim_serve_answers_a_playbook() {
         .stderr(Stdio::null())
         .spawn()
         .expect("start prometheus");
+    let child = Proc::guard(child, "prometheus");
     assert!(
         ready(port),
         "prometheus did not become ready on port {port}"
@@ -381,8 +361,7 @@ print(`prometheus ok: breaker ${breaker}, ${range[0].values.len()} samples`);
         &url,
         bad.to_str().unwrap(),
     ]);
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     assert_eq!(out.status.code(), Some(0), "{all}");
     assert!(all.contains("prometheus ok: breaker 0"), "{all}");
     assert_eq!(rejected.status.code(), Some(3), "{}", text(&rejected));

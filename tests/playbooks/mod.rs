@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::cli::{playbook, tempdir};
+use crate::support::{playbook, tempdir};
 
 const SEEDS: [&str; 5] = [
     "pod-failure",

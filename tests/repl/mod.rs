@@ -4,59 +4,34 @@
 mod tty;
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Output};
 
-/// A fresh folder for one test's state (history, journals, saved playbooks).
-pub fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("pb-repl-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("a scratch folder");
-    dir
-}
+pub use crate::support::scratch;
+use crate::support::{Lines, PROCESS_LIMIT, Proc, playbook_cmd, repl_with_a_fault};
 
-/// Runs `playbook repl --cluster sim` with `input` on standard input.
+/// Runs `playbook repl --cluster sim` with `input` on standard input (bounded).
 fn piped(input: &str, state: &Path) -> (Output, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_playbook"))
-        .args(["repl", "--cluster", "sim", "--state-dir"])
-        .arg(state)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("PLAYBOOK_STDLIB")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the playbook binary runs");
-    if let Some(mut stdin) = child.stdin.take() {
+    let mut child = Proc::spawn(
+        playbook_cmd()
+            .args(["repl", "--cluster", "sim", "--state-dir"])
+            .arg(state),
+    );
+    if let Some(mut stdin) = child.child().stdin.take() {
         stdin.write_all(input.as_bytes()).expect("stdin is written");
     }
-    let out = child.wait_with_output().expect("the repl ends");
+    let out = child.output(PROCESS_LIMIT);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     (out, stdout, stderr)
 }
 
-/// Reads `stdout` until a line starts with `prefix` (20 s at most); the lines read.
-fn wait_for_line(stdout: Option<std::process::ChildStdout>, prefix: &str) -> Vec<String> {
-    use std::io::BufRead;
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stdout = stdout.expect("stdout is piped");
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(line);
-        }
-    });
-    let mut seen = Vec::new();
-    while !seen.iter().any(|l: &String| l.starts_with(prefix)) {
-        match rx.recv_timeout(std::time::Duration::from_secs(20)) {
-            Ok(line) => seen.push(line),
-            Err(_) => panic!("never saw a line starting with {prefix:?}: {seen:?}"),
-        }
-    }
-    seen
+/// Reads the child's standard output until a line starts with `prefix` (bounded); the lines
+/// read, and the rest to read later.
+fn wait_for_line(child: &mut Proc, prefix: &str) -> (Vec<String>, Lines) {
+    let mut lines = child.lines();
+    lines.wait_for(prefix);
+    (lines.seen.clone(), lines)
 }
 
 #[test]
@@ -90,6 +65,32 @@ fn piped_statements_print_results_plainly_without_prompts() {
         "stderr: {stderr}"
     );
     assert!(!stdout.contains("pb>"), "{stdout}");
+}
+
+#[test]
+fn at_exit_the_repl_checks_its_steady_states_again_as_run_does() {
+    // Holds again after cleanup: the session passes.
+    let dir = scratch("steady-ok");
+    let (out, stdout, stderr) = piped(
+        "steady_state(\"always true\", || true);\nsleep(\"5s\");\n",
+        &dir,
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let cleanup = stdout.find("cleanup: nothing to remove");
+    let again = stdout.find("ok: steady_state (after cleanup) \"always true\"");
+    assert!(cleanup.is_some() && cleanup < again, "{stdout}");
+
+    // True at first, false for good later: the session fails (exit 1), naming it.
+    let dir = scratch("steady-fail");
+    let (out, stdout, stderr) = piped(
+        "let t0 = clock_ms();\nsteady_state(\"first ten ms\", || clock_ms() - t0 < 10.0);\nsleep(\"5s\");\n",
+        &dir,
+    );
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("FAILED: steady_state (after cleanup) \"first ten ms\""),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -221,25 +222,13 @@ fn exit_code_4_and_a_journal_when_cleanup_at_exit_cannot_remove_a_fault() {
     let dir = scratch("exit4");
     let mut served = tty::Served::start(&dir);
     let state = dir.join("state");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_playbook"))
-        .args(["repl", "--cluster", "kube", "--kubeconfig"])
-        .arg(&served.kubeconfig)
-        .arg("--state-dir")
-        .arg(&state)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the playbook binary runs");
-    let mut stdin = child.stdin.take().expect("stdin");
-    stdin
-        .write_all(b"let f = chaos::pod_kill(#{ selector: #{ namespaces: [\"default\"] } });\n")
-        .expect("stdin is written");
-    let seen = wait_for_line(child.stdout.take(), "inject: PodChaos default/");
+    let (mut child, stdin) = repl_with_a_fault(&served.kubeconfig, &state);
+    let (seen, rest) = wait_for_line(&mut child, "inject: PodChaos default/");
+    std::thread::spawn(move || rest.rest());
     // The cluster goes away; leaving must say what is left and exit 4.
     served.stop();
     drop(stdin);
-    let out = child.wait_with_output().expect("the repl ends");
+    let out = child.output(PROCESS_LIMIT);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(4), "{seen:?}\n{stderr}");
     assert!(
@@ -256,33 +245,21 @@ fn exit_code_4_and_a_journal_when_cleanup_at_exit_cannot_remove_a_fault() {
 
 #[test]
 fn piped_ctrl_c_stops_the_evaluation_cleans_up_and_exits_130() {
-    use std::io::Read;
     let dir = scratch("sigint");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_playbook"))
-        .args(["repl", "--cluster", "sim", "--state-dir"])
-        .arg(&dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the playbook binary runs");
-    let mut stdin = child.stdin.take().expect("stdin");
+    let mut child = Proc::spawn(
+        playbook_cmd()
+            .args(["repl", "--cluster", "sim", "--state-dir"])
+            .arg(&dir),
+    );
+    let mut stdin = child.child().stdin.take().expect("stdin");
     stdin
-        .write_all(b"let f = chaos::pod_kill(#{ selector: #{ namespaces: [\"default\"] } });\nexpect(\"never\", \"100000h\", || false)\n")
+        .write_all(b"let f = chaos::pod_kill(#{ selector: #{ namespaces: [\"default\"] } });\nlet t0 = clock_ms();\nexpect(\"never\", \"100000h\", || { if clock_ms() - t0 < 1.0 { print(\"waiting now\") } false })\n")
         .expect("stdin is written");
-    std::thread::sleep(std::time::Duration::from_millis(1500));
-    let killed = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(killed.success());
-    let mut stdout = String::new();
-    if let Some(mut out) = child.stdout.take() {
-        let _ = out.read_to_string(&mut stdout);
-    }
-    let out = child.wait_with_output().expect("the repl ends");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(130), "{stdout}\n{stderr}");
+    // Signal once the REPL is in the endless wait (its condition says so on its first call).
+    let (_, lines) = wait_for_line(&mut child, "waiting now");
+    child.signal("INT");
+    let (code, stdout, stderr) = child.finish(lines, PROCESS_LIMIT);
+    assert_eq!(code, Some(130), "{stdout}\n{stderr}");
     assert!(
         stderr.contains("interrupted: stopped this evaluation"),
         "{stderr}"
@@ -299,23 +276,10 @@ fn a_killed_repl_leaves_a_journal_that_playbook_cleanup_handles() {
     let dir = scratch("killed");
     let served = tty::Served::start(&dir);
     let state = dir.join("state");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_playbook"))
-        .args(["repl", "--cluster", "kube", "--kubeconfig"])
-        .arg(&served.kubeconfig)
-        .arg("--state-dir")
-        .arg(&state)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the playbook binary runs");
-    let mut stdin = child.stdin.take().expect("stdin");
-    stdin
-        .write_all(b"let f = chaos::pod_kill(#{ selector: #{ namespaces: [\"default\"] } });\n")
-        .expect("stdin is written");
-    wait_for_line(child.stdout.take(), "inject: PodChaos default/");
-    let _ = child.kill();
-    let _ = child.wait();
+    let (mut child, stdin) = repl_with_a_fault(&served.kubeconfig, &state);
+    wait_for_line(&mut child, "inject: PodChaos default/");
+    child.signal("KILL");
+    child.wait(PROCESS_LIMIT);
     drop(stdin);
     assert!(
         served
@@ -323,13 +287,14 @@ fn a_killed_repl_leaves_a_journal_that_playbook_cleanup_handles() {
             .contains("pb-pod-kill-"),
         "the killed REPL's fault is still there"
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_playbook"))
-        .args(["cleanup", "--all", "--cluster", "kube", "--kubeconfig"])
-        .arg(&served.kubeconfig)
-        .arg("--state-dir")
-        .arg(&state)
-        .output()
-        .expect("cleanup runs");
+    let out = crate::support::output(
+        playbook_cmd()
+            .args(["cleanup", "--all", "--cluster", "kube", "--kubeconfig"])
+            .arg(&served.kubeconfig)
+            .arg("--state-dir")
+            .arg(&state),
+        PROCESS_LIMIT,
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(

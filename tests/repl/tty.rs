@@ -93,7 +93,7 @@ impl Term {
             if screen.matches(needle).count() >= times {
                 return screen;
             }
-            if start.elapsed() > Duration::from_secs(20) {
+            if start.elapsed() > Duration::from_secs(60) {
                 panic!("the screen never showed {needle:?} ({times}x):\n{screen}");
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -102,6 +102,20 @@ impl Term {
 
     fn wait_for(&self, needle: &str) -> String {
         self.wait_for_n(needle, 1)
+    }
+
+    /// Sends `signal` to the REPL (the child of the pane's shell).
+    fn signal(&self, signal: &str) {
+        let shell = self.tmux(&["list-panes", "-t", "t", "-F", "#{pane_pid}"]);
+        let shell = shell.trim();
+        let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children"))
+            .expect("the pane's shell lists its children");
+        let repl = children.split_whitespace().next().expect("the REPL runs");
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), repl.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{signal} {repl}");
     }
 }
 
@@ -335,4 +349,26 @@ fn against_sim_serve_completes_workloads_and_leaves_no_fault_behind() {
         .map(|d| d.count())
         .unwrap_or(0);
     assert_eq!(journals, 0, "the journal of a clean session is removed");
+}
+
+#[test]
+fn a_terminating_signal_at_the_prompt_cleans_up_and_leaves_with_130() {
+    for signal in ["TERM", "QUIT"] {
+        let dir = scratch(&format!("tty-sig{signal}"));
+        let t = sim_repl(&format!("sig{signal}"), &dir);
+        t.line("let f = chaos::pod_kill(#{ selector: #{ namespaces: [\"default\"] } });");
+        t.wait_for("inject: PodChaos default/");
+        t.wait_for_n("pb> ", 2);
+        // The REPL waits at its prompt (the editor holds the terminal in raw mode).
+        t.signal(signal);
+        let screen = t.wait_for("EXIT=130");
+        assert!(
+            screen.contains(&format!("interrupted by SIG{signal}")),
+            "{screen}"
+        );
+        assert!(
+            screen.contains("cleanup: removed PodChaos default/pb-pod-kill-"),
+            "{screen}"
+        );
+    }
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use playbook::report::{RunReport, SCHEMA, Status};
 use serde_json::Value;
 
-use crate::cli::{playbook, tempdir};
+use crate::support::{playbook, tempdir};
 
 mod junit;
 use junit::attr;

@@ -1,0 +1,204 @@
+//! Why a run must stop now: a terminating signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT), or the
+//! playbook's deadline on its clock or the wall clock. A leaf of the core: the clock, the
+//! session and the engine all check it.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// The process-wide interrupt flag, set by the signal handler (any [`Signal`]).
+pub fn interrupted() -> &'static Arc<AtomicBool> {
+    static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+    FLAG.get_or_init(|| Arc::new(AtomicBool::new(false)))
+}
+
+/// The signals that stop a run (each runs cleanup before the process leaves).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// SIGINT (Ctrl-C): in the REPL, stops one evaluation.
+    Interrupt,
+    /// SIGTERM.
+    Terminate,
+    /// SIGHUP (the terminal went away).
+    Hangup,
+    /// SIGQUIT (Ctrl-\\).
+    Quit,
+}
+
+impl Signal {
+    /// Every signal that stops a run.
+    pub const ALL: [Signal; 4] = [
+        Signal::Interrupt,
+        Signal::Terminate,
+        Signal::Hangup,
+        Signal::Quit,
+    ];
+
+    /// Its conventional name, e.g. `SIGTERM`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Interrupt => "SIGINT",
+            Signal::Terminate => "SIGTERM",
+            Signal::Hangup => "SIGHUP",
+            Signal::Quit => "SIGQUIT",
+        }
+    }
+
+    /// Whether it ends a whole session (everything but SIGINT, which in the REPL stops only
+    /// the evaluation under way).
+    pub fn ends_session(self) -> bool {
+        self != Signal::Interrupt
+    }
+
+    /// Its code in [`last_signal_code`] (0 is none).
+    pub fn code(self) -> usize {
+        self as usize + 1
+    }
+}
+
+/// The last signal received (0: none), kept apart from the flag so that clearing a Ctrl-C
+/// never forgets a SIGTERM. Set by the signal handler itself (see `run::start`).
+pub fn last_signal_code() -> &'static Arc<AtomicUsize> {
+    static LAST: OnceLock<Arc<AtomicUsize>> = OnceLock::new();
+    LAST.get_or_init(|| Arc::new(AtomicUsize::new(0)))
+}
+
+/// A session-ending signal was received: it is never cleared. Set by the signal handler itself.
+pub fn ending_flag() -> &'static Arc<AtomicBool> {
+    static ENDING: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+    ENDING.get_or_init(|| Arc::new(AtomicBool::new(false)))
+}
+/// Cleanup is under way: a signal now is reported and cleanup goes on.
+static CLEANING: AtomicBool = AtomicBool::new(false);
+
+/// Records that `signal` arrived: every stop check from now on sees it.
+pub fn signalled(signal: Signal) {
+    last_signal_code().store(signal.code(), Ordering::SeqCst);
+    if signal.ends_session() {
+        ending_flag().store(true, Ordering::SeqCst);
+    }
+    interrupted().store(true, Ordering::SeqCst);
+}
+
+/// The last signal received, if any.
+pub fn last_signal() -> Option<Signal> {
+    let code = last_signal_code().load(Ordering::SeqCst);
+    Signal::ALL.into_iter().find(|s| s.code() == code)
+}
+
+/// Whether a session-ending signal (SIGTERM, SIGHUP, SIGQUIT) was received.
+pub fn ending() -> bool {
+    ending_flag().load(Ordering::SeqCst)
+}
+
+/// Forgets a Ctrl-C so the REPL's next evaluation runs; a session-ending signal stays.
+pub fn clear_interrupt() {
+    if !ending() {
+        interrupted().store(false, Ordering::SeqCst);
+    }
+}
+
+/// Marks cleanup as under way (or over).
+pub fn set_cleaning(on: bool) {
+    CLEANING.store(on, Ordering::SeqCst);
+}
+
+/// Whether cleanup is under way.
+pub fn cleaning() -> bool {
+    CLEANING.load(Ordering::SeqCst)
+}
+
+/// Why a playbook was stopped before it finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// Its `--timeout` passed.
+    Timeout(Duration),
+    /// A signal (Ctrl-C, SIGTERM, SIGHUP, SIGQUIT).
+    Interrupted,
+}
+
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StopReason::Timeout(d) => write!(
+                f,
+                "timed out: the playbook ran longer than its {} (--timeout)",
+                crate::duration::format(*d)
+            ),
+            StopReason::Interrupted => match last_signal() {
+                Some(s) if s != Signal::Interrupt => write!(f, "interrupted ({})", s.name()),
+                _ => write!(f, "interrupted (Ctrl-C or SIGTERM)"),
+            },
+        }
+    }
+}
+
+/// A clock-based deadline check, installed by the session once it knows its clock.
+type ClockCheck = Box<dyn Fn() -> bool + Send + Sync>;
+
+/// The stop conditions of one playbook; checked by the engine's progress hook and by every wait.
+pub struct Stop {
+    timeout: Duration,
+    /// Cleanup's stop ignores Ctrl-C: the run's promise is that cleanup finishes.
+    interruptible: bool,
+    wall_deadline: Instant,
+    clock_passed: OnceLock<ClockCheck>,
+    reason: Mutex<Option<StopReason>>,
+}
+
+impl Stop {
+    /// Stop after `timeout` of wall time (and of the run's clock, once [`Stop::set_clock`] is called).
+    pub fn new(timeout: Duration) -> Self {
+        Stop {
+            timeout,
+            interruptible: true,
+            wall_deadline: Instant::now() + timeout,
+            clock_passed: OnceLock::new(),
+            reason: Mutex::new(None),
+        }
+    }
+
+    /// A stop that never fires (cleanup bounds its own waits).
+    pub fn unbounded() -> Self {
+        Stop {
+            interruptible: false,
+            ..Stop::new(Duration::from_secs(100 * 365 * 24 * 3600))
+        }
+    }
+
+    /// The playbook's time budget.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Also stop when `passed()` says the run's own clock (virtual in the simulator) is past the deadline.
+    pub fn set_clock(&self, passed: impl Fn() -> bool + Send + Sync + 'static) {
+        let _ = self.clock_passed.set(Box::new(passed));
+    }
+
+    /// The reason to stop, if there is one now; the first reason found sticks.
+    pub fn check(&self) -> Option<StopReason> {
+        let mut reason = self.reason.lock().unwrap_or_else(|e| e.into_inner());
+        if reason.is_none() {
+            if self.interruptible && interrupted().load(Ordering::Relaxed) {
+                *reason = Some(StopReason::Interrupted);
+            } else if Instant::now() >= self.wall_deadline
+                || self.clock_passed.get().is_some_and(|passed| passed())
+            {
+                *reason = Some(StopReason::Timeout(self.timeout));
+            }
+        }
+        *reason
+    }
+
+    /// Forgets the reason to stop, so the next evaluation runs: the REPL goes on after Ctrl-C
+    /// stopped one of its evaluations (the interrupt flag must be cleared too).
+    pub fn clear(&self) {
+        *self.reason.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// The reason the run stopped, if it was stopped.
+    pub fn reason(&self) -> Option<StopReason> {
+        *self.reason.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
