@@ -2,8 +2,13 @@
 
 use std::time::Duration;
 
+/// The longest duration accepted anywhere (`--timeout`, a fault's `duration`, waits): 30 days.
+/// Longer is surely a typo, and arithmetic on clocks stays far from overflowing.
+pub const LONGEST: Duration = Duration::from_secs(30 * 24 * 3600);
+
 /// Parses a duration written as one or more `<number><unit>` parts, units `ms`, `s`, `m`, `h`
-/// (Go's `time.ParseDuration` forms that Chaos Mesh accepts, without fractions or `us`/`ns`).
+/// (Go's `time.ParseDuration` forms that Chaos Mesh accepts, without fractions or `us`/`ns`),
+/// of at most [`LONGEST`].
 pub fn parse(text: &str) -> Result<Duration, String> {
     let s = text.trim();
     if s.is_empty() {
@@ -20,9 +25,13 @@ pub fn parse(text: &str) -> Result<Duration, String> {
                 "invalid duration {text:?}: expected a number at {rest:?} (write it like \"30s\", \"1m30s\" or \"100ms\")"
             ));
         }
-        let n: u64 = rest[..digits]
-            .parse()
-            .map_err(|_| format!("invalid duration {text:?}: number too large"))?;
+        let too_long = || {
+            format!(
+                "duration {text:?} is longer than the longest accepted, {} (30 days)",
+                format(LONGEST)
+            )
+        };
+        let n: u64 = rest[..digits].parse().map_err(|_| too_long())?;
         rest = &rest[digits..];
         let unit_len = rest
             .find(|c: char| c.is_ascii_digit())
@@ -45,6 +54,9 @@ pub fn parse(text: &str) -> Result<Duration, String> {
             }
         };
         total = total.saturating_add(part);
+        if total > LONGEST {
+            return Err(too_long());
+        }
         rest = &rest[unit_len..];
     }
     Ok(total)
@@ -98,6 +110,10 @@ mod tests {
         assert!(parse("3d").unwrap_err().contains("unknown unit \"d\""));
         assert!(parse("s").unwrap_err().contains("expected a number"));
         assert!(parse("1.5s").unwrap_err().contains("unknown unit"));
+        for huge in ["99999999999999999h", "721h", "99999999999999999999999s", "720h1ms"] {
+            assert!(parse(huge).unwrap_err().contains("longest accepted, 720h"), "{huge}");
+        }
+        assert_eq!(parse("720h"), Ok(LONGEST));
     }
 
     #[test]

@@ -158,11 +158,45 @@ pub struct Built {
     pub kind: String,
     pub namespace: String,
     pub name: String,
-    /// The namespaces its selector reaches (the object's own when the selector names none).
+    /// Every namespace the fault can reach: its selector's, its `target`'s (the object's own
+    /// for either that names none), and the object's own.
     pub target_namespaces: Vec<String>,
     pub mode: String,
+    /// The pod selections the fault makes: `spec.selector`, and `spec.target` if any.
+    pub reach: Vec<Reach>,
     pub allow_protected_namespaces: bool,
     pub allow_large_blast_radius: bool,
+}
+
+/// One pod selection of a fault (`spec.selector` with `spec.mode`/`value`, or `spec.target`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reach {
+    /// `selector` or `target`.
+    pub what: &'static str,
+    /// The selector (Chaos Mesh's `PodSelectorSpec`).
+    pub selector: Value,
+    /// The namespaces it lists pods in (the object's own when it names none).
+    pub namespaces: Vec<String>,
+    pub mode: String,
+    pub value: Option<String>,
+}
+
+impl Reach {
+    /// How many of `candidates` pods this selection can hit at most (Chaos Mesh's
+    /// `pkg/selector/generic/mode.go`: fixed-percent and random-max-percent round down).
+    pub fn most(&self, candidates: usize) -> usize {
+        let value = self
+            .value
+            .as_deref()
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(0);
+        match self.mode.as_str() {
+            "one" => candidates.min(1),
+            "fixed" => value.min(candidates),
+            "fixed-percent" | "random-max-percent" => candidates * value.min(100) / 100,
+            _ => candidates,
+        }
+    }
 }
 
 /// Builds the object for `fault` from a playbook's options.
@@ -299,6 +333,17 @@ pub fn from_manifest(
     cx: &Context<'_>,
     unbounded: bool,
 ) -> Result<Built, OptionError> {
+    from_manifest_allowing(manifest, cx, unbounded, false, false)
+}
+
+/// [`from_manifest`] with the safety opt-ins `chaos::apply`'s options may give.
+pub fn from_manifest_allowing(
+    manifest: &Value,
+    cx: &Context<'_>,
+    unbounded: bool,
+    allow_protected: bool,
+    allow_wide: bool,
+) -> Result<Built, OptionError> {
     let mut object = manifest.clone();
     let api_version = object["apiVersion"].as_str().unwrap_or_default();
     if api_version != API_VERSION {
@@ -322,10 +367,14 @@ pub fn from_manifest(
         .unwrap_or_else(|| cx.default_namespace.clone());
         object["metadata"]["namespace"] = ns.into();
     }
-    if object.pointer("/spec/duration").is_none() && !unbounded {
-        object["spec"]["duration"] = cx.default_duration.clone().into();
+    match object.pointer("/spec/duration") {
+        None if !unbounded => object["spec"]["duration"] = cx.default_duration.clone().into(),
+        Some(Value::String(d)) => {
+            crate::duration::parse(d).map_err(|e| bad("spec.duration", e))?;
+        }
+        _ => {}
     }
-    finish(object, cx, false, false)
+    finish(object, cx, allow_protected, allow_wide)
 }
 
 /// Labels the object, validates it against its CRD, and reads what the safety checks need.
@@ -357,11 +406,22 @@ fn finish(
         .as_str()
         .unwrap_or_default()
         .to_string();
-    let mut target_namespaces = selector_namespaces(&spec);
-    if target_namespaces.is_empty() {
-        target_namespaces.push(namespace.clone());
+    let mut reach = vec![reach_of("selector", &spec, &namespace)];
+    if let Some(Value::Object(target)) = spec.get("target") {
+        reach.push(reach_of("target", target, &namespace));
+    }
+    let mut target_namespaces: Vec<String> = Vec::new();
+    for ns in reach
+        .iter()
+        .flat_map(|r| r.namespaces.iter())
+        .chain([&namespace])
+    {
+        if !target_namespaces.contains(ns) {
+            target_namespaces.push(ns.clone());
+        }
     }
     Ok(Built {
+        reach,
         kind,
         name: object["metadata"]["name"]
             .as_str()
@@ -415,6 +475,29 @@ fn check_mode(spec: &Map<String, Value>, prefix: &str) -> Result<(), OptionError
     }
 }
 
+/// The selection `spec` (or `spec.target`) makes; a selector naming no namespace selects in
+/// the object's own (Chaos Mesh's webhook, `PodSelectorSpec.DefaultNamespace`).
+fn reach_of(what: &'static str, spec: &Map<String, Value>, own: &str) -> Reach {
+    let mut namespaces = selector_namespaces(spec);
+    if namespaces.is_empty() {
+        namespaces.push(own.to_string());
+    }
+    Reach {
+        what,
+        selector: spec.get("selector").cloned().unwrap_or_default(),
+        namespaces,
+        mode: spec
+            .get("mode")
+            .and_then(Value::as_str)
+            .unwrap_or("one")
+            .to_string(),
+        value: spec.get("value").map(|v| match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        }),
+    }
+}
+
 /// `selector.namespaces`, or the namespaces of `selector.pods`.
 fn selector_namespaces(spec: &Map<String, Value>) -> Vec<String> {
     let sel = spec.get("selector");
@@ -431,6 +514,7 @@ fn selector_namespaces(spec: &Map<String, Value>) -> Vec<String> {
     if let Some(pods) = sel.and_then(|s| s.get("pods")).and_then(Value::as_object) {
         out.extend(pods.keys().cloned());
     }
+    out.sort();
     out.dedup();
     out
 }

@@ -444,6 +444,8 @@ impl Repl {
             })
         }))
         .unwrap_or(false);
+        // The REPL goes on after `:cleanup`: faults may be created again.
+        self.session.reopen();
         if self.session.record().cleanup.len() == before {
             say("cleanup: nothing to remove");
         }
