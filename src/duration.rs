@@ -2,9 +2,10 @@
 
 use std::time::Duration;
 
-/// The longest duration accepted anywhere (`--timeout`, a fault's `duration`, waits): 30 days.
-/// Longer is surely a typo, and arithmetic on clocks stays far from overflowing.
-pub const LONGEST: Duration = Duration::from_secs(30 * 24 * 3600);
+/// The longest duration accepted anywhere (`--timeout`, a fault's `duration`, waits): Go's
+/// largest `time.Duration` in whole hours (2562047h, about 292 years), the most a Chaos Mesh
+/// `duration` can say; clock arithmetic (timestamps up to the year 9999) cannot overflow.
+pub const LONGEST: Duration = Duration::from_secs(2_562_047 * 3600);
 
 /// Parses a duration written as one or more `<number><unit>` parts, units `ms`, `s`, `m`, `h`
 /// (Go's `time.ParseDuration` forms that Chaos Mesh accepts, without fractions or `us`/`ns`),
@@ -27,7 +28,7 @@ pub fn parse(text: &str) -> Result<Duration, String> {
         }
         let too_long = || {
             format!(
-                "duration {text:?} is longer than the longest accepted, {} (30 days)",
+                "duration {text:?} is longer than the longest accepted, {} (about 292 years)",
                 format(LONGEST)
             )
         };
@@ -110,10 +111,16 @@ mod tests {
         assert!(parse("3d").unwrap_err().contains("unknown unit \"d\""));
         assert!(parse("s").unwrap_err().contains("expected a number"));
         assert!(parse("1.5s").unwrap_err().contains("unknown unit"));
-        for huge in ["99999999999999999h", "721h", "99999999999999999999999s", "720h1ms"] {
-            assert!(parse(huge).unwrap_err().contains("longest accepted, 720h"), "{huge}");
+        for huge in [
+            "99999999999999999h",
+            "2562048h",
+            "99999999999999999999999s",
+            "2562047h1ms",
+        ] {
+            let e = parse(huge).unwrap_err();
+            assert!(e.contains("longest accepted, 2562047h"), "{huge}: {e}");
         }
-        assert_eq!(parse("720h"), Ok(LONGEST));
+        assert_eq!(parse("2562047h"), Ok(LONGEST));
     }
 
     #[test]

@@ -80,9 +80,13 @@ pub fn cleanup(args: &CleanupArgs) -> Verdict {
         let pending: Vec<ObjectRef> = journal.pending().cloned().collect();
         let restores: Vec<Restore> = journal.pending_restores().cloned().collect();
         say(&format!(
-            "run {run}: {} object(s) and {} workload(s) to scale back in its journal",
+            "run {run}: {} object(s) in its journal{}",
             pending.len(),
-            restores.len()
+            if restores.is_empty() {
+                String::new()
+            } else {
+                format!(", and {} workload(s) to scale back", restores.len())
+            }
         ));
         for object in pending.iter().rev() {
             match remove_ours(&target, &rt, &run, object) {
@@ -109,7 +113,8 @@ pub fn cleanup(args: &CleanupArgs) -> Verdict {
                 }
             }
         }
-        let done = journal.pending().next().is_none() && journal.pending_restores().next().is_none();
+        let done =
+            journal.pending().next().is_none() && journal.pending_restores().next().is_none();
         if done && (verified || args.force) {
             let _ = journal.finish();
         } else if done {
@@ -246,7 +251,10 @@ fn labelled(
                 .map_err(|e| format!("listing {}: {e}", ar.plural))?;
             for o in list.items {
                 let labels = serde_json::to_value(&o.metadata.labels).unwrap_or(Value::Null);
-                let run = labels[RUN_ID_LABEL].as_str().unwrap_or_default().to_string();
+                let run = labels[RUN_ID_LABEL]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
                 let mut object = ObjectRef::new(
                     &ar.api_version,
                     &ar.kind,

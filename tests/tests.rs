@@ -3,6 +3,7 @@
 
 mod cli;
 mod host;
+mod hostile;
 mod platform;
 mod playbooks;
 mod repl;

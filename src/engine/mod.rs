@@ -127,7 +127,8 @@ fn register_bounded_replace(engine: &mut Engine) {
             return Ok(());
         }
         let hits = string.matches(find).count();
-        let size = (string.len() - hits * find.len()).saturating_add(hits.saturating_mul(with.len()));
+        let size =
+            (string.len() - hits * find.len()).saturating_add(hits.saturating_mul(with.len()));
         if size > limits::STRING_SIZE {
             return Err(rhai::EvalAltResult::ErrorDataTooLarge(
                 "Length of string".into(),
@@ -150,24 +151,21 @@ fn register_bounded_replace(engine: &mut Engine) {
     rhai::FuncRegistration::new("replace")
         .with_comments(doc)
         .with_params_info(params)
-        .register_into_engine(
-            engine,
-            |s: &mut rhai::ImmutableString, f: &str, w: &str| bounded(s, f, w),
-        );
+        .register_into_engine(engine, |s: &mut rhai::ImmutableString, f: &str, w: &str| {
+            bounded(s, f, w)
+        });
     rhai::FuncRegistration::new("replace")
         .with_comments(doc)
         .with_params_info(params)
-        .register_into_engine(
-            engine,
-            |s: &mut rhai::ImmutableString, f: &str, w: char| bounded(s, f, &w.to_string()),
-        );
+        .register_into_engine(engine, |s: &mut rhai::ImmutableString, f: &str, w: char| {
+            bounded(s, f, &w.to_string())
+        });
     rhai::FuncRegistration::new("replace")
         .with_comments(doc)
         .with_params_info(params)
-        .register_into_engine(
-            engine,
-            |s: &mut rhai::ImmutableString, f: char, w: &str| bounded(s, &f.to_string(), w),
-        );
+        .register_into_engine(engine, |s: &mut rhai::ImmutableString, f: char, w: &str| {
+            bounded(s, &f.to_string(), w)
+        });
 }
 
 /// Compiles a playbook for running or checking, remembering its source for diagnostics.

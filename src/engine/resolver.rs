@@ -6,8 +6,8 @@
 //! module count per run).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -196,7 +196,9 @@ impl Resolver {
                     loading.clear();
                 }
                 return Err(runtime(
-                    format!("import cycle: {chain} (a module may not import itself, directly or through others)"),
+                    format!(
+                        "import cycle: {chain} (a module may not import itself, directly or through others)"
+                    ),
                     pos,
                 ));
             }
@@ -278,13 +280,14 @@ fn check_name(path: &str) -> Result<(), String> {
         return Err("a module name is a short relative path such as \"lib/retry\"".into());
     }
     if p.is_absolute() {
-        return Err(
-            "absolute paths are not importable: put the module beside the playbook".into(),
-        );
+        return Err("absolute paths are not importable: put the module beside the playbook".into());
     }
-    if p.components()
-        .any(|c| !matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir))
-    {
+    if p.components().any(|c| {
+        !matches!(
+            c,
+            std::path::Component::Normal(_) | std::path::Component::CurDir
+        )
+    }) {
         return Err(
             "`..` is not importable: modules come from the playbook's own folder tree or the standard library".into(),
         );
@@ -312,7 +315,10 @@ fn read_inside(dir: &Path, file: &str) -> Result<String, Refused> {
     }
     let meta = std::fs::metadata(&real).map_err(|e| bad(e.to_string()))?;
     if !meta.is_file() {
-        return Err(bad(format!("{} is not a regular file", candidate.display())));
+        return Err(bad(format!(
+            "{} is not a regular file",
+            candidate.display()
+        )));
     }
     let mut open = std::fs::OpenOptions::new();
     open.read(true);
@@ -327,7 +333,10 @@ fn read_inside(dir: &Path, file: &str) -> Result<String, Refused> {
         .map_err(|e| bad(format!("cannot read {}: {e}", candidate.display())))?;
     let meta = f.metadata().map_err(|e| bad(e.to_string()))?;
     if !meta.is_file() {
-        return Err(bad(format!("{} is not a regular file", candidate.display())));
+        return Err(bad(format!(
+            "{} is not a regular file",
+            candidate.display()
+        )));
     }
     if meta.len() > MODULE_SIZE {
         return Err(bad(format!(

@@ -30,7 +30,10 @@ pub(crate) const PROTECTED: &[&str] = &[
 const WIDE: usize = 5;
 
 /// The protected namespace among `namespaces`, if any.
-pub(crate) fn protected<'a>(s: &Session, namespaces: impl IntoIterator<Item = &'a String>) -> Option<&'a String> {
+pub(crate) fn protected<'a>(
+    s: &Session,
+    namespaces: impl IntoIterator<Item = &'a String>,
+) -> Option<&'a String> {
     let chaos_ns = chaos_namespace(s);
     namespaces
         .into_iter()
@@ -113,7 +116,11 @@ fn reachable(
         .filter(|m| !m.is_empty());
     let mut out = Vec::new();
     for ns in &reach.namespaces {
-        let labels = if named.is_some() { String::new() } else { labels.join(",") };
+        let labels = if named.is_some() {
+            String::new()
+        } else {
+            labels.join(",")
+        };
         for p in crate::host::cluster::list_pods(ctx, s, ns, &labels)? {
             let name = p.metadata.name.clone().unwrap_or_default();
             let running = p.status.as_ref().and_then(|st| st.phase.as_deref()) == Some("Running")
@@ -166,7 +173,11 @@ fn check_safety(ctx: &NativeCallContext, s: &Session, built: &Built) -> RhaiResu
                     "refusing {}: mode \"{}\"{} can hit {most} of {} pods (more than {WIDE}): start smaller (mode \"one\", \"fixed\" with a small value), or add `allow_large_blast_radius: true`",
                     reach.what,
                     reach.mode,
-                    reach.value.as_deref().map(|v| format!(" value {v}")).unwrap_or_default(),
+                    reach
+                        .value
+                        .as_deref()
+                        .map(|v| format!(" value {v}"))
+                        .unwrap_or_default(),
                     pods.len()
                 ),
             ));
@@ -553,14 +564,25 @@ pub mod api {
         } else {
             rhai::serde::from_dynamic(&manifest)?
         };
-        let flag = |k: &str| options.get(k).and_then(|v| v.as_bool().ok()).unwrap_or(false);
+        let flag = |k: &str| {
+            options
+                .get(k)
+                .and_then(|v| v.as_bool().ok())
+                .unwrap_or(false)
+        };
         if let Some(k) = options.keys().find(|k| {
-            !["unbounded", "allow_protected_namespaces", "allow_large_blast_radius"]
-                .contains(&k.as_str())
+            ![
+                "unbounded",
+                "allow_protected_namespaces",
+                "allow_large_blast_radius",
+            ]
+            .contains(&k.as_str())
         }) {
             return Err(error(
                 &ctx,
-                format!("chaos::apply: unknown option `{k}` (unbounded, allow_protected_namespaces, allow_large_blast_radius)"),
+                format!(
+                    "chaos::apply: unknown option `{k}` (unbounded, allow_protected_namespaces, allow_large_blast_radius)"
+                ),
             ));
         }
         let kind = value["kind"].as_str().unwrap_or("fault").to_string();
@@ -571,7 +593,7 @@ pub mod api {
             flag("allow_protected_namespaces"),
             flag("allow_large_blast_radius"),
         )
-            .map_err(|e| error(&ctx, format!("chaos::apply: `{}`: {}", e.field, e.message)));
+        .map_err(|e| error(&ctx, format!("chaos::apply: `{}`: {}", e.field, e.message)));
         inject(&ctx, built, &kind)
     }
 

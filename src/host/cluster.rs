@@ -125,10 +125,13 @@ fn scale_with(
         return Ok(());
     }
     let api = workload_api(&s, namespace, &w);
-    let before = s
-        .rt
-        .block_on(api.get_scale(&w.name))
-        .map_err(|e| api_error(ctx, &format!("reading the scale of {workload} in {namespace}"), e))?;
+    let before = s.rt.block_on(api.get_scale(&w.name)).map_err(|e| {
+        api_error(
+            ctx,
+            &format!("reading the scale of {workload} in {namespace}"),
+            e,
+        )
+    })?;
     let restore = crate::session::Restore {
         workload: crate::session::ObjectRef::new("apps/v1", w.kind, Some(namespace), &w.name),
         plural: w.plural.to_string(),

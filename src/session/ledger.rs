@@ -147,7 +147,9 @@ impl Ledger {
 
     /// A live object of the run with the same kind, namespace and name as `object`.
     pub fn live_named(&self, object: &ObjectRef) -> Option<ObjectRef> {
-        self.live_objects().into_iter().find(|o| o.same_name(object))
+        self.live_objects()
+            .into_iter()
+            .find(|o| o.same_name(object))
     }
 
     /// Whether a restore of `workload` is already in the ledger (the first scale's replicas
@@ -252,9 +254,8 @@ pub fn remove(
     // A stop that never fires: cleanup must finish even after Ctrl-C or a timeout.
     let never = crate::session::Stop::unbounded();
     loop {
-        let now = retry(|| rt.block_on(api.get_opt(&object.name))).map(|o| {
-            o.filter(|o| object.uid.is_none() || o.metadata.uid == object.uid)
-        });
+        let now = retry(|| rt.block_on(api.get_opt(&object.name)))
+            .map(|o| o.filter(|o| object.uid.is_none() || o.metadata.uid == object.uid));
         match now {
             Ok(None) => {
                 let took = target.clock.now().duration_since(start);

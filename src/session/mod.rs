@@ -13,11 +13,11 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use jiff::Timestamp;
 
-pub use journal::{Journal, state_dir};
 pub use journal::RestoreEntry;
+pub use journal::{Journal, state_dir};
 pub use ledger::{
-    Ledger, ObjectRef, REMOVE_TIMEOUT, Restore, Step, api_for, api_in, cluster_id, remove,
-    restore, retry,
+    Ledger, ObjectRef, REMOVE_TIMEOUT, Restore, Step, api_for, api_in, cluster_id, remove, restore,
+    retry,
 };
 pub use phase::{Phase, PhaseObserver};
 pub use record::{CleanupStep, Expectation, Fault, LogLine, Record, Status};
@@ -367,8 +367,10 @@ impl Session {
             all_ok = false;
         }
         all_ok &= self.live_objects().is_empty();
-        if all_ok {
-            if let Some(j) = lock(&self.journal).as_ref() {
+        // The journal goes once nothing it names is left (a failed on_cleanup closure leaves
+        // nothing `playbook cleanup` could remove).
+        if let Some(j) = lock(&self.journal).as_ref() {
+            if j.pending().next().is_none() && j.pending_restores().next().is_none() {
                 let _ = j.finish();
             }
         }
