@@ -398,6 +398,16 @@ fn finish(
         return Err(bad(&v.path, v.message));
     }
     let spec = object["spec"].as_object().cloned().unwrap_or_default();
+    if !spec.get("selector").is_some_and(Value::is_object) {
+        // Schedule, Workflow, the cloud kinds...: what they reach is not a pod selector the
+        // safety rules can read, so they are not created.
+        return Err(bad(
+            "spec.selector",
+            format!(
+                "{kind} has no pod selector: playbook cannot check what it reaches, so it does not create it"
+            ),
+        ));
+    }
     check_mode(&spec, "")?;
     if let Some(Value::Object(target)) = spec.get("target") {
         check_mode(target, "target.")?;
@@ -704,6 +714,45 @@ mod tests {
         assert_eq!(
             from_manifest(&broken, &cx(), false).unwrap_err().field,
             "spec.mode"
+        );
+    }
+
+    #[test]
+    fn the_reach_counts_every_mode_and_the_target_and_the_own_namespace() {
+        let b = build(
+            Fault::NetworkDelay,
+            &json!({ "namespace": "kube-system", "selector": { "namespaces": ["a"] }, "latency": "1ms",
+                     "mode": "fixed", "value": "8", "target": { "mode": "all", "selector": { "labelSelectors": { "x": "y" } } } }),
+            &cx(),
+        )
+        .unwrap();
+        assert_eq!(b.target_namespaces, ["a", "kube-system"]);
+        assert_eq!(
+            b.reach[1].namespaces,
+            ["kube-system"],
+            "a target naming none"
+        );
+        assert_eq!(b.reach[0].most(20), 8);
+        assert_eq!(b.reach[1].most(20), 20);
+        let r = |mode: &str, value: &str| Reach {
+            what: "selector",
+            selector: json!({}),
+            namespaces: vec![],
+            mode: mode.into(),
+            value: Some(value.into()),
+        };
+        assert_eq!(r("one", "").most(9), 1);
+        assert_eq!(r("fixed-percent", "100").most(9), 9);
+        assert_eq!(r("random-max-percent", "50").most(9), 4);
+        assert_eq!(r("fixed", "8").most(3), 3);
+        let schedule = json!({ "apiVersion": API_VERSION, "kind": "Schedule",
+            "metadata": { "name": "s", "namespace": "a" },
+            "spec": { "schedule": "@every 1m", "type": "PodChaos", "historyLimit": 1, "concurrencyPolicy": "Forbid",
+                      "podChaos": { "action": "pod-kill", "mode": "all", "selector": { "namespaces": ["kube-system"] } } } });
+        let e = from_manifest(&schedule, &cx(), false).unwrap_err();
+        assert!(
+            e.field == "spec.selector" || e.field == "kind",
+            "a Schedule is never created: {e}"
         );
     }
 }

@@ -352,6 +352,10 @@ impl Session {
     /// everything was removed.
     pub fn cleanup(&self, mut script: impl FnMut(&rhai::FnPtr) -> Result<(), String>) -> bool {
         self.closing.store(true, Ordering::SeqCst);
+        // Cleanup closures get an output budget of their own: a playbook stopped for printing
+        // too much must still be able to run them.
+        self.printed.store(0, Ordering::Relaxed);
+        self.print_exhausted.store(false, Ordering::Relaxed);
         let mut all_ok = true;
         for _round in 0..CLEANUP_ROUNDS {
             let steps = lock(&self.ledger).take();

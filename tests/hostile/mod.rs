@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::cli::tempdir;
+use crate::host::journals;
 use crate::sim_api::Server;
 
 const DIR: &str = "tests/fixtures/hostile";
@@ -157,12 +158,38 @@ fn world(server: &Server) -> String {
     )
 }
 
-fn journals(state: &Path) -> Vec<String> {
-    std::fs::read_dir(state.join("journal"))
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
-        .collect()
+/// Starts `playbook run FILE` against `server` and returns once its output shows `marker`
+/// (its further output is drained, so it never blocks on a full pipe).
+fn start_until(server: &Server, state: &Path, file: &str, vars: &[&str], marker: &str) -> Proc {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_playbook"));
+    cmd.args(["run", "--kubeconfig", server.kubeconfig.to_str().unwrap()])
+        .args(["--state-dir", state.to_str().unwrap(), "--timeout", "10m"]);
+    for v in vars {
+        cmd.args(["--var", v]);
+    }
+    let child = cmd
+        .arg(file)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut p = Proc(child);
+    let mut out = std::io::BufReader::new(p.0.stdout.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains(marker) {
+        let mut line = String::new();
+        if std::io::BufRead::read_line(&mut out, &mut line).unwrap() == 0 {
+            break;
+        }
+        seen += &line;
+    }
+    assert!(seen.contains(marker), "no `{marker}` in\n{seen}");
+    std::thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = out.read_to_string(&mut rest);
+    });
+    p
 }
 
 /// Asserts the exit code and every needle, then that nothing is left and nothing changed.
@@ -288,7 +315,10 @@ fn memory_bombs_end_with_a_clear_error_and_cleanup() {
         ),
         (
             "log_bomb.rhai",
-            &["the playbook wrote more than 16 MiB of output (print, log, debug): stopped"],
+            &[
+                "the playbook wrote more than 16 MiB of output (print, log, debug): stopped",
+                "the cleanup closure still runs",
+            ],
         ),
     ];
     for (file, needles) in cases {
@@ -496,26 +526,13 @@ fn scaled_workloads_are_put_back_however_the_run_ends() {
         assert_eq!(journals(&state), Vec::<String>::new(), "{exit}");
     }
     // Killed outright: the journal says what to put back, and `playbook cleanup` does.
-    let child = Command::new(env!("CARGO_BIN_EXE_playbook"))
-        .args(["run", "--kubeconfig", server.kubeconfig.to_str().unwrap()])
-        .args(["--state-dir", state.to_str().unwrap(), "--var", "exit=wait"])
-        .arg(fixture("scale_restore.rhai"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut p = Proc(child);
-    let mut out = std::io::BufReader::new(p.0.stdout.take().unwrap());
-    let mut seen = String::new();
-    while !seen.contains("scaled") {
-        let mut line = String::new();
-        if std::io::BufRead::read_line(&mut out, &mut line).unwrap() == 0 {
-            break;
-        }
-        seen += &line;
-    }
-    assert!(seen.contains("scaled"), "{seen}");
+    let mut p = start_until(
+        &server,
+        &state,
+        &fixture("scale_restore.rhai"),
+        &["exit=wait"],
+        "scaled",
+    );
     assert_ne!(replicas(&server), original);
     p.0.kill().unwrap();
     p.0.wait().unwrap();
@@ -608,30 +625,13 @@ fn cleanup_trusts_no_journal() {
     std::fs::remove_file(&crafted).unwrap();
 
     // A run still alive on this machine is left alone: its faults, its journal.
-    let live = Command::new(env!("CARGO_BIN_EXE_playbook"))
-        .args(["run", "--kubeconfig", &kc, "--state-dir", &st])
-        .args(["--var", "exit=wait", "--timeout", "10m"])
-        .arg("tests/fixtures/host/all_faults.rhai")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut live = Proc(live);
-    let mut out = std::io::BufReader::new(live.0.stdout.take().unwrap());
-    let mut seen = String::new();
-    while !seen.contains("injected 8 faults") {
-        let mut line = String::new();
-        if std::io::BufRead::read_line(&mut out, &mut line).unwrap() == 0 {
-            break;
-        }
-        seen += &line;
-    }
-    std::thread::spawn(move || {
-        let mut rest = String::new();
-        let _ = out.read_to_string(&mut rest);
-    });
-    assert!(seen.contains("injected 8 faults"), "{seen}");
+    let mut live = start_until(
+        &server,
+        &state,
+        "tests/fixtures/host/all_faults.rhai",
+        &["exit=wait"],
+        "injected 8 faults",
+    );
     let during = world(&server);
     let ran = playbook_within(
         &["cleanup", "--all", "--kubeconfig", &kc, "--state-dir", &st],
