@@ -388,3 +388,96 @@ impl rhai::ModuleResolver for Resolver {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A folder of modules, and an engine resolving from it with `ops` operations at most.
+    fn setup(name: &str, files: &[(&str, &str)], ops: u64) -> (PathBuf, Engine) {
+        let dir = std::env::temp_dir().join(format!("pb-resolver-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for (f, text) in files {
+            std::fs::write(dir.join(f), text).unwrap();
+        }
+        let mut engine = Engine::new();
+        engine
+            .set_max_operations(ops)
+            .set_module_resolver(Resolver::new(Stdlib::Embedded, Sources::default()));
+        (dir, engine)
+    }
+
+    fn run(dir: &Path, engine: &Engine) -> Result<(), Box<EvalAltResult>> {
+        let main = dir.join("main.rhai");
+        let mut ast = engine
+            .compile(std::fs::read_to_string(&main).unwrap())
+            .unwrap();
+        ast.set_source(main.display().to_string());
+        engine.run_ast(&ast)
+    }
+
+    #[test]
+    fn a_module_spends_the_importers_operation_budget() {
+        let spin = "let n = 0; for i in 0..200 { n += i; }";
+        let ops = std::sync::Arc::new(AtomicUsize::new(0));
+        let seen = ops.clone();
+        let mut counting = Engine::new();
+        counting.on_progress(move |n| {
+            seen.fetch_max(n as usize, Ordering::Relaxed);
+            None
+        });
+        counting.run(spin).unwrap();
+        // Room for one spin (and the import), not for two.
+        let budget = ops.load(Ordering::Relaxed) as u64 * 3 / 2;
+        let (dir, engine) = setup(
+            "ops",
+            &[
+                ("main.rhai", &format!("{spin}\nimport \"m\" as m;")),
+                ("m.rhai", spin),
+            ],
+            budget,
+        );
+        let err = run(&dir, &engine).unwrap_err();
+        assert!(
+            matches!(err.unwrap_inner(), EvalAltResult::ErrorTooManyOperations(_)),
+            "{err}"
+        );
+        std::fs::write(dir.join("main.rhai"), "import \"m\" as m;").unwrap();
+        let (_, fresh) = setup("ops2", &[], budget);
+        run(&dir, &fresh).unwrap();
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn cycles_and_deep_nesting_are_refused() {
+        let (dir, engine) = setup(
+            "cycle",
+            &[
+                ("main.rhai", "import \"a\" as a;"),
+                ("a.rhai", "import \"b\" as b;"),
+                ("b.rhai", "import \"main\" as m;"),
+            ],
+            100_000,
+        );
+        let err = run(&dir, &engine).unwrap_err().to_string();
+        assert!(
+            err.contains("import cycle: main.rhai imports a.rhai imports b.rhai imports main.rhai"),
+            "{err}"
+        );
+        let chain: Vec<(String, String)> = (0..12)
+            .map(|i| (format!("d{i}.rhai"), format!("import \"d{}\" as x;", i + 1)))
+            .chain([("d12.rhai".to_string(), String::new())])
+            .collect();
+        let mut files: Vec<(&str, &str)> = chain
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        files.push(("main.rhai", "import \"d0\" as d;"));
+        let (dir2, engine) = setup("depth", &files, 100_000);
+        let err = run(&dir2, &engine).unwrap_err().to_string();
+        assert!(err.contains("imports nested more than 8 deep"), "{err}");
+        let _ = std::fs::remove_dir_all(dir);
+        let _ = std::fs::remove_dir_all(dir2);
+    }
+}

@@ -219,6 +219,14 @@ fn assert_clean(
     );
 }
 
+/// Asserts the exit code and that the output says every needle.
+fn expect(ran: &Ran, code: i32, needles: &[&str]) {
+    assert_eq!(ran.code, Some(code), "{}", ran.text);
+    for n in needles {
+        assert!(ran.text.contains(n), "no `{n}` in\n{}", ran.text);
+    }
+}
+
 fn fixture(name: &str) -> String {
     format!("{DIR}/{name}")
 }
@@ -291,12 +299,7 @@ fn imports_stay_in_the_tree_are_cycle_free_and_eval_is_off() {
         assert!(!checked.text.contains("root:"), "{}", checked.text);
     }
     let ran = playbook_within(&["check", &fixture("eval.rhai")], Duration::from_secs(30));
-    assert_eq!(ran.code, Some(2), "{}", ran.text);
-    assert!(
-        ran.text.contains("reserved keyword 'eval' is disabled"),
-        "{}",
-        ran.text
-    );
+    expect(&ran, 2, &["reserved keyword 'eval' is disabled"]);
 }
 
 #[test]
@@ -375,15 +378,18 @@ fn the_ledger_knows_each_object_by_its_identity() {
         &["apply", "-f", "-"],
         "apiVersion: chaos-mesh.org/v1alpha1\nkind: PodChaos\nmetadata: { name: theirs, namespace: mlflow }\nspec: { action: pod-kill, mode: one, duration: 5m, selector: { namespaces: [mlflow] } }\n",
     );
-    let uid = server.ok(&[
-        "get",
-        "podchaos",
-        "-n",
-        "mlflow",
-        "theirs",
-        "-o",
-        "jsonpath={.metadata.uid}",
-    ]);
+    let their_uid = || {
+        server.ok(&[
+            "-n",
+            "mlflow",
+            "get",
+            "podchaos",
+            "theirs",
+            "-o",
+            "jsonpath={.metadata.uid}",
+        ])
+    };
+    let uid = their_uid();
     let with_theirs = world(&server);
     let dir = tempdir();
     let file = dir.join("theirs.rhai");
@@ -404,15 +410,7 @@ fn the_ledger_knows_each_object_by_its_identity() {
         &["AlreadyExists", "cleanup: removed PodChaos mlflow/mine"],
     );
     assert!(!ran.text.contains("mlflow/theirs (gone"), "{}", ran.text);
-    let still = server.ok(&[
-        "get",
-        "podchaos",
-        "-n",
-        "mlflow",
-        "theirs",
-        "-o",
-        "jsonpath={.metadata.uid}",
-    ]);
+    let still = their_uid();
     assert_eq!(still, uid, "their object is untouched");
 }
 
@@ -548,12 +546,7 @@ fn scaled_workloads_are_put_back_however_the_run_ends() {
         ],
         Duration::from_secs(120),
     );
-    assert_eq!(ran.code, Some(0), "{}", ran.text);
-    assert!(
-        ran.text.contains("2 workload(s) to scale back"),
-        "{}",
-        ran.text
-    );
+    expect(&ran, 0, &["2 workload(s) to scale back"]);
     assert_eq!(replicas(&server), original);
     assert_eq!(journals(&state), Vec::<String>::new());
 }
@@ -605,13 +598,7 @@ fn cleanup_trusts_no_journal() {
         &["cleanup", "--all", "--kubeconfig", &kc, "--state-dir", &st],
         Duration::from_secs(120),
     );
-    assert_eq!(ran.code, Some(4), "{}", ran.text);
-    assert!(
-        ran.text
-            .contains("refusing to delete Deployment mlflow/mlflow"),
-        "{}",
-        ran.text
-    );
+    expect(&ran, 4, &["refusing to delete Deployment mlflow/mlflow"]);
     assert!(
         ran.text.contains("not run pb-crafted's: not touched"),
         "{}",
@@ -637,8 +624,7 @@ fn cleanup_trusts_no_journal() {
         &["cleanup", "--all", "--kubeconfig", &kc, "--state-dir", &st],
         Duration::from_secs(120),
     );
-    assert_eq!(ran.code, Some(0), "{}", ran.text);
-    assert!(ran.text.contains("still running (pid"), "{}", ran.text);
+    expect(&ran, 0, &["still running (pid"]);
     assert_eq!(
         world(&server),
         during,
@@ -701,12 +687,7 @@ fn cleanup_trusts_no_journal() {
         ],
         Duration::from_secs(120),
     );
-    assert_eq!(ran.code, Some(4), "{}", ran.text);
-    assert!(
-        ran.text.contains("its journal names another cluster"),
-        "{}",
-        ran.text
-    );
+    expect(&ran, 4, &["its journal names another cluster"]);
     assert!(!ran.text.contains("already gone"), "{}", ran.text);
     assert!(journal.exists(), "the journal is kept for its own cluster");
     // Against its own cluster it is cleaned and dropped.
@@ -821,13 +802,7 @@ fn durations_have_a_checked_limit() {
         ],
         Duration::from_secs(30),
     );
-    assert_eq!(ran.code, Some(2), "{}", ran.text);
-    assert!(
-        ran.text
-            .contains("longer than the longest accepted, 2562047h"),
-        "{}",
-        ran.text
-    );
+    expect(&ran, 2, &["longer than the longest accepted, 2562047h"]);
     let dir = tempdir();
     let file = dir.join("long.rhai");
     std::fs::write(
@@ -839,6 +814,5 @@ fn durations_have_a_checked_limit() {
         &["run", "--cluster", "sim", file.to_str().unwrap()],
         Duration::from_secs(30),
     );
-    assert_eq!(ran.code, Some(3), "{}", ran.text);
-    assert!(ran.text.contains("option `duration`"), "{}", ran.text);
+    expect(&ran, 3, &["option `duration`"]);
 }
