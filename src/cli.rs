@@ -228,6 +228,10 @@ pub struct CleanupArgs {
     /// Where journals are kept [default: $XDG_STATE_HOME/playbook].
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Also clean up runs whose process is still alive on this machine, and drop journals
+    /// whose cluster cannot be verified.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -2,8 +2,14 @@
 
 use std::time::Duration;
 
+/// The longest duration accepted anywhere (`--timeout`, a fault's `duration`, waits): Go's
+/// largest `time.Duration` in whole hours (2562047h, about 292 years), the most a Chaos Mesh
+/// `duration` can say; clock arithmetic (timestamps up to the year 9999) cannot overflow.
+pub const LONGEST: Duration = Duration::from_secs(2_562_047 * 3600);
+
 /// Parses a duration written as one or more `<number><unit>` parts, units `ms`, `s`, `m`, `h`
-/// (Go's `time.ParseDuration` forms that Chaos Mesh accepts, without fractions or `us`/`ns`).
+/// (Go's `time.ParseDuration` forms that Chaos Mesh accepts, without fractions or `us`/`ns`),
+/// of at most [`LONGEST`].
 pub fn parse(text: &str) -> Result<Duration, String> {
     let s = text.trim();
     if s.is_empty() {
@@ -20,9 +26,13 @@ pub fn parse(text: &str) -> Result<Duration, String> {
                 "invalid duration {text:?}: expected a number at {rest:?} (write it like \"30s\", \"1m30s\" or \"100ms\")"
             ));
         }
-        let n: u64 = rest[..digits]
-            .parse()
-            .map_err(|_| format!("invalid duration {text:?}: number too large"))?;
+        let too_long = || {
+            format!(
+                "duration {text:?} is longer than the longest accepted, {} (about 292 years)",
+                format(LONGEST)
+            )
+        };
+        let n: u64 = rest[..digits].parse().map_err(|_| too_long())?;
         rest = &rest[digits..];
         let unit_len = rest
             .find(|c: char| c.is_ascii_digit())
@@ -45,6 +55,9 @@ pub fn parse(text: &str) -> Result<Duration, String> {
             }
         };
         total = total.saturating_add(part);
+        if total > LONGEST {
+            return Err(too_long());
+        }
         rest = &rest[unit_len..];
     }
     Ok(total)
@@ -98,6 +111,16 @@ mod tests {
         assert!(parse("3d").unwrap_err().contains("unknown unit \"d\""));
         assert!(parse("s").unwrap_err().contains("expected a number"));
         assert!(parse("1.5s").unwrap_err().contains("unknown unit"));
+        for huge in [
+            "99999999999999999h",
+            "2562048h",
+            "99999999999999999999999s",
+            "2562047h1ms",
+        ] {
+            let e = parse(huge).unwrap_err();
+            assert!(e.contains("longest accepted, 2562047h"), "{huge}: {e}");
+        }
+        assert_eq!(parse("2562047h"), Ok(LONGEST));
     }
 
     #[test]

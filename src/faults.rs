@@ -186,12 +186,48 @@ pub struct Built {
     pub kind: String,
     pub namespace: String,
     pub name: String,
-    /// The namespaces its selector reaches (the object's own when the selector names none).
+    /// Every namespace the fault can reach: its selector's, its `target`'s (the object's own
+    /// for either that names none), and the object's own.
     pub target_namespaces: Vec<String>,
     /// How many of the selected pods it acts on (Chaos Mesh's own enum).
     pub mode: Mode,
+    /// The pod selections the fault makes: `spec.selector`, and `spec.target` if any.
+    pub reach: Vec<Reach>,
     pub allow_protected_namespaces: bool,
     pub allow_large_blast_radius: bool,
+}
+
+/// One pod selection of a fault (`spec.selector` with `spec.mode`/`value`, or `spec.target`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reach {
+    /// `selector` or `target`.
+    pub what: &'static str,
+    /// The selector (Chaos Mesh's `PodSelectorSpec`).
+    pub selector: Value,
+    /// The namespaces it lists pods in (the object's own when it names none).
+    pub namespaces: Vec<String>,
+    /// Its mode (absent is `one`).
+    pub mode: Mode,
+    /// Its `value`, for the modes that take one.
+    pub value: Option<String>,
+}
+
+impl Reach {
+    /// How many of `candidates` pods this selection can hit at most (Chaos Mesh's
+    /// `pkg/selector/generic/mode.go`: fixed-percent and random-max-percent round down).
+    pub fn most(&self, candidates: usize) -> usize {
+        let value = self
+            .value
+            .as_deref()
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(0);
+        match self.mode {
+            Mode::One => candidates.min(1),
+            Mode::Fixed => value.min(candidates),
+            Mode::FixedPercent | Mode::RandomMaxPercent => candidates * value.min(100) / 100,
+            Mode::All => candidates,
+        }
+    }
 }
 
 /// Builds the object for `fault` from a playbook's options.
@@ -328,6 +364,17 @@ pub fn from_manifest(
     cx: &Context<'_>,
     unbounded: bool,
 ) -> Result<Built, OptionError> {
+    from_manifest_allowing(manifest, cx, unbounded, false, false)
+}
+
+/// [`from_manifest`] with the safety opt-ins `chaos::apply`'s options may give.
+pub fn from_manifest_allowing(
+    manifest: &Value,
+    cx: &Context<'_>,
+    unbounded: bool,
+    allow_protected: bool,
+    allow_wide: bool,
+) -> Result<Built, OptionError> {
     let mut object = manifest.clone();
     let api_version = object["apiVersion"].as_str().unwrap_or_default();
     if api_version != API_VERSION {
@@ -351,10 +398,14 @@ pub fn from_manifest(
         .unwrap_or_else(|| cx.default_namespace.clone());
         object["metadata"]["namespace"] = ns.into();
     }
-    if object.pointer("/spec/duration").is_none() && !unbounded {
-        object["spec"]["duration"] = cx.default_duration.clone().into();
+    match object.pointer("/spec/duration") {
+        None if !unbounded => object["spec"]["duration"] = cx.default_duration.clone().into(),
+        Some(Value::String(d)) => {
+            crate::duration::parse(d).map_err(|e| bad("spec.duration", e))?;
+        }
+        _ => {}
     }
-    finish(object, cx, false, false)
+    finish(object, cx, allow_protected, allow_wide)
 }
 
 /// Labels the object, validates it against its CRD, and reads what the safety checks need.
@@ -378,6 +429,16 @@ fn finish(
         return Err(bad(&v.path, v.message));
     }
     let spec = object["spec"].as_object().cloned().unwrap_or_default();
+    if !spec.get("selector").is_some_and(Value::is_object) {
+        // Schedule, Workflow, the cloud kinds...: what they reach is not a pod selector the
+        // safety rules can read, so they are not created.
+        return Err(bad(
+            "spec.selector",
+            format!(
+                "{kind} has no pod selector: playbook cannot check what it reaches, so it does not create it"
+            ),
+        ));
+    }
     check_mode(&spec, "")?;
     if let Some(Value::Object(target)) = spec.get("target") {
         check_mode(target, "target.")?;
@@ -386,11 +447,22 @@ fn finish(
         .as_str()
         .unwrap_or_default()
         .to_string();
-    let mut target_namespaces = selector_namespaces(&spec);
-    if target_namespaces.is_empty() {
-        target_namespaces.push(namespace.clone());
+    let mut reach = vec![reach_of("selector", &spec, &namespace)];
+    if let Some(Value::Object(target)) = spec.get("target") {
+        reach.push(reach_of("target", target, &namespace));
+    }
+    let mut target_namespaces: Vec<String> = Vec::new();
+    for ns in reach
+        .iter()
+        .flat_map(|r| r.namespaces.iter())
+        .chain([&namespace])
+    {
+        if !target_namespaces.contains(ns) {
+            target_namespaces.push(ns.clone());
+        }
     }
     Ok(Built {
+        reach,
         kind,
         name: object["metadata"]["name"]
             .as_str()
@@ -441,6 +513,25 @@ fn check_mode(spec: &Map<String, Value>, prefix: &str) -> Result<(), OptionError
     }
 }
 
+/// The selection `spec` (or `spec.target`) makes; a selector naming no namespace selects in
+/// the object's own (Chaos Mesh's webhook, `PodSelectorSpec.DefaultNamespace`).
+fn reach_of(what: &'static str, spec: &Map<String, Value>, own: &str) -> Reach {
+    let mut namespaces = selector_namespaces(spec);
+    if namespaces.is_empty() {
+        namespaces.push(own.to_string());
+    }
+    Reach {
+        what,
+        selector: spec.get("selector").cloned().unwrap_or_default(),
+        namespaces,
+        mode: mode_of(spec, "").unwrap_or(Mode::One),
+        value: spec.get("value").map(|v| match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        }),
+    }
+}
+
 /// `selector.namespaces`, or the namespaces of `selector.pods`.
 fn selector_namespaces(spec: &Map<String, Value>) -> Vec<String> {
     let sel = spec.get("selector");
@@ -457,6 +548,7 @@ fn selector_namespaces(spec: &Map<String, Value>) -> Vec<String> {
     if let Some(pods) = sel.and_then(|s| s.get("pods")).and_then(Value::as_object) {
         out.extend(pods.keys().cloned());
     }
+    out.sort();
     out.dedup();
     out
 }
@@ -646,6 +738,45 @@ mod tests {
         assert_eq!(
             from_manifest(&broken, &cx(), false).unwrap_err().field,
             "spec.mode"
+        );
+    }
+
+    #[test]
+    fn the_reach_counts_every_mode_and_the_target_and_the_own_namespace() {
+        let b = build(
+            Fault::NetworkDelay,
+            &json!({ "namespace": "kube-system", "selector": { "namespaces": ["a"] }, "latency": "1ms",
+                     "mode": "fixed", "value": "8", "target": { "mode": "all", "selector": { "labelSelectors": { "x": "y" } } } }),
+            &cx(),
+        )
+        .unwrap();
+        assert_eq!(b.target_namespaces, ["a", "kube-system"]);
+        assert_eq!(
+            b.reach[1].namespaces,
+            ["kube-system"],
+            "a target naming none"
+        );
+        assert_eq!(b.reach[0].most(20), 8);
+        assert_eq!(b.reach[1].most(20), 20);
+        let r = |mode: &str, value: &str| Reach {
+            what: "selector",
+            selector: json!({}),
+            namespaces: vec![],
+            mode: serde_json::from_value(json!(mode)).unwrap(),
+            value: Some(value.into()),
+        };
+        assert_eq!(r("one", "").most(9), 1);
+        assert_eq!(r("fixed-percent", "100").most(9), 9);
+        assert_eq!(r("random-max-percent", "50").most(9), 4);
+        assert_eq!(r("fixed", "8").most(3), 3);
+        let schedule = json!({ "apiVersion": API_VERSION, "kind": "Schedule",
+            "metadata": { "name": "s", "namespace": "a" },
+            "spec": { "schedule": "@every 1m", "type": "PodChaos", "historyLimit": 1, "concurrencyPolicy": "Forbid",
+                      "podChaos": { "action": "pod-kill", "mode": "all", "selector": { "namespaces": ["kube-system"] } } } });
+        let e = from_manifest(&schedule, &cx(), false).unwrap_err();
+        assert!(
+            e.field == "spec.selector" || e.field == "kind",
+            "a Schedule is never created: {e}"
         );
     }
 }

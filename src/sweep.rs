@@ -1,14 +1,23 @@
-//! `playbook cleanup`: removes what killed runs left behind — every object in their journals,
-//! and (with `--all`) every Chaos Mesh object labelled as created by playbook. Running it twice
-//! is harmless.
+//! `playbook cleanup`: removes what killed runs left behind — the Chaos Mesh objects in their
+//! journals that still carry the run's labels (and uid), the workloads they scaled put back —
+//! and (with `--all`) every Chaos Mesh object labelled as created by playbook. It trusts no
+//! journal: only Chaos Mesh kinds labelled as the journal's run are deleted, runs still alive
+//! on this machine are left alone (unless `--force`), and a journal is deleted only once its
+//! cluster was verified to be the one connected to. Running it twice is harmless.
+
+use std::collections::BTreeSet;
 
 use kube::api::ListParams;
+use serde_json::Value;
 
 use crate::cli::CleanupArgs;
 use crate::connection::{Target, TargetKind};
 use crate::faults::{MANAGED_BY, RUN_ID_LABEL};
 use crate::outcome::Verdict;
-use crate::session::{EntryState, Journal, ObjectRef, api_in, remove, say, state_dir};
+use crate::session::{
+    EntryState, Journal, ObjectRef, Restore, api_for, api_in, cluster_id, remove, restore, retry,
+    say, state_dir,
+};
 
 /// Runs the command; must be called inside a tokio runtime context.
 pub fn cleanup(args: &CleanupArgs) -> Verdict {
@@ -31,6 +40,7 @@ pub fn cleanup(args: &CleanupArgs) -> Verdict {
     // This is cleanup: a signal is reported and removal goes on.
     crate::stop::set_cleaning(true);
     say(&target.description);
+    let here = cluster_id(&target, &rt);
     let dir = state_dir(args.state_dir.as_deref());
     let (journals, damaged) = Journal::all(&dir);
     for d in &damaged {
@@ -38,18 +48,51 @@ pub fn cleanup(args: &CleanupArgs) -> Verdict {
     }
     let mut removed = 0;
     let mut left: Vec<String> = Vec::new();
+    // Runs whose objects the label sweep must leave alone too.
+    let mut spared: BTreeSet<String> = BTreeSet::new();
     for mut journal in journals {
         if args.run.as_ref().is_some_and(|id| *id != journal.run_id) {
             continue;
         }
+        let run = journal.run_id.clone();
+        if journal.alive() && !args.force {
+            say(&format!(
+                "run {run}: still running (pid {} on this machine): skipped (it cleans up after itself; --force to clean it anyway)",
+                journal.pid
+            ));
+            spared.insert(run);
+            continue;
+        }
+        let verified = match (&journal.cluster, &here) {
+            (Some(theirs), Some(ours)) if theirs != ours => {
+                let message = format!(
+                    "run {run}: its journal names another cluster (kube-system uid {theirs}; this one is {ours}): nothing done, journal kept — point --kubeconfig/--context at that cluster"
+                );
+                if args.run.is_some() {
+                    eprintln!("error: {message}");
+                    left.push(format!("run {run} (on another cluster)"));
+                } else {
+                    say(&message);
+                }
+                spared.insert(run);
+                continue;
+            }
+            (Some(_), Some(_)) => true,
+            _ => false,
+        };
         let pending: Vec<ObjectRef> = journal.pending().cloned().collect();
+        let restores: Vec<Restore> = journal.pending_restores().cloned().collect();
         say(&format!(
-            "run {}: {} object(s) in its journal",
-            journal.run_id,
-            pending.len()
+            "run {run}: {} object(s) in its journal{}",
+            pending.len(),
+            if restores.is_empty() {
+                String::new()
+            } else {
+                format!(", and {} workload(s) to scale back", restores.len())
+            }
         ));
         for object in pending.iter().rev() {
-            match remove(&target, &rt, object) {
+            match remove_ours(&target, &rt, &run, object) {
                 Ok(said) => {
                     say(&format!("  {said}"));
                     removed += 1;
@@ -61,14 +104,38 @@ pub fn cleanup(args: &CleanupArgs) -> Verdict {
                 }
             }
         }
-        if journal.pending().next().is_none() {
+        for r in restores.iter().rev() {
+            match restore_checked(&target, &rt, r) {
+                Ok(said) => {
+                    say(&format!("  {said}"));
+                    let _ = journal.mark_restore(r, "done");
+                }
+                Err(e) => {
+                    eprintln!("  error: {e}");
+                    left.push(r.to_string());
+                }
+            }
+        }
+        let done =
+            journal.pending().next().is_none() && journal.pending_restores().next().is_none();
+        if done && (verified || args.force) {
             let _ = journal.finish();
+        } else if done {
+            say(&format!(
+                "  journal of run {run} kept: the cluster it was written for cannot be verified (no kube-system uid); --force drops it"
+            ));
         }
     }
     if args.all || args.run.is_some() {
         match labelled(&target, &rt, args.run.as_deref()) {
             Ok(objects) => {
-                for object in objects {
+                for (object, run) in objects {
+                    if spared.contains(&run) {
+                        say(&format!(
+                            "  by label: {object} belongs to run {run}, left alone (see above)"
+                        ));
+                        continue;
+                    }
                     match remove(&target, &rt, &object) {
                         Ok(said) => {
                             say(&format!("  by label: {said}"));
@@ -98,12 +165,75 @@ pub fn cleanup(args: &CleanupArgs) -> Verdict {
     }
 }
 
-/// Every Chaos Mesh object in the cluster labelled as playbook's (of one run, if given).
+/// Removes a journal's object only if it is a Chaos Mesh object labelled as run `run`'s
+/// (and, when the journal knows it, with the same uid): a journal names, it does not prove.
+fn remove_ours(
+    target: &Target,
+    rt: &tokio::runtime::Handle,
+    run: &str,
+    object: &ObjectRef,
+) -> Result<String, String> {
+    if !object.is_chaos() {
+        return Err(format!(
+            "refusing to delete {object} ({}): only Chaos Mesh objects are removed, and a run journals nothing else",
+            object.api_version
+        ));
+    }
+    let api = api_for(target, rt, object)?;
+    let found = retry(|| rt.block_on(api.get_opt(&object.name)))
+        .map_err(|e| format!("cannot read {object}: {e}"))?;
+    let Some(found) = found else {
+        return Ok(format!("{object} was already gone"));
+    };
+    let labels = found.metadata.labels.clone().unwrap_or_default();
+    let ours = labels.get(MANAGED_BY.0).map(String::as_str) == Some(MANAGED_BY.1)
+        && labels.get(RUN_ID_LABEL).map(String::as_str) == Some(run);
+    if !ours || (object.uid.is_some() && object.uid != found.metadata.uid) {
+        return Ok(format!(
+            "{object} was already gone (an object of that name is there, but not run {run}'s: not touched)"
+        ));
+    }
+    let exact = ObjectRef {
+        uid: found.metadata.uid,
+        ..object.clone()
+    };
+    remove(target, rt, &exact)
+}
+
+/// Scales a workload back, by the rules a playbook's own `cluster::scale` follows: a workload
+/// kind, outside protected namespaces, to a sane number of replicas.
+fn restore_checked(
+    target: &Target,
+    rt: &tokio::runtime::Handle,
+    r: &Restore,
+) -> Result<String, String> {
+    let w = &r.workload;
+    let kind_ok = w.api_version == "apps/v1"
+        && matches!(
+            (w.kind.as_str(), r.plural.as_str()),
+            ("Deployment", "deployments")
+                | ("StatefulSet", "statefulsets")
+                | ("ReplicaSet", "replicasets")
+        );
+    let ns = w.namespace.clone().unwrap_or_default();
+    if !kind_ok
+        || !(0..=1000).contains(&r.replicas)
+        || crate::host::chaos::PROTECTED.contains(&ns.as_str())
+    {
+        return Err(format!(
+            "refusing to {r}: not something a playbook may scale (a Deployment, StatefulSet or ReplicaSet outside protected namespaces, 0..1000 replicas)"
+        ));
+    }
+    restore(target, rt, r)
+}
+
+/// Every Chaos Mesh object in the cluster labelled as playbook's (of one run, if given), with
+/// the run it is labelled with.
 fn labelled(
     target: &Target,
     rt: &tokio::runtime::Handle,
     run: Option<&str>,
-) -> Result<Vec<ObjectRef>, String> {
+) -> Result<Vec<(ObjectRef, String)>, String> {
     let discovery = rt
         .block_on(
             kube::Discovery::new(target.client.clone())
@@ -123,12 +253,19 @@ fn labelled(
                 .block_on(api.list(&ListParams::default().labels(&selector)))
                 .map_err(|e| format!("listing {}: {e}", ar.plural))?;
             for o in list.items {
-                out.push(ObjectRef::new(
+                let labels = serde_json::to_value(&o.metadata.labels).unwrap_or(Value::Null);
+                let run = labels[RUN_ID_LABEL]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                let mut object = ObjectRef::new(
                     &ar.api_version,
                     &ar.kind,
                     o.metadata.namespace.as_deref(),
                     &o.metadata.name.unwrap_or_default(),
-                ));
+                );
+                object.uid = o.metadata.uid;
+                out.push((object, run));
             }
         }
     }

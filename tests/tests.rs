@@ -3,6 +3,7 @@
 
 mod cli;
 mod host;
+mod hostile;
 mod inprocess;
 mod layering;
 mod platform;

@@ -37,6 +37,11 @@ pub mod limits {
     pub const MODULES: usize = 64;
     /// How often (in operations) the deadline and Ctrl-C are checked.
     pub const CHECK_EVERY: u64 = 1024;
+    /// Bytes of output (`print`, `log`, `debug`) one playbook may write.
+    pub const OUTPUT: usize = 16 << 20;
+    /// Bytes one `record` value may take (as JSON), and all of a playbook's records together.
+    pub const RECORD_VALUE: usize = 1 << 20;
+    pub const RECORDS: usize = 8 << 20;
 }
 
 /// What every engine is built from.
@@ -61,24 +66,36 @@ pub fn build(config: &EngineConfig, session: Option<Arc<Session>>) -> Engine {
         .set_max_map_size(limits::MAP_SIZE)
         .set_max_modules(limits::MODULES)
         .set_module_resolver(Resolver::new(config.stdlib.clone(), config.sources.clone()));
+    // `eval` is off: it would run text that `check` never saw, outside the resolver's rules.
+    engine.disable_symbol("eval");
+    register_bounded_replace(&mut engine);
     crate::host::register(&mut engine);
     match session {
         Some(session) => {
             let out = session.clone();
-            engine.on_print(move |s| (out.output)(Line::Print(s.to_string())));
+            engine.on_print(move |s| {
+                if out.allow_output(s.len()) {
+                    (out.output)(Line::Print(s.to_string()))
+                }
+            });
             let out = session.clone();
             engine.on_debug(move |s, src, pos| {
                 let at = match (src, pos.line()) {
                     (Some(src), Some(line)) => format!("{src}:{line}: "),
                     _ => String::new(),
                 };
-                (out.output)(Line::Debug(format!("{at}{s}")))
+                if out.allow_output(s.len() + at.len()) {
+                    (out.output)(Line::Debug(format!("{at}{s}")))
+                }
             });
             let stop = session.clone();
             engine.on_progress(move |ops| {
                 // Cleanup's closures run to the end: a signal must not skip them.
                 if ops % limits::CHECK_EVERY != 0 || crate::stop::cleaning() {
                     return None;
+                }
+                if stop.output_exhausted() {
+                    return Some(Dynamic::from(output_limit_message()));
                 }
                 stop.stop.check().map(|r| Dynamic::from(r.to_string()))
             });
@@ -90,6 +107,67 @@ pub fn build(config: &EngineConfig, session: Option<Arc<Session>>) -> Engine {
         }
     }
     engine
+}
+
+/// Why a playbook that printed too much was stopped.
+pub fn output_limit_message() -> String {
+    format!(
+        "the playbook wrote more than {} MiB of output (print, log, debug): stopped",
+        limits::OUTPUT >> 20
+    )
+}
+
+/// `replace` computes the size of its result before building it: Rhai checks a string's size
+/// only after an operation, too late for `x.replace("x", x)` on a long `x`.
+fn register_bounded_replace(engine: &mut Engine) {
+    fn bounded(
+        string: &mut rhai::ImmutableString,
+        find: &str,
+        with: &str,
+    ) -> Result<(), Box<rhai::EvalAltResult>> {
+        if string.is_empty() {
+            return Ok(());
+        }
+        let hits = string.matches(find).count();
+        let size =
+            (string.len() - hits * find.len()).saturating_add(hits.saturating_mul(with.len()));
+        if size > limits::STRING_SIZE {
+            return Err(rhai::EvalAltResult::ErrorDataTooLarge(
+                "Length of string".into(),
+                rhai::Position::NONE,
+            )
+            .into());
+        }
+        *string = string.replace(find, with).into();
+        Ok(())
+    }
+    let doc = [
+        "/// Replaces every `find` in the string with `with`, refusing a result longer than the",
+        "/// string limit before building it.",
+        "///",
+        "/// ```rhai",
+        "/// let s = \"a-b\"; s.replace(\"-\", \"+\");",
+        "/// ```",
+    ];
+    let params = ["string: &mut ImmutableString", "find", "with"];
+    rhai::FuncRegistration::new("replace")
+        .with_comments(doc)
+        .with_params_info(params)
+        .register_into_engine(engine, |s: &mut rhai::ImmutableString, f: &str, w: &str| {
+            bounded(s, f, w)
+        });
+    rhai::FuncRegistration::new("replace")
+        .with_comments(doc)
+        .with_params_info(params)
+        .register_into_engine(engine, |s: &mut rhai::ImmutableString, f: &str, w: char| {
+            bounded(s, f, &w.to_string())
+        });
+    rhai::FuncRegistration::new("replace")
+        .with_comments(doc)
+        .with_params_info(params)
+        .register_into_engine(engine, |s: &mut rhai::ImmutableString, f: char, w: &str| {
+            bounded(s, &f.to_string(), w)
+        });
 }
 
 /// Compiles a playbook for running or checking, remembering its source for diagnostics.

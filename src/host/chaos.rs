@@ -15,10 +15,30 @@ use crate::host::expect::{Observation, wait_for};
 use crate::host::{RhaiResultOf, error, session};
 use crate::session::{Line, ObjectRef, Session};
 
-/// Namespaces no fault may touch unless the playbook says `allow_protected_namespaces: true`.
-const PROTECTED: &[&str] = &["kube-system", "kube-public", "kube-node-lease"];
-/// More candidate pods than this under `mode: all` needs `allow_large_blast_radius: true`.
+/// Namespaces no fault may reach and no playbook may change (the cluster's own, and Chaos
+/// Mesh's) unless it says `allow_protected_namespaces: true`; `--var chaos_namespace=...`
+/// adds another.
+pub(crate) const PROTECTED: &[&str] = &[
+    "kube-system",
+    "kube-public",
+    "kube-node-lease",
+    "chaos-testing",
+    "chaos-mesh",
+];
+/// A fault that can hit more pods than this (in any mode, selector or target) needs
+/// `allow_large_blast_radius: true`.
 const WIDE: usize = 5;
+
+/// The protected namespace among `namespaces`, if any.
+pub(crate) fn protected<'a>(
+    s: &Session,
+    namespaces: impl IntoIterator<Item = &'a String>,
+) -> Option<&'a String> {
+    let chaos_ns = chaos_namespace(s);
+    namespaces
+        .into_iter()
+        .find(|ns| PROTECTED.contains(&ns.as_str()) || **ns == chaos_ns)
+}
 
 /// A fault a playbook injected: what `chaos::pod_kill(...)` and friends return.
 #[derive(Debug, Clone)]
@@ -62,17 +82,25 @@ fn context(s: &Session, fault: &str) -> Context<'static> {
     }
 }
 
-/// The pods a fault's selector reaches now (Running, matching namespaces and labels), by name.
-pub(crate) fn candidates(
+/// The pods one selection of a fault reaches now (Running, matching namespaces, labels and
+/// names), as `namespace/name`.
+fn reachable(
     ctx: &NativeCallContext,
     s: &Session,
-    built: &Built,
+    reach: &faults::Reach,
 ) -> RhaiResultOf<Vec<String>> {
-    let sel = built
-        .object
-        .pointer("/spec/selector")
-        .cloned()
-        .unwrap_or_default();
+    let sel = &reach.selector;
+    for unsupported in ["namespaceSelectors", "clusterScoped"] {
+        if sel.get(unsupported).is_some_and(|v| !v.is_null()) {
+            return Err(error(
+                ctx,
+                format!(
+                    "refusing {}.{unsupported}: playbook cannot tell which namespaces it reaches; list them in `namespaces`",
+                    reach.what
+                ),
+            ));
+        }
+    }
     let labels: Vec<String> = sel
         .get("labelSelectors")
         .and_then(Value::as_object)
@@ -82,10 +110,18 @@ pub(crate) fn candidates(
                 .collect()
         })
         .unwrap_or_default();
-    let named: Option<&serde_json::Map<String, Value>> = sel.get("pods").and_then(Value::as_object);
+    let named: Option<&serde_json::Map<String, Value>> = sel
+        .get("pods")
+        .and_then(Value::as_object)
+        .filter(|m| !m.is_empty());
     let mut out = Vec::new();
-    for ns in &built.target_namespaces {
-        for p in crate::host::cluster::list_pods(ctx, s, ns, &labels.join(","))? {
+    for ns in &reach.namespaces {
+        let labels = if named.is_some() {
+            String::new()
+        } else {
+            labels.join(",")
+        };
+        for p in crate::host::cluster::list_pods(ctx, s, ns, &labels)? {
             let name = p.metadata.name.clone().unwrap_or_default();
             let running = p.status.as_ref().and_then(|st| st.phase.as_deref()) == Some("Running")
                 && p.metadata.deletion_timestamp.is_none();
@@ -102,20 +138,23 @@ pub(crate) fn candidates(
     Ok(out)
 }
 
-/// The safety rules: protected namespaces, and `mode: all` over many pods.
-fn check_safety(
+/// The pods a fault's selector reaches now (Running, matching namespaces and labels), by name.
+pub(crate) fn candidates(
     ctx: &NativeCallContext,
     s: &Session,
     built: &Built,
-    pods: &[String],
-) -> RhaiResultOf<()> {
-    let chaos_ns = chaos_namespace(s);
+) -> RhaiResultOf<Vec<String>> {
+    match built.reach.first() {
+        Some(r) => reachable(ctx, s, r),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// The safety rules: no protected namespace among those the fault (selector, target, the
+/// object itself) reaches, and no selection that can hit more than a few pods, in any mode.
+fn check_safety(ctx: &NativeCallContext, s: &Session, built: &Built) -> RhaiResultOf<()> {
     if !built.allow_protected_namespaces {
-        if let Some(ns) = built
-            .target_namespaces
-            .iter()
-            .find(|ns| PROTECTED.contains(&ns.as_str()) || **ns == chaos_ns)
-        {
+        if let Some(ns) = protected(s, &built.target_namespaces) {
             return Err(error(
                 ctx,
                 format!(
@@ -124,17 +163,25 @@ fn check_safety(
             ));
         }
     }
-    if matches!(built.mode, faults::Mode::All)
-        && pods.len() > WIDE
-        && !built.allow_large_blast_radius
-    {
-        return Err(error(
-            ctx,
-            format!(
-                "refusing mode \"all\" over {} pods (more than {WIDE}): start smaller (mode \"one\", \"fixed\"), or add `allow_large_blast_radius: true`",
-                pods.len()
-            ),
-        ));
+    for reach in &built.reach {
+        let pods = reachable(ctx, s, reach)?;
+        let most = reach.most(pods.len());
+        if most > WIDE && !built.allow_large_blast_radius {
+            return Err(error(
+                ctx,
+                format!(
+                    "refusing {}: mode \"{}\"{} can hit {most} of {} pods (more than {WIDE}): start smaller (mode \"one\", \"fixed\" with a small value), or add `allow_large_blast_radius: true`",
+                    reach.what,
+                    faults::mode_name(&reach.mode),
+                    reach
+                        .value
+                        .as_deref()
+                        .map(|v| format!(" value {v}"))
+                        .unwrap_or_default(),
+                    pods.len()
+                ),
+            ));
+        }
     }
     Ok(())
 }
@@ -152,8 +199,8 @@ fn inject(
 ) -> RhaiResultOf<FaultHandle> {
     let s = session(ctx)?;
     let built = built?;
+    check_safety(ctx, &s, &built)?;
     let pods = candidates(ctx, &s, &built)?;
-    check_safety(ctx, &s, &built, &pods)?;
     let object = ObjectRef::new(
         faults::API_VERSION,
         &built.kind,
@@ -188,15 +235,18 @@ fn inject(
     s.phase(crate::session::Phase::Injecting {
         what: summary.clone(),
     });
-    s.will_create(&object).map_err(|e| error(ctx, e))?;
-    let api = crate::session::api_for(&s.target, &s.rt, &object).map_err(|e| error(ctx, e))?;
     let dynamic: DynamicObject =
         serde_json::from_value(built.object.clone()).map_err(|e| error(ctx, e.to_string()))?;
-    if let Err(e) = s.rt.block_on(api.create(&PostParams::default(), &dynamic)) {
-        s.removed(&object);
-        return Err(api_error(ctx, &format!("creating {object}"), e));
-    }
-    s.created(&object);
+    let api = crate::session::api_for(&s.target, &s.rt, &object).map_err(|e| error(ctx, e))?;
+    let id = s.will_create(&object).map_err(|e| error(ctx, e))?;
+    let object = match s.rt.block_on(api.create(&PostParams::default(), &dynamic)) {
+        Ok(made) => s.created(id, &object, made.metadata.uid),
+        Err(e) => {
+            // Only this attempt is forgotten: an object of that name is someone else's.
+            s.abandon(id, &object);
+            return Err(api_error(ctx, &format!("creating {object}"), e));
+        }
+    };
     (s.output)(Line::Print(format!("inject: {summary}")));
     s.phase(crate::session::Phase::Running);
     s.record().faults.push(crate::session::Fault {
@@ -490,7 +540,8 @@ pub mod api {
     }
 
     /// `chaos::apply` with options: `#{ unbounded: true }` keeps a manifest without `duration`
-    /// unbounded (it then runs until cleanup removes it).
+    /// unbounded (it then runs until cleanup removes it); `allow_protected_namespaces` and
+    /// `allow_large_blast_radius` opt in as for the constructors.
     ///
     /// ```rhai
     /// let f = chaos::apply(manifest, #{ unbounded: true });
@@ -513,13 +564,36 @@ pub mod api {
         } else {
             rhai::serde::from_dynamic(&manifest)?
         };
-        let unbounded = options
-            .get("unbounded")
-            .and_then(|v| v.as_bool().ok())
-            .unwrap_or(false);
+        let flag = |k: &str| {
+            options
+                .get(k)
+                .and_then(|v| v.as_bool().ok())
+                .unwrap_or(false)
+        };
+        if let Some(k) = options.keys().find(|k| {
+            ![
+                "unbounded",
+                "allow_protected_namespaces",
+                "allow_large_blast_radius",
+            ]
+            .contains(&k.as_str())
+        }) {
+            return Err(error(
+                &ctx,
+                format!(
+                    "chaos::apply: unknown option `{k}` (unbounded, allow_protected_namespaces, allow_large_blast_radius)"
+                ),
+            ));
+        }
         let kind = value["kind"].as_str().unwrap_or("fault").to_string();
-        let built = faults::from_manifest(&value, &context(&s, "apply"), unbounded)
-            .map_err(|e| error(&ctx, format!("chaos::apply: `{}`: {}", e.field, e.message)));
+        let built = faults::from_manifest_allowing(
+            &value,
+            &context(&s, "apply"),
+            flag("unbounded"),
+            flag("allow_protected_namespaces"),
+            flag("allow_large_blast_radius"),
+        )
+        .map_err(|e| error(&ctx, format!("chaos::apply: `{}`: {}", e.field, e.message)));
         inject(&ctx, built, &kind)
     }
 

@@ -48,6 +48,114 @@ fn workload_api(s: &Session, ns: &str, w: &Workload) -> Api<DynamicObject> {
     Api::namespaced_with(s.target.client.clone(), ns, &ar)
 }
 
+/// Every write a playbook makes outside Chaos Mesh goes through here: protected namespaces
+/// (the cluster's own, Chaos Mesh's) are refused unless `options` says
+/// `allow_protected_namespaces: true`.
+fn guard_write(
+    ctx: &NativeCallContext,
+    s: &Session,
+    what: &str,
+    namespace: &str,
+    options: &Map,
+) -> RhaiResultOf<()> {
+    if let Some(k) = options
+        .keys()
+        .find(|k| k.as_str() != "allow_protected_namespaces")
+    {
+        return Err(error(
+            ctx,
+            format!("{what}: unknown option `{k}` (allow_protected_namespaces)"),
+        ));
+    }
+    let allowed = options
+        .get("allow_protected_namespaces")
+        .and_then(|v| v.as_bool().ok())
+        .unwrap_or(false);
+    let ns = namespace.to_string();
+    if !allowed && crate::host::chaos::protected(s, [&ns]).is_some() {
+        return Err(error(
+            ctx,
+            format!(
+                "refusing to {what} in namespace {namespace:?}: it is protected (pass #{{ allow_protected_namespaces: true }} if you mean it)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn scale_with(
+    ctx: &NativeCallContext,
+    namespace: &str,
+    workload: &str,
+    replicas: i64,
+    options: &Map,
+) -> RhaiResultOf<()> {
+    let s = session(ctx)?;
+    let w = self::workload(ctx, workload)?;
+    if !(0..=1000).contains(&replicas) {
+        return Err(error(
+            ctx,
+            format!("scale {workload}: replicas must be 0..1000, not {replicas}"),
+        ));
+    }
+    guard_write(ctx, &s, &format!("scale {workload}"), namespace, options)?;
+    if s.dry_run {
+        (s.output)(crate::session::Line::Print(format!(
+            "dry run: would scale {workload} in {namespace} to {replicas}"
+        )));
+        return Ok(());
+    }
+    let api = workload_api(&s, namespace, &w);
+    let before = s.rt.block_on(api.get_scale(&w.name)).map_err(|e| {
+        api_error(
+            ctx,
+            &format!("reading the scale of {workload} in {namespace}"),
+            e,
+        )
+    })?;
+    let restore = crate::session::Restore {
+        workload: crate::session::ObjectRef::new("apps/v1", w.kind, Some(namespace), &w.name),
+        plural: w.plural.to_string(),
+        replicas: before.spec.and_then(|sp| sp.replicas).unwrap_or(0).into(),
+    };
+    s.will_scale(restore).map_err(|e| error(ctx, e))?;
+    let patch = serde_json::json!({ "spec": { "replicas": replicas } });
+    s.rt.block_on(api.patch_scale(
+        &w.name,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&patch),
+    ))
+    .map_err(|e| api_error(ctx, &format!("scaling {workload} in {namespace}"), e))?;
+    Ok(())
+}
+
+fn rollout_restart_with(
+    ctx: &NativeCallContext,
+    namespace: &str,
+    workload: &str,
+    options: &Map,
+) -> RhaiResultOf<()> {
+    let s = session(ctx)?;
+    let w = self::workload(ctx, workload)?;
+    guard_write(ctx, &s, &format!("restart {workload}"), namespace, options)?;
+    if s.dry_run {
+        (s.output)(crate::session::Line::Print(format!(
+            "dry run: would restart {workload} in {namespace}"
+        )));
+        return Ok(());
+    }
+    let patch = serde_json::json!({ "spec": { "template": { "metadata": { "annotations": {
+        "kubectl.kubernetes.io/restartedAt": s.now().to_string()
+    }}}}});
+    s.rt.block_on(workload_api(&s, namespace, &w).patch(
+        &w.name,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&patch),
+    ))
+    .map_err(|e| api_error(ctx, &format!("restarting {workload} in {namespace}"), e))?;
+    Ok(())
+}
+
 /// A Kubernetes API error as a script error that keeps the server's reason.
 pub(crate) fn api_error(
     ctx: &NativeCallContext,
@@ -410,6 +518,8 @@ pub mod api {
     }
 
     /// Sets a workload's replicas (through its scale subresource, as `kubectl scale` does).
+    /// Cleanup scales it back to the replicas it had before the playbook first scaled it.
+    /// Protected namespaces (kube-system, chaos-testing, ...) are refused.
     ///
     /// ```rhai
     /// cluster::scale("training", "deployment/trainer", 2);
@@ -421,32 +531,29 @@ pub mod api {
         workload: &str,
         replicas: i64,
     ) -> RhaiResultOf<()> {
-        let s = session(&ctx)?;
-        let w = super::workload(&ctx, workload)?;
-        if !(0..=1000).contains(&replicas) {
-            return Err(error(
-                &ctx,
-                format!("scale {workload}: replicas must be 0..1000, not {replicas}"),
-            ));
-        }
-        if s.dry_run {
-            (s.output)(crate::session::Line::Print(format!(
-                "dry run: would scale {workload} in {namespace} to {replicas}"
-            )));
-            return Ok(());
-        }
-        let patch = serde_json::json!({ "spec": { "replicas": replicas } });
-        s.rt.block_on(workload_api(&s, namespace, &w).patch_scale(
-            &w.name,
-            &kube::api::PatchParams::default(),
-            &kube::api::Patch::Merge(&patch),
-        ))
-        .map_err(|e| api_error(&ctx, &format!("scaling {workload} in {namespace}"), e))?;
-        Ok(())
+        super::scale_with(&ctx, namespace, workload, replicas, &Map::new())
+    }
+
+    /// `cluster::scale` with options: `#{ allow_protected_namespaces: true }` to scale in a
+    /// protected namespace.
+    ///
+    /// ```rhai
+    /// cluster::scale("kube-system", "deployment/coredns", 2, #{ allow_protected_namespaces: true });
+    /// ```
+    #[rhai_fn(name = "scale", return_raw)]
+    pub fn scale_opts(
+        ctx: NativeCallContext,
+        namespace: &str,
+        workload: &str,
+        replicas: i64,
+        options: Map,
+    ) -> RhaiResultOf<()> {
+        super::scale_with(&ctx, namespace, workload, replicas, &options)
     }
 
     /// Restarts a workload's pods the way `kubectl rollout restart` does (a new template
-    /// annotation, so the controller replaces pods within its surge limits).
+    /// annotation, so the controller replaces pods within its surge limits). Protected
+    /// namespaces are refused.
     ///
     /// ```rhai
     /// cluster::rollout_restart("mlflow", "deployment/mlflow");
@@ -457,24 +564,22 @@ pub mod api {
         namespace: &str,
         workload: &str,
     ) -> RhaiResultOf<()> {
-        let s = session(&ctx)?;
-        let w = super::workload(&ctx, workload)?;
-        if s.dry_run {
-            (s.output)(crate::session::Line::Print(format!(
-                "dry run: would restart {workload} in {namespace}"
-            )));
-            return Ok(());
-        }
-        let patch = serde_json::json!({ "spec": { "template": { "metadata": { "annotations": {
-            "kubectl.kubernetes.io/restartedAt": s.now().to_string()
-        }}}}});
-        s.rt.block_on(workload_api(&s, namespace, &w).patch(
-            &w.name,
-            &kube::api::PatchParams::default(),
-            &kube::api::Patch::Merge(&patch),
-        ))
-        .map_err(|e| api_error(&ctx, &format!("restarting {workload} in {namespace}"), e))?;
-        Ok(())
+        super::rollout_restart_with(&ctx, namespace, workload, &Map::new())
+    }
+
+    /// `cluster::rollout_restart` with options: `#{ allow_protected_namespaces: true }`.
+    ///
+    /// ```rhai
+    /// cluster::rollout_restart("kube-system", "deployment/coredns", #{ allow_protected_namespaces: true });
+    /// ```
+    #[rhai_fn(name = "rollout_restart", return_raw)]
+    pub fn rollout_restart_opts(
+        ctx: NativeCallContext,
+        namespace: &str,
+        workload: &str,
+        options: Map,
+    ) -> RhaiResultOf<()> {
+        super::rollout_restart_with(&ctx, namespace, workload, &options)
     }
 
     /// GETs `path` from a Service through the API server's proxy (as `kubectl get --raw` does)

@@ -1,5 +1,7 @@
 //! Global host functions, callable without a namespace: `log`, `param`, `fail`, `sleep`,
-//! `record`, `on_cleanup`, `clock_ms`.
+//! `record`, `on_cleanup`, `clock_ms`. What a playbook logs and records is bounded
+//! (`engine::limits::OUTPUT`, `RECORD_VALUE`, `RECORDS`): past a limit the playbook ends
+//! with an error, and cleanup runs.
 
 use rhai::plugin::*;
 
@@ -17,6 +19,12 @@ pub mod api {
     #[rhai_fn(return_raw)]
     pub fn log(ctx: NativeCallContext, message: &str) -> RhaiResultOf<()> {
         let s = session(&ctx)?;
+        if !s.allow_output(message.len()) {
+            return Err(crate::host::error(
+                &ctx,
+                crate::engine::output_limit_message(),
+            ));
+        }
         (s.output)(Line::Print(message.to_string()));
         Ok(())
     }
@@ -101,7 +109,14 @@ pub mod api {
     pub fn record(ctx: NativeCallContext, key: &str, value: Dynamic) -> RhaiResultOf<()> {
         let s = session(&ctx)?;
         let json: serde_json::Value = rhai::serde::from_dynamic(&value)?;
-        (s.output)(Line::Print(format!("record: {key} = {json}")));
+        let text = json.to_string();
+        s.allow_record(key, text.len())
+            .map_err(|e| crate::host::error(&ctx, e))?;
+        let shown = match text.char_indices().nth(400) {
+            Some((at, _)) => format!("{}… ({} bytes)", &text[..at], text.len()),
+            None => text,
+        };
+        (s.output)(Line::Print(format!("record: {key} = {shown}")));
         s.record().set(key, json);
         Ok(())
     }

@@ -183,7 +183,7 @@ fn faults(repl: &mut Repl, _: &str) -> Flow {
                 &f.name,
             );
             let mut row = vec![f.name.clone(), f.kind.clone(), f.namespace.clone()];
-            if !live.contains(&object) {
+            if !live.iter().any(|o| o.same_name(&object)) {
                 row.extend(["removed".into(), "-".into(), "-".into(), "-".into()]);
                 return row;
             }

@@ -424,6 +424,8 @@ impl Repl {
     fn cleanup(&mut self) -> (bool, usize) {
         self.reset_stop();
         let (ok, steps) = self.run.cleanup("repl");
+        // The REPL goes on after `:cleanup`: faults may be created again.
+        self.run.session.reopen();
         if steps == 0 {
             say("cleanup: nothing to remove");
         }

@@ -441,17 +441,30 @@ pub struct WriteError {
 }
 
 impl Outputs {
-    /// Checks, before anything runs, that every report file can be written (creating it).
+    /// Checks, before anything runs, that every report file can be written (creating it):
+    /// a report never replaces anything but a regular file.
     pub fn check(&self) -> Result<(), WriteError> {
         for path in self.paths() {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|source| WriteError {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
+            let err = |source| WriteError {
+                path: path.to_path_buf(),
+                source,
+            };
+            match std::fs::symlink_metadata(path) {
+                Ok(_) => {
+                    regular_or_absent(path).map_err(err)?;
+                    std::fs::OpenOptions::new()
+                        .append(true)
+                        .open(path)
+                        .map_err(err)?;
+                }
+                Err(_) => {
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .open(path)
+                        .map_err(err)?;
+                }
+            }
         }
         Ok(())
     }
@@ -489,13 +502,60 @@ impl Outputs {
 type Render = fn(&RunReport) -> String;
 
 fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path).inspect_err(|_| {
+    write_safely(path, text.as_bytes())
+}
+
+/// An error unless `path` is absent or a regular file (not a link, FIFO, device, folder...).
+fn regular_or_absent(path: &Path) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_file() => Ok(()),
+        Ok(m) => {
+            let what = if m.file_type().is_symlink() {
+                "a symbolic link"
+            } else if m.is_dir() {
+                "a folder"
+            } else {
+                "not a regular file (a FIFO, socket or device)"
+            };
+            Err(std::io::Error::other(format!(
+                "refusing to replace it: it is {what}"
+            )))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes `bytes` to `path` atomically: a new temporary file beside it (never an existing
+/// one), then a rename over `path` — only if `path` is absent or a regular file.
+pub fn write_safely(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    regular_or_absent(path)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "report".into());
+    let tmp = path.with_file_name(format!(
+        ".{name}.{}.{}.tmp",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .and_then(|mut f| {
+            f.write_all(bytes)?;
+            f.sync_all()
+        })
+        .and_then(|_| regular_or_absent(path))
+        .and_then(|_| std::fs::rename(&tmp, path));
+    if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
-    })
+    }
+    written
 }
 
 /// A record's value for tables: numbers rounded, strings bare, the rest as compact JSON.

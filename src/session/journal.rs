@@ -1,11 +1,15 @@
-//! The journal of one run on disk: every object is written here *before* it is created and
-//! marked when removed, so `playbook cleanup` can find what a killed run left behind.
+//! The journal of one run on disk: every object is written here *before* it is created (then
+//! with its uid once created) and marked when removed, every workload the run scaled with the
+//! replicas to put back, and who wrote it (host, pid and that process's start time) and for
+//! which cluster, so `playbook cleanup` can find what a killed run left behind — and leave a
+//! live run, or another cluster, alone.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use super::ObjectRef;
+use super::ledger::Restore;
 
 /// One run's journal file: `<state dir>/journal/<run id>.json`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -15,9 +19,30 @@ pub struct Journal {
     pub started: String,
     /// The kubeconfig context the run used (absent: in-cluster or the current context).
     pub context: Option<String>,
+    /// The machine the run ran on.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// When the run's process started (clock ticks since boot, `/proc/PID/stat`): with `pid`
+    /// and `host`, tells a live run from a dead one whose pid was reused.
+    #[serde(default)]
+    pub pid_start: Option<u64>,
+    /// The cluster the run talked to: the uid of its `kube-system` namespace.
+    #[serde(default)]
+    pub cluster: Option<String>,
     pub objects: Vec<Entry>,
+    /// Workloads the run scaled, and the replicas to put back.
+    #[serde(default)]
+    pub restores: Vec<RestoreEntry>,
     #[serde(skip)]
     path: PathBuf,
+}
+
+/// A workload to scale back, `pending` until it was.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RestoreEntry {
+    pub restore: Restore,
+    /// `pending` or `done`.
+    pub state: String,
 }
 
 /// An object the run meant to create.
@@ -59,7 +84,11 @@ impl Journal {
             pid: std::process::id(),
             started: jiff::Timestamp::now().to_string(),
             context,
+            host: hostname(),
+            pid_start: process_start(std::process::id()),
+            cluster: None,
             objects: Vec::new(),
+            restores: Vec::new(),
             path: state_dir.join("journal").join(format!("{run_id}.json")),
         }
     }
@@ -106,6 +135,58 @@ impl Journal {
         self.write()
     }
 
+    /// The object written as intended got its uid when created.
+    pub fn created(&mut self, intended: &ObjectRef, uid: Option<String>) -> std::io::Result<()> {
+        if let Some(e) = self.objects.iter_mut().find(|e| e.object == *intended) {
+            e.object.uid = uid;
+            e.state = EntryState::Created;
+        }
+        self.write()
+    }
+
+    /// Drops the entry of an object that was never created (its create failed).
+    pub fn forget(&mut self, object: &ObjectRef) -> std::io::Result<()> {
+        if let Some(at) = self.objects.iter().rposition(|e| e.object == *object) {
+            self.objects.remove(at);
+        }
+        self.write()
+    }
+
+    /// Records a workload to scale back (`pending`) or scaled back (`done`).
+    pub fn mark_restore(&mut self, restore: &Restore, state: &str) -> std::io::Result<()> {
+        match self.restores.iter_mut().find(|e| e.restore == *restore) {
+            Some(e) => e.state = state.to_string(),
+            None => self.restores.push(RestoreEntry {
+                restore: restore.clone(),
+                state: state.to_string(),
+            }),
+        }
+        self.write()
+    }
+
+    /// Workloads not yet scaled back.
+    pub fn pending_restores(&self) -> impl Iterator<Item = &Restore> {
+        self.restores
+            .iter()
+            .filter(|e| e.state != "done")
+            .map(|e| &e.restore)
+    }
+
+    /// Whether the run that wrote this journal is still running on this machine.
+    pub fn alive(&self) -> bool {
+        if self.host.is_some() && self.host != hostname() {
+            return false;
+        }
+        if !Path::new(&format!("/proc/{}", self.pid)).exists() {
+            return false;
+        }
+        match (self.pid_start, process_start(self.pid)) {
+            (Some(a), Some(b)) => a == b,
+            // No start time to compare: the pid is in use, so say alive (--force overrides).
+            _ => true,
+        }
+    }
+
     /// Objects not yet removed.
     pub fn pending(&self) -> impl Iterator<Item = &ObjectRef> {
         self.objects
@@ -118,9 +199,10 @@ impl Journal {
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let tmp = self.path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(self).unwrap_or_default())?;
-        std::fs::rename(&tmp, &self.path)
+        crate::report::write_safely(
+            &self.path,
+            &serde_json::to_vec_pretty(self).unwrap_or_default(),
+        )
     }
 
     /// Deletes the file: the run left nothing behind.
@@ -130,6 +212,21 @@ impl Journal {
             _ => Ok(()),
         }
     }
+}
+
+/// This machine's name.
+fn hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+}
+
+/// When process `pid` started, in clock ticks since boot (field 22 of `/proc/PID/stat`).
+fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
 }
 
 #[cfg(test)]
@@ -147,6 +244,9 @@ mod tests {
         assert_eq!(all[0].pending().collect::<Vec<_>>(), vec![&obj]);
         j.mark(&obj, EntryState::Removed).unwrap();
         assert_eq!(Journal::all(&dir).0[0].pending().count(), 0);
+        assert!(j.alive(), "this process is alive");
+        j.pid_start = j.pid_start.map(|t| t + 1);
+        assert!(!j.alive(), "a reused pid is not the run");
         j.finish().unwrap();
         j.finish().unwrap();
         assert!(Journal::all(&dir).0.is_empty());

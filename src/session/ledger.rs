@@ -1,11 +1,12 @@
-//! The cleanup ledger: what a run must undo, last-in first-out, each step exactly once; and the
-//! removal of one object — delete, then wait until it is gone (so Chaos Mesh has recovered),
-//! retrying transient API errors.
+//! The cleanup ledger: what a run must undo, last-in first-out, each step exactly once, each
+//! object known by its identity (kind, namespace, name and, once created, uid — never by name
+//! alone); and the removal of one object — delete (only the object with that uid), then wait
+//! until it is gone (so Chaos Mesh has recovered), retrying transient API errors.
 
 use std::time::Duration;
 
 use jiff::SignedDuration;
-use kube::api::{Api, DeleteParams, DynamicObject};
+use kube::api::{Api, DeleteParams, DynamicObject, Preconditions};
 use kube::core::GroupVersionKind;
 use kube::discovery::ApiResource;
 use serde::{Deserialize, Serialize};
@@ -19,6 +20,9 @@ pub struct ObjectRef {
     pub kind: String,
     pub namespace: Option<String>,
     pub name: String,
+    /// The uid the API server gave the object (absent until it was created).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
 }
 
 impl ObjectRef {
@@ -28,7 +32,22 @@ impl ObjectRef {
             kind: kind.into(),
             namespace: namespace.map(str::to_string),
             name: name.into(),
+            uid: None,
         }
+    }
+
+    /// The same kind, namespace and name (whatever the uids): the API server would refuse the
+    /// second create.
+    pub fn same_name(&self, other: &ObjectRef) -> bool {
+        self.api_version == other.api_version
+            && self.kind == other.kind
+            && self.namespace == other.namespace
+            && self.name == other.name
+    }
+
+    /// Whether this is a Chaos Mesh object.
+    pub fn is_chaos(&self) -> bool {
+        self.api_version.split('/').next() == Some("chaos-mesh.org")
     }
 
     fn gvk(&self) -> GroupVersionKind {
@@ -56,6 +75,23 @@ pub enum Step {
     Delete(ObjectRef),
     /// Call a closure the playbook registered with `on_cleanup`.
     Script { label: String, f: rhai::FnPtr },
+    /// Put a workload the playbook scaled back to the replicas it had.
+    Restore(Restore),
+}
+
+/// A workload's replicas before the playbook first scaled it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Restore {
+    pub workload: ObjectRef,
+    /// The plural of its kind (`deployments`, `statefulsets`, `replicasets`).
+    pub plural: String,
+    pub replicas: i64,
+}
+
+impl std::fmt::Display for Restore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "scale {} back to {}", self.workload, self.replicas)
+    }
 }
 
 impl Step {
@@ -63,6 +99,7 @@ impl Step {
         match self {
             Step::Delete(o) => format!("delete {o}"),
             Step::Script { label, .. } => label.clone(),
+            Step::Restore(r) => r.to_string(),
         }
     }
 }
@@ -80,13 +117,52 @@ impl Ledger {
         self.steps.len() - 1
     }
 
-    /// Marks the step for `object` as done (it was removed early, e.g. by `handle.delete()`).
+    /// Marks the step for `object` (this very object: same uid) as done (it was removed
+    /// early, e.g. by `handle.delete()`).
     pub fn done(&mut self, object: &ObjectRef) {
         for (step, done) in &mut self.steps {
             if matches!(step, Step::Delete(o) if o == object) {
                 *done = true;
             }
         }
+    }
+
+    /// The object created by step `id` got its uid.
+    pub fn set_uid(&mut self, id: usize, uid: Option<String>) -> Option<ObjectRef> {
+        match self.steps.get_mut(id) {
+            Some((Step::Delete(o), _)) => {
+                o.uid = uid;
+                Some(o.clone())
+            }
+            _ => None,
+        }
+    }
+
+    /// Step `id` will never be needed (its create failed): it is dropped, and nothing else.
+    pub fn abandon(&mut self, id: usize) {
+        if let Some((_, done)) = self.steps.get_mut(id) {
+            *done = true;
+        }
+    }
+
+    /// A live object of the run with the same kind, namespace and name as `object`.
+    pub fn live_named(&self, object: &ObjectRef) -> Option<ObjectRef> {
+        self.live_objects()
+            .into_iter()
+            .find(|o| o.same_name(object))
+    }
+
+    /// Whether a restore of `workload` is already in the ledger (the first scale's replicas
+    /// are the ones to put back).
+    pub fn restores(&self, workload: &ObjectRef) -> bool {
+        self.steps
+            .iter()
+            .any(|(s, _)| matches!(s, Step::Restore(r) if r.workload.same_name(workload)))
+    }
+
+    /// Steps not yet run.
+    pub fn pending(&self) -> usize {
+        self.steps.iter().filter(|(_, done)| !done).count()
     }
 
     /// Takes every step not yet run, last-in first-out, and marks them run: each runs once.
@@ -150,11 +226,24 @@ pub fn remove(
     object: &ObjectRef,
 ) -> Result<String, String> {
     let api = api_for(target, rt, object)?;
-    let deleted = retry(|| rt.block_on(api.delete(&object.name, &DeleteParams::background())));
+    let mut params = DeleteParams::background();
+    // Only this very object: another one that took its name since is not ours to delete.
+    if object.uid.is_some() {
+        params = params.preconditions(Preconditions {
+            uid: object.uid.clone(),
+            resource_version: None,
+        });
+    }
+    let deleted = retry(|| rt.block_on(api.delete(&object.name, &params)));
     match deleted {
         Ok(_) => {}
         Err(kube::Error::Api(s)) if s.code == 404 => {
             return Ok(format!("{object} was already gone"));
+        }
+        Err(kube::Error::Api(s)) if s.code == 409 && object.uid.is_some() => {
+            return Ok(format!(
+                "{object} was already gone (another object has that name now; not touched)"
+            ));
         }
         Err(e) => return Err(format!("cannot delete {object}: {e}")),
     }
@@ -165,7 +254,9 @@ pub fn remove(
     // A stop that never fires: cleanup must finish even after Ctrl-C or a timeout.
     let never = crate::session::Stop::unbounded();
     loop {
-        match retry(|| rt.block_on(api.get_opt(&object.name))) {
+        let now = retry(|| rt.block_on(api.get_opt(&object.name)))
+            .map(|o| o.filter(|o| object.uid.is_none() || o.metadata.uid == object.uid));
+        match now {
             Ok(None) => {
                 let took = target.clock.now().duration_since(start);
                 return Ok(format!("removed {object} (gone after {})", show(took)));
@@ -182,6 +273,50 @@ pub fn remove(
             Err(e) => return Err(format!("cannot check that {object} is gone: {e}")),
         }
     }
+}
+
+/// Scales a workload back to the replicas it had before the playbook first scaled it.
+pub fn restore(
+    target: &Target,
+    rt: &tokio::runtime::Handle,
+    r: &Restore,
+) -> Result<String, String> {
+    let (group, version) = r
+        .workload
+        .api_version
+        .split_once('/')
+        .unwrap_or(("", r.workload.api_version.as_str()));
+    let ar = ApiResource {
+        group: group.into(),
+        version: version.into(),
+        api_version: r.workload.api_version.clone(),
+        kind: r.workload.kind.clone(),
+        plural: r.plural.clone(),
+    };
+    let api = api_in(target, &ar, r.workload.namespace.as_deref());
+    let patch = serde_json::json!({ "spec": { "replicas": r.replicas } });
+    match retry(|| {
+        rt.block_on(api.patch_scale(
+            &r.workload.name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        ))
+    }) {
+        Ok(_) => Ok(format!("scaled {} back to {}", r.workload, r.replicas)),
+        Err(kube::Error::Api(s)) if s.code == 404 => {
+            Ok(format!("{} is gone: nothing to scale back", r.workload))
+        }
+        Err(e) => Err(format!("cannot {r}: {e}")),
+    }
+}
+
+/// Which cluster `target` is: the uid of its `kube-system` namespace (`None` if unreadable).
+pub fn cluster_id(target: &Target, rt: &tokio::runtime::Handle) -> Option<String> {
+    let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(target.client.clone());
+    retry(|| rt.block_on(api.get_opt("kube-system")))
+        .ok()
+        .flatten()
+        .and_then(|n| n.metadata.uid)
 }
 
 fn show(d: SignedDuration) -> String {

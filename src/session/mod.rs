@@ -7,13 +7,17 @@ mod phase;
 mod record;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use jiff::Timestamp;
 
 pub use crate::stop::{Stop, StopReason, interrupted};
-pub use journal::{EntryState, Journal, state_dir};
-pub use ledger::{Ledger, ObjectRef, REMOVE_TIMEOUT, Step, api_for, api_in, remove, retry};
+pub use journal::{EntryState, Journal, RestoreEntry, state_dir};
+pub use ledger::{
+    Ledger, ObjectRef, REMOVE_TIMEOUT, Restore, Step, api_for, api_in, cluster_id, remove, restore,
+    retry,
+};
 pub use phase::{Phase, PhaseObserver};
 pub use record::{CleanupStep, Expectation, Fault, LogLine, Record, Status};
 
@@ -91,6 +95,13 @@ pub struct Session {
     discovery: Mutex<Option<Arc<kube::Discovery>>>,
     /// Who is told each phase (progress displays); set once with [`Session::observe`].
     observer: OnceLock<PhaseObserver>,
+    /// Cleanup has begun: no fault may be created until [`Session::reopen`].
+    closing: AtomicBool,
+    /// Bytes the playbook has printed, and whether it went over the limit.
+    printed: AtomicUsize,
+    print_exhausted: AtomicBool,
+    /// Bytes of the values the playbook has recorded (last value per key).
+    recorded: Mutex<BTreeMap<String, usize>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -122,6 +133,10 @@ impl Session {
             steady: Mutex::new(Vec::new()),
             discovery: Mutex::new(None),
             observer: OnceLock::new(),
+            closing: AtomicBool::new(false),
+            printed: AtomicUsize::new(0),
+            print_exhausted: AtomicBool::new(false),
+            recorded: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -168,21 +183,70 @@ impl Session {
     }
 
     /// Writes `object` to the journal as intended, before it is created, and adds its removal
-    /// to the ledger. Fails (and nothing should be created) if the journal cannot be written.
-    pub fn will_create(&self, object: &ObjectRef) -> Result<(), String> {
+    /// to the ledger; the ledger step's id. Fails (and nothing may be created) if the journal
+    /// cannot be written, if cleanup has begun, or if the run already has a live object of
+    /// that kind, namespace and name (the create could only fail, or worse, be confused with it).
+    pub fn will_create(&self, object: &ObjectRef) -> Result<usize, String> {
+        if self.closing.load(Ordering::SeqCst) {
+            return Err(format!(
+                "refusing to create {object}: cleanup has begun (no fault may be created in an on_cleanup step or a steady-state re-check)"
+            ));
+        }
+        if let Some(live) = lock(&self.ledger).live_named(object) {
+            return Err(format!(
+                "refusing to create {object}: this run already created {live} and it is still there (give each fault its own `name`, or delete the first one before)"
+            ));
+        }
         if let Some(j) = lock(&self.journal).as_mut() {
+            if j.cluster.is_none() {
+                j.cluster = cluster_id(&self.target, &self.rt);
+            }
             j.mark(object, EntryState::Intended)
                 .map_err(|e| format!("cannot write the journal before creating {object}: {e}"))?;
         }
-        lock(&self.ledger).push(Step::Delete(object.clone()));
-        Ok(())
+        Ok(lock(&self.ledger).push(Step::Delete(object.clone())))
     }
 
-    /// Marks `object` as created in the journal (the cluster accepted it).
-    pub fn created(&self, object: &ObjectRef) {
+    /// The object of ledger step `id` was created with `uid`: the ledger and the journal
+    /// know it by that uid from now on. The object as it is known now.
+    pub fn created(&self, id: usize, intended: &ObjectRef, uid: Option<String>) -> ObjectRef {
+        let known = lock(&self.ledger).set_uid(id, uid.clone());
         if let Some(j) = lock(&self.journal).as_mut() {
-            let _ = j.mark(object, EntryState::Created);
+            let _ = j.created(intended, uid.clone());
         }
+        known.unwrap_or_else(|| ObjectRef {
+            uid,
+            ..intended.clone()
+        })
+    }
+
+    /// The create of ledger step `id` failed: its step and journal entry are dropped, and
+    /// nothing else (an object of the same name belongs to someone else).
+    pub fn abandon(&self, id: usize, intended: &ObjectRef) {
+        lock(&self.ledger).abandon(id);
+        if let Some(j) = lock(&self.journal).as_mut() {
+            let _ = j.forget(intended);
+        }
+    }
+
+    /// Before the playbook first scales `workload`: the replicas to put back at cleanup.
+    pub fn will_scale(&self, restore: Restore) -> Result<(), String> {
+        if self.closing.load(Ordering::SeqCst) || lock(&self.ledger).restores(&restore.workload) {
+            return Ok(());
+        }
+        if let Some(j) = lock(&self.journal).as_mut() {
+            if j.cluster.is_none() {
+                j.cluster = cluster_id(&self.target, &self.rt);
+            }
+            j.mark_restore(&restore, "pending").map_err(|e| {
+                format!(
+                    "cannot write the journal before scaling {}: {e}",
+                    restore.workload
+                )
+            })?;
+        }
+        lock(&self.ledger).push(Step::Restore(restore));
+        Ok(())
     }
 
     /// Marks `object` as removed in the journal and the ledger (its cleanup step will not run).
@@ -197,6 +261,62 @@ impl Session {
         if let Some(j) = lock(&self.journal).as_mut() {
             let _ = j.mark(object, EntryState::Removed);
         }
+    }
+
+    /// Whether cleanup has begun (no new fault may be created).
+    pub fn closing(&self) -> bool {
+        self.closing.load(Ordering::SeqCst)
+    }
+
+    /// After a cleanup the session may create faults again (the REPL goes on after `:cleanup`).
+    pub fn reopen(&self) {
+        self.closing.store(false, Ordering::SeqCst);
+    }
+
+    /// Counts `bytes` of playbook output; false (and the playbook is to stop) once the
+    /// output went over [`crate::engine::limits::OUTPUT`].
+    pub fn allow_output(&self, bytes: usize) -> bool {
+        let before = self.printed.fetch_add(bytes, Ordering::Relaxed);
+        if before.saturating_add(bytes) > crate::engine::limits::OUTPUT {
+            if !self.print_exhausted.swap(true, Ordering::Relaxed) {
+                (self.output)(Line::Print(crate::engine::output_limit_message()));
+            }
+            return false;
+        }
+        true
+    }
+
+    /// Whether the playbook wrote more output than allowed.
+    pub fn output_exhausted(&self) -> bool {
+        self.print_exhausted.load(Ordering::Relaxed)
+    }
+
+    /// Checks that recording `bytes` under `key` keeps the record within its limits.
+    pub fn allow_record(&self, key: &str, bytes: usize) -> Result<(), String> {
+        use crate::engine::limits::{RECORD_VALUE, RECORDS};
+        if bytes > RECORD_VALUE {
+            return Err(format!(
+                "record(\"{key}\"): the value takes {} KiB as JSON, more than the {} KiB a record may hold",
+                bytes >> 10,
+                RECORD_VALUE >> 10
+            ));
+        }
+        let mut recorded = lock(&self.recorded);
+        let total: usize = recorded
+            .iter()
+            .filter(|(k, _)| k.as_str() != key)
+            .map(|(k, v)| k.len() + v)
+            .sum::<usize>()
+            + key.len()
+            + bytes;
+        if total > RECORDS {
+            return Err(format!(
+                "record(\"{key}\"): the playbook's records would take more than {} MiB",
+                RECORDS >> 20
+            ));
+        }
+        recorded.insert(key.to_string(), bytes);
+        Ok(())
     }
 
     /// Adds a playbook closure to the ledger.
@@ -224,10 +344,46 @@ impl Session {
         lock(&self.steady).clone()
     }
 
-    /// Runs every pending cleanup step, last-in first-out; `script` runs the closures. Returns
-    /// true when everything was removed.
+    /// Runs every pending cleanup step, last-in first-out; `script` runs the closures. Steps
+    /// added while cleaning (an `on_cleanup` step registering another) run in a further
+    /// round; from the start of cleanup no fault may be created. Returns true when
+    /// everything was removed.
     pub fn cleanup(&self, mut script: impl FnMut(&rhai::FnPtr) -> Result<(), String>) -> bool {
-        let steps = lock(&self.ledger).take();
+        self.closing.store(true, Ordering::SeqCst);
+        // Cleanup closures get an output budget of their own: a playbook stopped for printing
+        // too much must still be able to run them.
+        self.printed.store(0, Ordering::Relaxed);
+        self.print_exhausted.store(false, Ordering::Relaxed);
+        let mut all_ok = true;
+        for _round in 0..CLEANUP_ROUNDS {
+            let steps = lock(&self.ledger).take();
+            if steps.is_empty() {
+                break;
+            }
+            all_ok &= self.run_steps(steps, &mut script);
+        }
+        if lock(&self.ledger).pending() > 0 {
+            (self.output)(Line::Print(format!(
+                "cleanup: FAILED: on_cleanup steps kept adding steps ({CLEANUP_ROUNDS} rounds)"
+            )));
+            all_ok = false;
+        }
+        all_ok &= self.live_objects().is_empty();
+        // The journal goes once nothing it names is left (a failed on_cleanup closure leaves
+        // nothing `playbook cleanup` could remove).
+        if let Some(j) = lock(&self.journal).as_ref() {
+            if j.pending().next().is_none() && j.pending_restores().next().is_none() {
+                let _ = j.finish();
+            }
+        }
+        all_ok
+    }
+
+    fn run_steps(
+        &self,
+        steps: Vec<Step>,
+        script: &mut impl FnMut(&rhai::FnPtr) -> Result<(), String>,
+    ) -> bool {
         let mut all_ok = true;
         for step in steps {
             self.phase(Phase::Cleanup {
@@ -243,6 +399,15 @@ impl Session {
                     r
                 }
                 Step::Script { label, f } => script(f).map(|_| format!("ran {label}")),
+                Step::Restore(r) => {
+                    let done = restore(&self.target, &self.rt, r);
+                    if done.is_ok() {
+                        if let Some(j) = lock(&self.journal).as_mut() {
+                            let _ = j.mark_restore(r, "done");
+                        }
+                    }
+                    done
+                }
             };
             all_ok &= result.is_ok();
             let (ok, detail) = match result {
@@ -261,11 +426,9 @@ impl Session {
                 took_ms,
             });
         }
-        if all_ok {
-            if let Some(j) = lock(&self.journal).as_ref() {
-                let _ = j.finish();
-            }
-        }
         all_ok
     }
 }
+
+/// Rounds of cleanup before giving up on steps that add steps.
+const CLEANUP_ROUNDS: usize = 8;

@@ -161,7 +161,7 @@ pub(crate) fn leftovers(server: &Server) -> Vec<String> {
         .collect()
 }
 
-fn journals(state: &Path) -> Vec<String> {
+pub(crate) fn journals(state: &Path) -> Vec<String> {
     std::fs::read_dir(state.join("journal"))
         .into_iter()
         .flatten()
