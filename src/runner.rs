@@ -406,7 +406,7 @@ fn run_one(
         let left: Vec<String> = session
             .live_objects()
             .iter()
-            .map(|o| o.to_string())
+            .map(|o| o.leftover())
             .collect();
         console.error(&format!(
             "error: cleanup could not remove everything; still there: {}\n",

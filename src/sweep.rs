@@ -1,6 +1,7 @@
 //! `playbook cleanup`: removes what killed runs left behind — every object in their journals,
-//! and (with `--all`) every Chaos Mesh object labelled as created by playbook. Running it twice
-//! is harmless.
+//! and (with `--all`) every Chaos Mesh object labelled as created by playbook, kind by kind (a
+//! kind it may not list, or that fails, is reported and the others are still swept). Ctrl-C
+//! stops it after the removal in flight. Running it twice is harmless.
 
 use kube::api::ListParams;
 
@@ -8,7 +9,9 @@ use crate::cli::{CleanupArgs, ClusterKind};
 use crate::connection::{self, Target};
 use crate::faults::{MANAGED_BY, RUN_ID_LABEL};
 use crate::outcome::Verdict;
-use crate::session::{Journal, ObjectRef, api_in, remove, say, state_dir};
+use crate::connection::request::{self, Budget};
+use crate::session::{Journal, ObjectRef, api_in, describe, remove, say, state_dir};
+use kube::discovery::ApiResource;
 
 /// Runs the command; must be called inside a tokio runtime context.
 pub fn cleanup(args: &CleanupArgs) -> Verdict {
@@ -20,6 +23,14 @@ pub fn cleanup(args: &CleanupArgs) -> Verdict {
         return Verdict::Invalid;
     }
     let rt = tokio::runtime::Handle::current();
+    // Listing stops on Ctrl-C; each removal has its own uninterruptible budget (see `remove`).
+    let stop = crate::session::interrupted().clone();
+    let interrupted = move || stop.load(std::sync::atomic::Ordering::Relaxed);
+    let cancel = interrupted.clone();
+    request::install(Budget {
+        until: std::time::Instant::now() + crate::session::OUTAGE_WINDOW,
+        cancelled: Some(std::sync::Arc::new(cancel)),
+    });
     let target = match rt.block_on(connection::connect(&args.target)) {
         Ok(t) => t,
         Err(e) => {
@@ -46,6 +57,9 @@ pub fn cleanup(args: &CleanupArgs) -> Verdict {
             pending.len()
         ));
         for object in pending.iter().rev() {
+            if interrupted() {
+                break;
+            }
             match remove(&target, &rt, object) {
                 Ok(said) => {
                     say(&format!("  {said}"));
@@ -54,7 +68,7 @@ pub fn cleanup(args: &CleanupArgs) -> Verdict {
                 }
                 Err(e) => {
                     eprintln!("  error: {e}");
-                    left.push(object.to_string());
+                    left.push(object.leftover());
                 }
             }
         }
@@ -62,18 +76,35 @@ pub fn cleanup(args: &CleanupArgs) -> Verdict {
             let _ = journal.finish();
         }
     }
-    if args.all || args.run.is_some() {
-        match labelled(&target, &rt, args.run.as_deref()) {
-            Ok(objects) => {
-                for object in objects {
-                    match remove(&target, &rt, &object) {
-                        Ok(said) => {
-                            say(&format!("  by label: {said}"));
-                            removed += 1;
-                        }
+    let mut unswept: Vec<String> = Vec::new();
+    if (args.all || args.run.is_some()) && !interrupted() {
+        match chaos_kinds(&target, &rt) {
+            Ok(kinds) => {
+                for ar in kinds {
+                    if interrupted() {
+                        break;
+                    }
+                    let objects = match labelled(&target, &rt, &ar, args.run.as_deref()) {
+                        Ok(o) => o,
                         Err(e) => {
-                            eprintln!("  error: {e}");
-                            left.push(object.to_string());
+                            eprintln!("  error: {e}; other kinds are still swept");
+                            unswept.push(ar.kind.clone());
+                            continue;
+                        }
+                    };
+                    for object in objects {
+                        if interrupted() {
+                            break;
+                        }
+                        match remove(&target, &rt, &object) {
+                            Ok(said) => {
+                                say(&format!("  by label: {said}"));
+                                removed += 1;
+                            }
+                            Err(e) => {
+                                eprintln!("  error: {e}");
+                                left.push(object.leftover());
+                            }
                         }
                     }
                 }
@@ -84,50 +115,73 @@ pub fn cleanup(args: &CleanupArgs) -> Verdict {
             }
         }
     }
-    if left.is_empty() {
+    if interrupted() {
+        eprintln!(
+            "interrupted: stopped after the removal in flight; run `playbook cleanup` again to finish"
+        );
+        return Verdict::Interrupted;
+    }
+    if !unswept.is_empty() {
+        eprintln!(
+            "error: could not sweep kind(s) {} (see above); objects of those kinds may be left",
+            unswept.join(", ")
+        );
+    }
+    if left.is_empty() && unswept.is_empty() {
         say(&format!(
             "removed {removed} object(s); nothing created by playbook is left"
         ));
         Verdict::Passed
     } else {
-        eprintln!("error: could not remove: {}", left.join(", "));
+        if !left.is_empty() {
+            eprintln!("error: could not remove: {}", left.join(", "));
+        }
         Verdict::CleanupIncomplete
     }
 }
 
-/// Every Chaos Mesh object in the cluster labelled as playbook's (of one run, if given).
+/// The Chaos Mesh kinds the cluster serves (one group's discovery, not every group's).
+fn chaos_kinds(target: &Target, rt: &tokio::runtime::Handle) -> Result<Vec<ApiResource>, String> {
+    let group = rt
+        .block_on(kube::discovery::oneshot::group(&target.client, "chaos-mesh.org"))
+        .map_err(|e| format!("discovering Chaos Mesh kinds: {}", describe(&e)))?;
+    Ok(group
+        .recommended_resources()
+        .into_iter()
+        .map(|(ar, _)| ar)
+        .collect())
+}
+
+/// Every object of one Chaos Mesh kind labelled as playbook's (of one run, if given).
 fn labelled(
     target: &Target,
     rt: &tokio::runtime::Handle,
+    ar: &ApiResource,
     run: Option<&str>,
 ) -> Result<Vec<ObjectRef>, String> {
-    let discovery = rt
-        .block_on(
-            kube::Discovery::new(target.client.clone())
-                .filter(&["chaos-mesh.org"])
-                .run(),
-        )
-        .map_err(|e| format!("discovering Chaos Mesh kinds: {e}"))?;
     let mut selector = format!("{}={}", MANAGED_BY.0, MANAGED_BY.1);
     if let Some(run) = run {
         selector += &format!(",{RUN_ID_LABEL}={run}");
     }
-    let mut out = Vec::new();
-    for group in discovery.groups() {
-        for (ar, _caps) in group.recommended_resources() {
-            let api = api_in(target, &ar, None);
-            let list = rt
-                .block_on(api.list(&ListParams::default().labels(&selector)))
-                .map_err(|e| format!("listing {}: {e}", ar.plural))?;
-            for o in list.items {
-                out.push(ObjectRef::new(
-                    &ar.api_version,
-                    &ar.kind,
-                    o.metadata.namespace.as_deref(),
-                    &o.metadata.name.unwrap_or_default(),
-                ));
+    let api = api_in(target, ar, None);
+    let list = rt
+        .block_on(api.list(&ListParams::default().labels(&selector)))
+        .map_err(|e| match &e {
+            kube::Error::Api(s) if s.code == 403 => {
+                format!("listing {}: {}", ar.plural, crate::rbac::forbidden(&s.message))
             }
-        }
-    }
-    Ok(out)
+            _ => format!("listing {}: {}", ar.plural, describe(&e)),
+        })?;
+    Ok(list
+        .items
+        .into_iter()
+        .map(|o| {
+            ObjectRef::new(
+                &ar.api_version,
+                &ar.kind,
+                o.metadata.namespace.as_deref(),
+                &o.metadata.name.unwrap_or_default(),
+            )
+        })
+        .collect())
 }

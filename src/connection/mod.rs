@@ -2,16 +2,18 @@
 //! simulator in process — always through a `kube::Client` — and the clock that goes with it.
 
 mod clock;
+mod discovery;
+pub mod request;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use kube::config::{Config, KubeConfigOptions, Kubeconfig};
 use kube::core::GroupVersionKind;
 use kube::discovery::ApiResource;
 
 pub use clock::{Changes, Clock};
+pub use discovery::{Kind, KindError, Kinds};
 
 use crate::cli::{ClusterKind, TargetArgs};
 use playbook_sim::platform::Scenario;
@@ -26,24 +28,21 @@ pub struct Target {
     pub description: String,
     /// For journals: the kubeconfig context, if any (absent for in-cluster and the simulator).
     pub context: Option<String>,
-    /// Kinds already resolved by discovery (they do not change while a run lasts).
-    kinds: KindCache,
+    /// Kinds already resolved by discovery (they do not change while a run lasts), shared by
+    /// the clones of a target.
+    kinds: Arc<Kinds>,
 }
 
-/// Discovered API resources by group/version/kind, shared by the clones of a target.
-type KindCache = Arc<Mutex<HashMap<GroupVersionKind, ApiResource>>>;
-
 impl Target {
-    /// The API resource of a kind (its plural and scope), by discovery once per target.
-    pub async fn resource(&self, gvk: &GroupVersionKind) -> Result<ApiResource, kube::Error> {
-        if let Some(ar) = self.kinds.lock().ok().and_then(|k| k.get(gvk).cloned()) {
-            return Ok(ar);
-        }
-        let (ar, _caps) = kube::discovery::pinned_kind(&self.client, gvk).await?;
-        if let Ok(mut k) = self.kinds.lock() {
-            k.insert(gvk.clone(), ar.clone());
-        }
-        Ok(ar)
+    /// The API resource of an exact group/version/kind (its plural and scope), by discovery
+    /// of that one group, once per target.
+    pub async fn resource(&self, gvk: &GroupVersionKind) -> Result<ApiResource, KindError> {
+        Ok(self.kinds.resource(&self.client, gvk).await?.resource)
+    }
+
+    /// A kind as kubectl names it (`po`, `deploy`, `isvc`, `podchaos.chaos-mesh.org`, ...).
+    pub async fn kind(&self, text: &str) -> Result<Kind, KindError> {
+        self.kinds.resolve(&self.client, text).await
     }
 
     /// Whether this target is the in-process simulator (nothing survives the process).
@@ -128,7 +127,7 @@ pub fn simulated(seed: u64, scenario: Scenario) -> Target {
             scenario.name()
         ),
         clock: Clock::Virtual(sim),
-        kinds: KindCache::default(),
+        kinds: Arc::default(),
         context: None,
     }
 }
@@ -156,10 +155,16 @@ async fn real(args: &TargetArgs) -> Result<Target, TargetError> {
         None => return Err(TargetError::NoCluster),
     };
     let server = config.cluster_url.to_string();
-    let client = kube::Client::try_from(config)?;
+    // Without kube-client's own retry layer: every request is bounded by its caller's time
+    // instead (see `request`).
+    let mut config = config;
+    config.default_retry = false;
+    let client = kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&request::BoundedLayer)
+        .build();
     Ok(Target {
         clock: Clock::Wall(clock::Changes::new(client.clone())),
-        kinds: KindCache::default(),
+        kinds: Arc::default(),
         client,
         description: format!(
             "target: cluster {} at {server} ({source})",

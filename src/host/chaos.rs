@@ -5,7 +5,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use rhai::{Array, Dynamic, Map, NativeCallContext};
 use serde_json::Value;
 
@@ -189,8 +189,14 @@ fn inject(
     let api = crate::session::api_for(&s.target, &s.rt, &object).map_err(|e| error(ctx, e))?;
     let dynamic: DynamicObject =
         serde_json::from_value(built.object.clone()).map_err(|e| error(ctx, e.to_string()))?;
-    if let Err(e) = s.rt.block_on(api.create(&PostParams::default(), &dynamic)) {
-        s.removed(&object);
+    // Idempotent: a lost answer is checked and the object adopted (by name and run-id label).
+    let label = (faults::RUN_ID_LABEL, s.run_id.as_str());
+    if let Err(e) = crate::session::create_adopting(&s.rt, &api, &dynamic, label) {
+        // An answer that may have been lost leaves the removal in the ledger (cleanup's 404 is
+        // harmless); a refusal means nothing was created.
+        if !crate::session::transient(&e) {
+            s.removed(&object);
+        }
         return Err(api_error(ctx, &format!("creating {object}"), e));
     }
     (s.output)(Line::Print(format!("inject: {summary}")));

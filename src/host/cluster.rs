@@ -67,13 +67,26 @@ fn workload_api(s: &Session, ns: &str, w: &Workload) -> Api<DynamicObject> {
     Api::namespaced_with(s.target.client.clone(), ns, &ar)
 }
 
-/// A Kubernetes API error as a script error that keeps the server's reason.
+/// A Kubernetes API error as a script error that keeps the server's reason; a request ended
+/// by Ctrl-C or `--timeout` is the run's stop, and a 403 names the permission that is missing.
 pub(crate) fn api_error(
     ctx: &NativeCallContext,
     what: &str,
     e: kube::Error,
 ) -> Box<rhai::EvalAltResult> {
+    if let Ok(s) = session(ctx) {
+        if let Some(reason) = s.stop.check() {
+            return crate::host::expect::terminated(reason, ctx.call_position());
+        }
+    }
     match e {
+        kube::Error::Api(s) if s.code == 403 => error(
+            ctx,
+            format!(
+                "{what}: {} (the playbook's account lacks this permission; `playbook rbac` prints the rules playbooks need)",
+                crate::rbac::forbidden(&s.message)
+            ),
+        ),
         kube::Error::Api(s) => error(
             ctx,
             format!("{what}: {} ({}, {})", s.message, s.reason, s.code),
@@ -138,36 +151,44 @@ pub(crate) fn list_pods(
 
 /// Gets one object through discovery: `kind/name` in `ns`, as JSON.
 fn get_object(ctx: &NativeCallContext, s: &Session, ns: &str, what: &str) -> RhaiResultOf<Value> {
-    let (kind, name) = what.split_once('/').ok_or_else(|| {
-        error(
-            ctx,
-            format!("{what:?}: write it as kind/name, e.g. \"inferenceservice/sklearn-iris\""),
-        )
-    })?;
-    let discovery = s
-        .discovery()
-        .map_err(|e| api_error(ctx, "discovering the cluster's kinds", e))?;
-    let lower = kind.to_ascii_lowercase();
-    let found = discovery
-        .groups()
-        .flat_map(|g| g.recommended_resources())
-        .find(|(ar, caps)| {
-            ar.kind.to_ascii_lowercase() == lower
-                || ar.plural == lower
-                || caps.subresources.is_empty() && ar.plural.trim_end_matches('s') == lower
-        });
-    let Some((ar, caps)) = found else {
-        return Err(error(ctx, format!("the cluster has no kind {kind:?}")));
-    };
-    let api: Api<DynamicObject> = if caps.scope == kube::discovery::Scope::Namespaced {
-        Api::namespaced_with(s.target.client.clone(), ns, &ar)
-    } else {
-        Api::all_with(s.target.client.clone(), &ar)
-    };
+    let (kind, name) = kind_name(ctx, what)?;
+    let api = kind_api(ctx, s, ns, kind)?;
     let obj =
         s.rt.block_on(api.get(name))
             .map_err(|e| api_error(ctx, &format!("getting {what} in {ns}"), e))?;
     serde_json::to_value(obj).map_err(|e| error(ctx, e.to_string()))
+}
+
+/// The dynamic API of a kind as kubectl names it (`po`, `deploy`, `isvc`, `pod.v1`,
+/// `workflow.argoproj.io`), in `ns` when the kind is namespaced.
+fn kind_api(
+    ctx: &NativeCallContext,
+    s: &Session,
+    ns: &str,
+    kind: &str,
+) -> RhaiResultOf<Api<DynamicObject>> {
+    let k = match s.rt.block_on(s.target.kind(kind)) {
+        Ok(k) => k,
+        Err(crate::connection::KindError::Api(e)) => {
+            return Err(api_error(ctx, "discovering the cluster's kinds", e));
+        }
+        Err(e) => return Err(error(ctx, e.to_string())),
+    };
+    Ok(if k.namespaced {
+        Api::namespaced_with(s.target.client.clone(), ns, &k.resource)
+    } else {
+        Api::all_with(s.target.client.clone(), &k.resource)
+    })
+}
+
+/// `kind/name` split, or a script error showing how to write it.
+fn kind_name<'a>(ctx: &NativeCallContext, what: &'a str) -> RhaiResultOf<(&'a str, &'a str)> {
+    what.split_once('/').ok_or_else(|| {
+        error(
+            ctx,
+            format!("{what:?}: write it as kind/name, e.g. \"inferenceservice/sklearn-iris\""),
+        )
+    })
 }
 
 /// Whether an object's `status.conditions` has `kind` with status "True".
@@ -398,10 +419,13 @@ pub mod api {
         out.iter().map(|(_, v)| to_dynamic(&ctx, v)).collect()
     }
 
-    /// Any object as a map, by `kind/name` (kinds as kubectl names them, found by discovery).
+    /// Any object as a map, by `kind/name`. Kinds as kubectl names them, found by discovery:
+    /// plural, singular or short name (`po`, `deploy`, `sts`, `svc`, `hpa`, `isvc`), or with
+    /// its group (`workflow.argoproj.io`); the core group and `apps` come first. A missing
+    /// object is an error: ask `cluster::exists` first when it may be absent.
     ///
     /// ```rhai
-    /// let isvc = cluster::get("kserve-inference", "inferenceservice/sklearn-iris");
+    /// let isvc = cluster::get("kserve-inference", "isvc/sklearn-iris");
     /// print(isvc.status.url);
     /// ```
     #[rhai_fn(return_raw)]
@@ -409,6 +433,23 @@ pub mod api {
         let s = session(&ctx)?;
         let v = get_object(&ctx, &s, namespace, what)?;
         to_dynamic(&ctx, &v)
+    }
+
+    /// Whether an object exists, by `kind/name` (kinds as for `cluster::get`): false when it
+    /// does not, never an error for that.
+    ///
+    /// ```rhai
+    /// if cluster::exists("argo", "workflow/nightly") { log("still there"); }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn exists(ctx: NativeCallContext, namespace: &str, what: &str) -> RhaiResultOf<bool> {
+        let s = session(&ctx)?;
+        let (kind, name) = kind_name(&ctx, what)?;
+        let api = kind_api(&ctx, &s, namespace, kind)?;
+        let got =
+            s.rt.block_on(api.get_opt(name))
+                .map_err(|e| api_error(&ctx, &format!("looking for {what} in {namespace}"), e))?;
+        Ok(got.is_some())
     }
 
     /// Sets a workload's replicas (through its scale subresource, as `kubectl scale` does).

@@ -13,7 +13,10 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use jiff::Timestamp;
 
 pub use journal::{Journal, state_dir};
-pub use ledger::{Ledger, ObjectRef, REMOVE_TIMEOUT, Step, api_for, api_in, remove, retry};
+pub use ledger::{
+    Ledger, OUTAGE_WINDOW, ObjectRef, REMOVE_TIMEOUT, Step, api_for, api_in, create_adopting, describe,
+    remove, transient,
+};
 pub use phase::{Phase, PhaseObserver};
 pub use record::{CleanupStep, Expectation, Fault, LogLine, Record, Status};
 pub use stop::{Stop, StopReason, interrupted};
@@ -88,8 +91,6 @@ pub struct Session {
     record: Mutex<Record>,
     /// `steady_state` conditions, re-checked after cleanup.
     steady: Mutex<Vec<(String, rhai::FnPtr, String)>>,
-    /// The cluster's kinds, discovered once per session on first need.
-    discovery: Mutex<Option<Arc<kube::Discovery>>>,
     /// Who is told each phase (progress displays); set once with [`Session::observe`].
     observer: OnceLock<PhaseObserver>,
 }
@@ -106,7 +107,17 @@ impl Session {
             .unwrap_or(started);
         let clock = c.target.clock.clone();
         c.stop.set_clock(move || clock.now() >= deadline);
-        Arc::new(Session {
+        let wall_deadline = c.stop.wall_deadline();
+        Arc::new_cyclic(|me: &std::sync::Weak<Session>| {
+            // This thread's API requests end with the run: at its deadline, or on Ctrl-C.
+            let me = me.clone();
+            crate::connection::request::install(crate::connection::request::Budget {
+                until: wall_deadline,
+                cancelled: Some(Arc::new(move || {
+                    me.upgrade().is_some_and(|s| s.stop.check().is_some())
+                })),
+            });
+            Session {
             run_id: c.run_id,
             playbook: c.playbook,
             vars: c.vars,
@@ -121,8 +132,8 @@ impl Session {
             journal: Mutex::new(c.journal),
             record: Mutex::new(Record::default()),
             steady: Mutex::new(Vec::new()),
-            discovery: Mutex::new(None),
             observer: OnceLock::new(),
+        }
         })
     }
 
@@ -147,20 +158,6 @@ impl Session {
     /// Seconds since the playbook started, on the run's clock.
     pub fn elapsed_s(&self) -> f64 {
         self.now().duration_since(self.started).as_secs_f64()
-    }
-
-    /// The cluster's kinds (discovered on first call, then cached for the session).
-    pub fn discovery(&self) -> Result<Arc<kube::Discovery>, kube::Error> {
-        let mut cached = lock(&self.discovery);
-        if let Some(d) = cached.as_ref() {
-            return Ok(d.clone());
-        }
-        let d = Arc::new(
-            self.rt
-                .block_on(kube::Discovery::new(self.target.client.clone()).run())?,
-        );
-        *cached = Some(d.clone());
-        Ok(d)
     }
 
     /// The record of observations (locked).
@@ -236,7 +233,11 @@ impl Session {
                     }
                     r
                 }
-                Step::Script { label, f } => script(f).map(|_| format!("ran {label}")),
+                // A closure's requests get cleanup's own time, not the (spent) run's.
+                Step::Script { label, f } => crate::connection::request::within(
+                    crate::connection::request::Budget::window(OUTAGE_WINDOW),
+                    || script(f).map(|_| format!("ran {label}")),
+                ),
             };
             all_ok &= result.is_ok();
             let (ok, detail) = match result {
