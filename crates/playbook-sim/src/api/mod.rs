@@ -2,6 +2,7 @@
 
 pub mod discovery;
 pub mod format;
+pub mod meter;
 pub mod proxy;
 mod subresources;
 pub mod table;
