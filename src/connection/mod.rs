@@ -1,6 +1,7 @@
 //! What a run talks to: a real cluster (kubeconfig or in-cluster config) or the built-in
 //! simulator in process — always through a `kube::Client` — and the clock that goes with it.
 
+mod cache;
 mod clock;
 mod discovery;
 pub mod request;
@@ -31,6 +32,8 @@ pub struct Target {
     /// Kinds already resolved by discovery (they do not change while a run lasts), shared by
     /// the clones of a target.
     kinds: Arc<Kinds>,
+    /// Watch-driven caches (wall time only; see `cache`).
+    caches: Option<Arc<cache::Caches>>,
 }
 
 impl Target {
@@ -45,9 +48,51 @@ impl Target {
         self.kinds.resolve(&self.client, text).await
     }
 
+    /// One object of a resource (`None` when absent): from the watch-driven cache when it holds
+    /// it, else by GET.
+    pub async fn get_opt(
+        &self,
+        ar: &ApiResource,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Result<Option<kube::api::DynamicObject>, kube::Error> {
+        match &self.caches {
+            Some(c) => c.get_opt(ar, ns, name).await,
+            None => cache_less(&self.client, ar, ns).get_opt(name).await,
+        }
+    }
+
+    /// The objects of a resource matching a label selector: from the watch-driven cache once
+    /// it has listed, else by LIST.
+    pub async fn list(
+        &self,
+        ar: &ApiResource,
+        ns: Option<&str>,
+        selector: &str,
+    ) -> Result<Vec<kube::api::DynamicObject>, kube::Error> {
+        match &self.caches {
+            Some(c) => c.list(ar, ns, selector).await,
+            None => Ok(cache_less(&self.client, ar, ns)
+                .list(&kube::api::ListParams::default().labels(selector))
+                .await?
+                .items),
+        }
+    }
+
     /// Whether this target is the in-process simulator (nothing survives the process).
     pub fn is_simulated(&self) -> bool {
         matches!(self.clock, Clock::Virtual(_))
+    }
+}
+
+fn cache_less(
+    client: &kube::Client,
+    ar: &ApiResource,
+    ns: Option<&str>,
+) -> kube::Api<kube::api::DynamicObject> {
+    match ns {
+        Some(ns) => kube::Api::namespaced_with(client.clone(), ns, ar),
+        None => kube::Api::all_with(client.clone(), ar),
     }
 }
 
@@ -128,6 +173,7 @@ pub fn simulated(seed: u64, scenario: Scenario) -> Target {
         ),
         clock: Clock::Virtual(sim),
         kinds: Arc::default(),
+        caches: None,
         context: None,
     }
 }
@@ -162,9 +208,12 @@ async fn real(args: &TargetArgs) -> Result<Target, TargetError> {
     let client = kube::client::ClientBuilder::try_from(config)?
         .with_layer(&request::BoundedLayer)
         .build();
+    let changes = clock::Changes::new();
+    let caches = cache::Caches::new(client.clone(), changes.notifier());
     Ok(Target {
-        clock: Clock::Wall(clock::Changes::new(client.clone())),
+        clock: Clock::Wall(changes),
         kinds: Arc::default(),
+        caches: Some(Arc::new(caches)),
         client,
         description: format!(
             "target: cluster {} at {server} ({source})",

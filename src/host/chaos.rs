@@ -232,9 +232,11 @@ fn build_fault(ctx: &NativeCallContext, fault: Fault, options: Map) -> RhaiResul
 
 /// The object as the cluster has it now (`None` once it is gone).
 fn fetch(ctx: &NativeCallContext, s: &Session, h: &FaultHandle) -> RhaiResultOf<Option<Value>> {
-    let api = crate::session::api_for(&s.target, &s.rt, &h.object).map_err(|e| error(ctx, e))?;
+    let ar =
+        crate::session::resource_for(&s.target, &s.rt, &h.object).map_err(|e| error(ctx, e))?;
+    let ns = h.object.namespace.as_deref();
     let got =
-        s.rt.block_on(api.get_opt(&h.object.name))
+        s.rt.block_on(s.target.get_opt(&ar, ns, &h.object.name))
             .map_err(|e| api_error(ctx, &format!("reading {}", h.object), e))?;
     Ok(got.map(|o| serde_json::to_value(o).unwrap_or_default()))
 }

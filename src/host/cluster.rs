@@ -141,44 +141,62 @@ pub(crate) fn list_pods(
     ns: &str,
     selector: &str,
 ) -> RhaiResultOf<Vec<Pod>> {
-    let api: Api<Pod> = Api::namespaced(s.target.client.clone(), ns);
-    let lp = ListParams::default().labels(selector);
+    let ar = api_resource("", "v1", "Pod", "pods");
     let list =
-        s.rt.block_on(api.list(&lp))
+        s.rt.block_on(s.target.list(&ar, Some(ns), selector))
             .map_err(|e| api_error(ctx, &format!("listing pods in {ns}"), e))?;
-    Ok(list.items)
+    list.into_iter()
+        .map(|o| {
+            serde_json::to_value(o)
+                .and_then(serde_json::from_value::<Pod>)
+                .map_err(|e| error(ctx, format!("a pod in {ns}: {e}")))
+        })
+        .collect()
+}
+
+/// One object by kind and name through the target's cache; a missing one is an error that
+/// says so as the API server would.
+fn get_through(
+    ctx: &NativeCallContext,
+    s: &Session,
+    ar: &kube::discovery::ApiResource,
+    ns: Option<&str>,
+    name: &str,
+    what: &str,
+) -> RhaiResultOf<Value> {
+    let got =
+        s.rt.block_on(s.target.get_opt(ar, ns, name))
+            .map_err(|e| api_error(ctx, what, e))?;
+    match got {
+        Some(o) => serde_json::to_value(o).map_err(|e| error(ctx, e.to_string())),
+        None => Err(error(
+            ctx,
+            format!("{what}: {} {name:?} not found (NotFound, 404)", ar.plural),
+        )),
+    }
 }
 
 /// Gets one object through discovery: `kind/name` in `ns`, as JSON.
 fn get_object(ctx: &NativeCallContext, s: &Session, ns: &str, what: &str) -> RhaiResultOf<Value> {
     let (kind, name) = kind_name(ctx, what)?;
-    let api = kind_api(ctx, s, ns, kind)?;
-    let obj =
-        s.rt.block_on(api.get(name))
-            .map_err(|e| api_error(ctx, &format!("getting {what} in {ns}"), e))?;
-    serde_json::to_value(obj).map_err(|e| error(ctx, e.to_string()))
+    let k = resolve(ctx, s, kind)?;
+    let ns = k.namespaced.then_some(ns);
+    get_through(ctx, s, &k.resource, ns, name, &format!("getting {what}"))
 }
 
-/// The dynamic API of a kind as kubectl names it (`po`, `deploy`, `isvc`, `pod.v1`,
-/// `workflow.argoproj.io`), in `ns` when the kind is namespaced.
-fn kind_api(
+/// A kind as kubectl names it (`po`, `deploy`, `isvc`, `pod.v1`, `workflow.argoproj.io`).
+fn resolve(
     ctx: &NativeCallContext,
     s: &Session,
-    ns: &str,
     kind: &str,
-) -> RhaiResultOf<Api<DynamicObject>> {
-    let k = match s.rt.block_on(s.target.kind(kind)) {
-        Ok(k) => k,
+) -> RhaiResultOf<crate::connection::Kind> {
+    match s.rt.block_on(s.target.kind(kind)) {
+        Ok(k) => Ok(k),
         Err(crate::connection::KindError::Api(e)) => {
-            return Err(api_error(ctx, "discovering the cluster's kinds", e));
+            Err(api_error(ctx, "discovering the cluster's kinds", e))
         }
-        Err(e) => return Err(error(ctx, e.to_string())),
-    };
-    Ok(if k.namespaced {
-        Api::namespaced_with(s.target.client.clone(), ns, &k.resource)
-    } else {
-        Api::all_with(s.target.client.clone(), &k.resource)
-    })
+        Err(e) => Err(error(ctx, e.to_string())),
+    }
 }
 
 /// `kind/name` split, or a script error showing how to write it.
@@ -236,10 +254,9 @@ pub mod api {
     pub fn readiness(ctx: NativeCallContext, namespace: &str, workload: &str) -> RhaiResultOf<Map> {
         let s = session(&ctx)?;
         let w = super::workload(&ctx, workload)?;
-        let obj =
-            s.rt.block_on(workload_api(&s, namespace, &w).get(&w.name))
-                .map_err(|e| api_error(&ctx, &format!("reading {workload} in {namespace}"), e))?;
-        let v = serde_json::to_value(obj).unwrap_or_default();
+        let ar = api_resource("apps", "v1", w.kind, w.plural);
+        let what = format!("reading {workload} in {namespace}");
+        let v = get_through(&ctx, &s, &ar, Some(namespace), &w.name, &what)?;
         let mut m = Map::new();
         m.insert("desired".into(), int(&v, "/spec/replicas").into());
         m.insert("ready".into(), int(&v, "/status/readyReplicas").into());
@@ -335,13 +352,11 @@ pub mod api {
     ) -> RhaiResultOf<Array> {
         let s = session(&ctx)?;
         let ar = api_resource("argoproj.io", "v1alpha1", "Workflow", "workflows");
-        let api: Api<DynamicObject> = Api::namespaced_with(s.target.client.clone(), namespace, &ar);
         let list =
-            s.rt.block_on(api.list(&ListParams::default().labels(selector)))
+            s.rt.block_on(s.target.list(&ar, Some(namespace), selector))
                 .map_err(|e| api_error(&ctx, &format!("listing workflows in {namespace}"), e))?;
         let now = s.now();
         let mut out: Vec<Value> = list
-            .items
             .iter()
             .map(|w| {
                 let v = serde_json::to_value(w).unwrap_or_default();
@@ -445,9 +460,10 @@ pub mod api {
     pub fn exists(ctx: NativeCallContext, namespace: &str, what: &str) -> RhaiResultOf<bool> {
         let s = session(&ctx)?;
         let (kind, name) = kind_name(&ctx, what)?;
-        let api = kind_api(&ctx, &s, namespace, kind)?;
+        let k = resolve(&ctx, &s, kind)?;
+        let ns = k.namespaced.then_some(namespace);
         let got =
-            s.rt.block_on(api.get_opt(name))
+            s.rt.block_on(s.target.get_opt(&k.resource, ns, name))
                 .map_err(|e| api_error(&ctx, &format!("looking for {what} in {namespace}"), e))?;
         Ok(got.is_some())
     }

@@ -129,19 +129,28 @@ pub const REMOVE_TIMEOUT: Duration = Duration::from_secs(120);
 /// purpose: leaving a fault behind is the worst outcome of a run.
 pub const OUTAGE_WINDOW: Duration = Duration::from_secs(300);
 
-/// The API of `object`'s kind, found by discovery (so plurals are never guessed).
+/// The API resource of `object`'s kind, found by discovery (so plurals are never guessed).
+pub fn resource_for(
+    target: &Target,
+    rt: &tokio::runtime::Handle,
+    object: &ObjectRef,
+) -> Result<ApiResource, String> {
+    let gvk = object.gvk();
+    rt.block_on(target.resource(&gvk)).map_err(|e| {
+        format!(
+            "cannot find kind {} {}: {}",
+            object.api_version, object.kind, e
+        )
+    })
+}
+
+/// The API of `object`'s kind, found by discovery.
 pub fn api_for(
     target: &Target,
     rt: &tokio::runtime::Handle,
     object: &ObjectRef,
 ) -> Result<Api<DynamicObject>, String> {
-    let gvk = object.gvk();
-    let ar = rt.block_on(target.resource(&gvk)).map_err(|e| {
-        format!(
-            "cannot find kind {} {}: {}",
-            object.api_version, object.kind, e
-        )
-    })?;
+    let ar = resource_for(target, rt, object)?;
     Ok(api_in(target, &ar, object.namespace.as_deref()))
 }
 
@@ -185,8 +194,9 @@ pub fn remove(
     let budget = Budget::window(OUTAGE_WINDOW);
     let until = budget.until;
     request::within(budget, || {
-        let api = api_for(target, rt, object)
+        let ar = resource_for(target, rt, object)
             .map_err(|e| format!("{e}; {object} may still be there: {}", object.kubectl_delete()))?;
+        let api = api_in(target, &ar, object.namespace.as_deref());
         // DELETE until the server accepts it; a 409 (a conflicting change) is tried again too.
         loop {
             match rt.block_on(api.delete(&object.name, &DeleteParams::background())) {
@@ -213,7 +223,8 @@ pub fn remove(
         // A stop that never fires: cleanup must finish even after Ctrl-C or a timeout.
         let never = crate::session::Stop::unbounded();
         loop {
-            match rt.block_on(api.get_opt(&object.name)) {
+            let ns = object.namespace.as_deref();
+            match rt.block_on(target.get_opt(&ar, ns, &object.name)) {
                 Ok(None) => {
                     let took = target.clock.now().duration_since(start);
                     return Ok(format!("removed {object} (gone after {})", show(took)));

@@ -15,7 +15,7 @@ use jiff::Timestamp;
 pub use journal::{Journal, state_dir};
 pub use ledger::{
     Ledger, OUTAGE_WINDOW, ObjectRef, REMOVE_TIMEOUT, Step, api_for, api_in, create_adopting, describe,
-    remove, transient,
+    remove, resource_for, transient,
 };
 pub use phase::{Phase, PhaseObserver};
 pub use record::{CleanupStep, Expectation, Fault, LogLine, Record, Status};
