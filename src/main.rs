@@ -23,6 +23,8 @@ fn main() -> ExitCode {
     let verdict = match cli.command {
         Command::Run(args) => with_signals(move || playbook::runner::run(&args)),
         Command::Check(args) => playbook::runner::check(&args),
+        Command::Rbac(args) => playbook::rbac::rbac(&args),
+        Command::Preflight(args) => with_signals(move || playbook::preflight::preflight(&args)),
         Command::Cleanup(args) => with_signals(move || playbook::sweep::cleanup(&args)),
         Command::Render(args) => with_signals(move || playbook::runner::render(&args)),
         Command::Repl(args) => playbook::repl::main(args),
