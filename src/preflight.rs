@@ -126,15 +126,20 @@ fn run_checks(
         }
     }
     // Chaos Mesh: CRDs, controller, version.
+    // Each kind's CRD object, and the kind served (discovery).
     let mut crds_ok = true;
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        Api::all(client.clone());
     for kind in CHAOS_KINDS {
         let q = format!("{kind}.chaos-mesh.org");
-        match rt.block_on(target.kind(&q)) {
-            Ok(_) => {}
-            Err(e) => {
-                crds_ok = false;
-                out.push(check(format!("Chaos Mesh CRD {kind}"), false, e.to_string()));
-            }
+        let problem = match rt.block_on(crds.get_opt(&q)) {
+            Ok(Some(_)) => rt.block_on(target.kind(&q)).err().map(|e| e.to_string()),
+            Ok(None) => Some(format!("CustomResourceDefinition {q} not found: Chaos Mesh is not installed")),
+            Err(e) => Some(describe(&e)),
+        };
+        if let Some(p) = problem {
+            crds_ok = false;
+            out.push(check(format!("Chaos Mesh CRD {kind}"), false, p));
         }
     }
     if crds_ok {

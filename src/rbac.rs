@@ -333,24 +333,46 @@ impl Walker<'_> {
                 let spec = options.as_ref().map(|o| {
                     if f.starts_with("apply") { o["spec"].clone() } else { o.clone() }
                 });
-                let ns = options
+                // Where the object goes, as faults.rs decides: its `namespace`, else the first
+                // namespace its selector names, else the kubeconfig's.
+                let selected: Option<Vec<String>> = spec.as_ref().and_then(|s| {
+                    let sel = s.get("selector")?;
+                    if let Some(list) = sel.get("namespaces").and_then(Value::as_array) {
+                        return list.iter().map(|n| n.as_str().map(str::to_string)).collect();
+                    }
+                    if let Some(pods) = sel.get("pods").and_then(Value::as_object) {
+                        return Some(pods.keys().cloned().collect());
+                    }
+                    sel.is_object().then(Vec::new)
+                });
+                let named = options
                     .as_ref()
-                    .and_then(|o| o.pointer("/metadata/namespace").or(o.get("namespace")).cloned())
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_else(|| self.needs.default_namespace.clone());
-                self.grant(Some(ns), "chaos-mesh.org", &resource, FAULT);
+                    .and_then(|o| o.pointer("/metadata/namespace").or(o.get("namespace")).cloned());
+                let ns: Scope = match (&named, &selected) {
+                    (Some(Value::String(n)), _) => Some(n.clone()),
+                    (Some(_), _) => None,
+                    (None, Some(list)) => Some(
+                        list.first().cloned().unwrap_or_else(|| self.needs.default_namespace.clone()),
+                    ),
+                    (None, None) => None,
+                };
+                if ns.is_none() {
+                    self.needs.notes.insert(format!(
+                        "{file}: where a chaos::{f} object goes is not known statically: its rule is cluster-wide"
+                    ));
+                }
+                self.grant(ns.clone(), "chaos-mesh.org", &resource, FAULT);
                 // The selection preview lists the pods of the selector's namespaces.
-                let namespaces = spec
-                    .as_ref()
-                    .and_then(|s| s.pointer("/selector/namespaces").cloned())
-                    .and_then(|v| v.as_array().cloned());
-                match namespaces {
-                    Some(list) if list.iter().all(Value::is_string) => {
+                match (&selected, &ns) {
+                    (Some(list), _) if !list.is_empty() => {
                         for n in list {
-                            let n = n.as_str().map(str::to_string);
-                            self.needs.targets.extend(n.clone());
-                            self.grant(n, "", "pods", READ);
+                            self.needs.targets.insert(n.clone());
+                            self.grant(Some(n.clone()), "", "pods", READ);
                         }
+                    }
+                    (Some(_), Some(n)) => {
+                        self.needs.targets.insert(n.clone());
+                        self.grant(Some(n.clone()), "", "pods", READ);
                     }
                     _ => {
                         self.needs.notes.insert(format!(
@@ -379,6 +401,8 @@ pub fn needs_of(
     engine.register_fn("param", move |name: &str, default: &str| {
         given.get(name).cloned().unwrap_or_else(|| default.to_string())
     });
+    // What `playbook preflight` reads to check the installation (read-only).
+    let chaos_ns = vars.get("chaos_namespace").cloned().unwrap_or_else(|| "chaos-testing".into());
     let mut w = Walker {
         engine: &engine,
         resolver: Resolver::new(config.stdlib.clone(), config.sources.clone()),
@@ -391,6 +415,10 @@ pub fn needs_of(
             default_namespace: default_namespace.to_string(),
         },
     };
+    w.grant(None, "", "namespaces", &["get"]);
+    w.grant(None, "apiextensions.k8s.io", "customresourcedefinitions", &["get"]);
+    w.grant(Some(chaos_ns.clone()), "apps", "deployments", &["list"]);
+    w.grant(Some(chaos_ns), "", "pods", &["list"]);
     for path in paths {
         let name = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {name}: {e}"))?;

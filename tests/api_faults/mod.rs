@@ -5,6 +5,7 @@
 //! code, the message, the time taken and that nothing is left.
 
 mod proxy;
+mod rbac;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
