@@ -100,7 +100,9 @@ pub fn preflight(args: &PreflightArgs) -> Verdict {
         crate::session::say(&if failed == 0 {
             "preflight: ready".to_string()
         } else {
-            format!("preflight: {failed} problem(s): a run now would fail or report what did not happen")
+            format!(
+                "preflight: {failed} problem(s): a run now would fail or report what did not happen"
+            )
         });
     }
     if failed == 0 {
@@ -119,9 +121,17 @@ fn run_checks(
     let mut out = Vec::new();
     let client = &target.client;
     match rt.block_on(client.apiserver_version()) {
-        Ok(v) => out.push(check("API server", true, format!("reachable, {}", v.git_version))),
+        Ok(v) => out.push(check(
+            "API server",
+            true,
+            format!("reachable, {}", v.git_version),
+        )),
         Err(e) => {
-            out.push(check("API server", false, format!("unreachable: {}", describe(&e))));
+            out.push(check(
+                "API server",
+                false,
+                format!("unreachable: {}", describe(&e)),
+            ));
             return out;
         }
     }
@@ -134,7 +144,9 @@ fn run_checks(
         let q = format!("{kind}.chaos-mesh.org");
         let problem = match rt.block_on(crds.get_opt(&q)) {
             Ok(Some(_)) => rt.block_on(target.kind(&q)).err().map(|e| e.to_string()),
-            Ok(None) => Some(format!("CustomResourceDefinition {q} not found: Chaos Mesh is not installed")),
+            Ok(None) => Some(format!(
+                "CustomResourceDefinition {q} not found: Chaos Mesh is not installed"
+            )),
             Err(e) => Some(describe(&e)),
         };
         if let Some(p) = problem {
@@ -147,13 +159,19 @@ fn run_checks(
     }
     let ns = &args.chaos_namespace;
     let deploys: Api<Deployment> = Api::namespaced(client.clone(), ns);
-    let controller = rt.block_on(deploys.list(
-        &ListParams::default().labels("app.kubernetes.io/component=controller-manager"),
-    ));
+    let controller = rt.block_on(
+        deploys
+            .list(&ListParams::default().labels("app.kubernetes.io/component=controller-manager")),
+    );
     match controller {
         Ok(list) if !list.items.is_empty() => {
             let d = serde_json::to_value(&list.items[0]).unwrap_or_default();
-            let text = |p: &str| d.pointer(p).and_then(Value::as_str).unwrap_or_default().to_string();
+            let text = |p: &str| {
+                d.pointer(p)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string()
+            };
             let image = text("/spec/template/spec/containers/0/image");
             let version = image.rsplit_once(':').map(|(_, t)| t).unwrap_or("");
             out.push(check(
@@ -161,11 +179,17 @@ fn run_checks(
                 version.starts_with("v2.8."),
                 format!("{image} (2.8.x expected)"),
             ));
-            let ready = d.pointer("/status/readyReplicas").and_then(Value::as_i64).unwrap_or(0);
+            let ready = d
+                .pointer("/status/readyReplicas")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
             out.push(check(
                 "Chaos Mesh controller",
                 ready > 0,
-                format!("{ready} ready replica(s) of {ns}/{}", text("/metadata/name")),
+                format!(
+                    "{ready} ready replica(s) of {ns}/{}",
+                    text("/metadata/name")
+                ),
             ));
         }
         Ok(_) => out.push(check(
@@ -192,7 +216,11 @@ fn run_checks(
         }
         match rt.block_on(namespaces.get_opt(t)) {
             Ok(Some(_)) => out.push(check(format!("target namespace {t}"), true, "exists")),
-            Ok(None) => out.push(check(format!("target namespace {t}"), false, "does not exist")),
+            Ok(None) => out.push(check(
+                format!("target namespace {t}"),
+                false,
+                "does not exist",
+            )),
             Err(e) => out.push(check(format!("target namespace {t}"), false, describe(&e))),
         }
     }
@@ -204,7 +232,13 @@ fn run_checks(
             .items
             .iter()
             .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
-            .filter_map(|p| serde_json::to_value(p).ok()?.pointer("/spec/nodeName")?.as_str().map(str::to_string))
+            .filter_map(|p| {
+                serde_json::to_value(p)
+                    .ok()?
+                    .pointer("/spec/nodeName")?
+                    .as_str()
+                    .map(str::to_string)
+            })
             .collect(),
         Err(e) => {
             out.push(check("chaos-daemon", false, describe(&e)));
@@ -216,7 +250,11 @@ fn run_checks(
         let pods: Api<Pod> = Api::namespaced(client.clone(), t);
         if let Ok(l) = rt.block_on(pods.list(&ListParams::default())) {
             target_nodes.extend(l.items.iter().filter_map(|p| {
-                serde_json::to_value(p).ok()?.pointer("/spec/nodeName")?.as_str().map(str::to_string)
+                serde_json::to_value(p)
+                    .ok()?
+                    .pointer("/spec/nodeName")?
+                    .as_str()
+                    .map(str::to_string)
             }));
         }
     }
@@ -258,9 +296,20 @@ fn run_checks(
             Ok(r) if r.status.as_ref().is_some_and(|s| s.allowed) => {}
             Ok(_) => denied.push(format!(
                 "{verb} {resource}{}{} in {}",
-                if sub.is_empty() { String::new() } else { format!("/{sub}") },
-                if group.is_empty() { String::new() } else { format!(".{group}") },
-                scope.as_deref().map(|n| format!("namespace {n}")).unwrap_or("every namespace".into())
+                if sub.is_empty() {
+                    String::new()
+                } else {
+                    format!("/{sub}")
+                },
+                if group.is_empty() {
+                    String::new()
+                } else {
+                    format!(".{group}")
+                },
+                scope
+                    .as_deref()
+                    .map(|n| format!("namespace {n}"))
+                    .unwrap_or("every namespace".into())
             )),
             Err(e) => denied.push(format!("cannot ask: {}", describe(&e))),
         }
@@ -271,7 +320,10 @@ fn run_checks(
         if denied.is_empty() {
             format!("all {asked} granted (SelfSubjectAccessReview)")
         } else {
-            format!("missing: {} (`playbook rbac` prints what to grant)", denied.join("; "))
+            format!(
+                "missing: {} (`playbook rbac` prints what to grant)",
+                denied.join("; ")
+            )
         },
     ));
     out

@@ -2,7 +2,6 @@
 //! ServiceAccount, Role/ClusterRole and bindings), and a 403 turned into the permission that
 //! is missing.
 
-
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 
@@ -22,14 +21,22 @@ const READ: &[&str] = &["get", "list", "watch"];
 /// What a fault needs on its own kind: create it, watch it, pause/resume it, remove it.
 const FAULT: &[&str] = &["create", "get", "list", "watch", "patch", "delete"];
 
-/// A host function's needs: (API group, resource, verbs), and which argument names the
-/// namespace (`None`: cluster-wide).
-fn needs(path: &str, args: usize) -> Option<(Vec<(&'static str, &'static str, &'static [&'static str])>, Option<usize>)> {
+/// (API group, resource, verbs) a host function needs.
+type Need = (&'static str, &'static str, &'static [&'static str]);
+
+/// A host function's needs, and which argument names the namespace (`None`: cluster-wide).
+fn needs(path: &str, args: usize) -> Option<(Vec<Need>, Option<usize>)> {
     let core = |r, v| ("", r, v);
     Some(match path {
         "cluster::pods" => (vec![core("pods", READ)], Some(0)),
-        "cluster::inference_service" => (vec![("serving.kserve.io", "inferenceservices", READ)], Some(0)),
-        "cluster::hpa" => (vec![("autoscaling", "horizontalpodautoscalers", READ)], Some(0)),
+        "cluster::inference_service" => (
+            vec![("serving.kserve.io", "inferenceservices", READ)],
+            Some(0),
+        ),
+        "cluster::hpa" => (
+            vec![("autoscaling", "horizontalpodautoscalers", READ)],
+            Some(0),
+        ),
         "cluster::workflows" => (vec![("argoproj.io", "workflows", READ)], Some(0)),
         "cluster::events" => (vec![core("events", &["list"])], Some(0)),
         "cluster::proxy_get" => (vec![core("services/proxy", &["get"])], Some(0)),
@@ -57,7 +64,9 @@ fn known_kind(kind: &str) -> Option<(&'static str, &'static str)> {
         "hpa" | "horizontalpodautoscaler" | "horizontalpodautoscalers" => {
             ("autoscaling", "horizontalpodautoscalers")
         }
-        "isvc" | "inferenceservice" | "inferenceservices" => ("serving.kserve.io", "inferenceservices"),
+        "isvc" | "inferenceservice" | "inferenceservices" => {
+            ("serving.kserve.io", "inferenceservices")
+        }
         "wf" | "workflow" | "workflows" => ("argoproj.io", "workflows"),
         _ => return None,
     })
@@ -227,7 +236,13 @@ impl Walker<'_> {
                 let options = rhai::CallFnOptions::new().eval_ast(false);
                 let v: rhai::Dynamic = self
                     .engine
-                    .call_fn_with_options(options, &mut rhai::Scope::new(), ast, f.name.as_str(), ())
+                    .call_fn_with_options(
+                        options,
+                        &mut rhai::Scope::new(),
+                        ast,
+                        f.name.as_str(),
+                        (),
+                    )
                     .ok()?;
                 rhai::serde::from_dynamic(&v).ok()
             }
@@ -272,7 +287,11 @@ impl Walker<'_> {
                 let kind = args
                     .get(1)
                     .and_then(|a| self.value(file, a, 0))
-                    .and_then(|v| v.as_str().and_then(|s| s.split_once('/')).map(|(k, _)| k.to_string()))
+                    .and_then(|v| {
+                        v.as_str()
+                            .and_then(|s| s.split_once('/'))
+                            .map(|(k, _)| k.to_string())
+                    })
                     .and_then(|k| known_kind(&k));
                 let resources: Vec<&str> = match kind {
                     Some(("apps", r)) => vec![r],
@@ -287,7 +306,12 @@ impl Walker<'_> {
                     match path {
                         "cluster::readiness" => self.grant(scope.clone(), "apps", r, READ),
                         "cluster::scale" => {
-                            self.grant(scope.clone(), "apps", &format!("{r}/scale"), &["get", "patch"]);
+                            self.grant(
+                                scope.clone(),
+                                "apps",
+                                &format!("{r}/scale"),
+                                &["get", "patch"],
+                            );
                         }
                         _ => self.grant(scope.clone(), "apps", r, &["get", "patch"]),
                     }
@@ -298,7 +322,11 @@ impl Walker<'_> {
                 let kind = args
                     .get(1)
                     .and_then(|a| self.value(file, a, 0))
-                    .and_then(|v| v.as_str().and_then(|s| s.split_once('/')).map(|(k, _)| k.to_string()));
+                    .and_then(|v| {
+                        v.as_str()
+                            .and_then(|s| s.split_once('/'))
+                            .map(|(k, _)| k.to_string())
+                    });
                 match kind.as_deref().and_then(known_kind) {
                     Some((g, r)) => self.grant(scope, g, r, READ),
                     None => {
@@ -331,28 +359,39 @@ impl Walker<'_> {
                     return;
                 };
                 let spec = options.as_ref().map(|o| {
-                    if f.starts_with("apply") { o["spec"].clone() } else { o.clone() }
+                    if f.starts_with("apply") {
+                        o["spec"].clone()
+                    } else {
+                        o.clone()
+                    }
                 });
                 // Where the object goes, as faults.rs decides: its `namespace`, else the first
                 // namespace its selector names, else the kubeconfig's.
                 let selected: Option<Vec<String>> = spec.as_ref().and_then(|s| {
                     let sel = s.get("selector")?;
                     if let Some(list) = sel.get("namespaces").and_then(Value::as_array) {
-                        return list.iter().map(|n| n.as_str().map(str::to_string)).collect();
+                        return list
+                            .iter()
+                            .map(|n| n.as_str().map(str::to_string))
+                            .collect();
                     }
                     if let Some(pods) = sel.get("pods").and_then(Value::as_object) {
                         return Some(pods.keys().cloned().collect());
                     }
                     sel.is_object().then(Vec::new)
                 });
-                let named = options
-                    .as_ref()
-                    .and_then(|o| o.pointer("/metadata/namespace").or(o.get("namespace")).cloned());
+                let named = options.as_ref().and_then(|o| {
+                    o.pointer("/metadata/namespace")
+                        .or(o.get("namespace"))
+                        .cloned()
+                });
                 let ns: Scope = match (&named, &selected) {
                     (Some(Value::String(n)), _) => Some(n.clone()),
                     (Some(_), _) => None,
                     (None, Some(list)) => Some(
-                        list.first().cloned().unwrap_or_else(|| self.needs.default_namespace.clone()),
+                        list.first()
+                            .cloned()
+                            .unwrap_or_else(|| self.needs.default_namespace.clone()),
                     ),
                     (None, None) => None,
                 };
@@ -399,10 +438,16 @@ pub fn needs_of(
     // `param` answers from --var, else its default, so names computed from parameters are known.
     let given = vars.clone();
     engine.register_fn("param", move |name: &str, default: &str| {
-        given.get(name).cloned().unwrap_or_else(|| default.to_string())
+        given
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| default.to_string())
     });
     // What `playbook preflight` reads to check the installation (read-only).
-    let chaos_ns = vars.get("chaos_namespace").cloned().unwrap_or_else(|| "chaos-testing".into());
+    let chaos_ns = vars
+        .get("chaos_namespace")
+        .cloned()
+        .unwrap_or_else(|| "chaos-testing".into());
     let mut w = Walker {
         engine: &engine,
         resolver: Resolver::new(config.stdlib.clone(), config.sources.clone()),
@@ -416,7 +461,12 @@ pub fn needs_of(
         },
     };
     w.grant(None, "", "namespaces", &["get"]);
-    w.grant(None, "apiextensions.k8s.io", "customresourcedefinitions", &["get"]);
+    w.grant(
+        None,
+        "apiextensions.k8s.io",
+        "customresourcedefinitions",
+        &["get"],
+    );
     w.grant(Some(chaos_ns.clone()), "apps", "deployments", &["list"]);
     w.grant(Some(chaos_ns), "", "pods", &["list"]);
     for path in paths {
@@ -435,7 +485,9 @@ impl Needs {
     fn rules(perms: &BTreeSet<Perm>) -> Vec<Value> {
         let mut by: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
         for (g, r, v) in perms {
-            by.entry((g.clone(), r.clone())).or_default().insert(v.clone());
+            by.entry((g.clone(), r.clone()))
+                .or_default()
+                .insert(v.clone());
         }
         let mut merged: BTreeMap<(String, Vec<String>), Vec<String>> = BTreeMap::new();
         for ((g, r), verbs) in by {
@@ -455,13 +507,16 @@ impl Needs {
     /// The permissions in one scope (namespace, or `None` for cluster-wide), as
     /// (group, resource, verb).
     pub fn permissions(&self) -> impl Iterator<Item = (&Scope, &Perm)> {
-        self.perms.iter().flat_map(|(s, ps)| ps.iter().map(move |p| (s, p)))
+        self.perms
+            .iter()
+            .flat_map(|(s, ps)| ps.iter().map(move |p| (s, p)))
     }
 
     /// The objects to `kubectl apply`: a ServiceAccount, a Role and RoleBinding per namespace,
     /// a ClusterRole and ClusterRoleBinding for cluster-wide needs.
     pub fn manifests(&self, account: &str, account_ns: &str) -> Vec<Value> {
-        let subject = json!([{ "kind": "ServiceAccount", "name": account, "namespace": account_ns }]);
+        let subject =
+            json!([{ "kind": "ServiceAccount", "name": account, "namespace": account_ns }]);
         let labels = json!({ "app.kubernetes.io/managed-by": "playbook" });
         let mut out = vec![json!({
             "apiVersion": "v1", "kind": "ServiceAccount",
@@ -575,7 +630,10 @@ mod tests {
     #[test]
     fn a_forbidden_message_names_verb_resource_and_namespace() {
         let m = r#"podchaos.chaos-mesh.org "pb-1" is forbidden: User "system:serviceaccount:chaos:playbook" cannot create resource "podchaos" in API group "chaos-mesh.org" in the namespace "argo""#;
-        assert_eq!(forbidden(m), "forbidden: create podchaos.chaos-mesh.org in namespace argo");
+        assert_eq!(
+            forbidden(m),
+            "forbidden: create podchaos.chaos-mesh.org in namespace argo"
+        );
         let m = r#"namespaces is forbidden: User "u" cannot list resource "namespaces" in API group "" at the cluster scope"#;
         assert_eq!(forbidden(m), "forbidden: list namespaces (cluster-wide)");
         assert_eq!(forbidden("nope"), "forbidden: nope");

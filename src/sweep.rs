@@ -6,10 +6,10 @@
 use kube::api::ListParams;
 
 use crate::cli::{CleanupArgs, ClusterKind};
+use crate::connection::request::{self, Budget};
 use crate::connection::{self, Target};
 use crate::faults::{MANAGED_BY, RUN_ID_LABEL};
 use crate::outcome::Verdict;
-use crate::connection::request::{self, Budget};
 use crate::session::{Journal, ObjectRef, api_in, describe, remove, say, state_dir};
 use kube::discovery::ApiResource;
 
@@ -143,7 +143,10 @@ pub fn cleanup(args: &CleanupArgs) -> Verdict {
 /// The Chaos Mesh kinds the cluster serves (one group's discovery, not every group's).
 fn chaos_kinds(target: &Target, rt: &tokio::runtime::Handle) -> Result<Vec<ApiResource>, String> {
     let group = rt
-        .block_on(kube::discovery::oneshot::group(&target.client, "chaos-mesh.org"))
+        .block_on(kube::discovery::oneshot::group(
+            &target.client,
+            "chaos-mesh.org",
+        ))
         .map_err(|e| format!("discovering Chaos Mesh kinds: {}", describe(&e)))?;
     Ok(group
         .recommended_resources()
@@ -168,7 +171,11 @@ fn labelled(
         .block_on(api.list(&ListParams::default().labels(&selector)))
         .map_err(|e| match &e {
             kube::Error::Api(s) if s.code == 403 => {
-                format!("listing {}: {}", ar.plural, crate::rbac::forbidden(&s.message))
+                format!(
+                    "listing {}: {}",
+                    ar.plural,
+                    crate::rbac::forbidden(&s.message)
+                )
             }
             _ => format!("listing {}: {}", ar.plural, describe(&e)),
         })?;

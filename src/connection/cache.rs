@@ -41,7 +41,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 fn key(ar: &ApiResource, ns: Option<&str>) -> Key {
-    (ar.api_version.clone(), ar.plural.clone(), ns.map(str::to_string))
+    (
+        ar.api_version.clone(),
+        ar.plural.clone(),
+        ns.map(str::to_string),
+    )
 }
 
 fn api(client: &kube::Client, ar: &ApiResource, ns: Option<&str>) -> Api<DynamicObject> {
@@ -75,7 +79,8 @@ impl Caches {
             ready: Arc::new(AtomicBool::new(false)),
         });
         lock(&self.entries).insert(k, entry.clone());
-        let stream = watcher(api(&self.client, ar, ns), watcher::Config::default()).default_backoff();
+        let stream =
+            watcher(api(&self.client, ar, ns), watcher::Config::default()).default_backoff();
         let ready = entry.ready.clone();
         let notify = self.notify.clone();
         let warned = self.warned.clone();
@@ -205,8 +210,10 @@ mod tests {
     #[test]
     fn equality_selectors_are_evaluated_set_based_ones_are_not() {
         let reqs = parse_selector("app=a, tier!=db,ready,!gone").unwrap();
-        let labels: std::collections::BTreeMap<String, String> =
-            [("app", "a"), ("ready", "1")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let labels: std::collections::BTreeMap<String, String> = [("app", "a"), ("ready", "1")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         assert!(matches(&reqs, Some(&labels)));
         let reqs = parse_selector("app=b").unwrap();
         assert!(!matches(&reqs, Some(&labels)));

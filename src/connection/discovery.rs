@@ -61,7 +61,9 @@ fn matches(r: &APIResource, name: &str) -> bool {
         && (r.name == name
             || r.singular_name == name
             || r.kind.to_ascii_lowercase() == name
-            || r.short_names.as_ref().is_some_and(|s| s.iter().any(|x| x == name)))
+            || r.short_names
+                .as_ref()
+                .is_some_and(|s| s.iter().any(|x| x == name)))
 }
 
 fn kind_of(gv: &str, r: &APIResource) -> Kind {
@@ -175,7 +177,9 @@ impl Kinds {
             None => (lower.as_str(), None, None),
             Some((name, rest)) => match rest.split_once('.') {
                 // `name.version.group` when the second part looks like a version.
-                Some((v, g)) if v.starts_with('v') && v[1..].starts_with(|c: char| c.is_ascii_digit()) => {
+                Some((v, g))
+                    if v.starts_with('v') && v[1..].starts_with(|c: char| c.is_ascii_digit()) =>
+                {
                     (name, Some(g), Some(v))
                 }
                 _ => (name, Some(rest), None),
@@ -199,7 +203,10 @@ impl Kinds {
         let note = if skipped.is_empty() {
             String::new()
         } else {
-            format!(" (unavailable API groups not searched: {})", skipped.join(", "))
+            format!(
+                " (unavailable API groups not searched: {})",
+                skipped.join(", ")
+            )
         };
         Err(KindError::Unknown(text.to_string(), note))
     }

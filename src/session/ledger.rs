@@ -194,8 +194,12 @@ pub fn remove(
     let budget = Budget::window(OUTAGE_WINDOW);
     let until = budget.until;
     request::within(budget, || {
-        let ar = resource_for(target, rt, object)
-            .map_err(|e| format!("{e}; {object} may still be there: {}", object.kubectl_delete()))?;
+        let ar = resource_for(target, rt, object).map_err(|e| {
+            format!(
+                "{e}; {object} may still be there: {}",
+                object.kubectl_delete()
+            )
+        })?;
         let api = api_in(target, &ar, object.namespace.as_deref());
         // DELETE until the server accepts it; a 409 (a conflicting change) is tried again too.
         loop {

@@ -14,8 +14,8 @@ use jiff::Timestamp;
 
 pub use journal::{Journal, state_dir};
 pub use ledger::{
-    Ledger, OUTAGE_WINDOW, ObjectRef, REMOVE_TIMEOUT, Step, api_for, api_in, create_adopting, describe,
-    remove, resource_for, transient,
+    Ledger, OUTAGE_WINDOW, ObjectRef, REMOVE_TIMEOUT, Step, api_for, api_in, create_adopting,
+    describe, remove, resource_for, transient,
 };
 pub use phase::{Phase, PhaseObserver};
 pub use record::{CleanupStep, Expectation, Fault, LogLine, Record, Status};
@@ -118,22 +118,22 @@ impl Session {
                 })),
             });
             Session {
-            run_id: c.run_id,
-            playbook: c.playbook,
-            vars: c.vars,
-            output: c.output,
-            stop: c.stop,
-            target: c.target,
-            rt: c.rt,
-            dry_run: c.dry_run,
-            prometheus: c.prometheus,
-            started,
-            ledger: Mutex::new(Ledger::default()),
-            journal: Mutex::new(c.journal),
-            record: Mutex::new(Record::default()),
-            steady: Mutex::new(Vec::new()),
-            observer: OnceLock::new(),
-        }
+                run_id: c.run_id,
+                playbook: c.playbook,
+                vars: c.vars,
+                output: c.output,
+                stop: c.stop,
+                target: c.target,
+                rt: c.rt,
+                dry_run: c.dry_run,
+                prometheus: c.prometheus,
+                started,
+                ledger: Mutex::new(Ledger::default()),
+                journal: Mutex::new(c.journal),
+                record: Mutex::new(Record::default()),
+                steady: Mutex::new(Vec::new()),
+                observer: OnceLock::new(),
+            }
         })
     }
 

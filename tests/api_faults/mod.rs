@@ -92,7 +92,10 @@ fn finish(mut run: Run, within: Duration) -> (Option<i32>, String) {
             let _ = run.0.stderr.take().unwrap().read_to_string(&mut all);
             return (status.code(), all);
         }
-        assert!(start.elapsed() < within, "the run did not end within {within:?}");
+        assert!(
+            start.elapsed() < within,
+            "the run did not end within {within:?}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -100,7 +103,13 @@ fn finish(mut run: Run, within: Duration) -> (Option<i32>, String) {
 /// PodChaos objects left on the server (asked directly, not through the proxy).
 fn leftovers(server: &Server) -> Vec<String> {
     server
-        .ok(&["get", "podchaos,networkchaos,stresschaos", "-A", "-o", "name"])
+        .ok(&[
+            "get",
+            "podchaos,networkchaos,stresschaos",
+            "-A",
+            "-o",
+            "name",
+        ])
         .lines()
         .filter(|l| !l.is_empty())
         .map(str::to_string)
@@ -110,17 +119,48 @@ fn leftovers(server: &Server) -> Vec<String> {
 #[test]
 fn transient_answers_are_retried_inside_the_callers_time() {
     let (server, proxy, kc, file) = setup();
-    proxy.add(Rule::new("GET", "/deployments/", Fault::Status(500, None), 3));
-    proxy.add(Rule::new("GET", "/inferenceservices/", Fault::Status(503, None), 2));
+    proxy.add(Rule::new(
+        "GET",
+        "/deployments/",
+        Fault::Status(500, None),
+        3,
+    ));
+    proxy.add(Rule::new(
+        "GET",
+        "/inferenceservices/",
+        Fault::Status(503, None),
+        2,
+    ));
     proxy.add(Rule::new("GET", "/pods", Fault::Reset, 2));
-    proxy.add(Rule::new("GET", "/podchaos/", Fault::Status(429, Some(1)), 1));
-    proxy.add(Rule::new("GET", "/apis/serving", Fault::Status(502, None), 1));
+    proxy.add(Rule::new(
+        "GET",
+        "/podchaos/",
+        Fault::Status(429, Some(1)),
+        1,
+    ));
+    proxy.add(Rule::new(
+        "GET",
+        "/apis/serving",
+        Fault::Status(502, None),
+        1,
+    ));
     proxy.add(Rule::new("GET", "/podchaos/", Fault::Status(504, None), 1));
     let t0 = Instant::now();
-    let (code, all) = finish(start(&kc, &file, &["--timeout", "3m"]), Duration::from_secs(200));
+    let (code, all) = finish(
+        start(&kc, &file, &["--timeout", "3m"]),
+        Duration::from_secs(200),
+    );
     assert_eq!(code, Some(0), "{all}");
-    assert!(proxy.injected() >= 8, "every fault was met: {}", proxy.injected());
-    assert!(t0.elapsed() < Duration::from_secs(120), "{:?}", t0.elapsed());
+    assert!(
+        proxy.injected() >= 8,
+        "every fault was met: {}",
+        proxy.injected()
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(120),
+        "{:?}",
+        t0.elapsed()
+    );
     assert_eq!(leftovers(&server), Vec::<String>::new());
 }
 
@@ -137,9 +177,15 @@ fn a_probe_counts_a_503_at_once() {
     )
     .unwrap();
     let t0 = Instant::now();
-    let (code, all) = finish(start(&kc, &file, &["--timeout", "1m"]), Duration::from_secs(60));
+    let (code, all) = finish(
+        start(&kc, &file, &["--timeout", "1m"]),
+        Duration::from_secs(60),
+    );
     assert_eq!(code, Some(0), "{all}");
-    assert!(all.contains("ok=0 count=20") && all.contains("503"), "{all}");
+    assert!(
+        all.contains("ok=0 count=20") && all.contains("503"),
+        "{all}"
+    );
     assert!(
         t0.elapsed() < Duration::from_secs(10),
         "20 failed probes took {:?}",
@@ -151,7 +197,10 @@ fn a_probe_counts_a_503_at_once() {
 fn a_create_whose_answer_is_lost_is_adopted() {
     let (server, proxy, kc, file) = setup();
     proxy.add(Rule::new("POST", "/podchaos", Fault::Lost, 1));
-    let (code, all) = finish(start(&kc, &file, &["--timeout", "3m"]), Duration::from_secs(200));
+    let (code, all) = finish(
+        start(&kc, &file, &["--timeout", "3m"]),
+        Duration::from_secs(200),
+    );
     assert_eq!(proxy.injected(), 1);
     assert_eq!(code, Some(0), "{all}");
     assert!(all.contains("removed PodChaos"), "{all}");
@@ -163,7 +212,10 @@ fn a_stalled_api_is_bounded_by_the_timeout_and_ctrl_c() {
     let (server, proxy, kc, file) = setup();
     proxy.add(Rule::new("GET", "", Fault::Stall, 0));
     let t0 = Instant::now();
-    let (code, all) = finish(start(&kc, &file, &["--timeout", "8s"]), Duration::from_secs(40));
+    let (code, all) = finish(
+        start(&kc, &file, &["--timeout", "8s"]),
+        Duration::from_secs(40),
+    );
     assert_eq!(code, Some(3), "{all}");
     assert!(all.contains("timed out"), "{all}");
     assert!(t0.elapsed() < Duration::from_secs(20), "{:?}", t0.elapsed());
@@ -195,7 +247,11 @@ fn cleanup_outlasts_an_api_outage() {
     let (code, all) = finish(run, Duration::from_secs(120));
     assert_eq!(code, Some(0), "{all}");
     assert!(all.contains("removed PodChaos"), "{all}");
-    assert!(t0.elapsed() >= Duration::from_secs(12), "{:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() >= Duration::from_secs(12),
+        "{:?}",
+        t0.elapsed()
+    );
     assert_eq!(leftovers(&server), Vec::<String>::new());
 }
 
@@ -207,7 +263,11 @@ fn cleanup_all_sweeps_kind_by_kind_past_a_forbidden_kind() {
     let label = "app.kubernetes.io/managed-by: playbook";
     for (kind, name, spec) in [
         ("PodChaos", "left-pod", "action: pod-kill\n  mode: one"),
-        ("NetworkChaos", "left-net", "action: delay\n  mode: one\n  delay: {latency: 10ms}"),
+        (
+            "NetworkChaos",
+            "left-net",
+            "action: delay\n  mode: one\n  delay: {latency: 10ms}",
+        ),
     ] {
         let manifest = format!(
             "apiVersion: chaos-mesh.org/v1alpha1\nkind: {kind}\nmetadata:\n  name: {name}\n  namespace: default\n  labels:\n    {label}\nspec:\n  {spec}\n  selector: {{namespaces: [default]}}\n  duration: 10m\n"
@@ -236,6 +296,9 @@ fn cleanup_all_sweeps_kind_by_kind_past_a_forbidden_kind() {
     assert_eq!(out.status.code(), Some(4), "{all}");
     assert!(all.contains("listing podchaos"), "{all}");
     assert!(all.contains("could not sweep kind(s) PodChaos"), "{all}");
-    assert!(all.contains("removed NetworkChaos default/left-net"), "{all}");
+    assert!(
+        all.contains("removed NetworkChaos default/left-net"),
+        "{all}"
+    );
     assert_eq!(leftovers(&server), vec!["podchaos.chaos-mesh.org/left-pod"]);
 }

@@ -1,7 +1,7 @@
 //! A fault-injecting HTTP proxy in front of `sim serve`: one request per connection (it asks
 //! the server to close after each answer), each matched against the rules the test set —
 //! answer with a status (and `Retry-After`), reset the connection, stall forever, lose the
-//! answer after the server acted, or an outage of N seconds — and counted.
+//! answer after the server acted, or an outage of N seconds — counting what it injected.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -56,7 +56,6 @@ impl Rule {
 struct Shared {
     upstream: String,
     rules: Mutex<Vec<(Rule, usize)>>,
-    requests: AtomicUsize,
     injected: AtomicUsize,
     closed: AtomicBool,
 }
@@ -75,7 +74,6 @@ impl Proxy {
         let shared = Arc::new(Shared {
             upstream: upstream.into(),
             rules: Mutex::new(Vec::new()),
-            requests: AtomicUsize::new(0),
             injected: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
         });
@@ -103,11 +101,6 @@ impl Proxy {
         self.shared.rules.lock().unwrap().clear();
     }
 
-    /// Requests seen so far (faulted ones included).
-    pub fn requests(&self) -> usize {
-        self.shared.requests.load(Ordering::SeqCst)
-    }
-
     /// Requests a rule answered so far.
     pub fn injected(&self) -> usize {
         self.shared.injected.load(Ordering::SeqCst)
@@ -122,10 +115,7 @@ impl Proxy {
             .find(|l| l.trim_start().starts_with("server:"))
             .unwrap()
             .to_string();
-        let text = text.replace(
-            &server_line,
-            &format!("    server: http://{}", self.addr),
-        );
+        let text = text.replace(&server_line, &format!("    server: http://{}", self.addr));
         std::fs::write(&out, text).unwrap();
         out
     }
@@ -189,7 +179,6 @@ fn serve(s: &Shared, mut client: TcpStream) -> std::io::Result<()> {
     head.push("Connection: close\r\n\r\n".into());
     let mut body = vec![0u8; length];
     reader.read_exact(&mut body)?;
-    s.requests.fetch_add(1, Ordering::SeqCst);
     let mut parts = request_line.split_whitespace();
     let method = parts.next().unwrap_or_default().to_string();
     let path = parts.next().unwrap_or_default().to_string();

@@ -71,10 +71,17 @@ fn the_generated_rules_suffice_and_one_less_names_what_is_missing() {
     // token over plain HTTP; the playbook binary does.)
     let dir = crate::cli::tempdir();
     let secret = dir.join("secret.rhai");
-    std::fs::write(&secret, r#"print(cluster::get("default", "secret/playbook-token"));"#).unwrap();
+    std::fs::write(
+        &secret,
+        r#"print(cluster::get("default", "secret/playbook-token"));"#,
+    )
+    .unwrap();
     let (code, all) = run(&kc, secret.to_str().unwrap());
     assert_eq!(code, Some(3), "{all}");
-    assert!(all.contains("forbidden: get secrets in namespace default"), "{all}");
+    assert!(
+        all.contains("forbidden: get secrets in namespace default"),
+        "{all}"
+    );
     for pb in ["playbooks/pod-failure.rhai", "playbooks/network-delay.rhai"] {
         let (code, all) = run(&kc, pb);
         assert_eq!(code, Some(0), "{pb} with the generated rules:\n{all}");
@@ -98,7 +105,11 @@ fn one_rule_less_gives_the_clear_error() {
         "--kubeconfig",
         server.kubeconfig.to_str().unwrap(),
     ]);
-    assert!(text(&out).contains("nothing created by playbook is left"), "{}", text(&out));
+    assert!(
+        text(&out).contains("nothing created by playbook is left"),
+        "{}",
+        text(&out)
+    );
 }
 
 fn preflight(kc: &Path) -> (Option<i32>, String) {
@@ -117,8 +128,14 @@ fn preflight_tells_a_complete_installation_from_a_broken_one() {
     // The platform comes up: every chaos-daemon Running.
     server.wait_for(Duration::from_secs(60), "chaos-daemons running", || {
         let phases = server.ok(&[
-            "get", "pods", "-n", "chaos-testing", "-l", "app.kubernetes.io/component=chaos-daemon",
-            "-o", "jsonpath={.items[*].status.phase}",
+            "get",
+            "pods",
+            "-n",
+            "chaos-testing",
+            "-l",
+            "app.kubernetes.io/component=chaos-daemon",
+            "-o",
+            "jsonpath={.items[*].status.phase}",
         ]);
         (!phases.is_empty() && phases.split_whitespace().all(|p| p == "Running")).then_some(())
     });
@@ -140,16 +157,31 @@ fn preflight_tells_a_complete_installation_from_a_broken_one() {
     let (code, all) = preflight(&kc);
     assert_eq!(code, Some(1), "{all}");
     assert!(all.contains("FAIL permissions"), "{all}");
-    assert!(all.contains("create podchaos.chaos-mesh.org in namespace kserve-inference"), "{all}");
+    assert!(
+        all.contains("create podchaos.chaos-mesh.org in namespace kserve-inference"),
+        "{all}"
+    );
 
     // No chaos-daemon on a node that holds a target pod.
     let pods = server.ok(&[
-        "get", "pods", "-n", "kserve-inference", "-o",
+        "get",
+        "pods",
+        "-n",
+        "kserve-inference",
+        "-o",
         "jsonpath={.items[0].spec.nodeName}",
     ]);
     let daemon = server.ok(&[
-        "get", "pods", "-n", "chaos-testing", "-l", "app.kubernetes.io/component=chaos-daemon",
-        "--field-selector", &format!("spec.nodeName={pods}"), "-o", "name",
+        "get",
+        "pods",
+        "-n",
+        "chaos-testing",
+        "-l",
+        "app.kubernetes.io/component=chaos-daemon",
+        "--field-selector",
+        &format!("spec.nodeName={pods}"),
+        "-o",
+        "name",
     ]);
     server.ok(&["delete", "-n", "chaos-testing", daemon.trim()]);
     let (code, all) = preflight(&server.kubeconfig);

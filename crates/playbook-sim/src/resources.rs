@@ -160,10 +160,20 @@ const BUILTINS: &[Builtin] = &[
         ..b("", "v1", "ServiceAccount", "serviceaccounts")
     },
     b("rbac.authorization.k8s.io", "v1", "Role", "roles"),
-    b("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings"),
+    b(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "RoleBinding",
+        "rolebindings",
+    ),
     Builtin {
         namespaced: false,
-        ..b("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles")
+        ..b(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "ClusterRole",
+            "clusterroles",
+        )
     },
     Builtin {
         namespaced: false,

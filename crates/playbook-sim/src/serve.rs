@@ -102,12 +102,10 @@ async fn serve(args: ServeConfig) -> anyhow::Result<()> {
     use std::io::Write;
     let _ = std::io::stdout().flush();
     let meter = super::api::meter::Meter::default();
-    let mut app = sim
-        .router()
-        .layer(axum::middleware::from_fn_with_state(
-            meter.clone(),
-            super::api::meter::count,
-        ));
+    let mut app = sim.router().layer(axum::middleware::from_fn_with_state(
+        meter.clone(),
+        super::api::meter::count,
+    ));
     if args.verbose {
         app = app.layer(axum::middleware::from_fn(log_request));
     }

@@ -48,7 +48,11 @@ fn verb(method: &Method, path: &str, query: &str) -> &'static str {
 impl Meter {
     /// The counts, as JSON.
     pub fn json(&self) -> serde_json::Value {
-        let counts = self.counts.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let counts = self
+            .counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let total: u64 = counts.values().sum();
         serde_json::json!({ "total": total, "by_verb": counts })
     }
@@ -60,7 +64,11 @@ pub async fn count(State(meter): State<Meter>, req: Request, next: Next) -> Resp
         let body = serde_json::to_vec(&meter.json()).unwrap_or_default();
         return super::json_bytes(StatusCode::OK, body);
     }
-    let v = verb(req.method(), req.uri().path(), req.uri().query().unwrap_or(""));
+    let v = verb(
+        req.method(),
+        req.uri().path(),
+        req.uri().query().unwrap_or(""),
+    );
     *meter
         .counts
         .lock()
@@ -77,10 +85,23 @@ mod tests {
     #[test]
     fn verbs_as_the_apiserver_names_them() {
         assert_eq!(verb(&Method::GET, "/api/v1/namespaces/a/pods", ""), "list");
-        assert_eq!(verb(&Method::GET, "/api/v1/namespaces/a/pods", "watch=true"), "watch");
+        assert_eq!(
+            verb(&Method::GET, "/api/v1/namespaces/a/pods", "watch=true"),
+            "watch"
+        );
         assert_eq!(verb(&Method::GET, "/api/v1/namespaces/a/pods/p", ""), "get");
         assert_eq!(verb(&Method::GET, "/apis/apps/v1/deployments", ""), "list");
-        assert_eq!(verb(&Method::GET, "/apis/apps/v1/namespaces/a/deployments/d", ""), "get");
-        assert_eq!(verb(&Method::POST, "/apis/chaos-mesh.org/v1alpha1/namespaces/a/podchaos", ""), "create");
+        assert_eq!(
+            verb(&Method::GET, "/apis/apps/v1/namespaces/a/deployments/d", ""),
+            "get"
+        );
+        assert_eq!(
+            verb(
+                &Method::POST,
+                "/apis/chaos-mesh.org/v1alpha1/namespaces/a/podchaos",
+                ""
+            ),
+            "create"
+        );
     }
 }

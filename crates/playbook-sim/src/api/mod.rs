@@ -148,9 +148,12 @@ async fn dispatch(sim: &Sim, r: Req) -> Result<Response, ApiError> {
                 &discovery::resource_list(sim, "", "v1")?,
             ));
         }
-        ["apis", "authorization.k8s.io", "v1", "selfsubjectaccessreviews"]
-            if r.method == Method::POST =>
-        {
+        [
+            "apis",
+            "authorization.k8s.io",
+            "v1",
+            "selfsubjectaccessreviews",
+        ] if r.method == Method::POST => {
             return rbac::self_subject_access_review(sim, &r);
         }
         ["apis", g] => return Ok(json(StatusCode::OK, &discovery::group(sim, g)?)),

@@ -41,7 +41,9 @@ fn base64(bytes: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for c in bytes.chunks(3) {
-        let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
         for i in 0..4 {
             if i <= c.len() {
                 out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
@@ -60,7 +62,12 @@ fn list(sim: &Sim, group: &str, version: &str, plural: &str, ns: Option<&str>) -
         return Vec::new();
     };
     store
-        .list(res, ns, &LabelSelector::default(), &FieldSelector::default())
+        .list(
+            res,
+            ns,
+            &LabelSelector::default(),
+            &FieldSelector::default(),
+        )
         .iter()
         .map(|v| (**v).clone())
         .collect()
@@ -162,7 +169,9 @@ pub(crate) fn allowed(sim: &Sim, user: &User, a: &Attributes) -> bool {
         let binding_ns = ns.unwrap_or_default();
         let subjects = binding["subjects"].as_array().cloned().unwrap_or_default();
         subjects.iter().any(|s| applies(s, user, binding_ns))
-            && role_rules(sim, binding, ns).iter().any(|r| rule_allows(r, a))
+            && role_rules(sim, binding, ns)
+                .iter()
+                .any(|r| rule_allows(r, a))
     };
     if cluster.iter().any(|b| visit(b, None)) {
         return true;
@@ -292,13 +301,28 @@ mod tests {
     fn rules_match_verbs_groups_resources_subresources_and_names() {
         let rule = json!({"verbs": ["get", "list"], "apiGroups": ["apps"], "resources": ["deployments", "deployments/scale"]});
         assert!(rule_allows(&rule, &attrs("get", "apps", "deployments", "")));
-        assert!(rule_allows(&rule, &attrs("get", "apps", "deployments", "scale")));
-        assert!(!rule_allows(&rule, &attrs("patch", "apps", "deployments", "")));
+        assert!(rule_allows(
+            &rule,
+            &attrs("get", "apps", "deployments", "scale")
+        ));
+        assert!(!rule_allows(
+            &rule,
+            &attrs("patch", "apps", "deployments", "")
+        ));
         assert!(!rule_allows(&rule, &attrs("get", "", "deployments", "")));
-        assert!(!rule_allows(&rule, &attrs("get", "apps", "deployments", "status")));
+        assert!(!rule_allows(
+            &rule,
+            &attrs("get", "apps", "deployments", "status")
+        ));
         let wild = json!({"verbs": ["*"], "apiGroups": ["*"], "resources": ["*/scale"]});
-        assert!(rule_allows(&wild, &attrs("patch", "apps", "statefulsets", "scale")));
-        assert!(!rule_allows(&wild, &attrs("patch", "apps", "statefulsets", "")));
+        assert!(rule_allows(
+            &wild,
+            &attrs("patch", "apps", "statefulsets", "scale")
+        ));
+        assert!(!rule_allows(
+            &wild,
+            &attrs("patch", "apps", "statefulsets", "")
+        ));
         let named = json!({"verbs": ["get"], "apiGroups": [""], "resources": ["pods"], "resourceNames": ["y"]});
         assert!(!rule_allows(&named, &attrs("get", "", "pods", "")));
     }
