@@ -14,7 +14,6 @@ use serde_json::{Value, json};
 
 use crate::cli::{ClusterKind, PreflightArgs};
 use crate::connection::{self, Target};
-use crate::engine::{EngineConfig, Stdlib};
 use crate::outcome::Verdict;
 use crate::session::describe;
 
@@ -49,24 +48,9 @@ pub fn preflight(args: &PreflightArgs) -> Verdict {
     let needs = if args.paths.is_empty() {
         None
     } else {
-        let paths = match crate::runner::find_playbooks(&args.paths) {
-            Ok(p) => p,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return Verdict::Invalid;
-            }
-        };
-        let config = EngineConfig {
-            stdlib: Stdlib::from_option(args.stdlib.stdlib.clone()),
-            ..Default::default()
-        };
-        let vars = args.vars.iter().cloned().collect();
-        match crate::rbac::needs_of(&config, &paths, vars, "default") {
-            Ok(n) => Some(n),
-            Err(e) => {
-                eprint!("{e}");
-                return Verdict::Invalid;
-            }
+        match crate::rbac::needs_of_args(&args.paths, &args.stdlib, &args.vars, "default") {
+            Ok((_, n)) => Some(n),
+            Err(v) => return v,
         }
     };
     let rt = tokio::runtime::Handle::current();

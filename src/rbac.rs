@@ -270,6 +270,12 @@ impl Walker<'_> {
         known
     }
 
+    /// The kind of a constant `kind/name` argument.
+    fn kind_arg(&self, file: &str, arg: Option<&Expr>) -> Option<String> {
+        let v = self.value(file, arg?, 0)?;
+        v.as_str()?.split_once('/').map(|(k, _)| k.to_string())
+    }
+
     fn call(&mut self, file: &str, path: &str, args: &[Expr]) {
         if let Some((perms, ns_arg)) = needs(path, args.len()) {
             let scope = match ns_arg {
@@ -284,14 +290,8 @@ impl Walker<'_> {
         match path {
             "cluster::readiness" | "cluster::scale" | "cluster::rollout_restart" => {
                 let scope = self.scope(file, path, args.first());
-                let kind = args
-                    .get(1)
-                    .and_then(|a| self.value(file, a, 0))
-                    .and_then(|v| {
-                        v.as_str()
-                            .and_then(|s| s.split_once('/'))
-                            .map(|(k, _)| k.to_string())
-                    })
+                let kind = self
+                    .kind_arg(file, args.get(1))
                     .and_then(|k| known_kind(&k));
                 let resources: Vec<&str> = match kind {
                     Some(("apps", r)) => vec![r],
@@ -319,14 +319,7 @@ impl Walker<'_> {
             }
             "cluster::get" | "cluster::exists" => {
                 let scope = self.scope(file, path, args.first());
-                let kind = args
-                    .get(1)
-                    .and_then(|a| self.value(file, a, 0))
-                    .and_then(|v| {
-                        v.as_str()
-                            .and_then(|s| s.split_once('/'))
-                            .map(|(k, _)| k.to_string())
-                    });
+                let kind = self.kind_arg(file, args.get(1));
                 match kind.as_deref().and_then(known_kind) {
                     Some((g, r)) => self.grant(scope, g, r, READ),
                     None => {
@@ -557,26 +550,35 @@ impl Needs {
     }
 }
 
-/// `playbook rbac PLAYBOOKS...`: prints the YAML.
-pub fn rbac(args: &crate::cli::RbacArgs) -> Verdict {
-    let paths = match crate::runner::find_playbooks(&args.paths) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Verdict::Invalid;
-        }
-    };
+/// What the playbooks named on a command line need; a usage error is said here.
+pub fn needs_of_args(
+    paths: &[PathBuf],
+    stdlib: &crate::cli::StdlibArgs,
+    vars: &[(String, String)],
+    default_namespace: &str,
+) -> Result<(Vec<PathBuf>, Needs), Verdict> {
+    let paths = crate::runner::find_playbooks(paths).map_err(|e| {
+        eprintln!("error: {e}");
+        Verdict::Invalid
+    })?;
     let config = EngineConfig {
-        stdlib: Stdlib::from_option(args.stdlib.stdlib.clone()),
+        stdlib: Stdlib::from_option(stdlib.stdlib.clone()),
         ..Default::default()
     };
-    let vars = args.vars.iter().cloned().collect();
-    let needs = match needs_of(&config, &paths, vars, &args.namespace) {
-        Ok(n) => n,
-        Err(e) => {
-            eprint!("{e}");
-            return Verdict::Invalid;
-        }
+    let vars = vars.iter().cloned().collect();
+    let needs = needs_of(&config, &paths, vars, default_namespace).map_err(|e| {
+        eprint!("{e}");
+        Verdict::Invalid
+    })?;
+    Ok((paths, needs))
+}
+
+/// `playbook rbac PLAYBOOKS...`: prints the YAML.
+pub fn rbac(args: &crate::cli::RbacArgs) -> Verdict {
+    let (paths, needs) = match needs_of_args(&args.paths, &args.stdlib, &args.vars, &args.namespace)
+    {
+        Ok(x) => x,
+        Err(v) => return v,
     };
     let mut text = format!(
         "# The permissions {} playbook(s) need, found from what they call (`playbook rbac`).\n\

@@ -302,3 +302,54 @@ fn cleanup_all_sweeps_kind_by_kind_past_a_forbidden_kind() {
     );
     assert_eq!(leftovers(&server), vec!["podchaos.chaos-mesh.org/left-pod"]);
 }
+
+/// Kinds as kubectl names them, resolved the same way every time (core before metrics.k8s.io's
+/// PodMetrics), and whether an object exists, without an error.
+const KINDS: &str = r#"
+let ns = "kserve-inference";
+let p = cluster::pods(ns, "")[0].name;
+for k in ["pod", "pods", "po", "Pod"] {
+    let o = cluster::get(ns, `${k}/${p}`);
+    if o.kind != "Pod" { fail(`${k} resolved to ${o.kind}`); }
+}
+for k in ["deploy", "deployment.apps", "deployments"] {
+    if cluster::get(ns, `${k}/sklearn-iris-predictor`).kind != "Deployment" { fail(k); }
+}
+for k in ["isvc", "inferenceservice.serving.kserve.io", "InferenceService"] {
+    if cluster::get(ns, `${k}/sklearn-iris`).kind != "InferenceService" { fail(k); }
+}
+if cluster::exists(ns, "po/no-such-pod") { fail("a missing pod exists"); }
+if !cluster::exists(ns, `po/${p}`) { fail("an existing pod does not"); }
+print("kinds ok");
+"#;
+
+#[test]
+fn kinds_resolve_as_kubectl_does_past_a_broken_aggregated_api() {
+    let dir = tempdir();
+    let file = dir.join("kinds.rhai");
+    std::fs::write(&file, KINDS).unwrap();
+    // In process, several times: the order never depends on a hash map.
+    for _ in 0..3 {
+        let out = crate::cli::playbook(&["run", "--cluster", "sim", file.to_str().unwrap()]);
+        let all = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(out.status.code(), Some(0), "{all}");
+        assert!(all.contains("kinds ok"), "{all}");
+    }
+    // Through a kubeconfig, with metrics.k8s.io answering 503 (a broken aggregated API).
+    let (server, proxy, kc, _) = setup();
+    proxy.add(Rule::new(
+        "GET",
+        "/apis/metrics.k8s.io",
+        Fault::Status(503, None),
+        0,
+    ));
+    let t0 = Instant::now();
+    let (code, all) = finish(
+        start(&kc, &file, &["--timeout", "1m"]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, Some(0), "{all}");
+    assert!(all.contains("kinds ok"), "{all}");
+    assert!(t0.elapsed() < Duration::from_secs(15), "{:?}", t0.elapsed());
+    assert_eq!(leftovers(&server), Vec::<String>::new());
+}
