@@ -31,6 +31,13 @@ pub enum Command {
     /// An interactive session: statements one at a time against a cluster, with completion,
     /// history and meta-commands (:help); every fault it injected is removed at exit.
     Repl(ReplArgs),
+    /// Print the ServiceAccount, Role/ClusterRole and bindings the playbooks need (least
+    /// privilege, found from what they call) as YAML for `kubectl apply -f -`.
+    Rbac(RbacArgs),
+    /// Before anything is injected: API reachable, Chaos Mesh installed and running where the
+    /// targets are, permissions, targets and protected namespaces. Non-zero exit if a run would
+    /// fail or lie.
+    Preflight(PreflightArgs),
     /// The simulated Kubernetes cluster.
     Sim {
         #[command(subcommand)]
@@ -232,6 +239,48 @@ pub struct CleanupArgs {
     /// whose cluster cannot be verified.
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RbacArgs {
+    /// Playbook files, or folders of them.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// A parameter value the playbooks will be run with (stands in for `param` defaults).
+    #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
+    /// The namespace chaos objects go to when a playbook does not name one (the kubeconfig
+    /// context's namespace).
+    #[arg(long, default_value = "default")]
+    pub namespace: String,
+    /// The ServiceAccount's name.
+    #[arg(long, default_value = "playbook")]
+    pub account: String,
+    /// The ServiceAccount's namespace.
+    #[arg(long, default_value = "default")]
+    pub account_namespace: String,
+    #[command(flatten)]
+    pub stdlib: StdlibArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PreflightArgs {
+    /// Playbook files, or folders of them (their permissions and targets are checked).
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// A parameter value the playbooks will be run with.
+    #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
+    /// JSON for machines instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// The Chaos Mesh namespace.
+    #[arg(long, default_value = "chaos-testing")]
+    pub chaos_namespace: String,
+    #[command(flatten)]
+    pub stdlib: StdlibArgs,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -33,6 +33,8 @@ pub mod engine;
 pub mod faults;
 pub mod host;
 pub mod outcome;
+pub mod preflight;
+pub mod rbac;
 pub mod repl;
 pub mod report;
 pub mod run;

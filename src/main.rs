@@ -23,6 +23,10 @@ fn main() -> ExitCode {
     let verdict = match cli.command {
         Command::Run(args) => start(Front::Batch, move || playbook::runner::run(&args)),
         Command::Check(args) => playbook::runner::check(&args),
+        Command::Rbac(args) => playbook::rbac::rbac(&args),
+        Command::Preflight(args) => {
+            start(Front::Batch, move || playbook::preflight::preflight(&args))
+        }
         Command::Cleanup(args) => start(Front::Batch, move || playbook::sweep::cleanup(&args)),
         Command::Render(args) => start(Front::Batch, move || playbook::runner::render(&args)),
         Command::Repl(args) => start(Front::Repl, move || playbook::repl::run(&args)),

@@ -166,6 +166,11 @@ impl Stop {
         }
     }
 
+    /// When the playbook's time runs out on the wall clock.
+    pub fn wall_deadline(&self) -> Instant {
+        self.wall_deadline
+    }
+
     /// The playbook's time budget.
     pub fn timeout(&self) -> Duration {
         self.timeout

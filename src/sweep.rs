@@ -1,9 +1,11 @@
 //! `playbook cleanup`: removes what killed runs left behind — the Chaos Mesh objects in their
 //! journals that still carry the run's labels (and uid), the workloads they scaled put back —
-//! and (with `--all`) every Chaos Mesh object labelled as created by playbook. It trusts no
-//! journal: only Chaos Mesh kinds labelled as the journal's run are deleted, runs still alive
+//! and (with `--all`) every Chaos Mesh object labelled as created by playbook, kind by kind (a
+//! kind it may not list, or that fails, is reported and the others are still swept). It trusts
+//! no journal: only Chaos Mesh kinds labelled as the journal's run are deleted, runs still alive
 //! on this machine are left alone (unless `--force`), and a journal is deleted only once its
-//! cluster was verified to be the one connected to. Running it twice is harmless.
+//! cluster was verified to be the one connected to. Ctrl-C stops it after the removal in
+//! flight. Running it twice is harmless.
 
 use std::collections::BTreeSet;
 
@@ -11,13 +13,15 @@ use kube::api::ListParams;
 use serde_json::Value;
 
 use crate::cli::CleanupArgs;
+use crate::connection::request::{self, Budget};
 use crate::connection::{Target, TargetKind};
 use crate::faults::{MANAGED_BY, RUN_ID_LABEL};
 use crate::outcome::Verdict;
 use crate::session::{
-    EntryState, Journal, ObjectRef, Restore, api_for, api_in, cluster_id, remove, restore, retry,
-    say, state_dir,
+    EntryState, Journal, ObjectRef, Restore, api_for, api_in, cluster_id, describe, remove,
+    restore, say, state_dir,
 };
+use kube::discovery::ApiResource;
 
 /// Runs the command; must be called inside a tokio runtime context.
 pub fn cleanup(args: &CleanupArgs) -> Verdict {
@@ -37,8 +41,16 @@ pub fn cleanup(args: &CleanupArgs) -> Verdict {
     }
     let rt = tokio::runtime::Handle::current();
     let target = targets.next();
-    // This is cleanup: a signal is reported and removal goes on.
+    // This is cleanup: a signal is reported and removal goes on, but listing stops on Ctrl-C
+    // (after the removal in flight); each removal has its own budget (see `remove`).
     crate::stop::set_cleaning(true);
+    let stop = crate::session::interrupted().clone();
+    let interrupted = move || stop.load(std::sync::atomic::Ordering::Relaxed);
+    let cancel = interrupted.clone();
+    request::install(Budget {
+        until: std::time::Instant::now() + crate::session::OUTAGE_WINDOW,
+        cancelled: Some(std::sync::Arc::new(cancel)),
+    });
     say(&target.description);
     let here = cluster_id(&target, &rt);
     let dir = state_dir(args.state_dir.as_deref());
@@ -92,6 +104,9 @@ pub fn cleanup(args: &CleanupArgs) -> Verdict {
             }
         ));
         for object in pending.iter().rev() {
+            if interrupted() {
+                break;
+            }
             match remove_ours(&target, &rt, &run, object) {
                 Ok(said) => {
                     say(&format!("  {said}"));
@@ -100,7 +115,7 @@ pub fn cleanup(args: &CleanupArgs) -> Verdict {
                 }
                 Err(e) => {
                     eprintln!("  error: {e}");
-                    left.push(object.to_string());
+                    left.push(object.leftover());
                 }
             }
         }
@@ -126,24 +141,41 @@ pub fn cleanup(args: &CleanupArgs) -> Verdict {
             ));
         }
     }
-    if args.all || args.run.is_some() {
-        match labelled(&target, &rt, args.run.as_deref()) {
-            Ok(objects) => {
-                for (object, run) in objects {
-                    if spared.contains(&run) {
-                        say(&format!(
-                            "  by label: {object} belongs to run {run}, left alone (see above)"
-                        ));
-                        continue;
+    let mut unswept: Vec<String> = Vec::new();
+    if (args.all || args.run.is_some()) && !interrupted() {
+        match chaos_kinds(&target, &rt) {
+            Ok(kinds) => {
+                for ar in kinds {
+                    if interrupted() {
+                        break;
                     }
-                    match remove(&target, &rt, &object) {
-                        Ok(said) => {
-                            say(&format!("  by label: {said}"));
-                            removed += 1;
-                        }
+                    let objects = match labelled(&target, &rt, &ar, args.run.as_deref()) {
+                        Ok(o) => o,
                         Err(e) => {
-                            eprintln!("  error: {e}");
-                            left.push(object.to_string());
+                            eprintln!("  error: {e}; other kinds are still swept");
+                            unswept.push(ar.kind.clone());
+                            continue;
+                        }
+                    };
+                    for (object, run) in objects {
+                        if interrupted() {
+                            break;
+                        }
+                        if spared.contains(&run) {
+                            say(&format!(
+                                "  by label: {object} belongs to run {run}, left alone (see above)"
+                            ));
+                            continue;
+                        }
+                        match remove(&target, &rt, &object) {
+                            Ok(said) => {
+                                say(&format!("  by label: {said}"));
+                                removed += 1;
+                            }
+                            Err(e) => {
+                                eprintln!("  error: {e}");
+                                left.push(object.leftover());
+                            }
                         }
                     }
                 }
@@ -154,13 +186,27 @@ pub fn cleanup(args: &CleanupArgs) -> Verdict {
             }
         }
     }
-    if left.is_empty() {
+    if interrupted() {
+        eprintln!(
+            "interrupted: stopped after the removal in flight; run `playbook cleanup` again to finish"
+        );
+        return Verdict::Interrupted;
+    }
+    if !unswept.is_empty() {
+        eprintln!(
+            "error: could not sweep kind(s) {} (see above); objects of those kinds may be left",
+            unswept.join(", ")
+        );
+    }
+    if left.is_empty() && unswept.is_empty() {
         say(&format!(
             "removed {removed} object(s); nothing created by playbook is left"
         ));
         Verdict::Passed
     } else {
-        eprintln!("error: could not remove: {}", left.join(", "));
+        if !left.is_empty() {
+            eprintln!("error: could not remove: {}", left.join(", "));
+        }
         Verdict::CleanupIncomplete
     }
 }
@@ -180,7 +226,8 @@ fn remove_ours(
         ));
     }
     let api = api_for(target, rt, object)?;
-    let found = retry(|| rt.block_on(api.get_opt(&object.name)))
+    let found = rt
+        .block_on(api.get_opt(&object.name))
         .map_err(|e| format!("cannot read {object}: {e}"))?;
     let Some(found) = found else {
         return Ok(format!("{object} was already gone"));
@@ -227,47 +274,63 @@ fn restore_checked(
     restore(target, rt, r)
 }
 
-/// Every Chaos Mesh object in the cluster labelled as playbook's (of one run, if given), with
-/// the run it is labelled with.
+/// The Chaos Mesh kinds the cluster serves (one group's discovery, not every group's).
+fn chaos_kinds(target: &Target, rt: &tokio::runtime::Handle) -> Result<Vec<ApiResource>, String> {
+    let group = rt
+        .block_on(kube::discovery::oneshot::group(
+            &target.client,
+            "chaos-mesh.org",
+        ))
+        .map_err(|e| format!("discovering Chaos Mesh kinds: {}", describe(&e)))?;
+    Ok(group
+        .recommended_resources()
+        .into_iter()
+        .map(|(ar, _)| ar)
+        .collect())
+}
+
+/// Every object of one Chaos Mesh kind labelled as playbook's (of one run, if given), with the
+/// run it is labelled with.
 fn labelled(
     target: &Target,
     rt: &tokio::runtime::Handle,
+    ar: &ApiResource,
     run: Option<&str>,
 ) -> Result<Vec<(ObjectRef, String)>, String> {
-    let discovery = rt
-        .block_on(
-            kube::Discovery::new(target.client.clone())
-                .filter(&["chaos-mesh.org"])
-                .run(),
-        )
-        .map_err(|e| format!("discovering Chaos Mesh kinds: {e}"))?;
     let mut selector = format!("{}={}", MANAGED_BY.0, MANAGED_BY.1);
     if let Some(run) = run {
         selector += &format!(",{RUN_ID_LABEL}={run}");
     }
-    let mut out = Vec::new();
-    for group in discovery.groups() {
-        for (ar, _caps) in group.recommended_resources() {
-            let api = api_in(target, &ar, None);
-            let list = rt
-                .block_on(api.list(&ListParams::default().labels(&selector)))
-                .map_err(|e| format!("listing {}: {e}", ar.plural))?;
-            for o in list.items {
-                let labels = serde_json::to_value(&o.metadata.labels).unwrap_or(Value::Null);
-                let run = labels[RUN_ID_LABEL]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string();
-                let mut object = ObjectRef::new(
-                    &ar.api_version,
-                    &ar.kind,
-                    o.metadata.namespace.as_deref(),
-                    &o.metadata.name.unwrap_or_default(),
-                );
-                object.uid = o.metadata.uid;
-                out.push((object, run));
+    let api = api_in(target, ar, None);
+    let list = rt
+        .block_on(api.list(&ListParams::default().labels(&selector)))
+        .map_err(|e| match &e {
+            kube::Error::Api(s) if s.code == 403 => {
+                format!(
+                    "listing {}: {}",
+                    ar.plural,
+                    crate::rbac::forbidden(&s.message)
+                )
             }
-        }
-    }
-    Ok(out)
+            _ => format!("listing {}: {}", ar.plural, describe(&e)),
+        })?;
+    Ok(list
+        .items
+        .into_iter()
+        .map(|o| {
+            let labels = serde_json::to_value(&o.metadata.labels).unwrap_or(Value::Null);
+            let run = labels[RUN_ID_LABEL]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let mut object = ObjectRef::new(
+                &ar.api_version,
+                &ar.kind,
+                o.metadata.namespace.as_deref(),
+                &o.metadata.name.unwrap_or_default(),
+            );
+            object.uid = o.metadata.uid;
+            (object, run)
+        })
+        .collect())
 }

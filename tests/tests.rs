@@ -1,6 +1,7 @@
 //! The one integration test binary: a module per area, driving the real `playbook` binary
 //! (and kubectl against `playbook sim serve`).
 
+mod api_faults;
 mod cli;
 mod host;
 mod hostile;

@@ -6,12 +6,7 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 
-use std::sync::{Arc, OnceLock};
-
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DynamicObject};
-use kube::runtime::watcher;
+use std::sync::Arc;
 
 use crate::stop::{Stop, StopReason};
 use playbook_sim::Sim;
@@ -25,60 +20,24 @@ pub enum Clock {
     Virtual(Sim),
 }
 
-/// Wakes wall-clock waits when the cluster changes: watches (started on the first wait) on
-/// pods, deployments, statefulsets and Chaos Mesh objects in every namespace. A condition is
-/// re-checked within milliseconds of a change, and at least every [`WALL_TICK`] for conditions
-/// that no object reflects (latencies, Prometheus).
+/// Wakes wall-clock waits when the cluster changes: the target's watch-driven caches (see
+/// `cache`) notify it on every event of a kind a condition has read, so a condition is re-checked
+/// within milliseconds of a change, and at least every [`WALL_TICK`] for conditions no object
+/// reflects (latencies, Prometheus).
 pub struct Changes {
-    client: kube::Client,
     notify: Arc<tokio::sync::Notify>,
-    started: OnceLock<()>,
 }
 
 impl Changes {
-    pub fn new(client: kube::Client) -> Arc<Self> {
+    pub fn new() -> Arc<Self> {
         Arc::new(Changes {
-            client,
             notify: Arc::new(tokio::sync::Notify::new()),
-            started: OnceLock::new(),
         })
     }
 
-    fn start(&self, rt: &tokio::runtime::Handle) {
-        self.started.get_or_init(|| {
-            let c = &self.client;
-            self.spawn(rt, Api::<Pod>::all(c.clone()));
-            self.spawn(rt, Api::<Deployment>::all(c.clone()));
-            self.spawn(rt, Api::<StatefulSet>::all(c.clone()));
-            for kind in ["PodChaos", "NetworkChaos", "StressChaos"] {
-                let ar = super::api_resource(
-                    "chaos-mesh.org",
-                    "v1alpha1",
-                    kind,
-                    &kind.to_ascii_lowercase(),
-                );
-                self.spawn(rt, Api::<DynamicObject>::all_with(c.clone(), &ar));
-            }
-        });
-    }
-
-    fn spawn<K>(&self, rt: &tokio::runtime::Handle, api: Api<K>)
-    where
-        K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
-    {
-        use futures::StreamExt;
-        let notify = self.notify.clone();
-        rt.spawn(async move {
-            let mut events = std::pin::pin!(watcher(api, watcher::Config::default()));
-            while let Some(e) = events.next().await {
-                match e {
-                    Ok(_) => notify.notify_waiters(),
-                    // A kind the cluster lacks (no Chaos Mesh) or a broken connection: the
-                    // watcher retries; back off so it does not spin.
-                    Err(_) => tokio::time::sleep(Duration::from_secs(5)).await,
-                }
-            }
-        });
+    /// What the caches notify.
+    pub fn notifier(&self) -> Arc<tokio::sync::Notify> {
+        self.notify.clone()
     }
 
     /// Waits until something changes, or `at_most`.
@@ -87,7 +46,6 @@ impl Changes {
             std::thread::sleep(at_most);
             return;
         };
-        self.start(&rt);
         let notify = self.notify.clone();
         rt.block_on(async move {
             let _ = tokio::time::timeout(at_most, notify.notified()).await;

@@ -1,17 +1,20 @@
 //! What a run talks to: a real cluster (kubeconfig or in-cluster config) or the built-in
 //! simulator in process — always through a `kube::Client` — and the clock that goes with it.
 
+mod cache;
 mod clock;
+mod discovery;
+pub mod request;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use kube::config::{Config, KubeConfigOptions, Kubeconfig};
 use kube::core::GroupVersionKind;
 use kube::discovery::ApiResource;
 
 pub use clock::{Changes, Clock};
+pub use discovery::{Kind, KindError, Kinds};
 
 use playbook_sim::platform::Scenario;
 
@@ -60,29 +63,70 @@ pub struct Target {
     pub description: String,
     /// For journals: the kubeconfig context, if any (absent for in-cluster and the simulator).
     pub context: Option<String>,
-    /// Kinds already resolved by discovery (they do not change while a run lasts).
-    kinds: KindCache,
+    /// Kinds already resolved by discovery (they do not change while a run lasts), shared by
+    /// the clones of a target.
+    kinds: Arc<Kinds>,
+    /// Watch-driven caches (wall time only; see `cache`).
+    caches: Option<Arc<cache::Caches>>,
 }
 
-/// Discovered API resources by group/version/kind, shared by the clones of a target.
-type KindCache = Arc<Mutex<HashMap<GroupVersionKind, ApiResource>>>;
-
 impl Target {
-    /// The API resource of a kind (its plural and scope), by discovery once per target.
-    pub async fn resource(&self, gvk: &GroupVersionKind) -> Result<ApiResource, kube::Error> {
-        if let Some(ar) = self.kinds.lock().ok().and_then(|k| k.get(gvk).cloned()) {
-            return Ok(ar);
+    /// The API resource of an exact group/version/kind (its plural and scope), by discovery
+    /// of that one group, once per target.
+    pub async fn resource(&self, gvk: &GroupVersionKind) -> Result<ApiResource, KindError> {
+        Ok(self.kinds.resource(&self.client, gvk).await?.resource)
+    }
+
+    /// A kind as kubectl names it (`po`, `deploy`, `isvc`, `podchaos.chaos-mesh.org`, ...).
+    pub async fn kind(&self, text: &str) -> Result<Kind, KindError> {
+        self.kinds.resolve(&self.client, text).await
+    }
+
+    /// One object of a resource (`None` when absent): from the watch-driven cache when it holds
+    /// it, else by GET.
+    pub async fn get_opt(
+        &self,
+        ar: &ApiResource,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Result<Option<kube::api::DynamicObject>, kube::Error> {
+        match &self.caches {
+            Some(c) => c.get_opt(ar, ns, name).await,
+            None => cache_less(&self.client, ar, ns).get_opt(name).await,
         }
-        let (ar, _caps) = kube::discovery::pinned_kind(&self.client, gvk).await?;
-        if let Ok(mut k) = self.kinds.lock() {
-            k.insert(gvk.clone(), ar.clone());
+    }
+
+    /// The objects of a resource matching a label selector: from the watch-driven cache once
+    /// it has listed, else by LIST.
+    pub async fn list(
+        &self,
+        ar: &ApiResource,
+        ns: Option<&str>,
+        selector: &str,
+    ) -> Result<Vec<kube::api::DynamicObject>, kube::Error> {
+        match &self.caches {
+            Some(c) => c.list(ar, ns, selector).await,
+            None => Ok(cache_less(&self.client, ar, ns)
+                .list(&kube::api::ListParams::default().labels(selector))
+                .await?
+                .items),
         }
-        Ok(ar)
     }
 
     /// Whether this target is the in-process simulator (nothing survives the process).
     pub fn is_simulated(&self) -> bool {
         matches!(self.clock, Clock::Virtual(_))
+    }
+}
+
+fn cache_less(
+    client: &kube::Client,
+    ar: &ApiResource,
+    ns: Option<&str>,
+) -> kube::Api<kube::api::DynamicObject> {
+    match ns {
+        Some(ns) => kube::Api::namespaced_with(client.clone(), ns, ar),
+        None => kube::Api::all_with(client.clone(), ar),
     }
 }
 
@@ -162,7 +206,8 @@ pub fn simulated(seed: u64, scenario: Scenario) -> Target {
             scenario.name()
         ),
         clock: Clock::Virtual(sim),
-        kinds: KindCache::default(),
+        kinds: Arc::default(),
+        caches: None,
         context: None,
     }
 }
@@ -190,10 +235,19 @@ async fn real(args: &TargetChoice) -> Result<Target, TargetError> {
         None => return Err(TargetError::NoCluster),
     };
     let server = config.cluster_url.to_string();
-    let client = kube::Client::try_from(config)?;
+    // Without kube-client's own retry layer: every request is bounded by its caller's time
+    // instead (see `request`).
+    let mut config = config;
+    config.default_retry = false;
+    let client = kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&request::BoundedLayer)
+        .build();
+    let changes = clock::Changes::new();
+    let caches = cache::Caches::new(client.clone(), changes.notifier());
     Ok(Target {
-        clock: Clock::Wall(clock::Changes::new(client.clone())),
-        kinds: KindCache::default(),
+        clock: Clock::Wall(changes),
+        kinds: Arc::default(),
+        caches: Some(Arc::new(caches)),
         client,
         description: format!(
             "target: cluster {} at {server} ({source})",

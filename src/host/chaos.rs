@@ -5,7 +5,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use rhai::{Array, Dynamic, Map, NativeCallContext};
 use serde_json::Value;
 
@@ -239,11 +239,17 @@ fn inject(
         serde_json::from_value(built.object.clone()).map_err(|e| error(ctx, e.to_string()))?;
     let api = crate::session::api_for(&s.target, &s.rt, &object).map_err(|e| error(ctx, e))?;
     let id = s.will_create(&object).map_err(|e| error(ctx, e))?;
-    let object = match s.rt.block_on(api.create(&PostParams::default(), &dynamic)) {
+    // Idempotent: a lost answer is checked and the object adopted (by name and run-id label).
+    let label = (faults::RUN_ID_LABEL, s.run_id.as_str());
+    let object = match crate::session::create_adopting(&s.rt, &api, &dynamic, label) {
         Ok(made) => s.created(id, &object, made.metadata.uid),
         Err(e) => {
-            // Only this attempt is forgotten: an object of that name is someone else's.
-            s.abandon(id, &object);
+            // A refusal means nothing was created: only this attempt is forgotten (an object of
+            // that name is someone else's). An answer that may have been lost keeps the removal
+            // in the ledger (cleanup's 404 is harmless).
+            if !crate::session::transient(&e) {
+                s.abandon(id, &object);
+            }
             return Err(api_error(ctx, &format!("creating {object}"), e));
         }
     };
@@ -280,9 +286,11 @@ fn build_fault(ctx: &NativeCallContext, fault: Fault, options: Map) -> RhaiResul
 
 /// The object as the cluster has it now (`None` once it is gone).
 fn fetch(ctx: &NativeCallContext, s: &Session, h: &FaultHandle) -> RhaiResultOf<Option<Value>> {
-    let api = crate::session::api_for(&s.target, &s.rt, &h.object).map_err(|e| error(ctx, e))?;
+    let ar =
+        crate::session::resource_for(&s.target, &s.rt, &h.object).map_err(|e| error(ctx, e))?;
+    let ns = h.object.namespace.as_deref();
     let got =
-        s.rt.block_on(api.get_opt(&h.object.name))
+        s.rt.block_on(s.target.get_opt(&ar, ns, &h.object.name))
             .map_err(|e| api_error(ctx, &format!("reading {}", h.object), e))?;
     Ok(got.map(|o| serde_json::to_value(o).unwrap_or_default()))
 }

@@ -156,13 +156,26 @@ fn rollout_restart_with(
     Ok(())
 }
 
-/// A Kubernetes API error as a script error that keeps the server's reason.
+/// A Kubernetes API error as a script error that keeps the server's reason; a request ended
+/// by Ctrl-C or `--timeout` is the run's stop, and a 403 names the permission that is missing.
 pub(crate) fn api_error(
     ctx: &NativeCallContext,
     what: &str,
     e: kube::Error,
 ) -> Box<rhai::EvalAltResult> {
+    if let Ok(s) = session(ctx) {
+        if let Some(reason) = s.stop.check() {
+            return crate::host::expect::terminated(reason, ctx.call_position());
+        }
+    }
     match e {
+        kube::Error::Api(s) if s.code == 403 => error(
+            ctx,
+            format!(
+                "{what}: {} (the playbook's account lacks this permission; `playbook rbac` prints the rules playbooks need)",
+                crate::rbac::forbidden(&s.message)
+            ),
+        ),
         kube::Error::Api(s) => error(
             ctx,
             format!("{what}: {} ({}, {})", s.message, s.reason, s.code),
@@ -217,46 +230,72 @@ pub(crate) fn list_pods(
     ns: &str,
     selector: &str,
 ) -> RhaiResultOf<Vec<Pod>> {
-    let api: Api<Pod> = Api::namespaced(s.target.client.clone(), ns);
-    let lp = ListParams::default().labels(selector);
+    let ar = api_resource("", "v1", "Pod", "pods");
     let list =
-        s.rt.block_on(api.list(&lp))
+        s.rt.block_on(s.target.list(&ar, Some(ns), selector))
             .map_err(|e| api_error(ctx, &format!("listing pods in {ns}"), e))?;
-    Ok(list.items)
+    list.into_iter()
+        .map(|o| {
+            serde_json::to_value(o)
+                .and_then(serde_json::from_value::<Pod>)
+                .map_err(|e| error(ctx, format!("a pod in {ns}: {e}")))
+        })
+        .collect()
+}
+
+/// One object by kind and name through the target's cache; a missing one is an error that
+/// says so as the API server would.
+fn get_through(
+    ctx: &NativeCallContext,
+    s: &Session,
+    ar: &kube::discovery::ApiResource,
+    ns: Option<&str>,
+    name: &str,
+    what: &str,
+) -> RhaiResultOf<Value> {
+    let got =
+        s.rt.block_on(s.target.get_opt(ar, ns, name))
+            .map_err(|e| api_error(ctx, what, e))?;
+    match got {
+        Some(o) => serde_json::to_value(o).map_err(|e| error(ctx, e.to_string())),
+        None => Err(error(
+            ctx,
+            format!("{what}: {} {name:?} not found (NotFound, 404)", ar.plural),
+        )),
+    }
 }
 
 /// Gets one object through discovery: `kind/name` in `ns`, as JSON.
 fn get_object(ctx: &NativeCallContext, s: &Session, ns: &str, what: &str) -> RhaiResultOf<Value> {
-    let (kind, name) = what.split_once('/').ok_or_else(|| {
+    let (kind, name) = kind_name(ctx, what)?;
+    let k = resolve(ctx, s, kind)?;
+    let ns = k.namespaced.then_some(ns);
+    get_through(ctx, s, &k.resource, ns, name, &format!("getting {what}"))
+}
+
+/// A kind as kubectl names it (`po`, `deploy`, `isvc`, `pod.v1`, `workflow.argoproj.io`).
+fn resolve(
+    ctx: &NativeCallContext,
+    s: &Session,
+    kind: &str,
+) -> RhaiResultOf<crate::connection::Kind> {
+    match s.rt.block_on(s.target.kind(kind)) {
+        Ok(k) => Ok(k),
+        Err(crate::connection::KindError::Api(e)) => {
+            Err(api_error(ctx, "discovering the cluster's kinds", e))
+        }
+        Err(e) => Err(error(ctx, e.to_string())),
+    }
+}
+
+/// `kind/name` split, or a script error showing how to write it.
+fn kind_name<'a>(ctx: &NativeCallContext, what: &'a str) -> RhaiResultOf<(&'a str, &'a str)> {
+    what.split_once('/').ok_or_else(|| {
         error(
             ctx,
             format!("{what:?}: write it as kind/name, e.g. \"inferenceservice/sklearn-iris\""),
         )
-    })?;
-    let discovery = s
-        .discovery()
-        .map_err(|e| api_error(ctx, "discovering the cluster's kinds", e))?;
-    let lower = kind.to_ascii_lowercase();
-    let found = discovery
-        .groups()
-        .flat_map(|g| g.recommended_resources())
-        .find(|(ar, caps)| {
-            ar.kind.to_ascii_lowercase() == lower
-                || ar.plural == lower
-                || caps.subresources.is_empty() && ar.plural.trim_end_matches('s') == lower
-        });
-    let Some((ar, caps)) = found else {
-        return Err(error(ctx, format!("the cluster has no kind {kind:?}")));
-    };
-    let api: Api<DynamicObject> = if caps.scope == kube::discovery::Scope::Namespaced {
-        Api::namespaced_with(s.target.client.clone(), ns, &ar)
-    } else {
-        Api::all_with(s.target.client.clone(), &ar)
-    };
-    let obj =
-        s.rt.block_on(api.get(name))
-            .map_err(|e| api_error(ctx, &format!("getting {what} in {ns}"), e))?;
-    serde_json::to_value(obj).map_err(|e| error(ctx, e.to_string()))
+    })
 }
 
 /// Whether an object's `status.conditions` has `kind` with status "True".
@@ -321,10 +360,9 @@ pub mod api {
     pub fn readiness(ctx: NativeCallContext, namespace: &str, workload: &str) -> RhaiResultOf<Map> {
         let s = session(&ctx)?;
         let w = super::workload(&ctx, workload)?;
-        let obj =
-            s.rt.block_on(workload_api(&s, namespace, &w).get(&w.name))
-                .map_err(|e| api_error(&ctx, &format!("reading {workload} in {namespace}"), e))?;
-        let v = serde_json::to_value(obj).unwrap_or_default();
+        let ar = api_resource("apps", "v1", w.kind, w.plural);
+        let what = format!("reading {workload} in {namespace}");
+        let v = get_through(&ctx, &s, &ar, Some(namespace), &w.name, &what)?;
         let mut m = Map::new();
         m.insert("desired".into(), int(&v, "/spec/replicas").into());
         m.insert("ready".into(), int(&v, "/status/readyReplicas").into());
@@ -420,13 +458,11 @@ pub mod api {
     ) -> RhaiResultOf<Array> {
         let s = session(&ctx)?;
         let ar = api_resource("argoproj.io", "v1alpha1", "Workflow", "workflows");
-        let api: Api<DynamicObject> = Api::namespaced_with(s.target.client.clone(), namespace, &ar);
         let list =
-            s.rt.block_on(api.list(&ListParams::default().labels(selector)))
+            s.rt.block_on(s.target.list(&ar, Some(namespace), selector))
                 .map_err(|e| api_error(&ctx, &format!("listing workflows in {namespace}"), e))?;
         let now = s.now();
         let mut out: Vec<Value> = list
-            .items
             .iter()
             .map(|w| {
                 let v = serde_json::to_value(w).unwrap_or_default();
@@ -504,10 +540,13 @@ pub mod api {
         out.iter().map(|(_, v)| to_dynamic(&ctx, v)).collect()
     }
 
-    /// Any object as a map, by `kind/name` (kinds as kubectl names them, found by discovery).
+    /// Any object as a map, by `kind/name`. Kinds as kubectl names them, found by discovery:
+    /// plural, singular or short name (`po`, `deploy`, `sts`, `svc`, `hpa`, `isvc`), or with
+    /// its group (`workflow.argoproj.io`); the core group and `apps` come first. A missing
+    /// object is an error: ask `cluster::exists` first when it may be absent.
     ///
     /// ```rhai
-    /// let isvc = cluster::get("kserve-inference", "inferenceservice/sklearn-iris");
+    /// let isvc = cluster::get("kserve-inference", "isvc/sklearn-iris");
     /// print(isvc.status.url);
     /// ```
     #[rhai_fn(return_raw)]
@@ -515,6 +554,24 @@ pub mod api {
         let s = session(&ctx)?;
         let v = get_object(&ctx, &s, namespace, what)?;
         to_dynamic(&ctx, &v)
+    }
+
+    /// Whether an object exists, by `kind/name` (kinds as for `cluster::get`): false when it
+    /// does not, never an error for that.
+    ///
+    /// ```rhai
+    /// if cluster::exists("argo", "workflow/nightly") { log("still there"); }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn exists(ctx: NativeCallContext, namespace: &str, what: &str) -> RhaiResultOf<bool> {
+        let s = session(&ctx)?;
+        let (kind, name) = kind_name(&ctx, what)?;
+        let k = resolve(&ctx, &s, kind)?;
+        let ns = k.namespaced.then_some(namespace);
+        let got =
+            s.rt.block_on(s.target.get_opt(&k.resource, ns, name))
+                .map_err(|e| api_error(&ctx, &format!("looking for {what} in {namespace}"), e))?;
+        Ok(got.is_some())
     }
 
     /// Sets a workload's replicas (through its scale subresource, as `kubectl scale` does).

@@ -3,7 +3,7 @@
 //! alone); and the removal of one object — delete (only the object with that uid), then wait
 //! until it is gone (so Chaos Mesh has recovered), retrying transient API errors.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use jiff::SignedDuration;
 use kube::api::{Api, DeleteParams, DynamicObject, Preconditions};
@@ -12,6 +12,7 @@ use kube::discovery::ApiResource;
 use serde::{Deserialize, Serialize};
 
 use crate::connection::Target;
+use crate::connection::request::{self, Budget};
 
 /// An object a run created: enough to find it again, even from another process.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,10 +105,12 @@ impl Step {
     }
 }
 
-/// The steps of one run, in the order they were added.
+/// The steps of one run, in the order they were added, each with whether it has run and
+/// (for objects) whether the object is known to be gone.
 #[derive(Default)]
 pub struct Ledger {
     steps: Vec<(Step, bool)>,
+    removed: Vec<ObjectRef>,
 }
 
 impl Ledger {
@@ -124,6 +127,9 @@ impl Ledger {
             if matches!(step, Step::Delete(o) if o == object) {
                 *done = true;
             }
+        }
+        if !self.removed.contains(object) {
+            self.removed.push(object.clone());
         }
     }
 
@@ -177,37 +183,50 @@ impl Ledger {
         out
     }
 
-    /// Objects created and not yet removed, oldest first.
+    /// Objects created and not known to be removed, oldest first (a removal that failed in
+    /// cleanup leaves its object here, so the run can name it).
     pub fn live_objects(&self) -> Vec<ObjectRef> {
         self.steps
             .iter()
-            .filter_map(|(s, done)| match s {
-                Step::Delete(o) if !done => Some(o.clone()),
+            .filter_map(|(s, _)| match s {
+                Step::Delete(o) if !self.removed.contains(o) => Some(o.clone()),
                 _ => None,
             })
             .collect()
     }
 }
 
-/// How long cleanup waits for one object to be gone.
+/// How long cleanup waits for one object to be gone once deleted (finalizers, Chaos Mesh's
+/// recovery).
 pub const REMOVE_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Transient API errors are retried this many times.
-const RETRIES: u32 = 5;
+/// How long cleanup keeps retrying one removal through an API outage (5xx, 429, resets, no
+/// answer, a 409 on DELETE) before it names what is left and how to remove it. Generous on
+/// purpose: leaving a fault behind is the worst outcome of a run.
+pub const OUTAGE_WINDOW: Duration = Duration::from_secs(300);
 
-/// The API of `object`'s kind, found by discovery (so plurals are never guessed).
+/// The API resource of `object`'s kind, found by discovery (so plurals are never guessed).
+pub fn resource_for(
+    target: &Target,
+    rt: &tokio::runtime::Handle,
+    object: &ObjectRef,
+) -> Result<ApiResource, String> {
+    let gvk = object.gvk();
+    rt.block_on(target.resource(&gvk)).map_err(|e| {
+        format!(
+            "cannot find kind {} {}: {}",
+            object.api_version, object.kind, e
+        )
+    })
+}
+
+/// The API of `object`'s kind, found by discovery.
 pub fn api_for(
     target: &Target,
     rt: &tokio::runtime::Handle,
     object: &ObjectRef,
 ) -> Result<Api<DynamicObject>, String> {
-    let gvk = object.gvk();
-    let ar = retry(|| rt.block_on(target.resource(&gvk))).map_err(|e| {
-        format!(
-            "cannot find kind {} {}: {}",
-            object.api_version, object.kind, e
-        )
-    })?;
+    let ar = resource_for(target, rt, object)?;
     Ok(api_in(target, &ar, object.namespace.as_deref()))
 }
 
@@ -219,60 +238,119 @@ pub fn api_in(target: &Target, ar: &ApiResource, ns: Option<&str>) -> Api<Dynami
     }
 }
 
-/// Deletes `object` and waits until it is gone; what happened, in words.
+impl ObjectRef {
+    /// The kubectl command that removes this object by hand.
+    pub fn kubectl_delete(&self) -> String {
+        let group = self.api_version.split_once('/').map(|(g, _)| g);
+        let kind = self.kind.to_ascii_lowercase();
+        let what = match group {
+            Some(g) => format!("{kind}.{g}"),
+            None => kind,
+        };
+        match &self.namespace {
+            Some(ns) => format!("kubectl delete {what} -n {ns} {}", self.name),
+            None => format!("kubectl delete {what} {}", self.name),
+        }
+    }
+
+    /// This object, and how to remove it by hand: what a run names when it could not.
+    pub fn leftover(&self) -> String {
+        format!("{self} (remove it with: {})", self.kubectl_delete())
+    }
+}
+
+/// Deletes `object` and waits until it is gone; what happened, in words. Transient API errors
+/// are retried for [`OUTAGE_WINDOW`]; Ctrl-C does not interrupt a removal in flight.
 pub fn remove(
     target: &Target,
     rt: &tokio::runtime::Handle,
     object: &ObjectRef,
 ) -> Result<String, String> {
-    let api = api_for(target, rt, object)?;
-    let mut params = DeleteParams::background();
-    // Only this very object: another one that took its name since is not ours to delete.
-    if object.uid.is_some() {
-        params = params.preconditions(Preconditions {
-            uid: object.uid.clone(),
-            resource_version: None,
-        });
-    }
-    let deleted = retry(|| rt.block_on(api.delete(&object.name, &params)));
-    match deleted {
-        Ok(_) => {}
-        Err(kube::Error::Api(s)) if s.code == 404 => {
-            return Ok(format!("{object} was already gone"));
+    let outage = crate::duration::format(OUTAGE_WINDOW);
+    let budget = Budget::window(OUTAGE_WINDOW);
+    let until = budget.until;
+    request::within(budget, || {
+        let ar = resource_for(target, rt, object).map_err(|e| {
+            format!(
+                "{e}; {object} may still be there: {}",
+                object.kubectl_delete()
+            )
+        })?;
+        let api = api_in(target, &ar, object.namespace.as_deref());
+        let mut params = DeleteParams::background();
+        // Only this very object: another one that took its name since is not ours to delete.
+        if object.uid.is_some() {
+            params = params.preconditions(Preconditions {
+                uid: object.uid.clone(),
+                resource_version: None,
+            });
         }
-        Err(kube::Error::Api(s)) if s.code == 409 && object.uid.is_some() => {
-            return Ok(format!(
-                "{object} was already gone (another object has that name now; not touched)"
-            ));
+        // DELETE until the server accepts it; a 409 (a conflicting change) is tried again too,
+        // unless it is our uid precondition failing: then the object is someone else's.
+        loop {
+            match rt.block_on(api.delete(&object.name, &params)) {
+                Ok(_) => break,
+                Err(kube::Error::Api(s)) if s.code == 404 => {
+                    return Ok(format!("{object} was already gone"));
+                }
+                Err(kube::Error::Api(s)) if s.code == 409 && object.uid.is_some() => {
+                    return Ok(format!(
+                        "{object} was already gone (another object has that name now; not touched)"
+                    ));
+                }
+                Err(e) if (transient(&e) || conflict(&e)) && Instant::now() < until => {
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "cannot delete {object} (tried for up to {outage}): {}; remove it with: {}",
+                        describe(&e),
+                        object.kubectl_delete()
+                    ));
+                }
+            }
         }
-        Err(e) => return Err(format!("cannot delete {object}: {e}")),
-    }
-    let start = target.clock.now();
-    let limit = start
-        .checked_add(SignedDuration::try_from(REMOVE_TIMEOUT).unwrap_or_default())
-        .unwrap_or(start);
-    // A stop that never fires: cleanup must finish even after Ctrl-C or a timeout.
-    let never = crate::session::Stop::unbounded();
-    loop {
-        let now = retry(|| rt.block_on(api.get_opt(&object.name)))
-            .map(|o| o.filter(|o| object.uid.is_none() || o.metadata.uid == object.uid));
-        match now {
-            Ok(None) => {
-                let took = target.clock.now().duration_since(start);
-                return Ok(format!("removed {object} (gone after {})", show(took)));
+        let start = target.clock.now();
+        let limit = start
+            .checked_add(SignedDuration::try_from(REMOVE_TIMEOUT).unwrap_or_default())
+            .unwrap_or(start);
+        // A stop that never fires: cleanup must finish even after Ctrl-C or a timeout.
+        let never = crate::session::Stop::unbounded();
+        loop {
+            let ns = object.namespace.as_deref();
+            let now = rt
+                .block_on(target.get_opt(&ar, ns, &object.name))
+                .map(|o| o.filter(|o| object.uid.is_none() || o.metadata.uid == object.uid));
+            match now {
+                Ok(None) => {
+                    let took = target.clock.now().duration_since(start);
+                    return Ok(format!("removed {object} (gone after {})", show(took)));
+                }
+                Ok(Some(_)) if target.clock.now() >= limit => {
+                    return Err(format!(
+                        "{object} is still there {} after deletion (a finalizer not removed?); \
+                         remove it with: {}",
+                        crate::duration::format(REMOVE_TIMEOUT),
+                        object.kubectl_delete()
+                    ));
+                }
+                Ok(Some(_)) => {
+                    let _ = target.clock.step(limit, &never);
+                }
+                Err(e) if transient(&e) && Instant::now() < until => {
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "deleted {object} but cannot check that it is gone (tried for up to {outage}): {}; \
+                         make sure with: {}",
+                        describe(&e),
+                        object.kubectl_delete()
+                    ));
+                }
             }
-            Ok(Some(_)) if target.clock.now() >= limit => {
-                return Err(format!(
-                    "{object} is still there {} after deletion (a finalizer not removed?)",
-                    crate::duration::format(REMOVE_TIMEOUT)
-                ));
-            }
-            Ok(Some(_)) => {
-                let _ = target.clock.step(limit, &never);
-            }
-            Err(e) => return Err(format!("cannot check that {object} is gone: {e}")),
         }
-    }
+    })
 }
 
 /// Scales a workload back to the replicas it had before the playbook first scaled it.
@@ -295,13 +373,15 @@ pub fn restore(
     };
     let api = api_in(target, &ar, r.workload.namespace.as_deref());
     let patch = serde_json::json!({ "spec": { "replicas": r.replicas } });
-    match retry(|| {
+    // Cleanup's own time: transient errors are retried through an outage, as for removals.
+    let patched = request::within(Budget::window(OUTAGE_WINDOW), || {
         rt.block_on(api.patch_scale(
             &r.workload.name,
             &kube::api::PatchParams::default(),
             &kube::api::Patch::Merge(&patch),
         ))
-    }) {
+    });
+    match patched {
         Ok(_) => Ok(format!("scaled {} back to {}", r.workload, r.replicas)),
         Err(kube::Error::Api(s)) if s.code == 404 => {
             Ok(format!("{} is gone: nothing to scale back", r.workload))
@@ -313,7 +393,7 @@ pub fn restore(
 /// Which cluster `target` is: the uid of its `kube-system` namespace (`None` if unreadable).
 pub fn cluster_id(target: &Target, rt: &tokio::runtime::Handle) -> Option<String> {
     let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(target.client.clone());
-    retry(|| rt.block_on(api.get_opt("kube-system")))
+    rt.block_on(api.get_opt("kube-system"))
         .ok()
         .flatten()
         .and_then(|n| n.metadata.uid)
@@ -323,25 +403,61 @@ fn show(d: SignedDuration) -> String {
     crate::duration::format(d.unsigned_abs())
 }
 
-/// Runs `f` again on transient errors (5xx, 429, connection problems), with a short back-off.
-pub fn retry<T>(mut f: impl FnMut() -> Result<T, kube::Error>) -> Result<T, kube::Error> {
-    let mut attempt = 0;
-    loop {
-        match f() {
-            Err(e) if attempt < RETRIES && transient(&e) => {
-                attempt += 1;
-                std::thread::sleep(Duration::from_millis(100 << attempt));
-            }
-            other => return other,
-        }
+/// An API error in words, with the server's reason when it gave one.
+pub fn describe(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => format!("{} ({}, {})", s.message, s.reason, s.code),
+        other => other.to_string(),
     }
 }
 
-fn transient(e: &kube::Error) -> bool {
+fn conflict(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 409)
+}
+
+/// Whether an error may go away by itself: 5xx, 429, a broken connection, no answer in time.
+pub fn transient(e: &kube::Error) -> bool {
     match e {
         kube::Error::Api(s) => s.code >= 500 || s.code == 429,
-        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+        kube::Error::HyperError(_) | kube::Error::Service(_) => !matches!(
+            request::gave_up(e),
+            Some(request::GaveUp::Interrupted { .. })
+        ),
         _ => false,
+    }
+}
+
+/// Creates `obj` idempotently: when the answer is lost (a 500 or a reset after the server
+/// created it, or a retry that meets 409 AlreadyExists), the object is looked up by name and
+/// adopted if it carries `label` (this run's id); otherwise the error stands.
+pub fn create_adopting(
+    rt: &tokio::runtime::Handle,
+    api: &Api<DynamicObject>,
+    obj: &DynamicObject,
+    label: (&str, &str),
+) -> Result<DynamicObject, kube::Error> {
+    let name = obj.metadata.name.clone().unwrap_or_default();
+    let created = rt.block_on(api.create(&kube::api::PostParams::default(), obj));
+    let err = match created {
+        Ok(o) => return Ok(o),
+        Err(e) => e,
+    };
+    let lost = conflict(&err) || transient(&err);
+    if !lost || name.is_empty() {
+        return Err(err);
+    }
+    match rt.block_on(api.get_opt(&name)) {
+        Ok(Some(found))
+            if found
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(label.0))
+                .is_some_and(|v| v == label.1) =>
+        {
+            Ok(found)
+        }
+        _ => Err(err),
     }
 }
 
@@ -363,6 +479,19 @@ mod tests {
         let order: Vec<String> = l.take().iter().map(Step::describe).collect();
         assert_eq!(order, ["delete ConfigMap ns/c", "delete ConfigMap ns/a"]);
         assert!(l.take().is_empty());
+        // Taken is not removed: a removal that failed still names its object.
+        assert_eq!(l.live_objects(), vec![a.clone(), c.clone()]);
+        l.done(&a);
+        l.done(&c);
         assert!(l.live_objects().is_empty());
+    }
+
+    #[test]
+    fn a_leftover_names_the_kubectl_command_that_removes_it() {
+        let o = ObjectRef::new("chaos-mesh.org/v1alpha1", "PodChaos", Some("argo"), "pb-x");
+        assert_eq!(
+            o.leftover(),
+            "PodChaos argo/pb-x (remove it with: kubectl delete podchaos.chaos-mesh.org -n argo pb-x)"
+        );
     }
 }

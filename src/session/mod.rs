@@ -15,8 +15,8 @@ use jiff::Timestamp;
 pub use crate::stop::{Stop, StopReason, interrupted};
 pub use journal::{EntryState, Journal, RestoreEntry, state_dir};
 pub use ledger::{
-    Ledger, ObjectRef, REMOVE_TIMEOUT, Restore, Step, api_for, api_in, cluster_id, remove, restore,
-    retry,
+    Ledger, OUTAGE_WINDOW, ObjectRef, REMOVE_TIMEOUT, Restore, Step, api_for, api_in, cluster_id,
+    create_adopting, describe, remove, resource_for, restore, transient,
 };
 pub use phase::{Phase, PhaseObserver};
 pub use record::{CleanupStep, Expectation, Fault, LogLine, Record, Status};
@@ -91,8 +91,6 @@ pub struct Session {
     record: Mutex<Record>,
     /// `steady_state` conditions, re-checked after cleanup.
     steady: Mutex<Vec<(String, rhai::FnPtr, String)>>,
-    /// The cluster's kinds, discovered once per session on first need.
-    discovery: Mutex<Option<Arc<kube::Discovery>>>,
     /// Who is told each phase (progress displays); set once with [`Session::observe`].
     observer: OnceLock<PhaseObserver>,
     /// Cleanup has begun: no fault may be created until [`Session::reopen`].
@@ -116,27 +114,37 @@ impl Session {
             .unwrap_or(started);
         let clock = c.target.clock.clone();
         c.stop.set_clock(move || clock.now() >= deadline);
-        Arc::new(Session {
-            run_id: c.run_id,
-            playbook: c.playbook,
-            vars: c.vars,
-            output: c.output,
-            stop: c.stop,
-            target: c.target,
-            rt: c.rt,
-            dry_run: c.dry_run,
-            prometheus: c.prometheus,
-            started,
-            ledger: Mutex::new(Ledger::default()),
-            journal: Mutex::new(c.journal),
-            record: Mutex::new(Record::default()),
-            steady: Mutex::new(Vec::new()),
-            discovery: Mutex::new(None),
-            observer: OnceLock::new(),
-            closing: AtomicBool::new(false),
-            printed: AtomicUsize::new(0),
-            print_exhausted: AtomicBool::new(false),
-            recorded: Mutex::new(BTreeMap::new()),
+        let wall_deadline = c.stop.wall_deadline();
+        Arc::new_cyclic(|me: &std::sync::Weak<Session>| {
+            // This thread's API requests end with the run: at its deadline, or on Ctrl-C.
+            let me = me.clone();
+            crate::connection::request::install(crate::connection::request::Budget {
+                until: wall_deadline,
+                cancelled: Some(Arc::new(move || {
+                    me.upgrade().is_some_and(|s| s.stop.check().is_some())
+                })),
+            });
+            Session {
+                run_id: c.run_id,
+                playbook: c.playbook,
+                vars: c.vars,
+                output: c.output,
+                stop: c.stop,
+                target: c.target,
+                rt: c.rt,
+                dry_run: c.dry_run,
+                prometheus: c.prometheus,
+                started,
+                ledger: Mutex::new(Ledger::default()),
+                journal: Mutex::new(c.journal),
+                record: Mutex::new(Record::default()),
+                steady: Mutex::new(Vec::new()),
+                observer: OnceLock::new(),
+                closing: AtomicBool::new(false),
+                printed: AtomicUsize::new(0),
+                print_exhausted: AtomicBool::new(false),
+                recorded: Mutex::new(BTreeMap::new()),
+            }
         })
     }
 
@@ -161,20 +169,6 @@ impl Session {
     /// Seconds since the playbook started, on the run's clock.
     pub fn elapsed_s(&self) -> f64 {
         self.now().duration_since(self.started).as_secs_f64()
-    }
-
-    /// The cluster's kinds (discovered on first call, then cached for the session).
-    pub fn discovery(&self) -> Result<Arc<kube::Discovery>, kube::Error> {
-        let mut cached = lock(&self.discovery);
-        if let Some(d) = cached.as_ref() {
-            return Ok(d.clone());
-        }
-        let d = Arc::new(
-            self.rt
-                .block_on(kube::Discovery::new(self.target.client.clone()).run())?,
-        );
-        *cached = Some(d.clone());
-        Ok(d)
     }
 
     /// The record of observations (locked).
@@ -398,7 +392,11 @@ impl Session {
                     }
                     r
                 }
-                Step::Script { label, f } => script(f).map(|_| format!("ran {label}")),
+                // A closure's requests get cleanup's own time, not the (spent) run's.
+                Step::Script { label, f } => crate::connection::request::within(
+                    crate::connection::request::Budget::window(OUTAGE_WINDOW),
+                    || script(f).map(|_| format!("ran {label}")),
+                ),
                 Step::Restore(r) => {
                     let done = restore(&self.target, &self.rt, r);
                     if done.is_ok() {

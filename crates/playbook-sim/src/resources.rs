@@ -153,6 +153,37 @@ const BUILTINS: &[Builtin] = &[
         short: &["cm"],
         ..b("", "v1", "ConfigMap", "configmaps")
     },
+    // Identities and their permissions, for the RBAC the simulator enforces (api/rbac.rs).
+    b("", "v1", "Secret", "secrets"),
+    Builtin {
+        short: &["sa"],
+        ..b("", "v1", "ServiceAccount", "serviceaccounts")
+    },
+    b("rbac.authorization.k8s.io", "v1", "Role", "roles"),
+    b(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "RoleBinding",
+        "rolebindings",
+    ),
+    Builtin {
+        namespaced: false,
+        ..b(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "ClusterRole",
+            "clusterroles",
+        )
+    },
+    Builtin {
+        namespaced: false,
+        ..b(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "ClusterRoleBinding",
+            "clusterrolebindings",
+        )
+    },
     Builtin {
         short: &["ev"],
         ..b("", "v1", "Event", "events")

@@ -101,7 +101,11 @@ async fn serve(args: ServeConfig) -> anyhow::Result<()> {
     );
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    let mut app = sim.router();
+    let meter = super::api::meter::Meter::default();
+    let mut app = sim.router().layer(axum::middleware::from_fn_with_state(
+        meter.clone(),
+        super::api::meter::count,
+    ));
     if args.verbose {
         app = app.layer(axum::middleware::from_fn(log_request));
     }
@@ -123,7 +127,7 @@ async fn serve(args: ServeConfig) -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_millis(500)).await;
         } => {}
     }
-    eprintln!("playbook sim stopped");
+    eprintln!("playbook sim stopped; requests answered: {}", meter.json());
     Ok(())
 }
 

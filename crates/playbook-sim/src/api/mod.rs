@@ -3,7 +3,9 @@
 pub(crate) mod admission;
 pub mod discovery;
 pub mod format;
+pub mod meter;
 pub mod proxy;
+mod rbac;
 mod subresources;
 pub mod table;
 pub(crate) mod validation;
@@ -148,6 +150,14 @@ async fn dispatch(sim: &Sim, r: Req) -> Result<Response, ApiError> {
                 &discovery::resource_list(sim, "", "v1")?,
             ));
         }
+        [
+            "apis",
+            "authorization.k8s.io",
+            "v1",
+            "selfsubjectaccessreviews",
+        ] if r.method == Method::POST => {
+            return rbac::self_subject_access_review(sim, &r);
+        }
         ["apis", g] => return Ok(json(StatusCode::OK, &discovery::group(sim, g)?)),
         ["apis", g, v] => return Ok(json(StatusCode::OK, &discovery::resource_list(sim, g, v)?)),
         ["openapi", "v3"] => return Ok(json(StatusCode::OK, &discovery::openapi_v3_index(sim))),
@@ -165,6 +175,7 @@ async fn dispatch(sim: &Sim, r: Req) -> Result<Response, ApiError> {
         _ => return Err(ApiError::no_resource()),
     };
     let t = parse_target(sim, group, version, rest)?;
+    rbac::authorize(sim, &r, group, &t)?;
     verbs::serve(sim, r, t).await
 }
 
