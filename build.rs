@@ -4,7 +4,8 @@
 use std::{env, fs, path::Path};
 
 fn main() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("stdlib");
+    // Read at run time: a build script compiled once may serve another checkout of the crate.
+    let dir = Path::new(&env::var("CARGO_MANIFEST_DIR").unwrap_or_default()).join("stdlib");
     println!("cargo:rerun-if-changed={}", dir.display());
     let mut names: Vec<_> = fs::read_dir(&dir)
         .map(|entries| {
