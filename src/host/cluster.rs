@@ -323,6 +323,7 @@ pub(crate) const ARGUMENTS: &[(&str, &[super::Arg])] = {
         ("workflows", &[Namespace, Labels]),
         ("events", &[Namespace, Other]),
         ("get", &[Namespace, Object]),
+        ("exists", &[Namespace, Object]),
         ("scale", &[Namespace, Workload]),
         ("rollout_restart", &[Namespace, Workload]),
         ("proxy_get", &[Namespace, Service, Other]),
