@@ -27,6 +27,7 @@ fn main() -> ExitCode {
         Command::Render(args) => with_signals(move || playbook::runner::render(&args)),
         Command::Repl(args) => playbook::repl::main(args),
         Command::Doc(args) => playbook::doc(args.name.as_deref()),
+        Command::Report(args) => playbook::report::command(&args),
         Command::Sim {
             cmd: SimCmd::Serve(args),
         } => match playbook_sim::serve::run(args.config()) {

@@ -102,7 +102,7 @@ pub mod api {
         let s = session(&ctx)?;
         let json: serde_json::Value = rhai::serde::from_dynamic(&value)?;
         (s.output)(Line::Print(format!("record: {key} = {json}")));
-        s.record().set(key, json);
+        crate::session::recorded(&s, key, json);
         Ok(())
     }
 

@@ -15,7 +15,10 @@ use jiff::Timestamp;
 pub use journal::{Journal, state_dir};
 pub use ledger::{Ledger, ObjectRef, REMOVE_TIMEOUT, Step, api_for, api_in, remove, retry};
 pub use phase::{Phase, PhaseObserver};
-pub use record::{CleanupStep, Expectation, Fault, LogLine, Record, Status};
+pub use record::{
+    CleanupStep, Event, Expectation, Fault, LogLine, MAX_EVENTS, MAX_POINTS, MAX_SERIES, Record,
+    Series, Status, evaluated, expectation_done, mark, recorded, sample_map,
+};
 pub use stop::{Stop, StopReason, interrupted};
 
 use crate::connection::Target;
@@ -248,6 +251,12 @@ impl Session {
                 if ok { "" } else { "FAILED: " }
             )));
             let took_ms = self.now().duration_since(t0).unsigned_abs().as_millis() as u64;
+            mark(
+                self,
+                "cleanup",
+                &step.describe(),
+                if ok { "ok" } else { &detail },
+            );
             self.record().cleanup.push(CleanupStep {
                 step: step.describe(),
                 ok,
