@@ -84,7 +84,7 @@ impl FigureChange {
         self.text(self.new)
     }
 
-    /// `+56%`, `-3.2%`, `0%`, `+12 (from 0)`, `new`, `gone`.
+    /// `+56.0%`, `-3.2%`, `same`, `+12 (from 0)`, `new`, `gone`, then how it is judged.
     pub fn change_text(&self) -> String {
         let judged = match (self.worse, self.got_worse()) {
             (Some(_), true) if self.regressed => " REGRESSION",
@@ -93,9 +93,9 @@ impl FigureChange {
             _ => "",
         };
         let change = match (self.old, self.new, self.relative()) {
+            (Some(o), Some(n), _) if o == n => "same".into(),
             (None, Some(_), _) => "new".into(),
             (Some(_), None, _) => "gone".into(),
-            (_, _, Some(r)) if r == 0.0 => "0%".into(),
             (_, _, Some(r)) => format!("{:+.1}%", r * 100.0),
             (Some(o), Some(n), None) => format!("{:+} (from 0)", figure(&serde_json::json!(n - o))),
             _ => String::new(),
@@ -310,9 +310,13 @@ fn numbers(p: &PlaybookReport) -> Vec<(String, f64)> {
 pub fn load(path: &Path) -> Result<RunReport, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read report {}: {e}", path.display()))?;
-    let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| format!("{} is not JSON: {e}", path.display()))?;
-    match value.get("schema").and_then(|s| s.as_str()) {
+    #[derive(serde::Deserialize)]
+    struct Schema {
+        schema: Option<String>,
+    }
+    let head: Schema = serde_json::from_str(&text)
+        .map_err(|e| format!("{} is not a JSON object: {e}", path.display()))?;
+    match head.schema.as_deref() {
         Some(super::SCHEMA) => {}
         Some(other) => {
             return Err(format!(
@@ -328,7 +332,8 @@ pub fn load(path: &Path) -> Result<RunReport, String> {
             ));
         }
     }
-    serde_json::from_value(value).map_err(|e| format!("{} is damaged: {e}", path.display()))
+    // From the text, not a `Value`: records keep the order they were written in.
+    serde_json::from_str(&text).map_err(|e| format!("{} is damaged: {e}", path.display()))
 }
 
 /// `playbook report REPORT.json [--html F] [--markdown F] [--junit F] [--baseline OLD.json

@@ -49,8 +49,8 @@ pub fn render_with(run: &RunReport, comparison: Option<&Comparison>) -> String {
     let title = format!("Chaos playbooks: {}", run.status.word());
     let _ = write!(
         h,
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\" />\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\" />\n\
          <title>{}</title>\n<style>{CSS}</style>\n</head>\n<body>\n",
         esc(&title)
     );
@@ -172,7 +172,7 @@ fn batch_table(run: &RunReport) -> String {
             esc(&p.name),
             p.title
                 .as_deref()
-                .map(|t| format!("<br><small>{}</small>", esc(t)))
+                .map(|t| format!("<br/><small>{}</small>", esc(t)))
                 .unwrap_or_default(),
             class(p.status),
             esc(p.status.word()),
@@ -525,9 +525,7 @@ fn timeline(p: &PlaybookReport, end: f64) -> Result<String, String> {
 
 /// A tick label: whole numbers plain, others with one decimal.
 fn axis_number(x: f64) -> String {
-    if (x - x.round()).abs() < 1e-9 {
-        format!("{x:.0}")
-    } else if x.abs() >= 10.0 {
+    if (x - x.round()).abs() < 1e-9 || x.abs() >= 10.0 {
         format!("{x:.0}")
     } else {
         format!("{x:.1}")
