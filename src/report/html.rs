@@ -7,6 +7,7 @@
 use std::fmt::Write as _;
 
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use super::{
@@ -288,6 +289,23 @@ fn fault_window(f: &super::FaultReport, end: f64) -> (f64, f64) {
 }
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+type Plot<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// Writes `label` with its top left at `at` (chart coordinates).
+fn text(chart: &mut Plot, label: String, at: (f64, f64), style: &TextStyle) -> Result<(), String> {
+    chart
+        .draw_series(std::iter::once(Text::new(label, at, style.clone())))
+        .map(|_| ())
+        .map_err(err)
+}
+
+/// Fills the rectangle from `a` to `b` (chart coordinates).
+fn rect(chart: &mut Plot, a: (f64, f64), b: (f64, f64), style: ShapeStyle) -> Result<(), String> {
+    chart
+        .draw_series(std::iter::once(Rectangle::new([a, b], style)))
+        .map(|_| ())
+        .map_err(err)
+}
 
 fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
@@ -350,12 +368,7 @@ fn timeline(p: &PlaybookReport, end: f64) -> Result<String, String> {
         // Each fault's active window, faintly across every row.
         for f in &p.faults {
             let (a, b) = fault_window(f, end);
-            chart
-                .draw_series(std::iter::once(Rectangle::new(
-                    [(a, 0.0), (b, n)],
-                    FAULT.mix(0.08).filled(),
-                )))
-                .map_err(err)?;
+            rect(&mut chart, (a, 0.0), (b, n), FAULT.mix(0.08).filled())?;
         }
         for (i, row) in rows.iter().enumerate() {
             let top = n - i as f64;
@@ -364,37 +377,32 @@ fn timeline(p: &PlaybookReport, end: f64) -> Result<String, String> {
             match row {
                 Row::Fault(f) => {
                     if let Some(inj) = f.injected_s {
-                        chart
-                            .draw_series(std::iter::once(Rectangle::new(
-                                [(f.created_s, bar_lo), (inj, bar_hi)],
-                                FAULT.mix(0.3).filled(),
-                            )))
-                            .map_err(err)?;
+                        rect(
+                            &mut chart,
+                            (f.created_s, bar_lo),
+                            (inj, bar_hi),
+                            FAULT.mix(0.3).filled(),
+                        )?;
                     }
                     let (a, b) = fault_window(f, end);
-                    chart
-                        .draw_series(std::iter::once(Rectangle::new(
-                            [(a, bar_lo), (b, bar_hi)],
-                            FAULT.mix(0.85).filled(),
-                        )))
-                        .map_err(err)?;
+                    rect(
+                        &mut chart,
+                        (a, bar_lo),
+                        (b, bar_hi),
+                        FAULT.mix(0.85).filled(),
+                    )?;
                     for e in p
                         .events
                         .iter()
                         .filter(|e| e.kind == "fault" && e.name.ends_with(&format!("/{}", f.name)))
                         .filter(|e| e.detail == "paused" || e.detail == "resumed")
                     {
-                        chart
-                            .draw_series(std::iter::once(Text::new(
-                                if e.detail == "paused" {
-                                    "❚❚"
-                                } else {
-                                    "▶"
-                                },
-                                (e.at_s, bar_hi + 0.05),
-                                small.clone(),
-                            )))
-                            .map_err(err)?;
+                        let sign = if e.detail == "paused" {
+                            "❚❚"
+                        } else {
+                            "▶"
+                        };
+                        text(&mut chart, sign.into(), (e.at_s, bar_hi + 0.05), &small)?;
                     }
                     let until = match (f.recovered_s, f.removed_s) {
                         (Some(r), _) => format!("recovered {}", seconds(r)),
@@ -407,13 +415,7 @@ fn timeline(p: &PlaybookReport, end: f64) -> Result<String, String> {
                         f.name,
                         f.injected_s.map(seconds).unwrap_or_else(|| "never".into())
                     );
-                    chart
-                        .draw_series(std::iter::once(Text::new(
-                            label,
-                            text_at,
-                            label_style.clone(),
-                        )))
-                        .map_err(err)?;
+                    text(&mut chart, label, text_at, &label_style)?;
                 }
                 Row::Expectation(e) => {
                     let color = match e.status {
@@ -429,12 +431,12 @@ fn timeline(p: &PlaybookReport, end: f64) -> Result<String, String> {
                         .zip(e.ended_s)
                         .filter(|(a, b)| a.is_finite() && b.is_finite());
                     if let Some((a, b)) = known {
-                        chart
-                            .draw_series(std::iter::once(Rectangle::new(
-                                [(a, bar_lo), (b, bar_hi)],
-                                color.mix(0.3).filled(),
-                            )))
-                            .map_err(err)?;
+                        rect(
+                            &mut chart,
+                            (a, bar_lo),
+                            (b, bar_hi),
+                            color.mix(0.3).filled(),
+                        )?;
                         chart
                             .draw_series(std::iter::once(Circle::new(
                                 (b, (bar_lo + bar_hi) / 2.0),
@@ -453,36 +455,23 @@ fn timeline(p: &PlaybookReport, end: f64) -> Result<String, String> {
                         e.name,
                         seconds(e.took_s)
                     );
-                    chart
-                        .draw_series(std::iter::once(Text::new(
-                            label,
-                            text_at,
-                            label_style.clone(),
-                        )))
-                        .map_err(err)?;
+                    text(&mut chart, label, text_at, &label_style)?;
                 }
                 Row::Marks(label, marks) => {
-                    chart
-                        .draw_series(std::iter::once(Text::new(
-                            label.to_string(),
-                            text_at,
-                            label_style.clone(),
-                        )))
-                        .map_err(err)?;
+                    text(&mut chart, label.to_string(), text_at, &label_style)?;
                     for m in marks {
                         let y = (bar_lo + bar_hi) / 2.0;
                         let ok = m.kind != "cleanup" || m.detail == "ok";
                         let color = if ok { RGBColor(60, 60, 60) } else { RED };
                         if m.kind == "cleanup" {
-                            chart
-                                .draw_series(std::iter::once(Rectangle::new(
-                                    [
-                                        (m.at_s - end * 0.003, bar_lo),
-                                        (m.at_s + end * 0.003, bar_hi),
-                                    ],
-                                    if ok { GREEN.filled() } else { RED.filled() },
-                                )))
-                                .map_err(err)?;
+                            let style = if ok { GREEN.filled() } else { RED.filled() };
+                            let half = end * 0.003;
+                            rect(
+                                &mut chart,
+                                (m.at_s - half, bar_lo),
+                                (m.at_s + half, bar_hi),
+                                style,
+                            )?;
                         } else {
                             chart
                                 .draw_series(std::iter::once(TriangleMarker::new(
@@ -505,15 +494,9 @@ fn timeline(p: &PlaybookReport, end: f64) -> Result<String, String> {
                             }
                         }
                         for (at, names) in groups {
-                            let text = names.join(", ");
+                            let names = names.join(", ");
                             let x = (at + end * 0.004).min(end * 0.99);
-                            chart
-                                .draw_series(std::iter::once(Text::new(
-                                    text,
-                                    (x.max(end * 0.07), top - 0.42),
-                                    small.clone(),
-                                )))
-                                .map_err(err)?;
+                            text(&mut chart, names, (x.max(end * 0.07), top - 0.42), &small)?;
                         }
                     }
                 }
@@ -680,12 +663,7 @@ fn chart(c: &Chart, p: &PlaybookReport, end: f64) -> Result<String, String> {
             .map_err(err)?;
         for f in &p.faults {
             let (a, b) = fault_window(f, end);
-            chart
-                .draw_series(std::iter::once(Rectangle::new(
-                    [(a, lo), (b, hi)],
-                    FAULT.mix(0.15).filled(),
-                )))
-                .map_err(err)?;
+            rect(&mut chart, (a, lo), (b, hi), FAULT.mix(0.15).filled())?;
         }
         for (i, line) in c.lines.iter().enumerate() {
             let color = PALETTE[i % PALETTE.len()];

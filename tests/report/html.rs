@@ -8,21 +8,11 @@ use std::time::{Duration, Instant};
 
 use playbook::report::RunReport;
 
-use crate::cli::{playbook, tempdir};
+use crate::cli::{expect_exit, playbook, tempdir};
 
 /// Runs `playbook ARGS`, asserts the exit code; stdout.
 fn ok(args: &[&str], code: i32) -> String {
-    let out = playbook(args);
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "playbook {args:?}\nstdout:\n{stdout}\nstderr:\n{stderr}"
-    );
-    stdout
+    expect_exit(args, code).0
 }
 
 /// Runs the seed playbooks (or `paths`) on the simulator with `extra` args; (json, html).
@@ -411,17 +401,7 @@ fn a_baseline_comparison_shows_the_changes_and_a_slower_run_fails_the_threshold(
     let fixture = "tests/fixtures/compare/recovery.rhai";
     let fast = run("fast.json", &["--var", "recovery_s=10", fixture], 0);
     let slow = run("slow.json", &["--var", "recovery_s=16", fixture], 0);
-    let out = ok(
-        &[
-            "report",
-            &slow,
-            "--baseline",
-            &fast,
-            "--max-regression",
-            "20%",
-        ],
-        1,
-    );
+    let out = gate(&slow, &fast, "20%", 1);
     assert!(
         out.contains("recovery_ms")
             && out.contains("10.0 s -> 16.0 s")
@@ -430,45 +410,15 @@ fn a_baseline_comparison_shows_the_changes_and_a_slower_run_fails_the_threshold(
     );
     assert!(out.contains("1 regression(s)"), "{out}");
     // ...passes a 75% one, and the faster run against the slower passes.
-    ok(
-        &[
-            "report",
-            &slow,
-            "--baseline",
-            &fast,
-            "--max-regression",
-            "75",
-        ],
-        0,
-    );
-    let out = ok(
-        &[
-            "report",
-            &fast,
-            "--baseline",
-            &slow,
-            "--max-regression",
-            "20%",
-        ],
-        0,
-    );
+    gate(&slow, &fast, "75", 0);
+    let out = gate(&fast, &slow, "20%", 0);
     assert!(
         out.contains("-37.5% (better)") && out.contains("no regression"),
         "{out}"
     );
     // A verdict that got worse fails too (the recovery misses its 2m limit).
     let failed = run("failed.json", &["--var", "recovery_s=200", fixture], 1);
-    let out = ok(
-        &[
-            "report",
-            &failed,
-            "--baseline",
-            &fast,
-            "--max-regression",
-            "20%",
-        ],
-        1,
-    );
+    let out = gate(&failed, &fast, "20%", 1);
     assert!(out.contains("passed -> failed  VERDICT WORSE"), "{out}");
     // The HTML page carries the comparison.
     let html = dir.join("cmp.html").display().to_string();
@@ -487,6 +437,21 @@ fn a_baseline_comparison_shows_the_changes_and_a_slower_run_fails_the_threshold(
     );
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.contains("Compared with") && page.contains("+60.0% REGRESSION"));
+}
+
+/// `playbook report CURRENT --baseline BASELINE --max-regression PCT`, asserting the exit code.
+fn gate(current: &str, baseline: &str, pct: &str, code: i32) -> String {
+    ok(
+        &[
+            "report",
+            current,
+            "--baseline",
+            baseline,
+            "--max-regression",
+            pct,
+        ],
+        code,
+    )
 }
 
 /// A child process killed (with its process group: Chromium's helpers too) when dropped.
