@@ -38,6 +38,9 @@ pub enum Command {
     /// targets are, permissions, targets and protected namespaces. Non-zero exit if a run would
     /// fail or lie.
     Preflight(PreflightArgs),
+    /// Render a saved JSON report again (HTML, Markdown, JUnit), or compare it with a
+    /// baseline report and fail on a regression.
+    Report(ReportCmdArgs),
     /// The simulated Kubernetes cluster.
     Sim {
         #[command(subcommand)]
@@ -159,6 +162,9 @@ pub struct ReportArgs {
     /// Write a Markdown summary for a pull request comment.
     #[arg(long, value_name = "FILE.md")]
     pub markdown: Option<PathBuf>,
+    /// Write one self-contained HTML page: each playbook's timeline and observed series.
+    #[arg(long, value_name = "FILE.html")]
+    pub html: Option<PathBuf>,
     /// Stop after the first playbook that does not pass; the rest are reported as skipped.
     #[arg(long)]
     pub fail_fast: bool,
@@ -296,6 +302,40 @@ pub struct CheckArgs {
 pub struct DocArgs {
     /// A namespace (`chaos`), a function (`chaos::pod_kill`, `expect`), or nothing for everything.
     pub name: Option<String>,
+}
+
+/// `playbook report REPORT.json ...`
+#[derive(Debug, Clone, Args)]
+pub struct ReportCmdArgs {
+    /// A JSON report written by `playbook run --report`.
+    #[arg(value_name = "REPORT.json")]
+    pub report: PathBuf,
+    /// Write it as one self-contained HTML page (with the comparison, given --baseline).
+    #[arg(long, value_name = "FILE.html")]
+    pub html: Option<PathBuf>,
+    /// Write it as a Markdown summary.
+    #[arg(long, value_name = "FILE.md")]
+    pub markdown: Option<PathBuf>,
+    /// Write it as JUnit XML.
+    #[arg(long, value_name = "FILE.xml")]
+    pub junit: Option<PathBuf>,
+    /// Compare with this earlier report: each playbook's verdict and numeric records.
+    #[arg(long, value_name = "OLD.json")]
+    pub baseline: Option<PathBuf>,
+    /// Exit 1 when a record got worse by more than this (e.g. 20%), or a verdict got worse.
+    /// Records ending in _ms or _s are worse when higher; a playbook declares others with
+    /// `//! higher is worse: KEY` or `//! lower is worse: KEY`.
+    #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
+    pub max_regression: Option<f64>,
+}
+
+/// `20%` or `20`: a fraction (0.2).
+fn parse_percent(s: &str) -> Result<f64, String> {
+    let n = s.trim().trim_end_matches('%').trim();
+    match n.parse::<f64>() {
+        Ok(x) if x.is_finite() && x >= 0.0 => Ok(x / 100.0),
+        _ => Err(format!("expected a percentage such as 20%, got {s:?}")),
+    }
 }
 
 fn parse_var(s: &str) -> Result<(String, String), String> {

@@ -204,6 +204,7 @@ fn run_with(args: &RunArgs, console: Arc<Console>, after: &dyn Fn(&Session)) -> 
         json: args.report.report.clone(),
         junit: args.report.junit.clone(),
         markdown: args.report.markdown.clone(),
+        html: args.report.html.clone(),
     };
     if let Err(e) = outputs.check() {
         eprintln!("error: {e}");
@@ -307,11 +308,7 @@ fn run_with(args: &RunArgs, console: Arc<Console>, after: &dyn Fn(&Session)) -> 
         console.error(&format!("error: {e}\n"));
         verdict = verdict.worst(Verdict::Error);
     }
-    for path in [&outputs.json, &outputs.junit, &outputs.markdown]
-        .into_iter()
-        .flatten()
-        .filter(|p| !failed_writes.contains_key(*p))
-    {
+    for path in outputs.paths().filter(|p| !failed_writes.contains_key(*p)) {
         console.say(&format!("report: {}", path.display()));
     }
     verdict

@@ -406,6 +406,12 @@ fn set_pause(ctx: &NativeCallContext, h: &FaultHandle, paused: bool) -> RhaiResu
             e,
         )
     })?;
+    crate::session::mark(
+        &s,
+        "fault",
+        &h.object.to_string(),
+        if paused { "paused" } else { "resumed" },
+    );
     Ok(())
 }
 

@@ -372,6 +372,7 @@ pub mod api {
             int(&v, "/status/availableReplicas").into(),
         );
         m.insert("updated".into(), int(&v, "/status/updatedReplicas").into());
+        crate::session::sample_map(&s, "readiness", &format!("{namespace}/{workload}"), &m);
         Ok(m)
     }
 
@@ -441,6 +442,7 @@ pub mod api {
         );
         m.insert("max".into(), int(&v, "/spec/maxReplicas").into());
         m.insert("cpu_utilization".into(), util.into());
+        crate::session::sample_map(&s, "hpa", &format!("{namespace}/{name}"), &m);
         Ok(m)
     }
 

@@ -90,6 +90,7 @@ pub(crate) fn wait_for(
             limit: timeout,
         });
         let o = eval()?;
+        crate::session::evaluated(session, what, &o.observed);
         let now = session.now();
         if o.ok {
             return Ok((true, now.duration_since(start), o.observed));
@@ -132,7 +133,7 @@ pub(crate) fn report(session: &Session, e: Expectation) {
         "{mark}: {} \"{}\" {timing} (observed {})",
         e.kind, e.name, e.observed
     )));
-    session.record().expectations.push(e);
+    crate::session::expectation_done(session, e);
 }
 
 /// In a dry run, expectations are named, not checked (nothing was injected to check).
@@ -292,6 +293,7 @@ pub mod api {
             name: name.to_string(),
         });
         let o = call_condition(&ctx, &condition)?;
+        crate::session::evaluated(&s, &format!("steady_state \"{name}\""), &o.observed);
         s.phase(Phase::Running);
         report(
             &s,

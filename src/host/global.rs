@@ -117,7 +117,7 @@ pub mod api {
             None => text,
         };
         (s.output)(Line::Print(format!("record: {key} = {shown}")));
-        s.record().set(key, json);
+        crate::session::recorded(&s, key, json);
         Ok(())
     }
 

@@ -133,6 +133,12 @@ fn probe_impl(
         m.insert(k.into(), v.into());
     }
     m.insert("last_error".into(), last_error.into());
+    crate::session::sample_map(
+        &s,
+        "probe",
+        &format!("{ns}/{service}/{}", path.trim_start_matches('/')),
+        &m,
+    );
     Ok(m)
 }
 

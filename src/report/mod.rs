@@ -1,16 +1,21 @@
 //! What a batch run reports: the run's journal as data ([`RunReport`], schema
 //! `playbook.report/v1`, documented in `docs/report-schema.md`), built by the runner as playbooks
 //! finish, and its renderings — the console (live progress, plain lines, summary table), JSON,
-//! JUnit XML and Markdown — written to the files `--report`, `--junit` and `--markdown` name.
+//! JUnit XML, Markdown and HTML — written to the files `--report`, `--junit`, `--markdown` and
+//! `--html` name; `playbook report` renders them again from a saved journal and compares two.
 //!
 //! # Layout
 //! - `console.rs`: live progress on a terminal, timestamped lines otherwise, the summary table.
+//! - `compare.rs`: `playbook report`: re-rendering a saved journal, comparing it to a baseline.
+//! - `html.rs`: the self-contained HTML page (timeline and series drawn as inline SVG).
 //! - `json.rs`: the JSON journal (and the ordered `records` map).
 //! - `junit.rs`: JUnit XML for GitLab, Jenkins and GitHub Actions; XML escaping.
 //! - `markdown.rs`: the pull-request summary.
 //! - `select.rs`: a playbook's `//!` header (title, tags) and `--filter`.
 
+mod compare;
 mod console;
+mod html;
 mod json;
 mod junit;
 mod markdown;
@@ -21,6 +26,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use compare::{Comparison, FigureChange, PlaybookChange, command};
 pub use console::{Console, Mode, Sink, Verbosity};
 pub use json::Records;
 pub use junit::{escape_attr, escape_text};
@@ -156,6 +162,39 @@ pub struct PlaybookReport {
     pub records: Records,
     pub cleanup: CleanupReport,
     pub log: Vec<LogReport>,
+    /// What it observed over time (absent in reports written before series existed).
+    #[serde(default)]
+    pub series: Vec<SeriesReport>,
+    /// Marks on its timeline, in time order: fault phases, records, cleanup steps.
+    #[serde(default)]
+    pub events: Vec<EventReport>,
+    /// Records whose regression direction the playbook declared (`//! higher is worse: KEY`,
+    /// `//! lower is worse: KEY`): key -> `higher` or `lower`.
+    #[serde(default)]
+    pub worse_if: BTreeMap<String, String>,
+}
+
+/// One observed figure over time (see `docs/report-schema.md`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeriesReport {
+    /// `probe NS/SERVICE/PATH`, `readiness NS/WORKLOAD`, `hpa NS/NAME`, `expect "NAME"`...
+    pub source: String,
+    pub field: String,
+    pub unit: String,
+    /// Samples observed (more than `points` once down-sampled).
+    pub samples: u64,
+    /// `[run-clock seconds, value]`.
+    pub points: Vec<[f64; 2]>,
+}
+
+/// A mark on a playbook's timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventReport {
+    pub at_s: f64,
+    /// `fault`, `record` or `cleanup`.
+    pub kind: String,
+    pub name: String,
+    pub detail: String,
 }
 
 /// Why a playbook ended early.
@@ -186,6 +225,11 @@ pub struct ExpectationReport {
     pub observed: String,
     /// `file:line:col` of the call.
     pub at: String,
+    /// Run-clock seconds when it started and ended (unknown in older reports).
+    #[serde(default)]
+    pub started_s: Option<f64>,
+    #[serde(default)]
+    pub ended_s: Option<f64>,
 }
 
 /// One fault the playbook injected.
@@ -254,6 +298,44 @@ fn secs(ms: u64) -> f64 {
     ms as f64 / 1000.0
 }
 
+/// Seconds rounded to the millisecond (no `11.999999` from a subtraction).
+fn round_ms(s: f64) -> f64 {
+    (s * 1000.0).round() / 1000.0
+}
+
+/// The timeline marks of a playbook: each fault's phases (from its times), and the marks the
+/// run made (pauses, records, cleanup steps), in time order.
+fn events(record: &Record) -> Vec<EventReport> {
+    let mut out: Vec<EventReport> = Vec::new();
+    for f in &record.faults {
+        let name = format!("{} {}/{}", f.kind, f.namespace, f.name);
+        let phases = [
+            ("created", Some(f.created_s)),
+            ("injected", f.injected_s),
+            ("recovered", f.recovered_s),
+            ("removed", f.removed_s),
+        ];
+        for (phase, at) in phases {
+            if let Some(at_s) = at {
+                out.push(EventReport {
+                    at_s,
+                    kind: "fault".into(),
+                    name: name.clone(),
+                    detail: phase.into(),
+                });
+            }
+        }
+    }
+    out.extend(record.events.iter().map(|e| EventReport {
+        at_s: e.at_s,
+        kind: e.kind.clone(),
+        name: e.name.clone(),
+        detail: e.detail.clone(),
+    }));
+    out.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
+    out
+}
+
 impl PlaybookReport {
     /// A playbook that ran: its verdict, what ended it, and what it observed.
     pub fn ran(
@@ -278,14 +360,25 @@ impl PlaybookReport {
             expectations: record
                 .expectations
                 .iter()
-                .map(|e| ExpectationReport {
-                    name: e.name.clone(),
-                    kind: e.kind.clone(),
-                    status: e.status,
-                    timeout_s: secs(e.timeout_ms),
-                    took_s: secs(e.took_ms),
-                    observed: e.observed.clone(),
-                    at: e.at.clone(),
+                .enumerate()
+                .map(|(i, e)| {
+                    let ended = record
+                        .ended_s
+                        .get(i)
+                        .copied()
+                        .filter(|t| t.is_finite())
+                        .map(round_ms);
+                    ExpectationReport {
+                        name: e.name.clone(),
+                        kind: e.kind.clone(),
+                        status: e.status,
+                        timeout_s: secs(e.timeout_ms),
+                        took_s: secs(e.took_ms),
+                        observed: e.observed.clone(),
+                        at: e.at.clone(),
+                        started_s: ended.map(|t| round_ms(t - secs(e.took_ms))),
+                        ended_s: ended,
+                    }
                 })
                 .collect(),
             faults: record
@@ -326,6 +419,18 @@ impl PlaybookReport {
                     text: l.text.clone(),
                 })
                 .collect(),
+            series: record
+                .series
+                .iter()
+                .map(|s| SeriesReport {
+                    source: s.source.clone(),
+                    field: s.field.clone(),
+                    unit: s.unit.clone(),
+                    samples: s.samples,
+                    points: s.points(),
+                })
+                .collect(),
+            events: events(record),
             ..PlaybookReport::skipped(meta, String::new())
         }
     }
@@ -353,6 +458,9 @@ impl PlaybookReport {
                 steps: Vec::new(),
             },
             log: Vec::new(),
+            series: Vec::new(),
+            events: Vec::new(),
+            worse_if: meta.header.worse_if.iter().cloned().collect(),
         }
     }
 
@@ -429,6 +537,7 @@ pub struct Outputs {
     pub json: Option<PathBuf>,
     pub junit: Option<PathBuf>,
     pub markdown: Option<PathBuf>,
+    pub html: Option<PathBuf>,
 }
 
 /// A report file that could not be written.
@@ -469,8 +578,9 @@ impl Outputs {
         Ok(())
     }
 
-    fn paths(&self) -> impl Iterator<Item = &Path> {
-        [&self.json, &self.junit, &self.markdown]
+    /// The files to write.
+    pub fn paths(&self) -> impl Iterator<Item = &Path> {
+        [&self.json, &self.junit, &self.markdown, &self.html]
             .into_iter()
             .flatten()
             .map(PathBuf::as_path)
@@ -479,10 +589,11 @@ impl Outputs {
     /// Writes every report (each atomically: a temporary file, then a rename); every failure.
     pub fn write(&self, run: &RunReport) -> Vec<WriteError> {
         let mut errors = Vec::new();
-        let renders: [(&Option<PathBuf>, Render); 3] = [
+        let renders: [(&Option<PathBuf>, Render); 4] = [
             (&self.json, json::render),
             (&self.junit, junit::render),
             (&self.markdown, markdown::render),
+            (&self.html, html::render),
         ];
         for (path, render) in renders {
             if let Some(path) = path {

@@ -8,6 +8,9 @@ pub struct Header {
     pub title: Option<String>,
     /// From `//! tags: a, b` (commas or spaces), lower case.
     pub tags: Vec<String>,
+    /// From `//! higher is worse: KEY, ...` and `//! lower is worse: KEY, ...`: records whose
+    /// change `playbook report --baseline` judges (key, `higher` or `lower`).
+    pub worse_if: Vec<(String, String)>,
 }
 
 impl Header {
@@ -30,6 +33,16 @@ impl Header {
                     tags.split(|c: char| c == ',' || c.is_whitespace())
                         .filter(|t| !t.is_empty())
                         .map(str::to_lowercase),
+                );
+            } else if let Some((dir, keys)) = doc
+                .strip_prefix("higher is worse:")
+                .map(|k| ("higher", k))
+                .or_else(|| doc.strip_prefix("lower is worse:").map(|k| ("lower", k)))
+            {
+                h.worse_if.extend(
+                    keys.split(|c: char| c == ',' || c.is_whitespace())
+                        .filter(|k| !k.is_empty())
+                        .map(|k| (k.to_string(), dir.to_string())),
                 );
             } else if h.title.is_none() && !doc.is_empty() {
                 h.title = Some(doc.to_string());

@@ -19,7 +19,10 @@ pub use ledger::{
     create_adopting, describe, remove, resource_for, restore, transient,
 };
 pub use phase::{Phase, PhaseObserver};
-pub use record::{CleanupStep, Expectation, Fault, LogLine, Record, Status};
+pub use record::{
+    CleanupStep, Event, Expectation, Fault, LogLine, MAX_EVENTS, MAX_POINTS, MAX_SERIES, Record,
+    Series, Status, evaluated, expectation_done, mark, recorded, sample_map,
+};
 
 use crate::connection::Target;
 
@@ -417,6 +420,12 @@ impl Session {
                 if ok { "" } else { "FAILED: " }
             )));
             let took_ms = self.now().duration_since(t0).unsigned_abs().as_millis() as u64;
+            mark(
+                self,
+                "cleanup",
+                &step.describe(),
+                if ok { "ok" } else { &detail },
+            );
             self.record().cleanup.push(CleanupStep {
                 step: step.describe(),
                 ok,

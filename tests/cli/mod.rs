@@ -14,7 +14,7 @@ fn text(out: &Output) -> (String, String) {
 }
 
 /// Asserts the exit code and returns (stdout, stderr).
-fn expect_exit(args: &[&str], code: i32) -> (String, String) {
+pub fn expect_exit(args: &[&str], code: i32) -> (String, String) {
     let out = playbook(args);
     let (stdout, stderr) = text(&out);
     assert_eq!(

@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::support::{playbook, tempdir};
 
+mod html;
 mod junit;
 use junit::attr;
 
