@@ -258,10 +258,18 @@ fn get_through(
             .map_err(|e| api_error(ctx, what, e))?;
     match got {
         Some(o) => serde_json::to_value(o).map_err(|e| error(ctx, e.to_string())),
-        None => Err(error(
-            ctx,
-            format!("{what}: {} {name:?} not found (NotFound, 404)", ar.plural),
-        )),
+        // Worded as the API server's NotFound (the group-qualified resource).
+        None => {
+            let resource = if ar.group.is_empty() {
+                ar.plural.clone()
+            } else {
+                format!("{}.{}", ar.plural, ar.group)
+            };
+            Err(error(
+                ctx,
+                format!("{what}: {resource} {name:?} not found (NotFound, 404)"),
+            ))
+        }
     }
 }
 
