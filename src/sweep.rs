@@ -309,7 +309,7 @@ fn labelled(
                 format!(
                     "listing {}: {}",
                     ar.plural,
-                    crate::rbac::forbidden(&s.message)
+                    crate::connection::forbidden(&s.message)
                 )
             }
             _ => format!("listing {}: {}", ar.plural, describe(&e)),

@@ -173,7 +173,7 @@ pub(crate) fn api_error(
             ctx,
             format!(
                 "{what}: {} (the playbook's account lacks this permission; `playbook rbac` prints the rules playbooks need)",
-                crate::rbac::forbidden(&s.message)
+                crate::connection::forbidden(&s.message)
             ),
         ),
         kube::Error::Api(s) => error(

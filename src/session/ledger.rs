@@ -111,6 +111,8 @@ impl Step {
 pub struct Ledger {
     steps: Vec<(Step, bool)>,
     removed: Vec<ObjectRef>,
+    /// Steps whose create failed: nothing of theirs exists, nothing is to be removed.
+    abandoned: std::collections::BTreeSet<usize>,
 }
 
 impl Ledger {
@@ -148,6 +150,7 @@ impl Ledger {
     pub fn abandon(&mut self, id: usize) {
         if let Some((_, done)) = self.steps.get_mut(id) {
             *done = true;
+            self.abandoned.insert(id);
         }
     }
 
@@ -188,7 +191,9 @@ impl Ledger {
     pub fn live_objects(&self) -> Vec<ObjectRef> {
         self.steps
             .iter()
-            .filter_map(|(s, _)| match s {
+            .enumerate()
+            .filter(|(id, _)| !self.abandoned.contains(id))
+            .filter_map(|(_, (s, _))| match s {
                 Step::Delete(o) if !self.removed.contains(o) => Some(o.clone()),
                 _ => None,
             })

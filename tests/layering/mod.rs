@@ -20,7 +20,7 @@ const LAYERS: &[&[&str]] = &[
     // The run lifecycle below both front ends.
     &["run"],
     // The front ends.
-    &["cli", "runner", "repl", "sweep"],
+    &["cli", "runner", "repl", "sweep", "rbac", "preflight"],
 ];
 
 /// Within one layer, (user, used) pairs that are allowed; any other use inside a layer is not.
