@@ -17,6 +17,18 @@
 //! Writes made through [`Ctx`] go through the same [`Store`] semantics as the API: uid,
 //! resourceVersion, watch events, defaulting, finalizers, garbage collection.
 //!
+//! # Controller lag
+//! A real controller does not see a write the instant it is made: the API server sends it
+//! on the watch, the informer puts it in its cache and calls the handler
+//! (client-go `tools/cache/shared_informer.go`), the handler queues the key and a worker
+//! takes it off the queue (client-go `util/workqueue/queue.go`). So each controller
+//! declares its [`Controller::lag`]: when a change it watches arrives, the world delivers
+//! it after a delay drawn (seeded, per delivery) from that range, with every other change
+//! that arrives meanwhile — the informer's cache is current when the worker runs. First
+//! runs and timers ([`Ctx::wake_at`]) are not delayed. This is the default, so that status
+//! lags as on a real cluster and races exist (the same seed gives the same run);
+//! [`World::set_controller_lag`] (`SimConfig::lag`) turns it off for an instant world.
+//!
 //! ```
 //! use playbook::sim::{Controller, Ctx};
 //! use serde_json::json;
@@ -42,7 +54,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 
@@ -60,6 +72,38 @@ pub fn virtual_epoch() -> Timestamp {
     Timestamp::from_second(1_767_225_600).unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
+/// The delay between a change and the run of a controller that watches it (see the module
+/// documentation): uniform in `min..=max`, drawn per delivery from the world's lag RNG.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lag {
+    /// The shortest delay.
+    pub min: SignedDuration,
+    /// The longest delay.
+    pub max: SignedDuration,
+}
+
+impl Lag {
+    /// No lag: the controller runs in the same instant as the change.
+    pub const NONE: Lag = Lag {
+        min: SignedDuration::ZERO,
+        max: SignedDuration::ZERO,
+    };
+
+    /// A delay between `min` and `max` milliseconds.
+    pub const fn millis(min: i64, max: i64) -> Lag {
+        Lag {
+            min: SignedDuration::from_millis(min),
+            max: SignedDuration::from_millis(max),
+        }
+    }
+
+    fn sample(self, rng: &mut ChaCha8Rng) -> SignedDuration {
+        let (lo, hi) = (self.min.as_nanos(), self.max.as_nanos().max(self.min.as_nanos()));
+        let n = if hi > lo { rng.random_range(lo..=hi) } else { lo };
+        SignedDuration::from_nanos(i64::try_from(n).unwrap_or(i64::MAX))
+    }
+}
+
 /// A simulated controller. See the module documentation.
 pub trait Controller: Send {
     /// A short stable name (logs, diagnostics).
@@ -70,6 +114,12 @@ pub trait Controller: Send {
     /// default) means every resource.
     fn watches(&self) -> &'static [&'static str] {
         &[]
+    }
+
+    /// How long it takes to react to a change it watches (see "Controller lag" in the module
+    /// documentation). [`Lag::NONE`] (the default) reacts in the same instant.
+    fn lag(&self) -> Lag {
+        Lag::NONE
     }
 
     /// Called after store changes (and when a timer it set fires); must be idempotent
@@ -85,6 +135,7 @@ pub struct Ctx<'a> {
     changes: &'a [Arc<Event>],
     resync: bool,
     woken: bool,
+    lagged: bool,
     wakes: &'a mut Vec<Timestamp>,
 }
 
@@ -119,6 +170,13 @@ impl<'a> Ctx<'a> {
     /// True when a timer set by this controller fired.
     pub fn woken(&self) -> bool {
         self.woken
+    }
+
+    /// True when the world models controller lag (the default; see the module
+    /// documentation): controllers that poll on a period of their own (the kubelet's PLEG)
+    /// then round their timers to it.
+    pub fn lagged(&self) -> bool {
+        self.lagged
     }
 
     /// Asks to be called again at `at` (simulated time). Timers are deduplicated.
@@ -317,6 +375,9 @@ struct Slot {
     woken: bool,
     /// None: every resource.
     watches: Option<Vec<ResId>>,
+    lag: Lag,
+    /// When the changes waiting for it are delivered (see "Controller lag").
+    delivery: Option<Timestamp>,
 }
 
 /// The simulated cluster state: store, clock, RNG, controllers, timers.
@@ -327,6 +388,8 @@ pub struct World {
     slots: Vec<Slot>,
     timers: BTreeSet<(Timestamp, usize)>,
     crds_stored: bool,
+    lag_on: bool,
+    lag_rng: ChaCha8Rng,
 }
 
 impl World {
@@ -340,6 +403,9 @@ impl World {
             slots: Vec::new(),
             timers: BTreeSet::new(),
             crds_stored: false,
+            lag_on: true,
+            // Its own stream, so that turning lag on or off leaves every other draw alone.
+            lag_rng: ChaCha8Rng::seed_from_u64(seed ^ 0x6c61_675f_7365_6564),
         };
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let _ =
@@ -368,6 +434,17 @@ impl World {
         &mut self.rng
     }
 
+    /// Turns controller lag on (the default) or off (every controller reacts in the same
+    /// instant, as in a world without informers). See the module documentation.
+    pub fn set_controller_lag(&mut self, on: bool) {
+        self.lag_on = on;
+    }
+
+    /// True when controllers lag (see [`World::set_controller_lag`]).
+    pub fn controller_lag(&self) -> bool {
+        self.lag_on
+    }
+
     /// Adds a controller; it runs after those added before it.
     pub fn add_controller(&mut self, ctrl: Box<dyn Controller>) {
         let names = ctrl.watches();
@@ -382,12 +459,15 @@ impl World {
             }
         }
         let watches = if names.is_empty() { None } else { Some(ids) };
+        let lag = ctrl.lag();
         self.slots.push(Slot {
             ctrl,
             cursor: 0,
             started: false,
             woken: false,
             watches,
+            lag,
+            delivery: None,
         });
     }
 
@@ -508,6 +588,8 @@ impl World {
             rng,
             slots,
             timers,
+            lag_on,
+            lag_rng,
             ..
         } = self;
         for _round in 0..MAX_ROUNDS {
@@ -532,6 +614,16 @@ impl World {
                     slot.cursor = head;
                     continue;
                 }
+                // Controller lag: changes wait (cursor kept) until their delivery time.
+                if *lag_on && slot.started && !slot.woken && !resync && slot.lag != Lag::NONE {
+                    if slot.delivery.is_none() {
+                        let at = now.checked_add(slot.lag.sample(lag_rng)).unwrap_or(*now);
+                        slot.delivery = Some(at);
+                        timers.insert((at, i));
+                    }
+                    continue;
+                }
+                slot.delivery = None;
                 slot.cursor = head;
                 let woken = std::mem::take(&mut slot.woken);
                 slot.started = true;
@@ -543,6 +635,7 @@ impl World {
                     changes: &changes,
                     resync,
                     woken,
+                    lagged: *lag_on,
                     wakes: &mut wakes,
                 };
                 slot.ctrl.reconcile(&mut ctx);

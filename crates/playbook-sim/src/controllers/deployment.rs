@@ -13,7 +13,7 @@ use super::util::{
     parse_ts, s, set_condition, template_hash, ts, write_status,
 };
 use crate::store::EventKind;
-use crate::world::{Controller, Ctx};
+use crate::world::{Controller, Ctx, Lag};
 
 const SOURCE: &str = "deployment-controller";
 const REVISION: &str = "deployment.kubernetes.io/revision";
@@ -443,6 +443,11 @@ impl Deployments {
 impl Controller for Deployments {
     fn name(&self) -> &'static str {
         "deployment"
+    }
+    // pkg/controller/deployment/deployment_controller.go: informer handlers enqueue the
+    // Deployment (addReplicaSet/updatePod resolve the owner), a worker syncs it.
+    fn lag(&self) -> Lag {
+        Lag::millis(10, 100)
     }
     fn watches(&self) -> &'static [&'static str] {
         &["deployments.apps", "replicasets.apps"]

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::util::{Key, deleting, key_of, pod_ready, pod_terminal, s};
 use crate::selector::{LabelSelector, Requirement};
-use crate::world::{Controller, Ctx};
+use crate::world::{Controller, Ctx, Lag};
 
 /// Keeps Endpoints in line with Services and pods. See the module doc.
 #[derive(Default)]
@@ -143,6 +143,11 @@ fn sync(ctx: &mut Ctx<'_>, key: &Key) {
 impl Controller for Endpoints {
     fn name(&self) -> &'static str {
         "endpoints"
+    }
+    // pkg/controller/endpoint/endpoints_controller.go and endpointslice/: pod and service
+    // handlers enqueue the Service; a worker rewrites Endpoints and EndpointSlices.
+    fn lag(&self) -> Lag {
+        Lag::millis(20, 200)
     }
     fn watches(&self) -> &'static [&'static str] {
         &["services", "pods"]

@@ -24,7 +24,7 @@ use super::util::{
 };
 use crate::chaos::effects::{CONTAINER_KILL, POD_FAILURE, STRESS_MEMORY};
 use crate::store::{EventKind, finalizers};
-use crate::world::{Controller, Ctx};
+use crate::world::{Controller, Ctx, Lag};
 
 const SOURCE: &str = "kubelet";
 const CONDITION_ORDER: [&str; 5] = [
@@ -43,6 +43,25 @@ pub fn backoff(restarts: i64) -> SignedDuration {
     }
     let secs = 10i64 << (restarts - 1).min(5);
     SignedDuration::from_secs(secs.min(300))
+}
+
+/// The kubelet's PLEG relist period (pkg/kubelet/kubelet.go `genericPlegRelistPeriod`).
+pub const PLEG_RELIST: SignedDuration = SignedDuration::from_secs(1);
+
+/// The first PLEG relist of `node`'s kubelet at or after `t`: the kubelet sees container
+/// starts, exits and probe results only when it relists (pkg/kubelet/pleg/generic.go
+/// `Relist`, every [`PLEG_RELIST`]), so its status updates fall on that grid. Each node's
+/// kubelet relists on its own phase (from the node name: stable per run). Only with
+/// controller lag on ([`Ctx::lagged`]).
+fn pleg_tick(ctx: &Ctx<'_>, node: &str, t: Timestamp) -> Timestamp {
+    if !ctx.lagged() {
+        return t;
+    }
+    let period = PLEG_RELIST.as_nanos();
+    let phase = i128::from(hash_str(node)) % period;
+    let n = t.as_nanosecond() - phase;
+    let next = n.div_euclid(period) * period + if n.rem_euclid(period) == 0 { 0 } else { period };
+    Timestamp::from_nanosecond(next + phase).unwrap_or(t)
 }
 
 /// When the container-kill mark of `container` was set (see [`CONTAINER_KILL`]).
@@ -199,6 +218,7 @@ impl Kubelet {
             ctx.record_event(&pod, t, reason, &msg, SOURCE);
         }
         if let Some(t) = next {
+            let t = pleg_tick(ctx, &node_name, t);
             self.due.add(ctx, key.clone(), t);
         }
     }
@@ -242,7 +262,7 @@ impl Kubelet {
             shutdown.min(SignedDuration::from_secs(grace))
         };
         let from = parse_ts(&pod["metadata"]["deletionTimestamp"]).unwrap_or(now);
-        let at = from + stop;
+        let at = pleg_tick(ctx, s(pod, "/spec/nodeName"), from + stop);
         if now < at {
             self.due.add(ctx, key.clone(), at);
             return;
@@ -552,6 +572,11 @@ impl Controller for Kubelet {
     fn name(&self) -> &'static str {
         "kubelet"
     }
+    // pkg/kubelet/config/apiserver.go watches the node's pods; pod_workers.go syncs them.
+    // Container state changes are seen on the PLEG relist instead (see `pleg_tick`).
+    fn lag(&self) -> Lag {
+        Lag::millis(10, 100)
+    }
     fn watches(&self) -> &'static [&'static str] {
         &["pods"]
     }
@@ -560,19 +585,20 @@ impl Controller for Kubelet {
         if ctx.resync() {
             todo.extend(self.rebuild(ctx));
         }
-        let mut gone = Vec::new();
-        for e in ctx.changed("pods") {
-            let key = (e.namespace.clone(), e.name.clone());
-            if e.kind == EventKind::Deleted {
-                gone.push(key);
+        // In order: a pod deleted and then created again under the same name (a StatefulSet
+        // ordinal, pkg/controller/statefulset/stateful_set_control.go) is a new pod to run.
+        let changes: Vec<(EventKind, Key)> = ctx
+            .changed("pods")
+            .map(|e| (e.kind, (e.namespace.clone(), e.name.clone())))
+            .collect();
+        for (kind, key) in changes {
+            if kind == EventKind::Deleted {
+                self.free_ip(&key);
+                self.killing.remove(&key);
+                todo.remove(&key);
             } else {
                 todo.insert(key);
             }
-        }
-        for key in gone {
-            self.free_ip(&key);
-            self.killing.remove(&key);
-            todo.remove(&key);
         }
         todo.extend(self.due.take(ctx.now()));
         for key in todo {

@@ -12,7 +12,7 @@ use super::util::{
 };
 use crate::selector::LabelSelector;
 use crate::store::{DeleteOptions, EventKind};
-use crate::world::{Controller, Ctx};
+use crate::world::{Controller, Ctx, Lag};
 
 const SOURCE: &str = "replicaset-controller";
 
@@ -215,6 +215,11 @@ fn delete_rank(p: &Value) -> (u8, u8, u8, i64, i64, i64, String) {
 impl Controller for ReplicaSets {
     fn name(&self) -> &'static str {
         "replicaset"
+    }
+    // pkg/controller/replicaset/replica_set.go: informer handlers enqueue the owner; the
+    // expectations gate a sync until its own creates and deletes are observed.
+    fn lag(&self) -> Lag {
+        Lag::millis(10, 80)
     }
     fn watches(&self) -> &'static [&'static str] {
         &["replicasets.apps", "pods"]

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::model::pod_requests;
 use super::util::{Key, condition, cpu_milli, deleting, key_of, mem_bytes, pod_terminal, s, ts};
 use crate::store::EventKind;
-use crate::world::{Controller, Ctx};
+use crate::world::{Controller, Ctx, Lag};
 
 const SOURCE: &str = "default-scheduler";
 
@@ -245,6 +245,11 @@ fn tolerates(pod: &Value, taints: &[Value]) -> bool {
 impl Controller for Scheduler {
     fn name(&self) -> &'static str {
         "scheduler"
+    }
+    // pkg/scheduler/eventhandlers.go adds the pod to the scheduling queue; schedule_one.go
+    // pops it, runs the filters and scores, then binds asynchronously.
+    fn lag(&self) -> Lag {
+        Lag::millis(5, 50)
     }
     fn watches(&self) -> &'static [&'static str] {
         &["pods", "nodes"]

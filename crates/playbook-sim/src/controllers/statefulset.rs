@@ -13,7 +13,7 @@ use super::util::{
     write_status,
 };
 use crate::store::{DeleteOptions, EventKind};
-use crate::world::{Controller, Ctx};
+use crate::world::{Controller, Ctx, Lag};
 
 const SOURCE: &str = "statefulset-controller";
 const REVISION: &str = "controller-revision-hash";
@@ -201,6 +201,10 @@ fn count_existing(ctx: &Ctx<'_>, key: &Key, uid: &str) -> i64 {
 impl Controller for StatefulSets {
     fn name(&self) -> &'static str {
         "statefulset"
+    }
+    // pkg/controller/statefulset/stateful_set.go: informer handlers enqueue the owner.
+    fn lag(&self) -> Lag {
+        Lag::millis(10, 100)
     }
     fn watches(&self) -> &'static [&'static str] {
         &["statefulsets.apps", "pods"]

@@ -14,6 +14,7 @@ mod workloads;
 
 pub(super) fn world(seed: u64) -> World {
     let mut w = World::new(seed, virtual_epoch());
+    w.set_controller_lag(false);
     for c in super::core() {
         w.add_controller(c);
     }

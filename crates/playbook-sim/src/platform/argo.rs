@@ -19,7 +19,7 @@ use super::scenario::Figures;
 use super::traffic::{NODE_NAME, WORKFLOW_LABEL};
 use crate::controllers::model;
 use crate::controllers::util::{Key, deleting, hash_str, key_of, s, ts};
-use crate::world::{Controller, Ctx};
+use crate::world::{Controller, Ctx, Lag};
 
 const WF: &str = "workflows.argoproj.io";
 const CRON: &str = "training-pipeline";
@@ -358,6 +358,11 @@ impl Argo {
 impl Controller for Argo {
     fn name(&self) -> &'static str {
         "argo-workflows"
+    }
+    // argo-workflows workflow/controller/controller.go: the pod informer feeds podQueue;
+    // enqueueWfFromPodLabel puts the Workflow on wfQueue with AddRateLimited.
+    fn lag(&self) -> Lag {
+        Lag::millis(100, 1000)
     }
     fn watches(&self) -> &'static [&'static str] {
         &[WF, "pods"]

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::objects;
 use super::scenario::Figures;
 use crate::controllers::util::{Key, condition, deleting, key_of, s, set_condition};
-use crate::world::{Controller, Ctx};
+use crate::world::{Controller, Ctx, Lag};
 
 const ISVC: &str = "inferenceservices.serving.kserve.io";
 const DEPLOY: &str = "deployments.apps";
@@ -127,6 +127,11 @@ impl KServe {
 impl Controller for KServe {
     fn name(&self) -> &'static str {
         "kserve"
+    }
+    // kserve pkg/controller/v1beta1/inferenceservice/controller.go: controller-runtime,
+    // `Owns(&appsv1.Deployment{})` enqueues the InferenceService when its Deployment changes.
+    fn lag(&self) -> Lag {
+        Lag::millis(50, 300)
     }
     fn watches(&self) -> &'static [&'static str] {
         &[ISVC, DEPLOY]

@@ -12,6 +12,7 @@ fn sim(scenario: Scenario, seed: u64) -> Sim {
         seed,
         clock: ClockMode::Virtual,
         scenario,
+        ..Default::default()
     })
 }
 

@@ -1,6 +1,7 @@
 //! Deployments, ReplicaSets, StatefulSets: creation, replacement, rollout, scaling.
 
 use super::*;
+use crate::controllers::util::pod_ready;
 use crate::store::DeleteOptions;
 
 #[test]
@@ -227,4 +228,80 @@ fn statefulset_creates_pods_in_order_and_scales_down_from_the_top() {
         .collect::<Vec<_>>()
     );
     assert_eq!(dels.len(), 2);
+}
+
+fn postgres(w: &mut World, replicas: i64) {
+    apply(
+        w,
+        json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": {"name": "pg", "namespace": "default"},
+            "spec": {"replicas": replicas, "serviceName": "pg", "selector": {"matchLabels": {"app": "pg"}},
+                "template": {"metadata": {"labels": {"app": "pg"}, "annotations": {"sim.playbook.dev/startup": "5s"}},
+                    "spec": {"containers": [{"name": "pg", "image": "postgres:16"}]}}}}),
+    );
+}
+
+fn uid(w: &World, name: &str) -> String {
+    get(w, "pods", "default", name)
+        .map(|p| s(&p, "/metadata/uid").to_string())
+        .unwrap_or_default()
+}
+
+/// A StatefulSet pod deleted (pod-kill, grace 0 or not), recreated under the same name,
+/// is scheduled, started and Ready again: pkg/controller/statefulset/stateful_set_control.go
+/// recreates a missing ordinal under its stable name, the scheduler binds it
+/// (pkg/scheduler/eventhandlers.go: a new pod object, whatever its name) and the kubelet
+/// runs it as a new pod (its uid differs).
+#[test]
+fn statefulset_pod_recreated_under_the_same_name_becomes_ready() {
+    for lag in [false, true] {
+        for grace in [0, 30] {
+            let mut w = world(5);
+            w.set_controller_lag(lag);
+            postgres(&mut w, 1);
+            advance(&mut w, 10.0);
+            assert_eq!(ready_count(&w, "pg-"), 1, "lag {lag}");
+            let old = uid(&w, "pg-0");
+            let pid = w.store().registry().lookup("pods").expect("pods");
+            let opts = DeleteOptions {
+                grace_period_seconds: Some(grace),
+                ..Default::default()
+            };
+            w.store_mut()
+                .delete(pid, "default", "pg-0", &opts)
+                .expect("delete");
+            w.settle();
+            advance(&mut w, 15.0);
+            let p = get(&w, "pods", "default", "pg-0").expect("recreated");
+            assert_ne!(s(&p, "/metadata/uid"), old, "lag {lag} grace {grace}");
+            assert_eq!(s(&p, "/status/phase"), "Running", "lag {lag} grace {grace}: {p}");
+            assert!(pod_ready(&p), "lag {lag} grace {grace}");
+        }
+    }
+}
+
+/// Scaling down then up recreates `pg-1` under its old name; a rolling restart replaces
+/// each ordinal from the highest (stateful_set_control.go `updateStatefulSet`).
+#[test]
+fn statefulset_scale_up_again_and_rollout_restart_come_back_ready() {
+    for lag in [false, true] {
+        let mut w = world(6);
+        w.set_controller_lag(lag);
+        postgres(&mut w, 2);
+        advance(&mut w, 20.0);
+        assert_eq!(ready_count(&w, "pg-"), 2);
+        patch(&mut w, "statefulsets.apps", "default", "pg", json!({"spec": {"replicas": 1}}));
+        advance(&mut w, 5.0);
+        assert_eq!(pods(&w, "pg-").len(), 1);
+        patch(&mut w, "statefulsets.apps", "default", "pg", json!({"spec": {"replicas": 2}}));
+        advance(&mut w, 10.0);
+        assert_eq!(ready_count(&w, "pg-"), 2, "lag {lag}: scaled up again");
+        let before = (uid(&w, "pg-0"), uid(&w, "pg-1"));
+        patch(&mut w, "statefulsets.apps", "default", "pg",
+            json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": "2026-01-01T00:01:00Z"}}}}}));
+        advance(&mut w, 40.0);
+        assert_eq!(ready_count(&w, "pg-"), 2, "lag {lag}: restarted");
+        assert_ne!(uid(&w, "pg-0"), before.0);
+        assert_ne!(uid(&w, "pg-1"), before.1);
+    }
 }
