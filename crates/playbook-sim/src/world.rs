@@ -98,8 +98,15 @@ impl Lag {
     }
 
     fn sample(self, rng: &mut ChaCha8Rng) -> SignedDuration {
-        let (lo, hi) = (self.min.as_nanos(), self.max.as_nanos().max(self.min.as_nanos()));
-        let n = if hi > lo { rng.random_range(lo..=hi) } else { lo };
+        let (lo, hi) = (
+            self.min.as_nanos(),
+            self.max.as_nanos().max(self.min.as_nanos()),
+        );
+        let n = if hi > lo {
+            rng.random_range(lo..=hi)
+        } else {
+            lo
+        };
         SignedDuration::from_nanos(i64::try_from(n).unwrap_or(i64::MAX))
     }
 }

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use super::util::{pod_ready, s};
 use crate::world::{World, virtual_epoch};
 
+mod lag;
 mod platform;
 mod pods;
 mod workloads;
@@ -23,7 +24,16 @@ pub(super) fn world(seed: u64) -> World {
 }
 
 pub(super) fn advance(w: &mut World, secs: f64) {
+    advance_secs(w, secs);
+}
+
+pub(super) fn advance_secs(w: &mut World, secs: f64) {
     let t = w.now() + SignedDuration::from_secs_f64(secs);
+    w.advance_to(t);
+}
+
+pub(super) fn advance_ms(w: &mut World, ms: i64) {
+    let t = w.now() + SignedDuration::from_millis(ms);
     w.advance_to(t);
 }
 

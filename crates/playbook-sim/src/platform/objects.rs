@@ -284,13 +284,21 @@ pub fn chaos_daemon(node: &str, suffix: &str) -> Value {
         "spec": {"nodeName": node, "hostPID": true, "containers": [c]}})
 }
 
-/// The predictor Deployment KServe derives from the InferenceService.
+/// The label KServe's RawDeployment puts on the predictor's pods (and selects them by):
+/// `app: isvc.<isvc>-predictor` (kserve pkg/constants `GetRawServiceLabel`).
+pub fn raw_app_label(predictor: &str) -> String {
+    format!("isvc.{predictor}")
+}
+
+/// The predictor Deployment KServe derives from the InferenceService, labelled as in kserve
+/// pkg/controller/v1beta1/inferenceservice/components/predictor.go (`buildObjectMeta`:
+/// `serving.kserve.io/inferenceservice`, `component: predictor`) and
+/// reconcilers/deployment/deployment_reconciler.go (`createRawDeployment`: `app:
+/// isvc.<name>` on the pod template, which shares the labels map with the Deployment, and
+/// the selector on `app` alone).
 pub fn predictor(isvc: &Value, f: &Figures) -> Value {
-    let name = format!(
-        "{}-predictor",
-        isvc["metadata"]["name"].as_str().unwrap_or(ISVC)
-    );
     let isvc_name = isvc["metadata"]["name"].as_str().unwrap_or(ISVC);
+    let name = format!("{isvc_name}-predictor");
     let ns = isvc["metadata"]["namespace"].as_str().unwrap_or(KSERVE_NS);
     let m = &isvc["spec"]["predictor"]["model"];
     let res = m
@@ -300,10 +308,8 @@ pub fn predictor(isvc: &Value, f: &Figures) -> Value {
     let min = isvc["spec"]["predictor"]["minReplicas"]
         .as_i64()
         .unwrap_or(1);
-    let labels = json!({"serving.kserve.io/inferenceservice": isvc_name, "app": name,
-        "component": "predictor"});
-    let mut pod_labels = labels.clone();
-    pod_labels["app.kubernetes.io/managed-by"] = json!("kserve");
+    let labels = json!({"serving.kserve.io/inferenceservice": isvc_name,
+        "component": "predictor", "app": raw_app_label(&name)});
     let c = json!({"name": "kserve-container", "image": "kserve/sklearnserver:v0.15.2",
         "args": [format!("--model_name={isvc_name}"), "--model_dir=/mnt/models", "--http_port=8080"],
         "env": [{"name": "STORAGE_URI", "value": m["storageUri"]}],
@@ -315,8 +321,8 @@ pub fn predictor(isvc: &Value, f: &Figures) -> Value {
         "metadata": {"name": name, "namespace": ns, "labels": labels.clone(),
             "ownerReferences": [{"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
                 "name": isvc_name, "uid": isvc["metadata"]["uid"], "controller": true, "blockOwnerDeletion": true}]},
-        "spec": {"replicas": min, "selector": {"matchLabels": {"app": name}},
-            "template": {"metadata": {"labels": pod_labels, "annotations": {
+        "spec": {"replicas": min, "selector": {"matchLabels": {"app": raw_app_label(&name)}},
+            "template": {"metadata": {"labels": labels, "annotations": {
                     "serving.kserve.io/inferenceservice": isvc_name,
                     model::STARTUP: secs(f.predictor_startup_s), model::MEMORY: f.predictor_mem_use}},
                 "spec": {"containers": [c], "terminationGracePeriodSeconds": 30}}}})

@@ -77,7 +77,8 @@ fn chaos(kind: &str, name: &str, ns: &str, spec: Value) -> Value {
 }
 
 fn predictor_selector() -> Value {
-    json!({"namespaces": ["kserve-inference"], "labelSelectors": {"app": "sklearn-iris-predictor"}})
+    json!({"namespaces": ["kserve-inference"], "labelSelectors": {
+        "serving.kserve.io/inferenceservice": "sklearn-iris", "component": "predictor"}})
 }
 
 /// Steps virtual time by 1 s until `f` holds (Some(elapsed)) or `limit` passes (None).
@@ -586,4 +587,92 @@ fn container_kill_restarts_once_and_pod_failure_recovers_after_a_model_load() {
     let back = until(&s, secs(40), |s| not_ready(s) == 0).expect("ready again");
     assert!(back > secs(10), "{back:?}");
     assert!(isvc_ready(&s));
+}
+
+/// The predictor pods carry KServe's RawDeployment labels (kserve
+/// pkg/controller/v1beta1/inferenceservice/components/predictor.go `buildObjectMeta`,
+/// reconcilers/deployment/deployment_reconciler.go `createRawDeployment`), and the
+/// InferenceService's conditions follow the Deployment's Available condition, with Ready
+/// needing IngressReady too (pkg/apis/serving/v1beta1/inference_service_status.go,
+/// reconcilers/ingress/kube_ingress_reconciler.go).
+#[test]
+fn kserve_labels_and_conditions_follow_upstream() {
+    let s = sim(Scenario::MlopsFragile, 4);
+    let pods = list(&s, "pods", "kserve-inference");
+    assert_eq!(pods.len(), 1);
+    let labels = &pods[0]["metadata"]["labels"];
+    assert_eq!(labels["app"], "isvc.sklearn-iris-predictor");
+    assert_eq!(labels["component"], "predictor");
+    assert_eq!(labels["serving.kserve.io/inferenceservice"], "sklearn-iris");
+    let svc = get(&s, "services", "kserve-inference", "sklearn-iris-predictor").expect("svc");
+    assert_eq!(
+        svc["spec"]["selector"],
+        json!({"app": "isvc.sklearn-iris-predictor"})
+    );
+    let isvc = || {
+        get(
+            &s,
+            "inferenceservices.serving.kserve.io",
+            "kserve-inference",
+            "sklearn-iris",
+        )
+        .expect("isvc")
+    };
+    let i = isvc();
+    for c in ["IngressReady", "PredictorReady", "Ready"] {
+        assert_eq!(cond(&i, c), "True", "{c}");
+    }
+    assert_eq!(
+        i["status"]["modelStatus"]["states"]["activeModelState"],
+        "Loaded"
+    );
+    // Kill the only predictor: the Deployment loses availability, then KServe follows.
+    apply(
+        &s,
+        chaos(
+            "PodChaos",
+            "kill",
+            "kserve-inference",
+            json!({"action": "pod-kill",
+        "mode": "one", "gracePeriod": 0, "selector": predictor_selector()}),
+        ),
+    );
+    until(&s, secs(10), |_| cond(&isvc(), "Ready") == "False").expect("Ready goes False");
+    let i = isvc();
+    let d = get(
+        &s,
+        "deployments.apps",
+        "kserve-inference",
+        "sklearn-iris-predictor",
+    )
+    .expect("d");
+    let avail = d["status"]["conditions"]
+        .as_array()
+        .expect("conds")
+        .iter()
+        .find(|c| c["type"] == "Available")
+        .cloned()
+        .expect("Available");
+    assert_eq!(avail["status"], "False");
+    let pr = i["status"]["conditions"]
+        .as_array()
+        .expect("conds")
+        .iter()
+        .find(|c| c["type"] == "PredictorReady")
+        .cloned()
+        .expect("PredictorReady");
+    assert_eq!(pr["reason"], avail["reason"]);
+    assert_eq!(pr["message"], avail["message"]);
+    assert_eq!(cond(&i, "IngressReady"), "False");
+    assert_eq!(
+        i["status"]["modelStatus"]["states"]["targetModelState"],
+        "Pending"
+    );
+    assert_eq!(
+        i["status"]["modelStatus"]["states"]["activeModelState"],
+        "Loaded"
+    );
+    // The replacement reloads its model (predictor_startup_s of the fragile figures: 45 s).
+    let back = until(&s, secs(120), |_| cond(&isvc(), "Ready") == "True").expect("Ready again");
+    assert!(back >= secs(45), "{back:?}");
 }

@@ -360,7 +360,7 @@ impl Traffic {
         let store = ctx.store();
 
         // Clients -> predictor.
-        let preds = ready_pods(store, KSERVE_NS, PREDICTOR);
+        let preds = ready_pods(store, KSERVE_NS, &super::objects::raw_app_label(PREDICTOR));
         let sats: Vec<f64> = preds.iter().map(|p| saturation(p)).collect();
         let n = count(&mut sh.rng, f.inference_rps);
         for k in 0..n {

@@ -274,7 +274,11 @@ fn statefulset_pod_recreated_under_the_same_name_becomes_ready() {
             advance(&mut w, 15.0);
             let p = get(&w, "pods", "default", "pg-0").expect("recreated");
             assert_ne!(s(&p, "/metadata/uid"), old, "lag {lag} grace {grace}");
-            assert_eq!(s(&p, "/status/phase"), "Running", "lag {lag} grace {grace}: {p}");
+            assert_eq!(
+                s(&p, "/status/phase"),
+                "Running",
+                "lag {lag} grace {grace}: {p}"
+            );
             assert!(pod_ready(&p), "lag {lag} grace {grace}");
         }
     }
@@ -290,15 +294,32 @@ fn statefulset_scale_up_again_and_rollout_restart_come_back_ready() {
         postgres(&mut w, 2);
         advance(&mut w, 20.0);
         assert_eq!(ready_count(&w, "pg-"), 2);
-        patch(&mut w, "statefulsets.apps", "default", "pg", json!({"spec": {"replicas": 1}}));
+        patch(
+            &mut w,
+            "statefulsets.apps",
+            "default",
+            "pg",
+            json!({"spec": {"replicas": 1}}),
+        );
         advance(&mut w, 5.0);
         assert_eq!(pods(&w, "pg-").len(), 1);
-        patch(&mut w, "statefulsets.apps", "default", "pg", json!({"spec": {"replicas": 2}}));
+        patch(
+            &mut w,
+            "statefulsets.apps",
+            "default",
+            "pg",
+            json!({"spec": {"replicas": 2}}),
+        );
         advance(&mut w, 10.0);
         assert_eq!(ready_count(&w, "pg-"), 2, "lag {lag}: scaled up again");
         let before = (uid(&w, "pg-0"), uid(&w, "pg-1"));
-        patch(&mut w, "statefulsets.apps", "default", "pg",
-            json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": "2026-01-01T00:01:00Z"}}}}}));
+        patch(
+            &mut w,
+            "statefulsets.apps",
+            "default",
+            "pg",
+            json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": "2026-01-01T00:01:00Z"}}}}}),
+        );
         advance(&mut w, 40.0);
         assert_eq!(ready_count(&w, "pg-"), 2, "lag {lag}: restarted");
         assert_ne!(uid(&w, "pg-0"), before.0);
