@@ -1,8 +1,11 @@
 //! The HorizontalPodAutoscaler controller (autoscaling/v2): every 15 s, the real replica
 //! calculation on Resource metrics (Utilization of requests, or AverageValue) from
 //! `metrics.k8s.io` PodMetrics, the 10% tolerance, the handling of unready and missing pods,
-//! the scaling behaviors (defaults: up by max(4 pods, 100%) per 15 s; down by 100% per 15 s
-//! after a 300 s stabilization window), min/max, and the status and events of the real one.
+//! then (pkg/controller/podautoscaler/horizontal.go) either the legacy normalization when
+//! `spec.behavior` is absent (the API server does not default it: a 300 s downscale window,
+//! scale-up capped at max(2 x current, 4) per sync) or the scaling behaviors (defaults for
+//! unset fields: up by max(4 pods, 100%) per 15 s; down by 100% per 15 s after a 300 s
+//! window), min/max, and the status and events of the real one.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -74,7 +77,187 @@ fn target_resource(kind: &str) -> Option<&'static str> {
     }
 }
 
+/// What normalizing a recommendation decided: the replicas, the AbleToScale reason if the
+/// stabilization changed it, and the ScalingLimited reason and message.
+struct Normalized {
+    desired: i64,
+    able: Option<(&'static str, &'static str)>,
+    limit: (&'static str, &'static str),
+}
+
+const WITHIN: (&str, &str) = (
+    "DesiredWithinRange",
+    "the desired count is within the acceptable range",
+);
+
+/// `--horizontal-pod-autoscaler-downscale-stabilization` (the legacy path's only window).
+const DOWNSCALE_STABILIZATION: SignedDuration = SignedDuration::from_secs(300);
+
 impl Hpa {
+    /// The legacy path for an HPA without `spec.behavior`
+    /// (pkg/controller/podautoscaler/horizontal.go `normalizeDesiredReplicas`): the highest
+    /// recommendation of the downscale stabilization window (`stabilizeRecommendation`),
+    /// then `convertDesiredReplicasWithRules`: at most max(2 x current, 4) per sync
+    /// (`calculateScaleUpLimit`), within min and max.
+    fn normalize_legacy(
+        &mut self,
+        key: &Key,
+        current: i64,
+        proposed: i64,
+        min: i64,
+        max: i64,
+        now: Timestamp,
+    ) -> Normalized {
+        let recs = self.recommendations.entry(key.clone()).or_default();
+        let cutoff = now - DOWNSCALE_STABILIZATION;
+        let stabilized = recs
+            .iter()
+            .filter(|(t, _)| *t >= cutoff)
+            .map(|r| r.1)
+            .fold(proposed, i64::max);
+        recs.retain(|(t, _)| *t >= cutoff);
+        recs.push((now, proposed));
+        let able = (stabilized != proposed).then_some((
+            "ScaleDownStabilized",
+            "recent recommendations were higher than current one, applying the highest recent recommendation",
+        ));
+        let scale_up_limit = (2 * current).max(4);
+        let (max_allowed, up_limit) = if max > scale_up_limit {
+            (
+                scale_up_limit,
+                (
+                    "ScaleUpLimit",
+                    "the desired replica count is increasing faster than the maximum scale rate",
+                ),
+            )
+        } else {
+            (
+                max,
+                (
+                    "TooManyReplicas",
+                    "the desired replica count is more than the maximum replica count",
+                ),
+            )
+        };
+        let (desired, limit) = if stabilized < min {
+            (
+                min,
+                (
+                    "TooFewReplicas",
+                    "the desired replica count is less than the minimum replica count",
+                ),
+            )
+        } else if stabilized > max_allowed {
+            (max_allowed, up_limit)
+        } else {
+            (stabilized, WITHIN)
+        };
+        Normalized {
+            desired,
+            able,
+            limit,
+        }
+    }
+
+    /// The path with `spec.behavior` (horizontal.go `normalizeDesiredReplicasWithBehaviors`):
+    /// per-direction stabilization windows, then the rate-limit policies.
+    #[allow(clippy::too_many_arguments)]
+    fn normalize_with_behaviors(
+        &mut self,
+        hpa: &Value,
+        key: &Key,
+        current: i64,
+        proposed: i64,
+        min: i64,
+        max: i64,
+        now: Timestamp,
+    ) -> Normalized {
+        let up = rules(hpa, "scaleUp");
+        let down = rules(hpa, "scaleDown");
+        let recs = self.recommendations.entry(key.clone()).or_default();
+        recs.push((now, proposed));
+        let up_cut = now - SignedDuration::from_secs(up.window);
+        let down_cut = now - SignedDuration::from_secs(down.window);
+        let up_rec = recs
+            .iter()
+            .filter(|(t, _)| *t > up_cut || *t == now)
+            .map(|r| r.1)
+            .min()
+            .unwrap_or(proposed);
+        let down_rec = recs
+            .iter()
+            .filter(|(t, _)| *t > down_cut || *t == now)
+            .map(|r| r.1)
+            .max()
+            .unwrap_or(proposed);
+        let oldest = up_cut.min(down_cut);
+        recs.retain(|(t, _)| *t > oldest);
+        let stabilized = current.max(up_rec).min(down_rec);
+        let able = (stabilized != proposed).then(|| {
+            if proposed < current || stabilized > proposed {
+                ("ScaleDownStabilized", "recent recommendations were higher than current one, applying the highest recent recommendation")
+            } else {
+                ("ScaleUpStabilized", "recent recommendations were lower than current one, applying the lowest recent recommendation")
+            }
+        });
+        let (desired, limit) = if stabilized > current {
+            let rate = self.limit(key, &up, current, true, now).max(current);
+            let (allowed, why) = if max > rate {
+                (
+                    rate,
+                    (
+                        "ScaleUpLimit",
+                        "the desired replica count is increasing faster than the maximum scale rate",
+                    ),
+                )
+            } else {
+                (
+                    max,
+                    (
+                        "TooManyReplicas",
+                        "the desired replica count is more than the maximum replica count",
+                    ),
+                )
+            };
+            if stabilized <= allowed {
+                (stabilized, WITHIN)
+            } else {
+                (allowed, why)
+            }
+        } else if stabilized < current {
+            let rate = self.limit(key, &down, current, false, now).min(current);
+            let (allowed, why) = if min < rate {
+                (
+                    rate,
+                    (
+                        "ScaleDownLimit",
+                        "the desired replica count is decreasing faster than the maximum scale rate",
+                    ),
+                )
+            } else {
+                (
+                    min,
+                    (
+                        "TooFewReplicas",
+                        "the desired replica count is less than the minimum replica count",
+                    ),
+                )
+            };
+            if stabilized >= allowed {
+                (stabilized, WITHIN)
+            } else {
+                (allowed, why)
+            }
+        } else {
+            (stabilized, WITHIN)
+        };
+        Normalized {
+            desired,
+            able,
+            limit,
+        }
+    }
+
     fn limit(&self, key: &Key, r: &Rules, current: i64, up: bool, now: Timestamp) -> i64 {
         let events = self
             .scale_events
@@ -254,99 +437,25 @@ impl Hpa {
                 now,
                 false,
             );
-            // Stabilization.
-            let up = rules(&hpa, "scaleUp");
-            let down = rules(&hpa, "scaleDown");
-            let recs = self.recommendations.entry(key.clone()).or_default();
-            recs.push((now, best.replicas));
-            let up_cut = now - SignedDuration::from_secs(up.window);
-            let down_cut = now - SignedDuration::from_secs(down.window);
-            let up_rec = recs
-                .iter()
-                .filter(|(t, _)| *t > up_cut || *t == now)
-                .map(|r| r.1)
-                .min()
-                .unwrap_or(best.replicas);
-            let down_rec = recs
-                .iter()
-                .filter(|(t, _)| *t > down_cut || *t == now)
-                .map(|r| r.1)
-                .max()
-                .unwrap_or(best.replicas);
-            let oldest = up_cut.min(down_cut);
-            recs.retain(|(t, _)| *t > oldest);
-            let stabilized = current.max(up_rec).min(down_rec);
-            if stabilized != best.replicas {
-                able = if best.replicas < current || stabilized > best.replicas {
-                    ("ScaleDownStabilized", "recent recommendations were higher than current one, applying the highest recent recommendation".into())
-                } else {
-                    ("ScaleUpStabilized", "recent recommendations were lower than current one, applying the lowest recent recommendation".into())
-                };
-            }
-            // Rate limits and bounds.
-            let (mut lim_reason, mut lim_msg);
-            desired = stabilized;
-            if stabilized > current {
-                let limit = self.limit(key, &up, current, true, now).max(current);
-                let allowed = if max > limit {
-                    (lim_reason, lim_msg) = (
-                        "ScaleUpLimit",
-                        "the desired replica count is increasing faster than the maximum scale rate",
-                    );
-                    limit
-                } else {
-                    (lim_reason, lim_msg) = (
-                        "TooManyReplicas",
-                        "the desired replica count is more than the maximum replica count",
-                    );
-                    max
-                };
-                desired = stabilized.min(allowed);
-                if stabilized <= allowed {
-                    (lim_reason, lim_msg) = (
-                        "DesiredWithinRange",
-                        "the desired count is within the acceptable range",
-                    );
-                }
-            } else if stabilized < current {
-                let limit = self.limit(key, &down, current, false, now).min(current);
-                let allowed = if min < limit {
-                    (lim_reason, lim_msg) = (
-                        "ScaleDownLimit",
-                        "the desired replica count is decreasing faster than the maximum scale rate",
-                    );
-                    limit
-                } else {
-                    (lim_reason, lim_msg) = (
-                        "TooFewReplicas",
-                        "the desired replica count is less than the minimum replica count",
-                    );
-                    min
-                };
-                desired = stabilized.max(allowed);
-                if stabilized >= allowed {
-                    (lim_reason, lim_msg) = (
-                        "DesiredWithinRange",
-                        "the desired count is within the acceptable range",
-                    );
-                }
+            let n = if hpa["spec"]["behavior"].is_null() {
+                self.normalize_legacy(key, current, best.replicas, min, max, now)
             } else {
-                (lim_reason, lim_msg) = (
-                    "DesiredWithinRange",
-                    "the desired count is within the acceptable range",
-                );
-            }
-            let limited = if lim_reason == "DesiredWithinRange" {
-                "False"
-            } else {
-                "True"
+                self.normalize_with_behaviors(&hpa, key, current, best.replicas, min, max, now)
             };
+            desired = n.desired;
+            if let Some(a) = n.able {
+                able = (a.0, a.1.to_string());
+            }
             set_condition(
                 &mut conds,
                 "ScalingLimited",
-                limited,
-                lim_reason,
-                lim_msg,
+                if n.limit.0 == "DesiredWithinRange" {
+                    "False"
+                } else {
+                    "True"
+                },
+                n.limit.0,
+                n.limit.1,
                 now,
                 false,
             );

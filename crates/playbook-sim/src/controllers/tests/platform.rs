@@ -131,6 +131,8 @@ fn replicas(w: &World, name: &str) -> i64 {
         .unwrap_or(0)
 }
 
+/// An HPA without `spec.behavior` takes the legacy path of
+/// pkg/controller/podautoscaler/horizontal.go: 2 -> 4 (max(2 x 2, 4)) -> 8 -> 10.
 #[test]
 fn hpa_scales_up_under_load_and_down_after_stabilization() {
     let mut w = world(23);
@@ -174,8 +176,13 @@ fn hpa_scales_up_under_load_and_down_after_stabilization() {
     let ups = events(&w, "SuccessfulRescale");
     assert_eq!(
         s(&ups[0], "/message"),
-        "New size: 6; reason: cpu resource utilization (percentage of request) above target"
+        "New size: 4; reason: cpu resource utilization (percentage of request) above target"
     );
+    let sizes: Vec<String> = ups
+        .iter()
+        .map(|e| s(e, "/message")[..12].to_string())
+        .collect();
+    assert_eq!(sizes, ["New size: 4;", "New size: 8;", "New size: 10"]);
     assert_eq!(replicas(&w, "api"), 10);
     let h = get(&w, "horizontalpodautoscalers.autoscaling", "default", "api").expect("hpa");
     assert_eq!(
@@ -247,4 +254,33 @@ fn same_seed_same_event_history() {
     assert!(a.len() > 40, "{}", a.len());
     assert_eq!(a, history(99));
     assert_ne!(a, history(100));
+}
+
+/// With `spec.behavior` set (even empty: horizontal.go `normalizeDesiredReplicasWithBehaviors`
+/// with the defaults of pkg/apis/autoscaling/v2/defaults.go), the first scale-up is
+/// max(4 pods, 100%) per 15 s: 2 -> 6.
+#[test]
+fn hpa_with_behavior_scales_by_its_policies() {
+    let mut w = world(23);
+    apply(
+        &mut w,
+        deployment(
+            "api",
+            2,
+            json!({"sim.playbook.dev/cpu": "20m", "sim.playbook.dev/startup": "5s"}),
+        ),
+    );
+    let mut h = hpa("api", 2, 10, 50);
+    h["spec"]["behavior"] = json!({"scaleUp": {"stabilizationWindowSeconds": 0}});
+    apply(&mut w, h);
+    advance(&mut w, 60.0);
+    for _ in 0..3 {
+        load(&mut w, "api-", Some("180m"));
+        advance(&mut w, 15.0);
+    }
+    let ups = events(&w, "SuccessfulRescale");
+    assert_eq!(
+        s(&ups[0], "/message"),
+        "New size: 6; reason: cpu resource utilization (percentage of request) above target"
+    );
 }
