@@ -8,6 +8,10 @@
 //! (restartPolicy Never, the template's `metadata` copied on it; `sim.playbook.dev/run-for`
 //! says how long it runs, default 2 s). A failed pod fails the Workflow (Failed), a deleted
 //! one errors it (Error). Only the last `pipeline_history` finished pipelines are kept.
+//!
+//! The controller lives in the `workflow-controller` pods: while none is Ready, no Workflow
+//! makes progress (no step pod is created, no status changes, no scheduled run starts) —
+//! argo-workflows workflow/controller/controller.go runs every reconciliation in that process.
 
 use std::collections::BTreeSet;
 
@@ -53,6 +57,29 @@ pub fn pipeline(f: &Figures) -> Value {
 pub struct Argo {
     figures: Figures,
     next_run: Option<Timestamp>,
+    /// The controller had no Ready pod when last called.
+    was_down: bool,
+}
+
+/// The label of the workflow-controller's pods (see `objects::all`).
+const CONTROLLER_APP: &str = "workflow-controller";
+
+/// True when a workflow-controller pod is Ready (and not being deleted). Before its
+/// Deployment exists (the first instants of an install) the controller counts as up, so
+/// that a world without the platform's objects still runs Workflows.
+fn controller_up(ctx: &Ctx<'_>) -> bool {
+    if ctx
+        .get("deployments.apps", ARGO_NS, CONTROLLER_APP)
+        .is_none()
+    {
+        return true;
+    }
+    let sel =
+        crate::selector::LabelSelector::from_json(&json!({"matchLabels": {"app": CONTROLLER_APP}}))
+            .unwrap_or_default();
+    ctx.list_selected("pods", Some(ARGO_NS), &sel)
+        .iter()
+        .any(|p| crate::controllers::util::pod_ready(p) && !deleting(p))
 }
 
 impl Argo {
@@ -61,19 +88,30 @@ impl Argo {
         Argo {
             figures,
             next_run: None,
+            was_down: false,
         }
     }
 
-    fn schedule(&mut self, ctx: &mut Ctx<'_>) {
+    /// The CronWorkflow: a run at each scheduled time while the controller is up. A time
+    /// missed while it is down is skipped, not caught up (workflow/cron/operator.go runs
+    /// missed schedules only with `startingDeadlineSeconds`, which the pipeline does not set).
+    fn schedule(&mut self, ctx: &mut Ctx<'_>, up: bool) {
         let now = ctx.now();
+        let every = SignedDuration::from_secs(self.figures.pipeline_every_s.max(1));
         let due = *self.next_run.get_or_insert(now);
         if now >= due {
-            let mut wf = pipeline(&self.figures);
-            wf["metadata"]["annotations"]["workflows.argoproj.io/scheduled-time"] = json!(ts(now));
-            let _ = ctx.create(WF, wf);
-            self.next_run =
-                Some(now + SignedDuration::from_secs(self.figures.pipeline_every_s.max(1)));
-            self.prune(ctx);
+            if up && now == due {
+                let mut wf = pipeline(&self.figures);
+                wf["metadata"]["annotations"]["workflows.argoproj.io/scheduled-time"] =
+                    json!(ts(now));
+                let _ = ctx.create(WF, wf);
+                self.prune(ctx);
+            }
+            let mut next = due + every;
+            while next <= now {
+                next += every;
+            }
+            self.next_run = Some(next);
         }
         if let Some(n) = self.next_run {
             ctx.wake_at(n);
@@ -368,9 +406,17 @@ impl Controller for Argo {
         &[WF, "pods"]
     }
     fn reconcile(&mut self, ctx: &mut Ctx<'_>) {
-        self.schedule(ctx);
+        // The workflow controller runs in its own pods: while none is Ready nothing is
+        // scheduled, started or observed; when one is back it lists every Workflow again
+        // (its informers start from a fresh list).
+        let up = controller_up(ctx);
+        self.schedule(ctx, up);
+        if !up {
+            self.was_down = true;
+            return;
+        }
         let mut todo: BTreeSet<Key> = BTreeSet::new();
-        if ctx.resync() {
+        if ctx.resync() || std::mem::take(&mut self.was_down) {
             todo.extend(ctx.list(WF, None).iter().map(|w| key_of(w)));
         }
         for e in ctx.changed(WF) {

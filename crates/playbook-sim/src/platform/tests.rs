@@ -676,3 +676,64 @@ fn kserve_labels_and_conditions_follow_upstream() {
     let back = until(&s, secs(120), |_| cond(&isvc(), "Ready") == "True").expect("Ready again");
     assert!(back >= secs(45), "{back:?}");
 }
+
+/// The workflow status and progress of every pipeline, by name.
+fn workflow_states(s: &Sim) -> Vec<(String, String, String)> {
+    list(s, "workflows.argoproj.io", "argo")
+        .iter()
+        .map(|w| {
+            (
+                w["metadata"]["name"].as_str().unwrap_or("").to_string(),
+                w["status"]["phase"].as_str().unwrap_or("").to_string(),
+                w["status"]["progress"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// While the workflow-controller is down (pod-failure for 90 s), no Workflow makes progress
+/// and no scheduled run starts (argo-workflows workflow/controller/controller.go runs every
+/// reconciliation in that process; workflow/cron/operator.go skips missed schedules); once
+/// it is Ready again, the pipelines move on.
+#[test]
+fn workflows_wait_while_the_workflow_controller_is_down() {
+    let s = sim(Scenario::Mlops, 8);
+    apply(
+        &s,
+        chaos(
+            "PodChaos",
+            "wc-down",
+            "argo",
+            json!({"action": "pod-failure", "mode": "all", "duration": "90s",
+                "selector": {"namespaces": ["argo"], "labelSelectors": {"app": "workflow-controller"}}}),
+        ),
+    );
+    let controller_ready = |s: &Sim| {
+        list(s, "pods", "argo").iter().any(|p| {
+            p["metadata"]["labels"]["app"] == "workflow-controller" && cond(p, "Ready") == "True"
+        })
+    };
+    until(&s, secs(5), |s| !controller_ready(s)).expect("controller down");
+    let frozen = workflow_states(&s);
+    let pods_before = list(&s, "pods", "argo").len();
+    while controller_ready(&s) == false && s.now().duration_since(crate::virtual_epoch()) < secs(88)
+    {
+        s.advance_by(secs(1));
+        assert_eq!(
+            workflow_states(&s),
+            frozen,
+            "no progress while the controller is down"
+        );
+    }
+    assert_eq!(
+        list(&s, "pods", "argo").len(),
+        pods_before,
+        "no step pod created"
+    );
+    until(&s, secs(60), controller_ready).expect("controller back");
+    let moved = until(&s, secs(120), |s| workflow_states(s) != frozen);
+    assert!(
+        moved.is_some(),
+        "pipelines move on once the controller is back"
+    );
+}
