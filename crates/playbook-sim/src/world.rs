@@ -375,6 +375,65 @@ impl<'a> Ctx<'a> {
     }
 }
 
+impl Ctx<'_> {
+    /// Records an Event as the events.k8s.io/v1 library does (client-go `tools/events`, used
+    /// by the scheduler): `eventTime` (micro-time), `action`, `reportingController` and
+    /// `reportingInstance`, no `firstTimestamp`/`lastTimestamp`/`count` (null in the core/v1
+    /// view), `source` empty. An isomorphic event (same object, type, reason, action, note
+    /// and reporter) within 6 minutes is not recorded again: the first one gets a `series`
+    /// (`count`, `lastObservedTime`), as tools/events/event_broadcaster.go does.
+    pub fn record_event_v1(
+        &mut self,
+        involved: &Value,
+        type_: &str,
+        reason: &str,
+        action: &str,
+        note: &str,
+        controller: &str,
+    ) {
+        let ns = meta_str(involved, "namespace");
+        let ns = if ns.is_empty() { "default" } else { ns }.to_string();
+        let micro = self.now.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+        let uid = meta_str(involved, "uid").to_string();
+        let window = self.now - SignedDuration::from_secs(6 * 60);
+        let same = self.list("events", Some(&ns)).into_iter().find(|e| {
+            e["involvedObject"]["uid"] == uid.as_str()
+                && e["reason"] == reason
+                && e["type"] == type_
+                && e["action"] == action
+                && e["message"] == note
+                && e["reportingComponent"] == controller
+                && e["eventTime"]
+                    .as_str()
+                    .and_then(|t| t.parse::<Timestamp>().ok())
+                    .is_some_and(|t| t >= window)
+        });
+        if let Some(e) = same {
+            let count = e["series"]["count"].as_i64().unwrap_or(1) + 1;
+            let patch = json!({"series": {"count": count, "lastObservedTime": micro}});
+            let (ens, name) = (
+                meta_str(&e, "namespace").to_string(),
+                meta_str(&e, "name").to_string(),
+            );
+            let _ = self.patch("events", &ens, &name, &patch);
+            return;
+        }
+        let ev = json!({
+            "metadata": {"generateName": format!("{}.", meta_str(involved, "name")), "namespace": ns},
+            "involvedObject": {
+                "apiVersion": involved.get("apiVersion"), "kind": involved.get("kind"),
+                "name": meta_str(involved, "name"), "namespace": meta_str(involved, "namespace"),
+                "uid": uid, "resourceVersion": meta_str(involved, "resourceVersion"),
+            },
+            "type": type_, "reason": reason, "message": note, "action": action,
+            "source": {}, "eventTime": micro,
+            "firstTimestamp": null, "lastTimestamp": null,
+            "reportingComponent": controller, "reportingInstance": format!("{controller}-sim-control-plane"),
+        });
+        let _ = self.create("events", ev);
+    }
+}
+
 struct Slot {
     ctrl: Box<dyn Controller>,
     cursor: u64,

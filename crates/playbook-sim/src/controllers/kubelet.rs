@@ -92,6 +92,16 @@ fn go_duration(d: SignedDuration) -> String {
 
 type Ev = (&'static str, &'static str, String);
 
+/// What one step of a pod gives: its next status, the events about it and about its node,
+/// when to look again, and whether the StressChaos memory load died with the container.
+struct Step {
+    status: Value,
+    events: Vec<Ev>,
+    node_events: Vec<Ev>,
+    next: Option<Timestamp>,
+    drop_stress: bool,
+}
+
 /// The kubelet of every simulated node. See the module doc.
 #[derive(Default)]
 pub struct Kubelet {
@@ -197,8 +207,17 @@ impl Kubelet {
                 Err(_) => return,
             }
         }
-        let (status, events, next, drop_stress) = self.step(key, &pod, &node, now);
+        let Step {
+            status,
+            events,
+            node_events,
+            next,
+            drop_stress,
+        } = self.step(key, &pod, &node, now);
         write_status(ctx, "pods", &pod, status);
+        for (t, reason, msg) in node_events {
+            ctx.record_event(&node, t, reason, &msg, "kernel-monitor");
+        }
         if drop_stress {
             let mut anns = serde_json::Map::new();
             for k in pod
@@ -285,14 +304,9 @@ impl Kubelet {
     }
 
     /// The pod's next status, the events to record, and when to look again.
-    fn step(
-        &mut self,
-        key: &Key,
-        pod: &Value,
-        node: &Value,
-        now: Timestamp,
-    ) -> (Value, Vec<Ev>, Option<Timestamp>, bool) {
+    fn step(&mut self, key: &Key, pod: &Value, node: &Value, now: Timestamp) -> Step {
         let mut drop_stress = false;
+        let mut node_evs: Vec<Ev> = Vec::new();
         let mut st = pod["status"].clone();
         if !st.is_object() {
             st = json!({});
@@ -326,7 +340,13 @@ impl Kubelet {
             }
         };
         if pod_terminal(pod) {
-            return (st, evs, None, false);
+            return Step {
+                status: st,
+                events: evs,
+                node_events: node_evs,
+                next: None,
+                drop_stress: false,
+            };
         }
         let uid = s(pod, "/metadata/uid");
         let (ns, pname) = (key.0.as_str(), key.1.as_str());
@@ -450,10 +470,15 @@ impl Kubelet {
                         if model::annotation(pod, STRESS_MEMORY, name).is_some() {
                             drop_stress = true;
                         }
-                        let limit = limits(c).1.unwrap_or(0);
-                        evs.push(("Warning", "OOMKilling", format!(
-                            "Memory cgroup out of memory: Killed process in container {name} (use {}Mi exceeds limit {}Mi)",
-                            mem >> 20, limit >> 20)));
+                        // No pod event: the kubelet only reports OOMKilled in the status
+                        // (pkg/kubelet/oom/oom_watcher_linux.go records SystemOOM only for the
+                        // root cgroup). The kernel's line is reported on the Node by
+                        // node-problem-detector's kernel monitor (config/kernel-monitor.json).
+                        let pid = 1000 + hash_str(&format!("{uid}/{name}/{restarts}")) % 30000;
+                        node_evs.push(("Warning", "OOMKilling", format!(
+                            "Memory cgroup out of memory: Killed process {pid} ({name}) total-vm:{}kB, anon-rss:{}kB, file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:{}kB oom_score_adj:{}",
+                            (mem >> 10) + 65536, mem >> 10, (mem >> 20).max(1) * 2,
+                            if model::qos_class(pod) == "Guaranteed" { -997 } else { 999 })));
                     }
                     let term = json!({"terminated": {"exitCode": code, "reason": reason,
                         "startedAt": run["startedAt"], "finishedAt": ts(now),
@@ -564,7 +589,13 @@ impl Kubelet {
         });
         st["conditions"] = json!(conds);
         st["containerStatuses"] = json!(css);
-        (st, evs, next, drop_stress)
+        Step {
+            status: st,
+            events: evs,
+            node_events: node_evs,
+            next,
+            drop_stress,
+        }
     }
 }
 

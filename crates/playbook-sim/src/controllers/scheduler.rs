@@ -77,7 +77,10 @@ impl Scheduler {
         if node.is_empty() {
             let freed = self.release(&key);
             let ours = matches!(s(pod, "/spec/schedulerName"), "" | SOURCE);
-            if ours && !deleting(pod) && !pod_terminal(pod) {
+            // An unschedulable pod waits in the unschedulable queue until the cluster changes
+            // (pkg/scheduler/internal/queue/scheduling_queue.go); its own status update by
+            // the scheduler does not move it (eventhandlers.go skips such updates).
+            if ours && !deleting(pod) && !pod_terminal(pod) && !self.unschedulable.contains(&key) {
                 self.pending.insert(key);
             }
             return freed;
@@ -172,10 +175,12 @@ impl Scheduler {
                 super::util::write_status(ctx, "pods", &bound, status);
                 self.claim((ns.clone(), name.clone()), &node, &bound);
                 self.unschedulable.remove(&(ns.clone(), name.clone()));
-                ctx.record_event(
+                // pkg/scheduler/schedule_one.go records through the events.k8s.io API.
+                ctx.record_event_v1(
                     &bound,
                     "Normal",
                     "Scheduled",
+                    "Binding",
                     &format!("Successfully assigned {ns}/{name} to {node}"),
                     SOURCE,
                 );
@@ -194,6 +199,16 @@ impl Scheduler {
                 self.unschedulable.insert((ns.clone(), name.clone()));
                 let same = condition(pod, "PodScheduled")
                     .is_some_and(|c| c["status"] == "False" && c["message"] == msg.as_str());
+                // Every failed attempt is recorded; the events library folds repeats into
+                // the first event's `series` (client-go tools/events/event_broadcaster.go).
+                ctx.record_event_v1(
+                    pod,
+                    "Warning",
+                    "FailedScheduling",
+                    "Scheduling",
+                    &msg,
+                    SOURCE,
+                );
                 if same {
                     return;
                 }
@@ -210,7 +225,6 @@ impl Scheduler {
                 );
                 status["conditions"] = json!(conds);
                 super::util::write_status(ctx, "pods", pod, status);
-                ctx.record_event(pod, "Warning", "FailedScheduling", &msg, SOURCE);
             }
         }
     }

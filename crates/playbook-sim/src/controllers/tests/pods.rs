@@ -118,7 +118,17 @@ fn memory_above_limit_is_oomkilled_and_comes_back() {
     assert_eq!(c["lastState"]["terminated"]["exitCode"], 137);
     assert!(c["state"]["running"].is_object());
     assert_eq!(c["ready"], false);
-    assert_eq!(events(&w, "OOMKilling").len(), 1);
+    // The kubelet emits no OOMKilling pod event; node-problem-detector's kernel monitor
+    // reports the kernel's line on the Node (config/kernel-monitor.json).
+    let oom = events(&w, "OOMKilling");
+    assert_eq!(oom.len(), 1);
+    assert_eq!(oom[0]["involvedObject"]["kind"], "Node");
+    assert_eq!(oom[0]["source"]["component"], "kernel-monitor");
+    assert!(
+        events(&w, "OOMKilling")
+            .iter()
+            .all(|e| e["involvedObject"]["kind"] != "Pod")
+    );
     // The fault ends before the container fills its memory again.
     advance(&mut w, 2.0);
     patch(
@@ -246,4 +256,38 @@ fn pod_status_looks_real() {
         assert_eq!(events(&w, r).len(), 1, "{r}");
     }
     assert!(elapsed(&w) >= 10.0);
+}
+
+/// The scheduler records through events.k8s.io (pkg/scheduler/schedule_one.go with
+/// client-go tools/events): `eventTime`, `action`, null `firstTimestamp`/`lastTimestamp`,
+/// and a repeated failure folds into the first event's `series`
+/// (tools/events/event_broadcaster.go).
+#[test]
+fn scheduler_events_use_the_events_api_with_a_series() {
+    let mut w = world(2);
+    let big = json!({"requests": {"cpu": "100", "memory": "1Gi"}});
+    apply(&mut w, pod("huge", json!({}), "Always", big));
+    let fs = events(&w, "FailedScheduling");
+    assert_eq!(fs.len(), 1);
+    assert!(fs[0]["lastTimestamp"].is_null() && fs[0]["firstTimestamp"].is_null());
+    assert!(fs[0]["eventTime"].is_string());
+    assert_eq!(fs[0]["action"], "Scheduling");
+    assert!(fs[0].get("series").is_none(), "{}", fs[0]);
+    // The cluster changes (a node update): the pod is tried again and fails the same way.
+    patch(
+        &mut w,
+        "nodes",
+        "",
+        "sim-worker-1",
+        json!({"metadata": {"labels": {"x": "y"}}}),
+    );
+    let fs = events(&w, "FailedScheduling");
+    assert_eq!(fs.len(), 1);
+    assert_eq!(fs[0]["series"]["count"], 2);
+    let ok = events(&w, "Scheduled");
+    assert!(ok.is_empty());
+    apply(&mut w, pod("small", json!({}), "Always", json!({})));
+    let ok = events(&w, "Scheduled");
+    assert_eq!(ok[0]["action"], "Binding");
+    assert!(ok[0]["lastTimestamp"].is_null());
 }
