@@ -458,6 +458,17 @@ fn memory_stress(sc: Scenario) -> (bool, bool, bool, f64) {
         (f.count, f.count - f.by_code.get(&200).copied().unwrap_or(0))
     };
     let (n0, e0) = errors(&s);
+    let before_restarts: Vec<(String, i64)> = list(&s, "pods", "kserve-inference")
+        .iter()
+        .map(|p| {
+            (
+                p["metadata"]["name"].as_str().unwrap_or("").to_string(),
+                p["status"]["containerStatuses"][0]["restartCount"]
+                    .as_i64()
+                    .unwrap_or(0),
+            )
+        })
+        .collect();
     apply(
         &s,
         chaos(
@@ -473,17 +484,30 @@ fn memory_stress(sc: Scenario) -> (bool, bool, bool, f64) {
     let (n1, e1) = errors(&s);
     let pods = list(&s, "pods", "kserve-inference");
     let status = |p: &Value| p["status"]["containerStatuses"][0].clone();
+    // The platform has a past (an old OOM kill, platform/history.rs): count what changed.
+    let restarts = |p: &Value| status(p)["restartCount"].as_i64().unwrap_or(0);
+    let before = |p: &Value| {
+        before_restarts
+            .iter()
+            .find(|(n, _)| p["metadata"]["name"] == n.as_str())
+            .map_or(0, |(_, r)| *r)
+    };
     let killed: Vec<&Value> = pods
         .iter()
+        .filter(|p| restarts(p) > before(p))
         .filter(|p| status(p)["lastState"]["terminated"]["reason"] == "OOMKilled")
         .collect();
     let clean = killed.len() == 1
-        && status(killed[0])["restartCount"] == 1
+        && restarts(killed[0]) == before(killed[0]) + 1
         && cond(killed[0], "Ready") == "True";
     let others = pods
         .iter()
-        .filter(|p| status(p)["lastState"]["terminated"]["reason"] != "OOMKilled")
-        .all(|p| status(p)["restartCount"] == 0 && cond(p, "Ready") == "True");
+        .filter(|p| {
+            killed
+                .iter()
+                .all(|k| k["metadata"]["name"] != p["metadata"]["name"])
+        })
+        .all(|p| restarts(p) == before(p) && cond(p, "Ready") == "True");
     let failed = (e1 - e0) as f64 / (n1 - n0).max(1) as f64;
     (!killed.is_empty(), clean, others, failed)
 }
@@ -736,4 +760,38 @@ fn workflows_wait_while_the_workflow_controller_is_down() {
         moved.is_some(),
         "pipelines move on once the controller is back"
     );
+}
+
+/// The platform starts with a past (platform/history.rs): MLflow restarted once (exit 1,
+/// no database yet) and one predictor OOMKilled once (lastState OOMKilled, exit 137), all
+/// through the kubelet model (pkg/kubelet/kuberuntime/kuberuntime_container.go keeps the
+/// last termination in `lastState`); everything is Ready when the run starts.
+#[test]
+fn the_platform_starts_with_a_history() {
+    for sc in [Scenario::Mlops, Scenario::MlopsFragile] {
+        let s = sim(sc, 3);
+        let mlflow = list(&s, "pods", "mlflow")
+            .into_iter()
+            .find(|p| p["metadata"]["labels"]["app"] == "mlflow")
+            .expect("mlflow");
+        let cs = &mlflow["status"]["containerStatuses"][0];
+        assert_eq!(cs["restartCount"], 1, "{sc:?} {cs:#}");
+        assert_eq!(cs["lastState"]["terminated"]["exitCode"], 1);
+        assert_eq!(cs["lastState"]["terminated"]["reason"], "Error");
+        let preds = list(&s, "pods", "kserve-inference");
+        let oomed: Vec<_> = preds
+            .iter()
+            .filter(|p| {
+                p["status"]["containerStatuses"][0]["lastState"]["terminated"]["reason"]
+                    == "OOMKilled"
+            })
+            .collect();
+        assert_eq!(oomed.len(), 1, "{sc:?}");
+        assert_eq!(
+            oomed[0]["status"]["containerStatuses"][0]["restartCount"],
+            1
+        );
+        assert!(preds.iter().all(|p| cond(p, "Ready") == "True"), "{sc:?}");
+        assert!(isvc_ready(&s), "{sc:?}");
+    }
 }
