@@ -60,7 +60,7 @@ use serde_json::{Value, json};
 
 use super::error::ApiError;
 use super::patch;
-use super::resources::{Registry, ResId};
+use super::resources::{Registry, ResId, ResourceName};
 use super::selector::{FieldSelector, LabelSelector};
 use super::store::{DeleteOptions, Event, Store, meta_str};
 
@@ -163,8 +163,11 @@ impl<'a> Ctx<'a> {
     }
 
     /// The changes of one resource (`pods`, `deployments.apps`, ...).
-    pub fn changed<'b>(&'b self, resource: &str) -> impl Iterator<Item = &'b Arc<Event>> + 'b {
-        let id = self.store.registry().lookup(resource);
+    pub fn changed<'b>(
+        &'b self,
+        resource: impl ResourceName,
+    ) -> impl Iterator<Item = &'b Arc<Event>> + 'b {
+        let id = self.id(&resource);
         self.changes.iter().filter(move |e| Some(e.resource) == id)
     }
 
@@ -202,28 +205,34 @@ impl<'a> Ctx<'a> {
         self.store
     }
 
-    fn res(&self, resource: &str) -> Result<ResId, ApiError> {
-        self.store
-            .registry()
-            .lookup(resource)
-            .ok_or_else(ApiError::no_resource)
+    fn res(&self, resource: impl ResourceName) -> Result<ResId, ApiError> {
+        self.id(&resource).ok_or_else(ApiError::no_resource)
+    }
+
+    /// The id of a resource; an unknown name is a bug in the caller (a typo would otherwise
+    /// silently list nothing), so debug builds panic on it.
+    fn id(&self, resource: &impl ResourceName) -> Option<ResId> {
+        let key = resource.resource_key();
+        let id = self.store.registry().lookup(key);
+        debug_assert!(id.is_some(), "unknown resource {key:?}");
+        id
     }
 
     /// Gets one object (`ns` is "" for cluster-scoped kinds).
-    pub fn get(&self, resource: &str, ns: &str, name: &str) -> Option<Arc<Value>> {
-        let id = self.store.registry().lookup(resource)?;
+    pub fn get(&self, resource: impl ResourceName, ns: &str, name: &str) -> Option<Arc<Value>> {
+        let id = self.id(&resource)?;
         self.store.get(id, ns, name).cloned()
     }
 
     /// Lists a resource in one namespace (`Some`) or all (`None`).
-    pub fn list(&self, resource: &str, ns: Option<&str>) -> Vec<Arc<Value>> {
+    pub fn list(&self, resource: impl ResourceName, ns: Option<&str>) -> Vec<Arc<Value>> {
         self.list_selected(resource, ns, &LabelSelector::everything())
     }
 
     /// Lists objects matching a label selector (see [`LabelSelector::from_json`] for `spec.selector`).
     pub fn list_selected(
         &self,
-        resource: &str,
+        resource: impl ResourceName,
         ns: Option<&str>,
         sel: &LabelSelector,
     ) -> Vec<Arc<Value>> {
@@ -233,12 +242,12 @@ impl<'a> Ctx<'a> {
     /// Lists objects matching label and field selectors.
     pub fn list_fields(
         &self,
-        resource: &str,
+        resource: impl ResourceName,
         ns: Option<&str>,
         sel: &LabelSelector,
         fields: &FieldSelector,
     ) -> Vec<Arc<Value>> {
-        match self.store.registry().lookup(resource) {
+        match self.id(&resource) {
             Some(id) => self.store.list(id, ns, sel, fields),
             None => Vec::new(),
         }
@@ -246,8 +255,8 @@ impl<'a> Ctx<'a> {
 
     /// The objects of `resource` that `owner` owns (their `ownerReferences` name its uid),
     /// from the store's owner index: no scan.
-    pub fn owned_by(&self, resource: &str, owner: &Value) -> Vec<Arc<Value>> {
-        let Some(id) = self.store.registry().lookup(resource) else {
+    pub fn owned_by(&self, resource: impl ResourceName, owner: &Value) -> Vec<Arc<Value>> {
+        let Some(id) = self.id(&resource) else {
             return Vec::new();
         };
         self.store
@@ -259,7 +268,11 @@ impl<'a> Ctx<'a> {
 
     /// Creates an object; its namespace comes from `metadata.namespace`. Unlike the API, a
     /// `status` given here is kept.
-    pub fn create(&mut self, resource: &str, obj: Value) -> Result<Arc<Value>, ApiError> {
+    pub fn create(
+        &mut self,
+        resource: impl ResourceName,
+        obj: Value,
+    ) -> Result<Arc<Value>, ApiError> {
         let id = self.res(resource)?;
         let ns = meta_str(&obj, "namespace").to_string();
         self.store.create(id, &ns, obj, true)
@@ -267,7 +280,11 @@ impl<'a> Ctx<'a> {
 
     /// Replaces an object (namespace and name from its metadata). A set
     /// `metadata.resourceVersion` must be current (else 409 Conflict); clear it to force.
-    pub fn update(&mut self, resource: &str, obj: Value) -> Result<Arc<Value>, ApiError> {
+    pub fn update(
+        &mut self,
+        resource: impl ResourceName,
+        obj: Value,
+    ) -> Result<Arc<Value>, ApiError> {
         let id = self.res(resource)?;
         let (ns, name) = (
             meta_str(&obj, "namespace").to_string(),
@@ -277,7 +294,11 @@ impl<'a> Ctx<'a> {
     }
 
     /// Replaces an object's `status` (the status subresource).
-    pub fn update_status(&mut self, resource: &str, obj: Value) -> Result<Arc<Value>, ApiError> {
+    pub fn update_status(
+        &mut self,
+        resource: impl ResourceName,
+        obj: Value,
+    ) -> Result<Arc<Value>, ApiError> {
         let id = self.res(resource)?;
         let (ns, name) = (
             meta_str(&obj, "namespace").to_string(),
@@ -289,7 +310,7 @@ impl<'a> Ctx<'a> {
     /// Applies a JSON merge patch (RFC 7386) to an object.
     pub fn patch(
         &mut self,
-        resource: &str,
+        resource: impl ResourceName,
         ns: &str,
         name: &str,
         merge: &Value,
@@ -300,7 +321,7 @@ impl<'a> Ctx<'a> {
     /// Applies a JSON merge patch to an object's status (e.g. `{"status": {"phase": "Running"}}`).
     pub fn patch_status(
         &mut self,
-        resource: &str,
+        resource: impl ResourceName,
         ns: &str,
         name: &str,
         merge: &Value,
@@ -310,7 +331,7 @@ impl<'a> Ctx<'a> {
 
     fn patch_inner(
         &mut self,
-        resource: &str,
+        resource: impl ResourceName,
         ns: &str,
         name: &str,
         merge: &Value,
@@ -329,14 +350,19 @@ impl<'a> Ctx<'a> {
     }
 
     /// Deletes an object (background propagation).
-    pub fn delete(&mut self, resource: &str, ns: &str, name: &str) -> Result<Arc<Value>, ApiError> {
+    pub fn delete(
+        &mut self,
+        resource: impl ResourceName,
+        ns: &str,
+        name: &str,
+    ) -> Result<Arc<Value>, ApiError> {
         self.delete_with(resource, ns, name, &DeleteOptions::default())
     }
 
     /// Deletes an object with options.
     pub fn delete_with(
         &mut self,
-        resource: &str,
+        resource: impl ResourceName,
         ns: &str,
         name: &str,
         opts: &DeleteOptions,

@@ -300,7 +300,11 @@ impl Hpa {
     }
 
     fn sync(&mut self, ctx: &mut Ctx<'_>, key: &Key) {
-        let Some(hpa) = ctx.get("horizontalpodautoscalers.autoscaling", &key.0, &key.1) else {
+        let Some(hpa) = ctx.get(
+            "horizontalpodautoscalers.autoscaling",
+            &key.namespace,
+            &key.name,
+        ) else {
             return;
         };
         if deleting(&hpa) {
@@ -318,7 +322,8 @@ impl Hpa {
         if let Some(t) = hpa["status"].get("lastScaleTime") {
             status["lastScaleTime"] = t.clone();
         }
-        let target = target_resource(kind).and_then(|r| ctx.get(r, &key.0, tname).map(|t| (r, t)));
+        let target =
+            target_resource(kind).and_then(|r| ctx.get(r, &key.namespace, tname).map(|t| (r, t)));
         let Some((tres, target)) = target else {
             let msg = format!(
                 "the HPA controller was unable to get the target's current scale: {} \"{tname}\" not found",
@@ -371,7 +376,7 @@ impl Hpa {
             reason = "Current number of replicas below Spec.MinReplicas".into();
         } else {
             let sel = LabelSelector::from_json(&target["spec"]["selector"]).unwrap_or_default();
-            let pods = ctx.list_selected("pods", Some(&key.0), &sel);
+            let pods = ctx.list_selected("pods", Some(&key.namespace), &sel);
             let mut metrics = hpa["spec"]["metrics"]
                 .as_array()
                 .cloned()
@@ -382,7 +387,7 @@ impl Hpa {
             let mut best: Option<Proposal> = None;
             let mut error = None;
             for m in metrics.iter().filter(|m| m["type"] == "Resource") {
-                match resource_replicas(ctx, &key.0, &pods, m, current) {
+                match resource_replicas(ctx, &key.namespace, &pods, m, current) {
                     Ok(p) => {
                         current_metrics.push(p.current.clone());
                         if best.as_ref().is_none_or(|b| p.replicas > b.replicas) {
@@ -467,7 +472,7 @@ impl Hpa {
         }
         if desired != current {
             let patch = json!({"spec": {"replicas": desired}});
-            if ctx.patch(tres, &key.0, tname, &patch).is_ok() {
+            if ctx.patch(tres, &key.namespace, tname, &patch).is_ok() {
                 ctx.record_event(
                     &hpa,
                     "Normal",
@@ -510,7 +515,11 @@ impl Hpa {
         }
         status["conditions"] = json!(conds);
         let cur = ctx
-            .get("horizontalpodautoscalers.autoscaling", &key.0, &key.1)
+            .get(
+                "horizontalpodautoscalers.autoscaling",
+                &key.namespace,
+                &key.name,
+            )
             .unwrap_or(hpa);
         write_status(ctx, "horizontalpodautoscalers.autoscaling", &cur, status);
     }
@@ -535,7 +544,7 @@ impl Controller for Hpa {
             self.next = Some(now + SYNC_PERIOD);
         }
         for e in ctx.changed("horizontalpodautoscalers.autoscaling") {
-            let key = (e.namespace.clone(), e.name.clone());
+            let key = Key::new(e.namespace.clone(), e.name.clone());
             match e.kind {
                 EventKind::Deleted => {
                     self.recommendations.remove(&key);

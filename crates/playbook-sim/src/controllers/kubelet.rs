@@ -179,7 +179,7 @@ impl Kubelet {
     }
 
     fn sync(&mut self, ctx: &mut Ctx<'_>, key: &Key) {
-        let Some(mut pod) = ctx.get("pods", &key.0, &key.1) else {
+        let Some(mut pod) = ctx.get("pods", &key.namespace, &key.name) else {
             return;
         };
         let node_name = s(&pod, "/spec/nodeName").to_string();
@@ -202,7 +202,7 @@ impl Kubelet {
             let mut f = fins;
             f.push(KUBELET_FINALIZER.to_string());
             let patch = json!({"metadata": {"finalizers": f}});
-            match ctx.patch("pods", &key.0, &key.1, &patch) {
+            match ctx.patch("pods", &key.namespace, &key.name, &patch) {
                 Ok(p) => pod = p,
                 Err(_) => return,
             }
@@ -231,7 +231,7 @@ impl Kubelet {
                 anns.insert(k.clone(), Value::Null);
             }
             let patch = json!({"metadata": {"annotations": anns}});
-            let _ = ctx.patch("pods", &key.0, &key.1, &patch);
+            let _ = ctx.patch("pods", &key.namespace, &key.name, &patch);
         }
         for (t, reason, msg) in events {
             ctx.record_event(&pod, t, reason, &msg, SOURCE);
@@ -297,8 +297,8 @@ impl Kubelet {
         };
         let _ = ctx.patch(
             "pods",
-            &key.0,
-            &key.1,
+            &key.namespace,
+            &key.name,
             &json!({"metadata": {"finalizers": f}}),
         );
     }
@@ -349,7 +349,7 @@ impl Kubelet {
             };
         }
         let uid = s(pod, "/metadata/uid");
-        let (ns, pname) = (key.0.as_str(), key.1.as_str());
+        let (ns, pname) = (key.namespace.as_str(), key.name.as_str());
         let policy = match s(pod, "/spec/restartPolicy") {
             "" => "Always",
             p => p,
@@ -620,7 +620,7 @@ impl Controller for Kubelet {
         // ordinal, pkg/controller/statefulset/stateful_set_control.go) is a new pod to run.
         let changes: Vec<(EventKind, Key)> = ctx
             .changed("pods")
-            .map(|e| (e.kind, (e.namespace.clone(), e.name.clone())))
+            .map(|e| (e.kind, Key::new(e.namespace.clone(), e.name.clone())))
             .collect();
         for (kind, key) in changes {
             if kind == EventKind::Deleted {

@@ -190,14 +190,14 @@ fn pod_name(wf: &str, tmpl: &str, id: &str) -> String {
 
 impl Argo {
     fn sync(&self, ctx: &mut Ctx<'_>, key: &Key) {
-        let Some(wf) = ctx.get(WF, &key.0, &key.1) else {
+        let Some(wf) = ctx.get(WF, &key.namespace, &key.name) else {
             return;
         };
         if deleting(&wf) || wf["metadata"]["labels"][COMPLETED_LABEL] == "true" {
             return;
         }
         let now = ctx.now();
-        let name = key.1.as_str();
+        let name = key.name.as_str();
         let entry = s(&wf, "/spec/entrypoint").to_string();
         let groups = plan(&wf);
         let total: usize = groups.iter().map(Vec::len).sum();
@@ -222,7 +222,7 @@ impl Argo {
                     node_id(name, &node_name)
                 };
                 let pname = pod_name(name, tmpl, &id);
-                let pod = match ctx.get("pods", &key.0, &pname) {
+                let pod = match ctx.get("pods", &key.namespace, &pname) {
                     Some(p) => Some(p),
                     None if failed.is_none() && errored.is_none() => {
                         if wf.pointer(&format!("/status/nodes/{id}")).is_some() {
@@ -420,13 +420,13 @@ impl Controller for Argo {
             todo.extend(ctx.list(WF, None).iter().map(|w| key_of(w)));
         }
         for e in ctx.changed(WF) {
-            todo.insert((e.namespace.clone(), e.name.clone()));
+            todo.insert(Key::new(e.namespace.clone(), e.name.clone()));
         }
         let from_pods: Vec<Key> = ctx
             .changed("pods")
             .filter_map(|e| {
                 let w = e.object["metadata"]["labels"][WORKFLOW_LABEL].as_str()?;
-                Some((e.namespace.clone(), w.to_string()))
+                Some(Key::new(e.namespace.clone(), w))
             })
             .collect();
         todo.extend(from_pods);

@@ -22,16 +22,17 @@
 //! It reacts to the InferenceService and to its Deployment (`Owns(&appsv1.Deployment{})` in
 //! pkg/controller/v1beta1/inferenceservice/controller.go), after its [`Lag`].
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
 use super::objects;
 use super::scenario::Figures;
-use crate::controllers::util::{Key, condition, deleting, key_of, s, ts};
+use crate::controllers::reconcile::{Action, Reconcile};
+use crate::controllers::util::{Key, condition, deleting, s, ts};
+use crate::resources::{Res, res};
 use crate::selector::LabelSelector;
-use crate::world::{Controller, Ctx, Lag};
+use crate::world::{Ctx, Lag};
 
 const ISVC: &str = "inferenceservices.serving.kserve.io";
 const DEPLOY: &str = "deployments.apps";
@@ -92,11 +93,11 @@ impl KServe {
     /// Gather: the InferenceService, creating what it owns when missing (the raw
     /// reconciler's Deployment, Service and HPA reconcilers).
     fn gather(&self, ctx: &mut Ctx<'_>, key: &Key) -> Option<Seen> {
-        let isvc = ctx.get(ISVC, &key.0, &key.1)?;
+        let isvc = ctx.get(ISVC, &key.namespace, &key.name)?;
         if deleting(&isvc) {
             return None;
         }
-        let (ns, name) = (key.0.clone(), key.1.clone());
+        let (ns, name) = (key.namespace.clone(), key.name.clone());
         let pred = format!("{name}-predictor");
         let deployment = match ctx.get(DEPLOY, &ns, &pred) {
             Some(d) => Some(d),
@@ -306,47 +307,27 @@ impl KServe {
         o["metadata"]["resourceVersion"] = json!("");
         let _ = ctx.update_status(ISVC, o);
     }
-
-    fn sync(&self, ctx: &mut Ctx<'_>, key: &Key) {
-        let Some(seen) = self.gather(ctx, key) else {
-            return;
-        };
-        let status = Self::decide(&seen, &ts(ctx.now()));
-        Self::write(ctx, &seen, status);
-    }
 }
 
-impl Controller for KServe {
-    fn name(&self) -> &'static str {
-        "kserve"
-    }
+impl Reconcile for KServe {
+    const NAME: &'static str = "kserve";
+    const PRIMARY: Res = res::INFERENCE_SERVICES;
+    const KIND: &'static str = "InferenceService";
+    const OWNS: &'static [Res] = &[res::DEPLOYMENTS];
+    const WATCHES: &'static [&'static str] = &[ISVC, DEPLOY];
+
     // kserve pkg/controller/v1beta1/inferenceservice/controller.go: controller-runtime,
     // `Owns(&appsv1.Deployment{})` enqueues the InferenceService when its Deployment changes.
     fn lag(&self) -> Lag {
         Lag::millis(50, 300)
     }
-    fn watches(&self) -> &'static [&'static str] {
-        &[ISVC, DEPLOY]
-    }
-    fn reconcile(&mut self, ctx: &mut Ctx<'_>) {
-        let mut todo: BTreeSet<Key> = BTreeSet::new();
-        if ctx.resync() {
-            todo.extend(ctx.list(ISVC, None).iter().map(|o| key_of(o)));
-        }
-        for e in ctx.changed(ISVC) {
-            todo.insert((e.namespace.clone(), e.name.clone()));
-        }
-        // The owner of a changed Deployment (its controller ownerReference).
-        let deps: Vec<Key> = ctx
-            .changed(DEPLOY)
-            .filter_map(|e| {
-                let (kind, name, _) = crate::controllers::util::controller_of(&e.object)?;
-                (kind == "InferenceService").then(|| (e.namespace.clone(), name.to_string()))
-            })
-            .collect();
-        todo.extend(deps);
-        for key in todo {
-            self.sync(ctx, &key);
-        }
+
+    fn sync(&mut self, ctx: &mut Ctx<'_>, key: &Key) -> Action {
+        let Some(seen) = self.gather(ctx, key) else {
+            return Action::await_change();
+        };
+        let status = Self::decide(&seen, &ts(ctx.now()));
+        Self::write(ctx, &seen, status);
+        Action::await_change()
     }
 }

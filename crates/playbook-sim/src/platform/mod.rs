@@ -80,7 +80,9 @@ pub fn install(
     }
     let shared = Arc::new(Mutex::new(Shared::new(figures.clone(), seed)));
     world.add_controller(Box::new(Daemons { done: false }));
-    world.add_controller(Box::new(kserve::KServe::new(figures.clone())));
+    world.add_controller(Box::new(crate::controllers::reconcile::Reconciler::new(
+        kserve::KServe::new(figures.clone()),
+    )));
     world.add_controller(Box::new(argo::Argo::new(figures.clone())));
     let start = world.now() + jiff::SignedDuration::from_secs(figures.warmup_s.max(0));
     world.add_controller(Box::new(history::History::new(start)));
