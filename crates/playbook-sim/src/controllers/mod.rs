@@ -32,7 +32,7 @@ pub fn core() -> Vec<Box<dyn Controller>> {
         Box::new(kubelet::Kubelet::default()),
         Box::new(Reconciler::new(endpoints::Endpoints)),
         Box::new(metrics::Metrics::default()),
-        Box::new(hpa::Hpa::default()),
+        Box::new(Reconciler::new(hpa::Hpa::default())),
     ]
 }
 
