@@ -29,7 +29,7 @@ pub fn core() -> Vec<Box<dyn Controller>> {
         Box::new(Reconciler::new(replicaset::ReplicaSets)),
         Box::new(Reconciler::new(statefulset::StatefulSets)),
         Box::new(scheduler::Scheduler::default()),
-        Box::new(kubelet::Kubelet::default()),
+        Box::new(Reconciler::new(kubelet::Kubelet::default())),
         Box::new(Reconciler::new(endpoints::Endpoints)),
         Box::new(metrics::Metrics::default()),
         Box::new(Reconciler::new(hpa::Hpa::default())),
