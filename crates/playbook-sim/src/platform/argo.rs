@@ -23,6 +23,7 @@ use super::scenario::Figures;
 use super::traffic::{NODE_NAME, WORKFLOW_LABEL};
 use crate::controllers::model;
 use crate::controllers::util::{Key, deleting, hash_str, key_of, s, ts};
+use crate::resources::res;
 use crate::world::{Controller, Ctx, Lag};
 
 const WF: &str = "workflows.argoproj.io";
@@ -189,6 +190,73 @@ fn pod_name(wf: &str, tmpl: &str, id: &str) -> String {
 }
 
 impl Argo {
+    /// One step of a Workflow: its pod, created when its group's turn comes
+    /// (workflow/controller/operator.go `executeTemplate`), and its node in `status.nodes`.
+    fn step(
+        &self,
+        ctx: &mut Ctx<'_>,
+        wf: &Value,
+        (step, tmpl): (&str, &str),
+        walk: &mut Walk,
+    ) -> &'static str {
+        let name = s(wf, "/metadata/name").to_string();
+        let ns = s(wf, "/metadata/namespace").to_string();
+        let (now, leaf) = (ctx.now(), step.is_empty());
+        let node_name = if leaf {
+            name.clone()
+        } else {
+            format!("{name}.{step}")
+        };
+        let id = if leaf {
+            name.clone()
+        } else {
+            node_id(&name, &node_name)
+        };
+        let pname = pod_name(&name, tmpl, &id);
+        let pod = match ctx.get(res::PODS, &ns, &pname) {
+            Some(p) => Some(p),
+            None if walk.failed.is_none() && walk.errored.is_none() => {
+                if wf.pointer(&format!("/status/nodes/{id}")).is_some() {
+                    // Its pod is gone before it finished.
+                    walk.errored = Some(format!("pod deleted: {pname}"));
+                    None
+                } else {
+                    let pod = self.step_pod(wf, tmpl, &node_name, &id, &pname);
+                    ctx.create(res::PODS, pod).ok()
+                }
+            }
+            None => None,
+        };
+        let phase = pod
+            .as_deref()
+            .map_or("Error", |p| match s(p, "/status/phase") {
+                "Succeeded" => "Succeeded",
+                "Failed" => "Failed",
+                "Running" => "Running",
+                _ => "Pending",
+            });
+        match phase {
+            "Succeeded" => walk.succeeded += 1,
+            "Failed" => walk.failed = Some(format!("child '{id}' failed")),
+            _ => {}
+        }
+        let mut node = json!({"id": id, "name": node_name,
+            "displayName": if leaf { name.as_str() } else { step },
+            "type": "Pod", "templateName": tmpl, "phase": phase,
+            "boundaryID": if leaf { Value::Null } else { json!(name) },
+            "startedAt": pod.as_deref().map(|p| s(p, "/metadata/creationTimestamp").to_string()),
+            "hostNodeName": pod.as_deref().map(|p| s(p, "/spec/nodeName").to_string()),
+            "progress": if phase == "Succeeded" { "1/1" } else { "0/1" }});
+        if matches!(phase, "Succeeded" | "Failed" | "Error") {
+            finish_node(&mut node, wf, &id, pod.as_deref(), phase, now);
+        }
+        walk.children.push(json!(id));
+        walk.nodes.insert(id, node);
+        phase
+    }
+
+    /// Walks the plan group by group (a group starts once the previous one succeeded) and
+    /// writes the Workflow's phase, progress and nodes (operator.go `operate`).
     fn sync(&self, ctx: &mut Ctx<'_>, key: &Key) {
         let Some(wf) = ctx.get(WF, &key.namespace, &key.name) else {
             return;
@@ -196,167 +264,31 @@ impl Argo {
         if deleting(&wf) || wf["metadata"]["labels"][COMPLETED_LABEL] == "true" {
             return;
         }
-        let now = ctx.now();
-        let name = key.name.as_str();
-        let entry = s(&wf, "/spec/entrypoint").to_string();
         let groups = plan(&wf);
         let total: usize = groups.iter().map(Vec::len).sum();
-        let mut nodes = Map::new();
-        let mut children = Vec::new();
-        let (mut succeeded, mut failed, mut errored) = (0usize, None::<String>, None::<String>);
-        let mut started_group = true;
+        let mut walk = Walk::default();
         for group in &groups {
-            if !started_group {
-                break;
-            }
             let mut group_done = true;
             for (step, tmpl) in group {
-                let node_name = if step.is_empty() {
-                    name.to_string()
-                } else {
-                    format!("{name}.{step}")
-                };
-                let id = if step.is_empty() {
-                    name.to_string()
-                } else {
-                    node_id(name, &node_name)
-                };
-                let pname = pod_name(name, tmpl, &id);
-                let pod = match ctx.get("pods", &key.namespace, &pname) {
-                    Some(p) => Some(p),
-                    None if failed.is_none() && errored.is_none() => {
-                        if wf.pointer(&format!("/status/nodes/{id}")).is_some() {
-                            // Its pod is gone before it finished.
-                            errored = Some(format!("pod deleted: {pname}"));
-                            None
-                        } else {
-                            let pod = self.step_pod(&wf, tmpl, &node_name, &id, &pname);
-                            ctx.create("pods", pod).ok()
-                        }
-                    }
-                    None => None,
-                };
-                let phase = pod
-                    .as_deref()
-                    .map_or("Error", |p| match s(p, "/status/phase") {
-                        "Succeeded" => "Succeeded",
-                        "Failed" => "Failed",
-                        "Running" => "Running",
-                        _ => "Pending",
-                    });
-                match phase {
-                    "Succeeded" => succeeded += 1,
-                    "Failed" => {
-                        failed = Some(format!("child '{id}' failed"));
-                    }
-                    "Error" => {}
-                    _ => group_done = false,
-                }
-                if phase != "Succeeded" {
-                    group_done = false;
-                }
-                let mut node = json!({"id": id, "name": node_name,
-                    "displayName": if step.is_empty() { name } else { step.as_str() },
-                    "type": "Pod", "templateName": tmpl, "phase": phase,
-                    "boundaryID": name, "startedAt": pod.as_deref().map(|p| s(p, "/metadata/creationTimestamp").to_string()),
-                    "hostNodeName": pod.as_deref().map(|p| s(p, "/spec/nodeName").to_string()),
-                    "progress": if phase == "Succeeded" { "1/1" } else { "0/1" }});
-                if matches!(phase, "Succeeded" | "Failed" | "Error") {
-                    node["finishedAt"] = json!(ts(now));
-                    if let Some(old) = wf
-                        .pointer(&format!("/status/nodes/{id}/finishedAt"))
-                        .filter(|v| v.is_string())
-                    {
-                        node["finishedAt"] = old.clone();
-                    }
-                    if let Some(p) = pod.as_deref() {
-                        let code = p
-                            .pointer("/status/containerStatuses/0/state/terminated/exitCode")
-                            .cloned();
-                        if phase == "Failed" {
-                            node["message"] = json!(format!(
-                                "Error (exit code {})",
-                                code.clone().unwrap_or(json!(1))
-                            ));
-                        }
-                        node["outputs"] =
-                            json!({"exitCode": code.map(|c| c.to_string()).unwrap_or_default()});
-                    }
-                }
-                if step.is_empty() {
-                    node["boundaryID"] = Value::Null;
-                }
-                children.push(json!(id));
-                nodes.insert(id, node);
+                let phase = self.step(ctx, &wf, (step, tmpl), &mut walk);
+                group_done &= phase == "Succeeded";
             }
-            started_group = group_done;
+            if !group_done {
+                break;
+            }
         }
-        let phase = if let Some(_m) = &errored {
+        let phase = if walk.errored.is_some() {
             "Error"
-        } else if failed.is_some() {
+        } else if walk.failed.is_some() {
             "Failed"
-        } else if total > 0 && succeeded == total {
+        } else if total > 0 && walk.succeeded == total {
             "Succeeded"
         } else {
             "Running"
         };
-        let message = errored.or(failed);
-        let done = phase != "Running";
-        let started = wf
-            .pointer("/status/startedAt")
-            .filter(|v| v.is_string())
-            .cloned()
-            .unwrap_or_else(|| json!(ts(now)));
-        let finished = if done {
-            wf.pointer("/status/finishedAt")
-                .filter(|v| v.is_string())
-                .cloned()
-                .unwrap_or_else(|| json!(ts(now)))
-        } else {
-            Value::Null
-        };
         let is_leaf_entry = groups.len() == 1 && groups[0].len() == 1 && groups[0][0].0.is_empty();
-        if !is_leaf_entry {
-            nodes.insert(
-                name.to_string(),
-                json!({"id": name, "name": name, "displayName": name, "type": "Steps",
-                    "templateName": entry, "phase": phase, "startedAt": started, "finishedAt": finished,
-                    "children": children, "progress": format!("{succeeded}/{total}")}),
-            );
-        }
-        let mut status = json!({"phase": phase, "startedAt": started, "finishedAt": finished,
-            "progress": format!("{succeeded}/{total}"), "nodes": nodes,
-            "artifactRepositoryRef": {"default": true, "artifactRepository": {}}});
-        if let Some(m) = message {
-            status["message"] = json!(m);
-        }
-        if wf.get("status") != Some(&status) || wf["metadata"]["labels"][PHASE_LABEL] != phase {
-            let mut o = (*wf).clone();
-            o["status"] = status;
-            o["metadata"]["labels"][PHASE_LABEL] = json!(phase);
-            if done {
-                o["metadata"]["labels"][COMPLETED_LABEL] = json!("true");
-            }
-            o["metadata"]["resourceVersion"] = json!("");
-            if ctx.update(WF, o).is_ok() && done {
-                let reason = if phase == "Succeeded" {
-                    "WorkflowSucceeded"
-                } else {
-                    "WorkflowFailed"
-                };
-                let kind = if phase == "Succeeded" {
-                    "Normal"
-                } else {
-                    "Warning"
-                };
-                let msg = if phase == "Succeeded" {
-                    "Workflow completed".to_string()
-                } else {
-                    phase.to_string()
-                };
-                ctx.record_event(&wf, kind, reason, &msg, "workflow-controller");
-            }
-        }
+        let status = workflow_status(&wf, walk, phase, total, is_leaf_entry, ctx.now());
+        write(ctx, &wf, status, phase);
     }
 
     fn step_pod(&self, wf: &Value, tmpl: &str, node_name: &str, id: &str, pname: &str) -> Value {
@@ -390,6 +322,111 @@ impl Argo {
                     "name": wname, "uid": wf["metadata"]["uid"], "controller": true, "blockOwnerDeletion": true}]},
             "spec": {"restartPolicy": "Never", "serviceAccountName": wf["spec"]["serviceAccountName"].as_str().unwrap_or("default"),
                 "containers": [c]}})
+    }
+}
+
+/// What walking a Workflow's steps found.
+#[derive(Default)]
+struct Walk {
+    nodes: Map<String, Value>,
+    children: Vec<Value>,
+    succeeded: usize,
+    failed: Option<String>,
+    errored: Option<String>,
+}
+
+/// A finished node: its finish time (kept once set), exit code and message.
+fn finish_node(
+    node: &mut Value,
+    wf: &Value,
+    id: &str,
+    pod: Option<&Value>,
+    phase: &str,
+    now: Timestamp,
+) {
+    node["finishedAt"] = wf
+        .pointer(&format!("/status/nodes/{id}/finishedAt"))
+        .filter(|v| v.is_string())
+        .cloned()
+        .unwrap_or_else(|| json!(ts(now)));
+    if let Some(p) = pod {
+        let code = p
+            .pointer("/status/containerStatuses/0/state/terminated/exitCode")
+            .cloned();
+        if phase == "Failed" {
+            node["message"] = json!(format!(
+                "Error (exit code {})",
+                code.clone().unwrap_or(json!(1))
+            ));
+        }
+        node["outputs"] = json!({"exitCode": code.map(|c| c.to_string()).unwrap_or_default()});
+    }
+}
+
+/// The Workflow's status from the walk.
+fn workflow_status(
+    wf: &Value,
+    walk: Walk,
+    phase: &str,
+    total: usize,
+    leaf_entry: bool,
+    now: Timestamp,
+) -> Value {
+    let name = s(wf, "/metadata/name");
+    let done = phase != "Running";
+    let started = wf
+        .pointer("/status/startedAt")
+        .filter(|v| v.is_string())
+        .cloned()
+        .unwrap_or_else(|| json!(ts(now)));
+    let finished = if done {
+        wf.pointer("/status/finishedAt")
+            .filter(|v| v.is_string())
+            .cloned()
+            .unwrap_or_else(|| json!(ts(now)))
+    } else {
+        Value::Null
+    };
+    let mut nodes = walk.nodes;
+    let progress = format!("{}/{total}", walk.succeeded);
+    if !leaf_entry {
+        nodes.insert(name.to_string(), json!({"id": name, "name": name, "displayName": name, "type": "Steps",
+            "templateName": s(wf, "/spec/entrypoint"), "phase": phase, "startedAt": started, "finishedAt": finished,
+            "children": walk.children, "progress": progress}));
+    }
+    let mut status = json!({"phase": phase, "startedAt": started, "finishedAt": finished,
+        "progress": progress, "nodes": nodes,
+        "artifactRepositoryRef": {"default": true, "artifactRepository": {}}});
+    if let Some(m) = walk.errored.or(walk.failed) {
+        status["message"] = json!(m);
+    }
+    status
+}
+
+/// Writes the Workflow's status and phase labels, and the event when it finished.
+fn write(ctx: &mut Ctx<'_>, wf: &Value, status: Value, phase: &str) {
+    if wf.get("status") == Some(&status) && wf["metadata"]["labels"][PHASE_LABEL] == phase {
+        return;
+    }
+    let done = phase != "Running";
+    let mut o = wf.clone();
+    o["status"] = status;
+    o["metadata"]["labels"][PHASE_LABEL] = json!(phase);
+    if done {
+        o["metadata"]["labels"][COMPLETED_LABEL] = json!("true");
+    }
+    o["metadata"]["resourceVersion"] = json!("");
+    if ctx.update(WF, o).is_ok() && done {
+        let (kind, reason, msg) = if phase == "Succeeded" {
+            (
+                "Normal",
+                "WorkflowSucceeded",
+                "Workflow completed".to_string(),
+            )
+        } else {
+            ("Warning", "WorkflowFailed", phase.to_string())
+        };
+        ctx.record_event(wf, kind, reason, &msg, "workflow-controller");
     }
 }
 
