@@ -41,6 +41,8 @@
 //! What the product shares with the simulator (CRDs, schema validation, the Chaos Mesh types,
 //! units) lives in `playbook-model`; this crate knows nothing of playbooks.
 
+#![deny(missing_docs)]
+
 pub mod api;
 pub mod chaos;
 pub mod controllers;

@@ -23,28 +23,23 @@ pub(crate) struct Proposal {
     pub(crate) label: String,
 }
 
-/// The replica count one Resource metric asks for (the real `GetResourceReplicas`).
-pub(crate) fn resource_replicas(
+/// Pods grouped as replica_calculator.go `groupPods` does: ready ones with their (usage,
+/// request), and the requests of unready (pending, or CPU still initializing) and missing
+/// (no metrics) ones. Failed and deleted pods are ignored.
+struct Grouped {
+    ready: Vec<(i64, i64)>,
+    unready: Vec<i64>,
+    missing: Vec<i64>,
+}
+
+fn group_pods(
     ctx: &Ctx<'_>,
     ns: &str,
     pods: &[std::sync::Arc<Value>],
-    metric: &Value,
-    current: i64,
-) -> Result<Proposal, String> {
-    let res = s(metric, "/resource/name");
-    let parse: fn(&Value) -> Option<i64> = if res == "memory" {
-        mem_bytes
-    } else {
-        cpu_milli
-    };
-    let target = &metric["resource"]["target"];
-    let utilization = i(target, "/averageUtilization");
-    let avg_value = target.get("averageValue").and_then(parse);
-    if utilization.is_none() && avg_value.is_none() {
-        return Err(format!(
-            "invalid resource metric source: neither a utilization target nor a value target was set for {res}"
-        ));
-    }
+    res: &str,
+    parse: fn(&Value) -> Option<i64>,
+    utilization: Option<i64>,
+) -> Result<Grouped, String> {
     let now = ctx.now();
     let mut ready: Vec<(i64, i64)> = Vec::new(); // (usage, request), milli-units or bytes
     let mut unready: Vec<i64> = Vec::new(); // requests
@@ -72,7 +67,11 @@ pub(crate) fn resource_replicas(
             unready.push(request);
             continue;
         }
-        let Some(pm) = ctx.get("pods.metrics.k8s.io", ns, s(pod, "/metadata/name")) else {
+        let Some(pm) = ctx.get(
+            crate::resources::res::POD_METRICS,
+            ns,
+            s(pod, "/metadata/name"),
+        ) else {
             missing.push(request);
             continue;
         };
@@ -103,6 +102,40 @@ pub(crate) fn resource_replicas(
         }
         ready.push((usage, request));
     }
+    Ok(Grouped {
+        ready,
+        unready,
+        missing,
+    })
+}
+
+/// The replica count one Resource metric asks for (the real `GetResourceReplicas`).
+pub(crate) fn resource_replicas(
+    ctx: &Ctx<'_>,
+    ns: &str,
+    pods: &[std::sync::Arc<Value>],
+    metric: &Value,
+    current: i64,
+) -> Result<Proposal, String> {
+    let res = s(metric, "/resource/name");
+    let parse: fn(&Value) -> Option<i64> = if res == "memory" {
+        mem_bytes
+    } else {
+        cpu_milli
+    };
+    let target = &metric["resource"]["target"];
+    let utilization = i(target, "/averageUtilization");
+    let avg_value = target.get("averageValue").and_then(parse);
+    if utilization.is_none() && avg_value.is_none() {
+        return Err(format!(
+            "invalid resource metric source: neither a utilization target nor a value target was set for {res}"
+        ));
+    }
+    let Grouped {
+        ready,
+        unready,
+        missing,
+    } = group_pods(ctx, ns, pods, res, parse, utilization)?;
     if ready.is_empty() {
         return Err(format!(
             "failed to get {res} utilization: did not receive metrics for targeted pods (pods might be unready)"

@@ -8,21 +8,30 @@ use serde_json::{Value, json};
 use super::scenario::Figures;
 use crate::controllers::model;
 
-/// Namespaces of the platform.
+/// Namespace of KServe's InferenceService.
 pub const KSERVE_NS: &str = "kserve-inference";
+/// Namespace of MLflow and PostgreSQL.
 pub const MLFLOW_NS: &str = "mlflow";
+/// Namespace of Argo Workflows and the pipeline runner.
 pub const ARGO_NS: &str = "argo";
+/// Namespace of the trainer.
 pub const TRAINING_NS: &str = "training";
+/// Namespace of Chaos Mesh.
 pub const CHAOS_NS: &str = "chaos-testing";
 
-/// The InferenceService and what KServe derives from it.
+/// The InferenceService.
 pub const ISVC: &str = "sklearn-iris";
+/// The predictor Deployment and Service KServe derives from it.
 pub const PREDICTOR: &str = "sklearn-iris-predictor";
-/// Ports of the platform's services.
+/// MLflow's port.
 pub const MLFLOW_PORT: i64 = 5000;
+/// PostgreSQL's port.
 pub const POSTGRES_PORT: i64 = 5432;
+/// The pipeline runner's port.
 pub const RUNNER_PORT: i64 = 8080;
+/// The predictor Service's port.
 pub const PREDICTOR_PORT: i64 = 80;
+/// The predictor container's port.
 pub const CONTAINER_PORT: i64 = 8080;
 
 fn secs(s: i64) -> String {
@@ -98,8 +107,16 @@ pub fn all(f: &Figures) -> Vec<Value> {
         .map(|n| ns(n))
         .collect();
     out.push(inference_service(f));
+    out.extend(mlflow(f));
+    out.extend(argo(f));
+    out.extend(training(f));
+    out.extend(chaos_mesh());
+    out
+}
 
-    // MLflow and its database.
+/// MLflow and its PostgreSQL (a StatefulSet with a headless Service).
+fn mlflow(f: &Figures) -> Vec<Value> {
+    let mut out = Vec::new();
     let ml = json!({"app": "mlflow", "app.kubernetes.io/name": "mlflow", "app.kubernetes.io/component": "tracking-server"});
     let mut c = container(
         "mlflow",
@@ -165,8 +182,12 @@ pub fn all(f: &Figures) -> Vec<Value> {
     hl["spec"]["clusterIP"] = json!("None");
     hl["spec"]["publishNotReadyAddresses"] = json!(true);
     out.push(hl);
+    out
+}
 
-    // Argo: the workflow controller and the pipeline runner (the steps' MLflow client).
+/// Argo: the workflow controller and the pipeline runner (the steps' MLflow client).
+fn argo(f: &Figures) -> Vec<Value> {
+    let mut out = Vec::new();
     let wc = json!({"app": "workflow-controller", "app.kubernetes.io/part-of": "argo-workflows"});
     let mut c = container(
         "workflow-controller",
@@ -216,8 +237,12 @@ pub fn all(f: &Figures) -> Vec<Value> {
         pr,
         ("http", RUNNER_PORT, RUNNER_PORT),
     ));
+    out
+}
 
-    // Training.
+/// The trainer and its HPA.
+fn training(f: &Figures) -> Vec<Value> {
+    let mut out = Vec::new();
     let tr = json!({"app": "trainer", "app.kubernetes.io/name": "trainer"});
     let c = container(
         "trainer",
@@ -238,8 +263,12 @@ pub fn all(f: &Figures) -> Vec<Value> {
     if let Some((min, max, target)) = f.trainer_hpa {
         out.push(hpa(TRAINING_NS, "trainer", min, max, target));
     }
+    out
+}
 
-    // Chaos Mesh (cosmetic): the controller manager; chaos-daemon pods are added per node.
+/// Chaos Mesh (cosmetic): the controller manager; chaos-daemon pods are added per node.
+fn chaos_mesh() -> Vec<Value> {
+    let mut out = Vec::new();
     let cm = json!({"app.kubernetes.io/name": "chaos-mesh", "app.kubernetes.io/instance": "chaos-mesh",
         "app.kubernetes.io/component": "controller-manager"});
     let c = container(

@@ -755,5 +755,4 @@ impl World {
 }
 
 #[cfg(test)]
-#[path = "world_tests.rs"]
 mod tests;
