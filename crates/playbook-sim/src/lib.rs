@@ -56,6 +56,9 @@ pub mod serve;
 pub mod store;
 pub mod world;
 
+#[cfg(test)]
+mod testkit;
+
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 
 use jiff::{SignedDuration, Timestamp};

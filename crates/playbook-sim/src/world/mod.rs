@@ -29,26 +29,32 @@
 //! lags as on a real cluster and races exist (the same seed gives the same run);
 //! [`World::set_controller_lag`] (`SimConfig::lag`) turns it off for an instant world.
 //!
+//! # Example
+//!
 //! ```
-//! use playbook::sim::{Controller, Ctx};
+//! use playbook_sim::resources::res;
+//! use playbook_sim::{Controller, Ctx};
 //! use serde_json::json;
 //!
-//! /// Sets `status.phase: Running` on every pending pod, one second after it is seen.
+//! /// Sets `status.phase: Running` on every pending pod.
 //! struct Starter;
 //! impl Controller for Starter {
 //!     fn name(&self) -> &'static str { "starter" }
 //!     fn watches(&self) -> &'static [&'static str] { &["pods"] }
 //!     fn reconcile(&mut self, ctx: &mut Ctx<'_>) {
-//!         for pod in ctx.list("pods", None) {
+//!         for pod in ctx.list(res::PODS, None) {
 //!             if pod["status"]["phase"] == "Pending" {
 //!                 let ns = pod["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
 //!                 let name = pod["metadata"]["name"].as_str().unwrap_or_default().to_string();
-//!                 let _ = ctx.patch_status("pods", &ns, &name, &json!({"status": {"phase": "Running"}}));
+//!                 let _ = ctx.patch_status(res::PODS, &ns, &name, &json!({"status": {"phase": "Running"}}));
 //!             }
 //!         }
 //!     }
 //! }
 //! ```
+//!
+//! The core controllers use the helper of `crate::controllers::reconcile` instead (one
+//! primary kind, owned kinds, requeue), in the shape of kube-runtime's `Controller`.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
