@@ -91,6 +91,22 @@ const WITHIN: (&str, &str) = (
     "DesiredWithinRange",
     "the desired count is within the acceptable range",
 );
+const UP_LIMIT: (&str, &str) = (
+    "ScaleUpLimit",
+    "the desired replica count is increasing faster than the maximum scale rate",
+);
+const TOO_MANY: (&str, &str) = (
+    "TooManyReplicas",
+    "the desired replica count is more than the maximum replica count",
+);
+const DOWN_LIMIT: (&str, &str) = (
+    "ScaleDownLimit",
+    "the desired replica count is decreasing faster than the maximum scale rate",
+);
+const TOO_FEW: (&str, &str) = (
+    "TooFewReplicas",
+    "the desired replica count is less than the minimum replica count",
+);
 
 /// `--horizontal-pod-autoscaler-downscale-stabilization` (the legacy path's only window).
 const DOWNSCALE_STABILIZATION: SignedDuration = SignedDuration::from_secs(300);
@@ -125,30 +141,12 @@ impl Hpa {
         ));
         let scale_up_limit = (2 * current).max(4);
         let (max_allowed, up_limit) = if max > scale_up_limit {
-            (
-                scale_up_limit,
-                (
-                    "ScaleUpLimit",
-                    "the desired replica count is increasing faster than the maximum scale rate",
-                ),
-            )
+            (scale_up_limit, UP_LIMIT)
         } else {
-            (
-                max,
-                (
-                    "TooManyReplicas",
-                    "the desired replica count is more than the maximum replica count",
-                ),
-            )
+            (max, TOO_MANY)
         };
         let (desired, limit) = if stabilized < min {
-            (
-                min,
-                (
-                    "TooFewReplicas",
-                    "the desired replica count is less than the minimum replica count",
-                ),
-            )
+            (min, TOO_FEW)
         } else if stabilized > max_allowed {
             (max_allowed, up_limit)
         } else {
@@ -205,21 +203,9 @@ impl Hpa {
         let (desired, limit) = if stabilized > current {
             let rate = self.limit(key, &up, current, true, now).max(current);
             let (allowed, why) = if max > rate {
-                (
-                    rate,
-                    (
-                        "ScaleUpLimit",
-                        "the desired replica count is increasing faster than the maximum scale rate",
-                    ),
-                )
+                (rate, UP_LIMIT)
             } else {
-                (
-                    max,
-                    (
-                        "TooManyReplicas",
-                        "the desired replica count is more than the maximum replica count",
-                    ),
-                )
+                (max, TOO_MANY)
             };
             if stabilized <= allowed {
                 (stabilized, WITHIN)
@@ -229,21 +215,9 @@ impl Hpa {
         } else if stabilized < current {
             let rate = self.limit(key, &down, current, false, now).min(current);
             let (allowed, why) = if min < rate {
-                (
-                    rate,
-                    (
-                        "ScaleDownLimit",
-                        "the desired replica count is decreasing faster than the maximum scale rate",
-                    ),
-                )
+                (rate, DOWN_LIMIT)
             } else {
-                (
-                    min,
-                    (
-                        "TooFewReplicas",
-                        "the desired replica count is less than the minimum replica count",
-                    ),
-                )
+                (min, TOO_FEW)
             };
             if stabilized >= allowed {
                 (stabilized, WITHIN)
@@ -369,31 +343,7 @@ impl Hpa {
         let (best, metrics) = match Self::propose(ctx, hpa, &seen.target, key, current) {
             Ok(x) => x,
             Err(e) => {
-                let msg = format!("the HPA was unable to compute the replica count: {e}");
-                let was = super::util::condition(hpa, "ScalingActive")
-                    .is_some_and(|c| c["reason"] == "FailedGetResourceMetric");
-                if !was {
-                    ctx.record_event(hpa, "Warning", "FailedGetResourceMetric", &msg, SOURCE);
-                }
-                let ok = "the HPA controller was able to get the target's current scale";
-                set_condition(
-                    &mut st.conds,
-                    "AbleToScale",
-                    "True",
-                    "SucceededGetScale",
-                    ok,
-                    now,
-                    false,
-                );
-                set_condition(
-                    &mut st.conds,
-                    "ScalingActive",
-                    "False",
-                    "FailedGetResourceMetric",
-                    &msg,
-                    now,
-                    false,
-                );
+                Self::metric_failed(ctx, hpa, &mut st.conds, &e);
                 return Err(());
             }
         };
@@ -440,6 +390,36 @@ impl Hpa {
             "All metrics below target".into()
         };
         Ok(())
+    }
+
+    /// No metric could be computed: ScalingActive False, an event on the first failure.
+    fn metric_failed(ctx: &mut Ctx<'_>, hpa: &Value, conds: &mut Vec<Value>, e: &str) {
+        let now = ctx.now();
+        let msg = format!("the HPA was unable to compute the replica count: {e}");
+        let was = super::util::condition(hpa, "ScalingActive")
+            .is_some_and(|c| c["reason"] == "FailedGetResourceMetric");
+        if !was {
+            ctx.record_event(hpa, "Warning", "FailedGetResourceMetric", &msg, SOURCE);
+        }
+        let ok = "the HPA controller was able to get the target's current scale";
+        set_condition(
+            conds,
+            "AbleToScale",
+            "True",
+            "SucceededGetScale",
+            ok,
+            now,
+            false,
+        );
+        set_condition(
+            conds,
+            "ScalingActive",
+            "False",
+            "FailedGetResourceMetric",
+            &msg,
+            now,
+            false,
+        );
     }
 
     /// Write: the new scale (horizontal.go `scaleForResourceMappings` then the event), then
