@@ -193,13 +193,18 @@ impl Hpa {
         let oldest = up_cut.min(down_cut);
         recs.retain(|(t, _)| *t > oldest);
         let stabilized = current.max(up_rec).min(down_rec);
-        let able = (stabilized != proposed).then(|| {
-            if proposed < current || stabilized > proposed {
-                ("ScaleDownStabilized", "recent recommendations were higher than current one, applying the highest recent recommendation")
-            } else {
-                ("ScaleUpStabilized", "recent recommendations were lower than current one, applying the lowest recent recommendation")
-            }
-        });
+        let why = if proposed < current || stabilized > proposed {
+            (
+                "ScaleDownStabilized",
+                "recent recommendations were higher than current one, applying the highest recent recommendation",
+            )
+        } else {
+            (
+                "ScaleUpStabilized",
+                "recent recommendations were lower than current one, applying the lowest recent recommendation",
+            )
+        };
+        let able = (stabilized != proposed).then_some(why);
         let (desired, limit) = if stabilized > current {
             let rate = self.limit(key, &up, current, true, now).max(current);
             let (allowed, why) = if max > rate {

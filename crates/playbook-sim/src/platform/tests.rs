@@ -740,8 +740,7 @@ fn workflows_wait_while_the_workflow_controller_is_down() {
     until(&s, secs(5), |s| !controller_ready(s)).expect("controller down");
     let frozen = workflow_states(&s);
     let pods_before = list(&s, "pods", "argo").len();
-    while controller_ready(&s) == false && s.now().duration_since(crate::virtual_epoch()) < secs(88)
-    {
+    while !controller_ready(&s) && s.now().duration_since(crate::virtual_epoch()) < secs(88) {
         s.advance_by(secs(1));
         assert_eq!(
             workflow_states(&s),
