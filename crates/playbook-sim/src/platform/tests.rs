@@ -299,18 +299,19 @@ fn proxy_speaks_kserve_v1_mlflow_runner_health_and_metrics() {
     );
 }
 
+/// A PodChaos pod-kill of one predictor pod (with `gracePeriod` if given).
+fn kill_one_predictor(s: &Sim, grace: Option<i64>) {
+    let mut spec = json!({"action": "pod-kill", "mode": "one", "selector": predictor_selector()});
+    if let Some(g) = grace {
+        spec["gracePeriod"] = json!(g);
+    }
+    apply(s, chaos("PodChaos", "kill", "kserve-inference", spec));
+}
+
 /// Pod kill on one predictor pod: seconds until the InferenceService is Ready again.
 fn pod_kill_recovery(sc: Scenario) -> Option<SignedDuration> {
     let s = sim(sc, 7);
-    apply(
-        &s,
-        chaos(
-            "PodChaos",
-            "kill",
-            "kserve-inference",
-            json!({"action": "pod-kill", "mode": "one", "selector": predictor_selector()}),
-        ),
-    );
+    kill_one_predictor(&s, None);
     until(&s, secs(10), |s| !isvc_ready(s))?;
     until(&s, secs(120), isvc_ready)
 }
@@ -544,15 +545,7 @@ fn history(seed: u64) -> Vec<String> {
     let s = sim(Scenario::Mlops, seed);
     let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     s.add_controller(Box::new(Recorder(log.clone())));
-    apply(
-        &s,
-        chaos(
-            "PodChaos",
-            "kill",
-            "kserve-inference",
-            json!({"action": "pod-kill", "mode": "one", "selector": predictor_selector()}),
-        ),
-    );
+    kill_one_predictor(&s, None);
     s.advance_by(secs(300));
     log.lock().map(|l| l.clone()).unwrap_or_default()
 }
@@ -651,16 +644,7 @@ fn kserve_labels_and_conditions_follow_upstream() {
         "Loaded"
     );
     // Kill the only predictor: the Deployment loses availability, then KServe follows.
-    apply(
-        &s,
-        chaos(
-            "PodChaos",
-            "kill",
-            "kserve-inference",
-            json!({"action": "pod-kill",
-        "mode": "one", "gracePeriod": 0, "selector": predictor_selector()}),
-        ),
-    );
+    kill_one_predictor(&s, Some(0));
     until(&s, secs(10), |_| cond(&isvc(), "Ready") == "False").expect("Ready goes False");
     let i = isvc();
     let d = get(

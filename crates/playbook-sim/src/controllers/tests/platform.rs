@@ -131,19 +131,19 @@ fn replicas(w: &World, name: &str) -> i64 {
         .unwrap_or(0)
 }
 
+/// A world with Deployment `api` of 2 replicas using 20m CPU each.
+fn api_of_two(seed: u64) -> World {
+    let mut w = world(seed);
+    let anns = json!({"sim.playbook.dev/cpu": "20m", "sim.playbook.dev/startup": "5s"});
+    apply(&mut w, deployment("api", 2, anns));
+    w
+}
+
 /// An HPA without `spec.behavior` takes the legacy path of
 /// pkg/controller/podautoscaler/horizontal.go: 2 -> 4 (max(2 x 2, 4)) -> 8 -> 10.
 #[test]
 fn hpa_scales_up_under_load_and_down_after_stabilization() {
-    let mut w = world(23);
-    apply(
-        &mut w,
-        deployment(
-            "api",
-            2,
-            json!({"sim.playbook.dev/cpu": "20m", "sim.playbook.dev/startup": "5s"}),
-        ),
-    );
+    let mut w = api_of_two(23);
     apply(&mut w, hpa("api", 2, 10, 50));
     advance_secs(&mut w, 60.0);
     assert_eq!(replicas(&w, "api"), 2);
@@ -261,15 +261,7 @@ fn same_seed_same_event_history() {
 /// max(4 pods, 100%) per 15 s: 2 -> 6.
 #[test]
 fn hpa_with_behavior_scales_by_its_policies() {
-    let mut w = world(23);
-    apply(
-        &mut w,
-        deployment(
-            "api",
-            2,
-            json!({"sim.playbook.dev/cpu": "20m", "sim.playbook.dev/startup": "5s"}),
-        ),
-    );
+    let mut w = api_of_two(23);
     let mut h = hpa("api", 2, 10, 50);
     h["spec"]["behavior"] = json!({"scaleUp": {"stabilizationWindowSeconds": 0}});
     apply(&mut w, h);
