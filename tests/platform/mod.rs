@@ -121,13 +121,29 @@ fn chaos_mesh_examples_applied_with_kubectl_have_their_effect() {
         now.len() == 3 && now != before
     }));
 
-    // StressChaos memory: one predictor container is OOMKilled.
+    // StressChaos memory: one predictor container is OOMKilled (now: the platform starts
+    // with an old OOM kill in one predictor's lastState, so count restarts).
+    let restarts = || -> std::collections::BTreeMap<String, (i64, bool)> {
+        let pods = s.json(&["get", "pods", "-n", "kserve-inference"]);
+        pods["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| {
+                let cs = &p["status"]["containerStatuses"][0];
+                let n = cs["restartCount"].as_i64().unwrap_or(0);
+                let oom = cs["lastState"]["terminated"]["reason"] == "OOMKilled";
+                let name = p["metadata"]["name"].as_str().unwrap_or("").to_string();
+                (name, (n, oom))
+            })
+            .collect()
+    };
+    let before_oom = restarts();
     s.apply("cause-pod-oom.yaml");
     assert!(wait_for(Duration::from_secs(5), || {
-        let pods = s.json(&["get", "pods", "-n", "kserve-inference"]);
-        pods["items"].as_array().into_iter().flatten().any(|p| {
-            p["status"]["containerStatuses"][0]["lastState"]["terminated"]["reason"] == "OOMKilled"
-        })
+        restarts()
+            .iter()
+            .any(|(name, (n, oom))| *oom && *n > before_oom.get(name).map_or(0, |b| b.0))
     }));
 
     // PodChaos pod-failure: the trainer pod is not Ready.

@@ -10,6 +10,111 @@ use playbook_model::crds::{self, CrdHandle, CrdSummary};
 /// Index of a resource in the [`Registry`].
 pub type ResId = usize;
 
+/// A resource the simulator serves, named by its registry key (`plural` or `plural.group`):
+/// the typed name controllers use instead of a string, so that a typo does not compile
+/// (client-go's `testing/fixture.go` ObjectTracker keys objects by GroupVersionResource the
+/// same way). The constants of [`res`] are checked against [`Registry::standard`] by a test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Res(&'static str);
+
+impl Res {
+    /// A resource by its registry key (for kinds [`res`] does not list).
+    pub const fn new(key: &'static str) -> Res {
+        Res(key)
+    }
+
+    /// The registry key, as [`Registry::lookup`] takes it.
+    pub const fn key(self) -> &'static str {
+        self.0
+    }
+}
+
+impl std::fmt::Display for Res {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+/// Something that names a resource: a [`Res`] or, for code written before it, its key as a
+/// string. An unknown string is a bug: [`crate::Ctx`] panics on one in debug builds (tests).
+pub trait ResourceName {
+    /// The registry key.
+    fn resource_key(&self) -> &str;
+}
+
+impl ResourceName for Res {
+    fn resource_key(&self) -> &str {
+        self.0
+    }
+}
+
+impl ResourceName for &str {
+    fn resource_key(&self) -> &str {
+        self
+    }
+}
+
+impl ResourceName for String {
+    fn resource_key(&self) -> &str {
+        self
+    }
+}
+
+/// The resources the controllers use, typed.
+pub mod res {
+    use super::Res;
+
+    /// core/v1 Namespace.
+    pub const NAMESPACES: Res = Res("namespaces");
+    /// core/v1 Node.
+    pub const NODES: Res = Res("nodes");
+    /// core/v1 Pod.
+    pub const PODS: Res = Res("pods");
+    /// core/v1 Service.
+    pub const SERVICES: Res = Res("services");
+    /// core/v1 Endpoints.
+    pub const ENDPOINTS: Res = Res("endpoints");
+    /// core/v1 Event.
+    pub const EVENTS: Res = Res("events");
+    /// apps/v1 Deployment.
+    pub const DEPLOYMENTS: Res = Res("deployments.apps");
+    /// apps/v1 ReplicaSet.
+    pub const REPLICASETS: Res = Res("replicasets.apps");
+    /// apps/v1 StatefulSet.
+    pub const STATEFULSETS: Res = Res("statefulsets.apps");
+    /// autoscaling/v2 HorizontalPodAutoscaler.
+    pub const HPAS: Res = Res("horizontalpodautoscalers.autoscaling");
+    /// apiextensions.k8s.io/v1 CustomResourceDefinition.
+    pub const CRDS: Res = Res("customresourcedefinitions.apiextensions.k8s.io");
+    /// metrics.k8s.io/v1beta1 PodMetrics.
+    pub const POD_METRICS: Res = Res("pods.metrics.k8s.io");
+    /// metrics.k8s.io/v1beta1 NodeMetrics.
+    pub const NODE_METRICS: Res = Res("nodes.metrics.k8s.io");
+    /// serving.kserve.io/v1beta1 InferenceService.
+    pub const INFERENCE_SERVICES: Res = Res("inferenceservices.serving.kserve.io");
+    /// argoproj.io/v1alpha1 Workflow.
+    pub const WORKFLOWS: Res = Res("workflows.argoproj.io");
+
+    /// Every constant above (checked by a test).
+    pub const ALL: &[Res] = &[
+        NAMESPACES,
+        NODES,
+        PODS,
+        SERVICES,
+        ENDPOINTS,
+        EVENTS,
+        DEPLOYMENTS,
+        REPLICASETS,
+        STATEFULSETS,
+        HPAS,
+        CRDS,
+        POD_METRICS,
+        NODE_METRICS,
+        INFERENCE_SERVICES,
+        WORKFLOWS,
+    ];
+}
+
 /// The verbs of an ordinary read-write resource.
 pub const ALL_VERBS: &[&str] = &[
     "create",
@@ -354,6 +459,11 @@ impl Registry {
         }
     }
 
+    /// Finds a typed resource (see [`Res`]).
+    pub fn id(&self, r: Res) -> Option<ResId> {
+        self.by_key.get(r.key()).copied()
+    }
+
     /// Finds by URL parts: group ("" for core), version, plural.
     pub fn by_gvr(&self, group: &str, version: &str, plural: &str) -> Option<ResId> {
         let key = if group.is_empty() {
@@ -407,5 +517,13 @@ mod tests {
                 .map(|i| r.def(i).kind.clone()),
             Some("PodMetrics".into())
         );
+    }
+
+    #[test]
+    fn every_typed_resource_is_served() {
+        let r = Registry::standard();
+        for x in res::ALL {
+            assert!(r.id(*x).is_some(), "{x} is not in the standard registry");
+        }
     }
 }

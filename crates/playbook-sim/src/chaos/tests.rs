@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use jiff::SignedDuration;
 use serde_json::{Value, json};
 
 use super::effects::*;
@@ -36,7 +35,7 @@ pub(super) fn pod(w: &mut World, name: &str, app: &str, phase: &str) {
 /// An upstream example, moved to namespace `ml` and pointed at pods `app=<app>` (also its target).
 pub(super) fn example(file: &str, app: &str) -> Value {
     let path = format!(
-        "{}/crds/chaos-mesh/examples/{file}.yaml",
+        "{}/../../crds/chaos-mesh/examples/{file}.yaml",
         env!("CARGO_MANIFEST_DIR")
     );
     let text = std::fs::read_to_string(&path).expect("example");
@@ -64,10 +63,7 @@ pub(super) fn get(w: &World, kind: &str, name: &str) -> Option<Arc<Value>> {
     w.store().get(res(w, kind), NS, name).cloned()
 }
 
-pub(super) fn advance(w: &mut World, ms: i64) {
-    let t = w.now() + SignedDuration::from_millis(ms);
-    w.advance_to(t);
-}
+pub(super) use crate::testkit::advance_ms;
 
 pub(super) fn cond(obj: &Value, t: &str) -> String {
     obj["status"]["conditions"]
@@ -151,7 +147,7 @@ fn pod_failure_example_injects_then_recovers_at_the_end_of_its_duration() {
         "injection takes simulated time"
     );
 
-    advance(&mut w, 500);
+    advance_ms(&mut w, 500);
     let c = get(&w, POD, &name).expect("chaos");
     let recs = records(&c);
     assert_eq!(recs.len(), 1, "mode one");
@@ -189,7 +185,7 @@ fn pod_failure_example_injects_then_recovers_at_the_end_of_its_duration() {
     let p = get(&w, "pods", &victim).expect("pod");
     assert_eq!(p["spec"]["containers"][0]["image"], PAUSE_IMAGE);
 
-    advance(&mut w, 30_000);
+    advance_ms(&mut w, 30_000);
     let c = get(&w, POD, &name).expect("chaos");
     assert_eq!(phase(&c), "Stop");
     assert_eq!(cond(&c, "AllRecovered"), "True");
@@ -224,12 +220,12 @@ fn pod_kill_deletes_the_pod_once_and_stays_run() {
         pod(&mut w, &format!("web-{i}"), "web", "Running");
     }
     let name = create(&mut w, example("pod-kill-example", "web"));
-    advance(&mut w, 500);
+    advance_ms(&mut w, 500);
     let left = (0..3)
         .filter(|i| get(&w, "pods", &format!("web-{i}")).is_some())
         .count();
     assert_eq!(left, 2, "one pod killed");
-    advance(&mut w, 600_000);
+    advance_ms(&mut w, 600_000);
     let c = get(&w, POD, &name).expect("chaos");
     assert_eq!(phase(&c), "Run", "one-shot");
     assert_eq!(records(&c)[0]["phase"], "Injected");
@@ -245,7 +241,7 @@ fn pod_kill_deletes_the_pod_once_and_stays_run() {
         get(&w, POD, &name).is_some(),
         "held by its finalizer while recovering"
     );
-    advance(&mut w, 500);
+    advance_ms(&mut w, 500);
     assert!(get(&w, POD, &name).is_none());
     let rs = reasons(&w, &name);
     assert!(
@@ -268,7 +264,7 @@ fn container_kill_marks_the_container() {
     c["spec"]["action"] = json!("container-kill");
     c["spec"]["containerNames"] = json!(["app"]);
     create(&mut w, c);
-    advance(&mut w, 500);
+    advance_ms(&mut w, 500);
     let c = get(&w, POD, "ck").expect("chaos");
     assert_eq!(records(&c)[0]["id"], "ml/api-0/app");
     let mark = annotation(&w, "api-0", CONTAINER_KILL).expect("mark");
@@ -280,7 +276,7 @@ fn burn_cpu_raises_and_then_restores_cpu_use() {
     let mut w = world(4);
     pod(&mut w, "train-0", "train", "Running");
     let name = create(&mut w, example("burn-cpu", "train"));
-    advance(&mut w, 500);
+    advance_ms(&mut w, 500);
     let c = get(&w, "stresschaos", &name).expect("chaos");
     assert_eq!(
         records(&c)[0]["id"],
@@ -299,7 +295,7 @@ fn burn_cpu_raises_and_then_restores_cpu_use() {
         annotation(&w, "train-0", STRESS_CONTAINERS).as_deref(),
         Some("app")
     );
-    advance(&mut w, 30_000);
+    advance_ms(&mut w, 30_000);
     assert_eq!(annotation(&w, "train-0", STRESS_CPU), None);
     assert_eq!(
         cond(&get(&w, "stresschaos", &name).expect("c"), "AllRecovered"),
@@ -311,7 +307,7 @@ fn burn_cpu_raises_and_then_restores_cpu_use() {
     c["metadata"]["name"] = json!("burn-4");
     c["spec"]["stressors"]["cpu"]["workers"] = json!(4);
     create(&mut w, c);
-    advance(&mut w, 500);
+    advance_ms(&mut w, 500);
     assert_eq!(
         annotation(&w, "train-0", STRESS_CPU).as_deref(),
         Some("2000")
@@ -323,7 +319,7 @@ fn cause_pod_oom_raises_memory_by_size() {
     let mut w = world(5);
     pod(&mut w, "infer-0", "infer", "Running");
     let name = create(&mut w, example("cause-pod-oom", "infer"));
-    advance(&mut w, 500);
+    advance_ms(&mut w, 500);
     assert_eq!(
         annotation(&w, "infer-0", STRESS_MEMORY).as_deref(),
         Some("10000000000")
@@ -332,7 +328,7 @@ fn cause_pod_oom_raises_memory_by_size() {
     half["metadata"]["name"] = json!("half");
     half["spec"]["stressors"]["memory"]["size"] = json!("50%");
     create(&mut w, half);
-    advance(&mut w, 500);
+    advance_ms(&mut w, 500);
     let want = 10_000_000_000u64 + (1u64 << 29);
     assert_eq!(
         annotation(&w, "infer-0", STRESS_MEMORY),
@@ -345,7 +341,7 @@ fn cause_pod_oom_raises_memory_by_size() {
         .delete(r, NS, &name, &Default::default())
         .expect("delete");
     w.settle();
-    advance(&mut w, 500);
+    advance_ms(&mut w, 500);
     assert!(get(&w, "stresschaos", &name).is_none());
     assert_eq!(
         annotation(&w, "infer-0", STRESS_MEMORY),
@@ -360,7 +356,7 @@ fn pause_recovers_and_resume_reinjects() {
     let mut c = example("pod-failure-example", "db");
     c["spec"].as_object_mut().expect("spec").remove("duration");
     let name = create(&mut w, c);
-    advance(&mut w, 500);
+    advance_ms(&mut w, 500);
     assert_eq!(annotation(&w, "db-0", POD_FAILURE).as_deref(), Some("true"));
     let r = res(&w, POD);
     let pause = |w: &mut World, v: Value| {
@@ -373,7 +369,7 @@ fn pause_recovers_and_resume_reinjects() {
         w.settle();
     };
     pause(&mut w, json!("true"));
-    advance(&mut w, 500);
+    advance_ms(&mut w, 500);
     let c = get(&w, POD, &name).expect("c");
     assert_eq!(
         (phase(&c).as_str(), cond(&c, "Paused").as_str()),
@@ -383,7 +379,7 @@ fn pause_recovers_and_resume_reinjects() {
     assert_eq!(annotation(&w, "db-0", POD_FAILURE), None);
     assert!(reasons(&w, &name).iter().any(|x| x == "Paused"));
     pause(&mut w, json!("false"));
-    advance(&mut w, 500);
+    advance_ms(&mut w, 500);
     let c = get(&w, POD, &name).expect("c");
     assert_eq!(
         (phase(&c).as_str(), cond(&c, "Paused").as_str()),
@@ -399,7 +395,7 @@ fn nothing_selected_or_bad_value_is_reported_like_chaos_mesh() {
     let mut w = world(7);
     pod(&mut w, "a-0", "a", "Running");
     let name = create(&mut w, example("pod-failure-example", "nobody"));
-    advance(&mut w, 500);
+    advance_ms(&mut w, 500);
     let c = get(&w, POD, &name).expect("c");
     assert_eq!(cond(&c, "Selected"), "False");
     assert!(records(&c).is_empty());
@@ -430,7 +426,7 @@ fn nothing_selected_or_bad_value_is_reported_like_chaos_mesh() {
         c["spec"]["mode"] = json!(mode);
         c["spec"]["value"] = json!(value);
         create(&mut w, c);
-        advance(&mut w, 500);
+        advance_ms(&mut w, 500);
         let c = get(&w, POD, n).expect("c");
         assert_eq!(cond(&c, "Selected"), "False");
         assert!(

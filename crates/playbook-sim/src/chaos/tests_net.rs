@@ -71,7 +71,7 @@ fn selection_is_deterministic_per_seed_and_varies_across_seeds() {
     let victim = |seed: u64| {
         let mut w = ten_pods(seed);
         let name = create(&mut w, example("pod-failure-example", "w"));
-        advance(&mut w, 500);
+        advance_ms(&mut w, 500);
         records(&get(&w, "podchaos", &name).expect("c"))[0]["id"].clone()
     };
     assert_eq!(victim(11), victim(11));
@@ -233,7 +233,7 @@ fn partition_follows_direction_and_target() {
             fx(&w, &mut faults, "src-0", "dst-0").is_clear(),
             "not before injection"
         );
-        advance(&mut w, 500);
+        advance_ms(&mut w, 500);
         for (from, to, want) in checks.iter() {
             let e = fx(&w, &mut faults, from, to);
             assert_eq!(
@@ -249,7 +249,7 @@ fn partition_follows_direction_and_target() {
         o["metadata"]["resourceVersion"] = json!("");
         w.store_mut().update(r, NS, &name, o, false).expect("pause");
         w.settle();
-        advance(&mut w, 500);
+        advance_ms(&mut w, 500);
         for (from, to, _) in checks.iter() {
             assert!(
                 fx(&w, &mut faults, from, to).is_clear(),
@@ -266,7 +266,7 @@ fn delay_and_loss_examples_and_their_recovery() {
     let mut ex = example("network-delay-example", "src");
     ex["spec"]["mode"] = json!("all");
     let name = create(&mut w, ex);
-    advance(&mut w, 500);
+    advance_ms(&mut w, 500);
     let c = get(&w, "networkchaos", &name).expect("c");
     assert_eq!(records(&c).len(), 1);
     assert_eq!(cond(&c, "AllInjected"), "True");
@@ -288,7 +288,7 @@ fn delay_and_loss_examples_and_their_recovery() {
         network_effect(&mut faults, w.store(), &b, &a, &mut rng).is_clear(),
         "direction to only"
     );
-    advance(&mut w, 10_000);
+    advance_ms(&mut w, 10_000);
     assert_eq!(phase(&get(&w, "networkchaos", &name).expect("c")), "Stop");
     assert!(
         network_effect(&mut faults, w.store(), &a, &b, &mut rng).is_clear(),
@@ -299,7 +299,7 @@ fn delay_and_loss_examples_and_their_recovery() {
     let mut ex = example("network-partition-example", "src");
     ex["spec"]["target"]["selector"] = json!({"labelSelectors": {"app": "dst"}});
     let name = create(&mut w, ex);
-    advance(&mut w, 500);
+    advance_ms(&mut w, 500);
     let c = get(&w, "networkchaos", &name).expect("c");
     let keys: Vec<_> = records(&c)
         .iter()
@@ -311,7 +311,7 @@ fn delay_and_loss_examples_and_their_recovery() {
 
     // A full loss drops every packet.
     create(&mut w, net("lossy", "loss", "to", false));
-    advance(&mut w, 500);
+    advance_ms(&mut w, 500);
     assert!(fx(&w, &mut faults, "src-0", "other-0").lost);
     assert!(!fx(&w, &mut faults, "other-0", "src-0").lost);
 }
@@ -325,7 +325,7 @@ fn network_effect_is_cheap_with_the_cache() {
     let mut faults = NetFaults::new();
     create(&mut w, net("d", "delay", "both", true));
     create(&mut w, net("l", "netem", "to", false));
-    advance(&mut w, 500);
+    advance_ms(&mut w, 500);
     let (a, b) = (
         get(&w, "pods", "src-0").expect("a"),
         get(&w, "pods", "dst-0").expect("b"),

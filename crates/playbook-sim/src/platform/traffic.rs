@@ -61,18 +61,23 @@ impl Flow {
 
 /// The state the traffic model, the Argo controller and the proxy share.
 pub struct Shared {
+    /// The platform's figures.
     pub figures: Figures,
+    /// The traffic model's own seeded RNG.
     pub rng: ChaCha8Rng,
+    /// The network faults in force (from NetworkChaos).
     pub faults: NetFaults,
     /// Request counters by workload: `predictor`, `mlflow`, `postgresql`, `pipeline-runner`.
     pub flows: BTreeMap<&'static str, Flow>,
     /// The pipeline runner's breaker (None: the fragile client has none).
     pub breaker: Option<Breaker>,
+    /// The pipeline runner's fallback buffer.
     pub buffer: Buffer,
     /// MLflow calls waiting for a worker.
     pub backlog: f64,
     /// Metrics logged to MLflow by the pipelines, and log calls that failed.
     pub logged_metrics: u64,
+    /// Log calls that failed.
     pub log_failures: u64,
 }
 
@@ -360,7 +365,7 @@ impl Traffic {
         let store = ctx.store();
 
         // Clients -> predictor.
-        let preds = ready_pods(store, KSERVE_NS, PREDICTOR);
+        let preds = ready_pods(store, KSERVE_NS, &super::objects::raw_app_label(PREDICTOR));
         let sats: Vec<f64> = preds.iter().map(|p| saturation(p)).collect();
         let n = count(&mut sh.rng, f.inference_rps);
         for k in 0..n {
