@@ -6,7 +6,8 @@
 //! - `select`: selectors and modes. `record`: records, conditions, Kubernetes Events.
 //! - `pod`, `stress`: the effects on pods; [`effects`]: the annotations they write (the
 //!   contract with the kubelet/metrics model).
-//! - `network`: [`NetFaults`] and [`network_effect`], what the traffic model asks.
+//! - `network`: [`NetFaults`], the tc/iptables rules where Chaos Mesh puts them, and the
+//!   per-packet and per-exchange (TCP) queries the traffic model makes.
 
 mod controller;
 pub mod effects;
@@ -18,7 +19,7 @@ mod select;
 mod stress;
 
 pub use controller::{ACTION_LATENCY, ChaosMesh};
-pub use network::{NetEffect, NetFaults, network_effect};
+pub use network::{Exchange, Exchanged, GaveUp, NetEffect, NetFaults, Packet, network_effect};
 pub use select::{candidates, filter_by_mode, select_pods};
 
 use super::world::Controller;
