@@ -44,8 +44,9 @@ fn each_mode_selects_the_right_number_of_pods() {
     assert_eq!(count("fixed", "3"), Ok(3));
     assert_eq!(count("fixed", "30"), Ok(10));
     assert_eq!(count("fixed-percent", "50"), Ok(5));
-    assert_eq!(count("fixed-percent", "25"), Ok(2), "rounds down");
-    assert_eq!(count("fixed-percent", "5"), Ok(0), "may select none");
+    // pkg/selector/generic/mode.go: math.Ceil.
+    assert_eq!(count("fixed-percent", "25"), Ok(3), "rounds up");
+    assert_eq!(count("fixed-percent", "5"), Ok(1), "never none");
     for _ in 0..20 {
         let n = count("random-max-percent", "30").expect("ok");
         assert!(n <= 3, "{n}");
@@ -79,8 +80,10 @@ fn selection_is_deterministic_per_seed_and_varies_across_seeds() {
     assert!(ids.len() > 2, "{ids:?}");
 }
 
+/// pkg/selector/pod/selector.go: no phase filter unless `podPhaseSelectors` (phase_selector.go);
+/// pods being deleted are listed like any other.
 #[test]
-fn pods_not_running_or_being_deleted_are_never_selected() {
+fn pods_in_every_phase_and_being_deleted_are_selected() {
     let mut w = world(2);
     pod(&mut w, "step-done", "argo", "Succeeded");
     pod(&mut w, "step-pending", "argo", "Pending");
@@ -101,29 +104,43 @@ fn pods_not_running_or_being_deleted_are_never_selected() {
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     for _ in 0..10 {
         let got = select_pods(w.store(), &sel, "all", "", NS, &mut rng).expect("ok");
-        assert_eq!(names(&got), ["step-run"]);
+        assert_eq!(
+            names(&got),
+            [
+                "step-done",
+                "step-failed",
+                "step-going",
+                "step-pending",
+                "step-run"
+            ]
+        );
     }
+    let running = json!({"labelSelectors": {"app": "argo"}, "podPhaseSelectors": ["Running"]});
+    assert_eq!(
+        names(&candidates(w.store(), &running, NS).expect("ok")),
+        ["step-going", "step-run"]
+    );
     let phases =
         json!({"labelSelectors": {"app": "argo"}, "podPhaseSelectors": ["Pending", "Succeeded"]});
     let got = candidates(w.store(), &phases, NS).expect("ok");
     assert_eq!(names(&got), ["step-done", "step-pending"]);
-    // Other selector fields.
+    // Other selector fields; `pods` names pods in any phase (selectSpecifiedPods).
     let by_pods = json!({"pods": {NS: ["step-run", "step-done", "ghost"]}});
     assert_eq!(
         names(&candidates(w.store(), &by_pods, NS).expect("ok")),
-        ["step-run"]
+        ["step-done", "step-run"]
     );
     let exprs = json!({"expressionSelectors": [{"key": "app", "operator": "In", "values": ["argo"]}],
-        "fieldSelectors": {"metadata.name": "step-run"}, "nodes": ["node-1"]});
+        "fieldSelectors": {"metadata.name": "step-run"}});
     assert_eq!(
         names(&candidates(w.store(), &exprs, NS).expect("ok")),
         ["step-run"]
     );
-    let other_node = json!({"labelSelectors": {"app": "argo"}, "nodes": ["node-2"]});
-    assert!(
-        candidates(w.store(), &other_node, NS)
-            .expect("ok")
-            .is_empty()
+    // node_selector.go Gets each named node: one that does not exist is an error.
+    let no_node = json!({"labelSelectors": {"app": "argo"}, "nodes": ["node-2"]});
+    assert_eq!(
+        candidates(w.store(), &no_node, NS).map(|p| p.len()),
+        Err("nodes \"node-2\" not found".to_string())
     );
     let other_ns = json!({"namespaces": ["default"], "labelSelectors": {"app": "argo"}});
     assert!(candidates(w.store(), &other_ns, NS).expect("ok").is_empty());
