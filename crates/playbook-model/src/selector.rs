@@ -93,9 +93,10 @@ fn label_selector(match_labels: Option<&Value>, exprs: Option<&Value>) -> Result
         let op = s(e, "/operator");
         reqs.push(match op {
             "In" | "NotIn" if values.is_empty() => {
-                return Err(format!(
-                    "values: Invalid value: []string{{}}: for 'in', 'notin' operators, values set can't be empty"
-                ));
+                return Err(
+                    "values: Invalid value: []string{}: for 'in', 'notin' operators, values set can't be empty"
+                        .to_string(),
+                );
             }
             "In" => Req::In(key, values),
             "NotIn" => Req::NotIn(key, values),

@@ -1,4 +1,4 @@
-//! The simulated Chaos Mesh v2.8.1: a controller for PodChaos, NetworkChaos and StressChaos with the real status, events and effects.
+//! The simulated Chaos Mesh v2.8.1: a controller for PodChaos, NetworkChaos and StressChaos with the real status, events and effects, and the Schedule controllers that spawn them.
 //!
 //! # Layout
 //! - `controller`: the controller-manager's common pipeline ([`ChaosMesh`]).
@@ -6,15 +6,18 @@
 //! - `select`: selectors and modes. `record`: records, conditions, Kubernetes Events.
 //! - `pod`, `stress`: the effects on pods; [`effects`]: the annotations they write (the
 //!   contract with the kubelet/metrics model).
+//! - [`schedule`]: the `Schedule` controllers (cron, active, gc); [`cron`]: its cron parser.
 //! - `network`: [`NetFaults`], the tc/iptables rules where Chaos Mesh puts them, and the
 //!   per-packet and per-exchange (TCP) queries the traffic model makes.
 
 mod controller;
+pub mod cron;
 pub mod effects;
 mod kinds;
 mod network;
 mod pod;
 mod record;
+pub mod schedule;
 mod select;
 mod stress;
 
@@ -26,10 +29,15 @@ use super::world::Controller;
 
 /// The Chaos Mesh controllers, to run after the core ones.
 pub fn controllers() -> Vec<Box<dyn Controller>> {
-    vec![Box::new(ChaosMesh::default())]
+    vec![
+        Box::new(ChaosMesh::default()),
+        Box::new(schedule::Schedules),
+    ]
 }
 
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_net;
+#[cfg(test)]
+mod tests_schedule;

@@ -255,7 +255,8 @@ fn target_port(svc: &Value, port: Option<&str>) -> String {
         .iter()
         .find(|p| {
             port.is_none_or(|want| {
-                p["name"].as_str() == Some(want) || p["port"].to_string() == want
+                p["name"].as_str() == Some(want)
+                    || p["port"].as_i64().is_some_and(|n| n.to_string() == want)
             })
         })
         .or(ports.first());
