@@ -40,4 +40,6 @@ mod tests;
 #[cfg(test)]
 mod tests_net;
 #[cfg(test)]
+mod tests_pods;
+#[cfg(test)]
 mod tests_schedule;

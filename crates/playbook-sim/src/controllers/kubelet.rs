@@ -5,7 +5,8 @@
 //! It honours the Chaos Mesh marks of `crate::chaos::effects`: a container whose spec
 //! image changed (pod-failure's pause image, and back) or that a `container-kill` mark names
 //! restarts once (restartCount + 1, lastState terminated Error 137, Ready again after its
-//! startup); `pod-failure` keeps containers not started and not ready while set; an OOM kill
+//! startup); a container running pod-failure's pause image is Ready or not, and killed or
+//! not, as its probes decide (`crate::chaos::effects::pause_container`); an OOM kill
 //! ends the StressChaos memory load of the pod (stress-ng dies with the container's cgroup).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -22,7 +23,7 @@ use super::util::{
     Due, Key, deleting, hash_str, i, key_of, parse_ts, pod_terminal, s, set_condition, ts,
     write_status,
 };
-use crate::chaos::effects::{CONTAINER_KILL, POD_FAILURE, STRESS_MEMORY};
+use crate::chaos::effects::{CONTAINER_KILL, PAUSE_IMAGE, STRESS_MEMORY, pause_container};
 use crate::store::{EventKind, finalizers};
 use crate::world::{Controller, Ctx};
 
@@ -318,7 +319,6 @@ impl Kubelet {
             .as_array()
             .cloned()
             .unwrap_or_default();
-        let failing = model::annotation(pod, POD_FAILURE, "") == Some("true");
         for c in specs {
             let name = s(c, "/name");
             let idx = match css.iter().position(|x| x["name"] == name) {
@@ -359,7 +359,15 @@ impl Kubelet {
             if let Some(w) = state.get("waiting") {
                 if w["reason"] == "CrashLoopBackOff" {
                     let fin = parse_ts(&cs["lastState"]["terminated"]["finishedAt"]).unwrap_or(now);
-                    let due = fin + backoff(restarts);
+                    // The back-off is keyed by the container's hash (kuberuntime_manager.go
+                    // `doBackOff`, `getStableKey`): a changed spec (pod-failure's image
+                    // restored) starts at once.
+                    let changed = cs["image"].is_string() && cs["image"] != c["image"];
+                    let due = if changed {
+                        now
+                    } else {
+                        fin + backoff(restarts)
+                    };
                     if now >= due {
                         start(cs, &mut evs, restarts + 1);
                     } else {
@@ -381,7 +389,7 @@ impl Kubelet {
             let started_at = parse_ts(&run["startedAt"]).unwrap_or(now);
             // Chaos Mesh conventions (see chaos/effects.rs): an image swapped in the spec
             // (pod-failure's pause image, and back) or a container-kill mark restarts the
-            // container once; a pod-failure keeps it not started and not ready.
+            // container once; the pause image serves nothing: its probes decide.
             let killed_at = kill_mark(pod, name);
             let swapped = cs["image"].is_string() && cs["image"] != c["image"];
             let kill = killed_at.is_some_and(|t| {
@@ -402,13 +410,13 @@ impl Kubelet {
                 wake(now + model::startup(pod, name, restarts + 1));
                 continue;
             }
-            if failing {
-                cs["ready"] = json!(false);
-                cs["started"] = json!(false);
-                continue;
-            }
+            let pause = (s(c, "/image") == PAUSE_IMAGE).then(|| pause_container(c));
             let (_, mem) = container_use(pod, c);
             let mut ends: Vec<(Timestamp, &'static str, i64)> = Vec::new();
+            if let Some((_, Some(kill))) = pause {
+                // Killed for failing its liveness/startup probe; pause exits 0 on SIGTERM.
+                ends.push((started_at + kill, "Completed", 0));
+            }
             if let (_, Some(limit)) = limits(c)
                 && mem > limit
             {
@@ -466,6 +474,10 @@ impl Kubelet {
                 other => {
                     if let Some((at, _, _)) = other {
                         wake(at);
+                    }
+                    if let Some((ready, _)) = pause {
+                        cs["ready"] = json!(ready);
+                        continue;
                     }
                     let ready_at = started_at + model::startup(pod, name, restarts);
                     if now >= ready_at {

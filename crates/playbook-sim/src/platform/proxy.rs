@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 
 use super::exposition;
 use super::traffic::{Caller, Shared, SharedRef, Via};
+use crate::chaos::effects::refuses_connections;
 use crate::controllers::util::{deleting, pod_ready};
 use crate::error::{ApiError, Reason};
 use crate::selector::{FieldSelector, LabelSelector, Requirement};
@@ -222,9 +223,15 @@ fn answer(sh: &mut Shared, store: &Store, req: &ProxyRequest) -> Option<(ProxyRe
         return None;
     }
     let pod = eps[sh.rng.random_range(0..eps.len())].clone();
+    if refuses_connections(&pod) {
+        return Some((
+            unreachable(&svc, &pod, req, "connect: connection refused"),
+            0.001,
+        ));
+    }
     let net = match sh.call(store, None, &pod, Via::PodIp, DIAL_TIMEOUT_S) {
         Ok(s) => s,
-        Err(g) => return Some((unreachable(&svc, &pod, req), g.waited_s)),
+        Err(g) => return Some((unreachable(&svc, &pod, req, "i/o timeout"), g.waited_s)),
     };
     let (resp, secs) = serve(sh, store, req, &pod)?;
     Some((resp, secs + net))
@@ -233,13 +240,14 @@ fn answer(sh: &mut Shared, store: &Store, req: &ProxyRequest) -> Option<(ProxyRe
 /// The API server proxy dialer's timeout, seconds.
 pub const DIAL_TIMEOUT_S: f64 = 30.0;
 
-/// The API server's answer when the endpoint it dialled never answered.
-fn unreachable(svc: &Value, pod: &Value, req: &ProxyRequest) -> ProxyResponse {
+/// The API server's answer when the endpoint it dialled did not answer (`why`: `i/o timeout`,
+/// `connect: connection refused`).
+fn unreachable(svc: &Value, pod: &Value, req: &ProxyRequest, why: &str) -> ProxyResponse {
     let ip = pod["status"]["podIP"].as_str().unwrap_or_default();
     let port = target_port(svc, req.port.as_deref());
     let e = ApiError::new(
         Reason::ServiceUnavailable,
-        format!("error trying to reach service: dial tcp {ip}:{port}: i/o timeout"),
+        format!("error trying to reach service: dial tcp {ip}:{port}: {why}"),
     );
     json_reply(503, e.status())
 }

@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use super::breaker::{Breaker, Buffer};
 use super::objects::{ARGO_NS, KSERVE_NS, MLFLOW_NS, PREDICTOR};
 use super::scenario::{Figures, Latency};
+use crate::chaos::effects::refuses_connections;
 use crate::chaos::{Exchange, Exchanged, NetFaults};
 use crate::controllers::model;
 use crate::controllers::util::{deleting, pod_ready};
@@ -180,7 +181,9 @@ impl Shared {
         let (timeout, client_timeout, db_timeout) =
             (f.mlflow_timeout_s, f.client_timeout_s, f.db_timeout_s);
         let (lat, db_query, connect) = (f.mlflow_latency, f.db_query, f.db_connect_round_trips);
-        let Some((server, sat)) = pick(&mut self.rng, &view.mlflow) else {
+        let Some((server, sat)) =
+            pick(&mut self.rng, &view.mlflow).filter(|(p, _)| !refuses_connections(p))
+        else {
             // Connection refused / no endpoints: fails fast.
             return (503, 0.001);
         };
@@ -200,7 +203,9 @@ impl Shared {
         secs += self.draw(lat) * sat;
         let trips = round_trips + if round_trips > 0 { connect } else { 0 };
         if trips > 0 {
-            let Some((db, _)) = pick(&mut self.rng, &view.db) else {
+            let Some((db, _)) =
+                pick(&mut self.rng, &view.db).filter(|(p, _)| !refuses_connections(p))
+            else {
                 return (500, secs + 0.002);
             };
             for _ in 0..trips {
@@ -418,6 +423,10 @@ impl Traffic {
             };
             // Clients outside the pod network, through the predictor's Service. The server
             // counts what reaches it, with its own latency (netem acts outside its clock).
+            if refuses_connections(pod) {
+                // pod-failure's pause image: connection refused, nothing served.
+                continue;
+            }
             let (code, secs) = sh.predict(*s);
             let reached = match sh.call(store, None, pod, Via::Service, f.client_timeout_s) {
                 Ok(_) => true,

@@ -1,0 +1,152 @@
+//! Tests of PodChaos and StressChaos effects through the kubelet model: pod-failure's pause image and its probes, memory stress ramping to an OOM kill.
+
+use std::sync::Arc;
+
+use jiff::SignedDuration;
+use serde_json::{Value, json};
+
+use super::effects::{PAUSE_IMAGE, refuses_connections};
+use crate::world::{World, virtual_epoch};
+
+fn world(seed: u64) -> World {
+    let mut w = World::new(seed, virtual_epoch());
+    for c in crate::controllers::core() {
+        w.add_controller(c);
+    }
+    for c in super::controllers() {
+        w.add_controller(c);
+    }
+    w.settle();
+    w
+}
+
+fn advance(w: &mut World, secs: i64) {
+    let t = w.now() + SignedDuration::from_secs(secs);
+    w.advance_to(t);
+}
+
+fn seed(w: &mut World, obj: Value) {
+    w.seed(obj).expect("create");
+    w.settle();
+}
+
+/// A one-replica Deployment `name` (container `app`, 256Mi limit) with `probes` merged into
+/// its container.
+fn deployment(name: &str, probes: Value, annotations: Value) -> Value {
+    let mut c = json!({"name": "app", "image": "nginx:1.27",
+        "ports": [{"containerPort": 8080}],
+        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "256Mi"}}});
+    for (k, v) in probes.as_object().into_iter().flatten() {
+        c[k] = v.clone();
+    }
+    json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}, "annotations": annotations},
+                "spec": {"containers": [c]}}}})
+}
+
+fn the_pod(w: &World, app: &str) -> Arc<Value> {
+    let res = w.store().registry().lookup("pods").expect("pods");
+    w.store()
+        .list(
+            res,
+            Some("default"),
+            &Default::default(),
+            &Default::default(),
+        )
+        .into_iter()
+        .find(|p| {
+            p["metadata"]["labels"]["app"] == app && p["metadata"]["deletionTimestamp"].is_null()
+        })
+        .expect("pod")
+}
+
+fn ready(p: &Value) -> bool {
+    p["status"]["conditions"].as_array().is_some_and(|c| {
+        c.iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    })
+}
+
+fn restarts(p: &Value) -> i64 {
+    p["status"]["containerStatuses"][0]["restartCount"]
+        .as_i64()
+        .unwrap_or(-1)
+}
+
+fn chaos(kind: &str, name: &str, app: &str, spec: Value) -> Value {
+    let mut spec = spec;
+    spec["mode"] = json!("all");
+    spec["selector"] = json!({"labelSelectors": {"app": app}});
+    json!({"apiVersion": "chaos-mesh.org/v1alpha1", "kind": kind,
+        "metadata": {"name": name, "namespace": "default"}, "spec": spec})
+}
+
+/// controllers/chaosimpl/podchaos/podfailure/impl.go only swaps the images for the pause
+/// image: the kubelet restarts the container with it, and the probes decide the rest
+/// (pkg/kubelet/prober): no probe, Ready but refusing connections; a readiness probe, not
+/// Ready; a liveness probe, killed and restarted again and again.
+#[test]
+fn pod_failure_is_the_pause_image_and_the_probes_decide() {
+    let mut w = world(3);
+    let http = json!({"httpGet": {"path": "/", "port": 8080}});
+    seed(&mut w, deployment("plain", json!({}), json!({})));
+    seed(
+        &mut w,
+        deployment("probed", json!({"readinessProbe": http}), json!({})),
+    );
+    seed(
+        &mut w,
+        deployment("live", json!({"livenessProbe": http}), json!({})),
+    );
+    advance(&mut w, 10);
+    for app in ["plain", "probed", "live"] {
+        assert!(ready(&the_pod(&w, app)), "{app} ready before");
+        assert!(!refuses_connections(&the_pod(&w, app)));
+        seed(
+            &mut w,
+            chaos(
+                "PodChaos",
+                &format!("pf-{app}"),
+                app,
+                json!({"action": "pod-failure", "duration": "2m"}),
+            ),
+        );
+    }
+    advance(&mut w, 5);
+    let plain = the_pod(&w, "plain");
+    assert_eq!(
+        plain["status"]["containerStatuses"][0]["image"],
+        PAUSE_IMAGE
+    );
+    assert_eq!(restarts(&plain), 1);
+    assert!(ready(&plain), "no probe: Ready");
+    assert!(refuses_connections(&plain));
+    assert!(!ready(&the_pod(&w, "probed")), "readiness probe fails");
+    assert!(ready(&the_pod(&w, "live")), "no readiness probe");
+    // The liveness probe fails 3 x 10 s after each start, then the back-off grows.
+    advance(&mut w, 60);
+    let live = the_pod(&w, "live");
+    assert!(restarts(&live) >= 2, "{:#}", live["status"]);
+    let last = &live["status"]["containerStatuses"][0]["lastState"]["terminated"];
+    assert_eq!(last["exitCode"], 0, "pause exits 0 on SIGTERM");
+    // Started with the pause image at 10 s, killed 3 x 10 s later.
+    assert_eq!(
+        (last["startedAt"].as_str(), last["finishedAt"].as_str()),
+        (Some("2026-01-01T00:00:10Z"), Some("2026-01-01T00:00:40Z"))
+    );
+    assert_eq!(
+        restarts(&the_pod(&w, "plain")),
+        1,
+        "nothing kills a probe-less pause"
+    );
+    // Recovery restores the images: restarted once more, serving again.
+    advance(&mut w, 90);
+    for app in ["plain", "probed", "live"] {
+        let p = the_pod(&w, app);
+        assert_eq!(p["spec"]["containers"][0]["image"], "nginx:1.27", "{app}");
+        assert!(ready(&p), "{app} ready after: {:#}", p["status"]);
+        assert!(!refuses_connections(&p), "{app}");
+    }
+}
