@@ -39,6 +39,8 @@ pub struct ChaosMesh {
     failures: BTreeMap<String, u32>,
     /// uid -> resourceVersion at which selection last failed (retried when the object changes).
     select_failed: BTreeMap<String, String>,
+    /// When each memStress instance started (its memory grows from then).
+    starts: super::stress::Starts,
 }
 
 impl Controller for ChaosMesh {
@@ -67,6 +69,7 @@ impl Controller for ChaosMesh {
         self.due.retain(|k, _| live(k));
         self.failures.retain(|k, _| live(k));
         self.select_failed.retain(|k, _| live(k));
+        super::stress::ramp(ctx, &mut self.starts);
     }
 }
 
@@ -275,9 +278,9 @@ impl ChaosMesh {
             let apply = phase == "Run";
             let snapshot = rec.clone();
             let result = if apply {
-                kinds::apply(ctx, common.kind, o, &snapshot)
+                kinds::apply(ctx, common.kind, o, &snapshot, &mut self.starts)
             } else {
-                kinds::recover(ctx, common.kind, o, &snapshot)
+                kinds::recover(ctx, common.kind, o, &snapshot, &mut self.starts)
             };
             changed = true;
             match result {

@@ -155,10 +155,11 @@ pub fn apply(
     kind: Kind,
     chaos: &mut Value,
     rec: &Record,
+    starts: &mut stress::Starts,
 ) -> Result<&'static str, String> {
     match kind {
         Kind::Pod => pod::apply(ctx, chaos, rec),
-        Kind::Stress => stress::apply(ctx, chaos, rec),
+        Kind::Stress => stress::apply(ctx, chaos, rec, starts),
         Kind::Network => {
             // The traffic model reads injected records (network.rs); count the instance as the
             // real controller counts its PodNetworkChaos generations.
@@ -178,10 +179,11 @@ pub fn recover(
     kind: Kind,
     chaos: &mut Value,
     rec: &Record,
+    starts: &mut stress::Starts,
 ) -> Result<&'static str, String> {
     match kind {
         Kind::Pod => pod::recover(ctx, chaos, rec),
-        Kind::Stress => stress::recover(ctx, chaos, rec),
+        Kind::Stress => stress::recover(ctx, chaos, rec, starts),
         Kind::Network => Ok(NOT_INJECTED),
     }
 }

@@ -163,6 +163,31 @@ struct Rule {
 
 type PodKey = (String, String);
 
+/// FNV-1a: the rules are looked up for every simulated packet, with short keys.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type Fast = std::hash::BuildHasherDefault<Fnv>;
+type Map<K, V> = HashMap<K, V, Fast>;
+
 /// The active network faults, rebuilt only when a NetworkChaos changes. Keep one per traffic
 /// model and ask [`NetFaults::packet`] after [`NetFaults::sync`] (or use [`network_effect`]).
 #[derive(Debug, Default)]
@@ -172,9 +197,9 @@ pub struct NetFaults {
     res: Option<ResId>,
     actions: Vec<Action>,
     /// The ipsets: pod names by namespace.
-    sets: Vec<HashMap<String, HashSet<String>>>,
+    sets: Vec<Map<String, HashSet<String, Fast>>>,
     /// The rules each pod's netns holds.
-    rules: HashMap<String, HashMap<String, Vec<Rule>>>,
+    rules: Map<String, Map<String, Vec<Rule>>>,
 }
 
 /// Parses a tc rate as Chaos Mesh's `parseRate` (`pkg/chaosdaemon/netem/utils.go`) does:
@@ -312,7 +337,7 @@ impl NetFaults {
             if other.is_empty() && !external {
                 return None;
             }
-            let mut set: HashMap<String, HashSet<String>> = HashMap::new();
+            let mut set: Map<String, HashSet<String, Fast>> = Map::default();
             for (ns, name) in other {
                 set.entry(ns.clone()).or_default().insert(name.clone());
             }
@@ -383,26 +408,51 @@ impl NetFaults {
         if actions.is_empty() {
             return out;
         }
-        let look = |pod: Option<(&str, &str)>| pod.and_then(|(ns, n)| rules.get(ns)?.get(n));
+        let look = |pod: Option<(&str, &str)>| match pod {
+            Some((ns, n)) => rules.get(ns).and_then(|m| m.get(n)),
+            None => None,
+        };
         let matches = |filter: Option<usize>, peer: Option<(&str, &str)>, is_ip: bool| {
             let Some(f) = filter else { return true };
-            match (sets.get(f), peer, is_ip) {
-                (Some(set), Some((ns, name)), true) => {
-                    set.get(ns).is_some_and(|names| names.contains(name))
-                }
+            if !is_ip {
+                return false;
+            }
+            match (sets.get(f), peer) {
+                (Some(set), Some((ns, name))) => match set.get(ns) {
+                    Some(names) => names.contains(name),
+                    None => false,
+                },
                 _ => false,
             }
         };
-        let egress = look(p.from)
-            .into_iter()
-            .flatten()
-            .filter(|r| r.hook == Hook::Egress && matches(r.filter, p.to, p.dst_is_pod_ip));
-        let ingress = look(p.to)
-            .into_iter()
-            .flatten()
-            .filter(|r| r.hook == Hook::Ingress && matches(r.filter, p.from, p.src_is_pod_ip));
-        for r in egress.chain(ingress) {
-            let Some(a) = actions.get_mut(r.fault) else {
+        // At most a few rules apply; collected without allocating in the common case.
+        let mut hits = [0usize; 16];
+        let mut n = 0;
+        let mut more: Vec<usize> = Vec::new();
+        let mut hit = |i: usize| {
+            if n < hits.len() {
+                hits[n] = i;
+                n += 1;
+            } else {
+                more.push(i);
+            }
+        };
+        if let Some(rs) = look(p.from) {
+            for r in rs {
+                if r.hook == Hook::Egress && matches(r.filter, p.to, p.dst_is_pod_ip) {
+                    hit(r.fault);
+                }
+            }
+        }
+        if let Some(rs) = look(p.to) {
+            for r in rs {
+                if r.hook == Hook::Ingress && matches(r.filter, p.from, p.src_is_pod_ip) {
+                    hit(r.fault);
+                }
+            }
+        }
+        for i in hits[..n].iter().chain(more.iter()) {
+            let Some(a) = actions.get_mut(*i) else {
                 continue;
             };
             if a.partition {

@@ -313,12 +313,31 @@ fn burn_cpu_raises_and_then_restores_cpu_use() {
     );
 }
 
+/// memStress (github.com/chaos-mesh/memStress main.go) touches its memory page by page: the
+/// stress grows at about 2 GiB/s from the injection; a percentage is of the node's memory.
 #[test]
-fn cause_pod_oom_raises_memory_by_size() {
+fn cause_pod_oom_grows_memory_to_its_size() {
     let mut w = world(5);
+    w.seed(
+        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1"},
+        "status": {"capacity": {"memory": "16Gi"}, "allocatable": {"memory": "16Gi"}}}),
+    )
+    .expect("node");
     pod(&mut w, "infer-0", "infer", "Running");
     let name = create(&mut w, example("cause-pod-oom", "infer"));
     advance(&mut w, 500);
+    assert_eq!(
+        annotation(&w, "infer-0", STRESS_MEMORY),
+        None,
+        "nothing yet"
+    );
+    advance(&mut w, 1_000);
+    let held: u64 = annotation(&w, "infer-0", STRESS_MEMORY)
+        .and_then(|v| v.parse().ok())
+        .expect("growing");
+    let rate = super::stress::FIRST_TOUCH_BYTES_PER_S as u64;
+    assert!(held <= rate && held >= rate * 9 / 10, "{held} after 1 s");
+    advance(&mut w, 10_000);
     assert_eq!(
         annotation(&w, "infer-0", STRESS_MEMORY).as_deref(),
         Some("10000000000")
@@ -327,12 +346,12 @@ fn cause_pod_oom_raises_memory_by_size() {
     half["metadata"]["name"] = json!("half");
     half["spec"]["stressors"]["memory"]["size"] = json!("50%");
     create(&mut w, half);
-    advance(&mut w, 500);
-    let want = 10_000_000_000u64 + (1u64 << 29);
+    advance(&mut w, 10_000);
+    let want = 10_000_000_000u64 + (8u64 << 30);
     assert_eq!(
         annotation(&w, "infer-0", STRESS_MEMORY),
         Some(want.to_string()),
-        "sum of both"
+        "sum of both; 50% of the node's 16Gi"
     );
     // Deleting one recovers its share only.
     let r = res(&w, "stresschaos");
@@ -344,7 +363,7 @@ fn cause_pod_oom_raises_memory_by_size() {
     assert!(get(&w, "stresschaos", &name).is_none());
     assert_eq!(
         annotation(&w, "infer-0", STRESS_MEMORY),
-        Some((1u64 << 29).to_string())
+        Some((8u64 << 30).to_string())
     );
 }
 

@@ -150,3 +150,62 @@ fn pod_failure_is_the_pause_image_and_the_probes_decide() {
         assert!(!refuses_connections(&p), "{app}");
     }
 }
+
+fn advance_ms(w: &mut World, ms: i64) {
+    let t = w.now() + SignedDuration::from_millis(ms);
+    w.advance_to(t);
+}
+
+fn stress_memory(p: &Value) -> Option<u64> {
+    p["metadata"]["annotations"][super::effects::STRESS_MEMORY]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+}
+
+/// memStress grows its memory at page-fault speed (github.com/chaos-mesh/memStress main.go),
+/// so the container passes its limit some time after the injection, is OOM-killed (the whole
+/// cgroup on cgroup v2, stress included) and restarted by the kubelet with its back-off, Ready
+/// again after its startup; the stress does not come back (the record stays Injected).
+#[test]
+fn memory_stress_ramps_to_an_oom_kill_and_the_kubelet_restarts_the_container() {
+    let mut w = world(8);
+    seed(
+        &mut w,
+        deployment("mem", json!({}), json!({"sim.playbook.dev/startup": "20s"})),
+    );
+    advance(&mut w, 30);
+    assert!(ready(&the_pod(&w, "mem")));
+    seed(
+        &mut w,
+        chaos(
+            "StressChaos",
+            "oom",
+            "mem",
+            json!({"stressors": {"memory": {"workers": 1, "size": "1GiB"}}, "duration": "5m"}),
+        ),
+    );
+    // Injected after the controller's 500 ms; 50 ms later about 100 MiB are resident.
+    advance_ms(&mut w, 550);
+    let p = the_pod(&w, "mem");
+    let held = stress_memory(&p).expect("growing");
+    assert!(held > 80 << 20 && held < 128 << 20, "{held}");
+    assert_eq!(restarts(&p), 0, "not yet over the 256Mi limit");
+    // (256Mi - 64Mi base) / 2 GiB/s = ~94 ms after the injection.
+    advance_ms(&mut w, 100);
+    let p = the_pod(&w, "mem");
+    assert_eq!(restarts(&p), 1, "{:#}", p["status"]);
+    let last = &p["status"]["containerStatuses"][0]["lastState"]["terminated"];
+    assert_eq!(
+        (last["reason"].as_str(), last["exitCode"].as_i64()),
+        (Some("OOMKilled"), Some(137))
+    );
+    assert_eq!(stress_memory(&p), None, "the stress died with the cgroup");
+    assert!(!ready(&p), "restarting: not Ready before its startup");
+    advance(&mut w, 25);
+    let p = the_pod(&w, "mem");
+    assert!(ready(&p), "Ready again after its 20 s startup");
+    advance(&mut w, 60);
+    let p = the_pod(&w, "mem");
+    assert_eq!(restarts(&p), 1, "the stress is not injected again");
+    assert_eq!(stress_memory(&p), None);
+}
