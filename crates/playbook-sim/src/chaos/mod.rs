@@ -12,6 +12,7 @@
 
 mod controller;
 pub mod cron;
+pub mod daemon;
 pub mod effects;
 mod kinds;
 mod network;

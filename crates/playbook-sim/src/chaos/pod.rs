@@ -75,6 +75,7 @@ pub fn apply(ctx: &mut Ctx<'_>, chaos: &mut Value, rec: &Record) -> Result<&'sta
             write_pod(ctx, pod)?;
         }
         PodChaosAction::ContainerKill => {
+            super::daemon::reach(ctx, ns, name)?;
             let mut pod = get_pod(ctx, ns, name)?;
             let c = container.unwrap_or_default();
             let at = ctx.now().to_string();

@@ -188,6 +188,7 @@ pub fn apply(
     let pod = ctx
         .get("pods", ns, name)
         .ok_or_else(|| format!("pods \"{name}\" not found"))?;
+    super::daemon::reach(ctx, ns, name)?;
     load_of(
         &stressors,
         &pod,

@@ -209,3 +209,80 @@ fn memory_stress_ramps_to_an_oom_kill_and_the_kubelet_restarts_the_container() {
     assert_eq!(restarts(&p), 1, "the stress is not injected again");
     assert_eq!(stress_memory(&p), None);
 }
+
+/// The chaos-daemon DaemonSet tolerates only the DaemonSet controller's automatic taints
+/// (helm/chaos-mesh/values.yaml `tolerations: []`): on a GPU node tainted `nvidia.com/gpu`
+/// there is none, and FindDaemonIP (controllers/utils/chaosdaemon/chaosdaemon.go) fails, so
+/// StressChaos and NetworkChaos stay not injected there; pod-kill needs no daemon.
+#[test]
+fn no_chaos_daemon_on_a_tainted_node() {
+    let mut w = world(9);
+    let nodes = w.store().registry().lookup("nodes").expect("nodes");
+    let mut gpu = (*w
+        .store()
+        .list(nodes, None, &Default::default(), &Default::default())[0])
+        .clone();
+    gpu["metadata"] =
+        json!({"name": "gpu-1", "labels": {"kubernetes.io/hostname": "gpu-1", "gpu": "true"}});
+    gpu["spec"]["taints"] =
+        json!([{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}]);
+    seed(&mut w, gpu);
+    let mut d = deployment("train", json!({}), json!({}));
+    d["spec"]["template"]["spec"]["nodeSelector"] = json!({"gpu": "true"});
+    d["spec"]["template"]["spec"]["tolerations"] =
+        json!([{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]);
+    seed(&mut w, d);
+    advance(&mut w, 10);
+    assert_eq!(the_pod(&w, "train")["spec"]["nodeName"], "gpu-1");
+    seed(
+        &mut w,
+        chaos(
+            "StressChaos",
+            "cpu",
+            "train",
+            json!({"stressors": {"cpu": {"workers": 1}}}),
+        ),
+    );
+    seed(
+        &mut w,
+        chaos(
+            "NetworkChaos",
+            "lag",
+            "train",
+            json!({"action": "delay", "delay": {"latency": "10ms"}}),
+        ),
+    );
+    advance(&mut w, 5);
+    let res = |w: &World, k: &str| w.store().registry().lookup(k).expect("kind");
+    for (kind, name) in [
+        ("stresschaos.chaos-mesh.org", "cpu"),
+        ("networkchaos.chaos-mesh.org", "lag"),
+    ] {
+        let c = w
+            .store()
+            .get(res(&w, kind), "default", name)
+            .expect("chaos");
+        let r = &c["status"]["experiment"]["containerRecords"][0];
+        assert_eq!(r["phase"], "Not Injected", "{kind}");
+        let events = r["events"].as_array().expect("events");
+        assert!(
+            events
+                .iter()
+                .any(|e| e["message"] == "cannot find daemonIP on node gpu-1"),
+            "{kind}: {events:?}"
+        );
+    }
+    seed(
+        &mut w,
+        chaos("PodChaos", "kill", "train", json!({"action": "pod-kill"})),
+    );
+    advance(&mut w, 2);
+    let c = w
+        .store()
+        .get(res(&w, "podchaos.chaos-mesh.org"), "default", "kill")
+        .expect("chaos");
+    assert_eq!(
+        c["status"]["experiment"]["containerRecords"][0]["phase"],
+        "Injected"
+    );
+}
