@@ -1,8 +1,9 @@
 //! The contract between the simulated Chaos Mesh and the rest of the simulator: every pod annotation the chaos effects write, and what it means.
 //!
 //! The chaos controller never changes a pod's use or readiness itself: it marks the pod, and the
-//! kubelet/metrics model reads the marks. Network faults change no object at all: the traffic
-//! model asks [`super::network_effect`] (see `network.rs`) for every simulated request.
+//! kubelet/metrics model reads the marks (pod-failure needs none: the pause image is in the
+//! pod's spec, as on a real cluster). Network faults change no object at all: the traffic
+//! model asks [`super::NetFaults`] (see `network.rs`) for every simulated packet.
 //!
 //! Marks are set when a record is injected and removed when the last chaos needing them
 //! recovers (pause, end of `duration`, deletion).
@@ -15,10 +16,11 @@
 pub const STRESS_CPU: &str = "sim.playbook.dev/stress-cpu";
 
 /// Extra memory (working set) the StressChaos experiments injected in a pod hold, in bytes, as
-/// a decimal string. `stressors.memory.size` is the total of all its workers (Chaos Mesh's
-/// memStress semantics); `"50%"` is of the container's memory limit (of the node's memory if
-/// it has none). The kubelet model adds it to the container's working set and OOMKills the
-/// container (reason `OOMKilled`, exit code 137) when the total passes its memory limit.
+/// a decimal string, rewritten as memStress' memory grows (see `stress.rs`).
+/// `stressors.memory.size` is the total of all its workers (Chaos Mesh's memStress semantics);
+/// `"50%"` is of the node's memory. The kubelet model adds it to the container's working set
+/// and OOMKills the container (reason `OOMKilled`, exit code 137) when the total passes its
+/// memory limit; the stress dies with the container.
 pub const STRESS_MEMORY: &str = "sim.playbook.dev/stress-memory";
 
 /// The container(s) the stress runs in, comma-separated, sorted (`"app"`, or `"app,sidecar"`):

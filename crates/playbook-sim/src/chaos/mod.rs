@@ -3,12 +3,17 @@
 //! # Layout
 //! - `controller`: the controller-manager's common pipeline ([`ChaosMesh`]).
 //! - `kinds`: the three kinds, read through the typed specs of [`playbook_model::chaosmesh`].
-//! - `select`: selectors and modes. `record`: records, conditions, Kubernetes Events.
+//! - `select`: feeds the store's pods and nodes to [`playbook_model::selector`] (Chaos Mesh's
+//!   selectors and modes). `record`: records, conditions, Kubernetes Events.
 //! - `pod`, `stress`: the effects on pods; [`effects`]: the annotations they write (the
-//!   contract with the kubelet/metrics model).
+//!   contract with the kubelet/metrics model), pod-failure's pause image and its probes.
+//! - [`daemon`]: which nodes run a chaos-daemon (taints), and the error where none does.
 //! - [`schedule`]: the `Schedule` controllers (cron, active, gc); [`cron`]: its cron parser.
 //! - `network`: [`NetFaults`], the tc/iptables rules where Chaos Mesh puts them, and the
 //!   per-packet and per-exchange (TCP) queries the traffic model makes.
+//!
+//! Not modelled: the `Workflow` kind (accepted by the API, never run: its status stays empty),
+//! and every other Chaos Mesh kind (IOChaos, DNSChaos, HTTPChaos, TimeChaos...).
 
 mod controller;
 pub mod cron;
