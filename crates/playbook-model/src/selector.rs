@@ -170,6 +170,34 @@ fn pod_field<'a>(pod: &'a Value, field: &str) -> &'a str {
     }
 }
 
+/// The pods a selector lists by name (`pods`: namespace -> names), when it does: then they are
+/// the only candidates, whatever else the selector says.
+pub fn named_pods(selector: &Value) -> Option<BTreeSet<(String, String)>> {
+    let by_ns = selector
+        .get("pods")
+        .and_then(Value::as_object)
+        .filter(|m| !m.is_empty())?;
+    Some(
+        by_ns
+            .iter()
+            .flat_map(|(ns, names)| {
+                strings(Some(names))
+                    .into_iter()
+                    .map(move |n| (ns.clone(), n))
+            })
+            .collect(),
+    )
+}
+
+/// The namespaces a selector lists pods from (`namespaces`, else `default_ns`).
+pub fn namespaces(selector: &Value, default_ns: &str) -> BTreeSet<String> {
+    let mut out: BTreeSet<String> = strings(selector.get("namespaces")).into_iter().collect();
+    if out.is_empty() {
+        out.insert(default_ns.to_string());
+    }
+    out
+}
+
 /// The indexes of the `pods` the `PodSelectorSpec` `selector` matches, ordered by namespace
 /// and name (a list's order). `default_ns` stands for an empty `namespaces` (the experiment's
 /// namespace). `nodes` are the cluster's nodes (for `nodes` and `nodeSelectors`).
@@ -195,19 +223,7 @@ pub fn candidates<P: Borrow<Value>, N: Borrow<Value>>(
         .collect();
     order.sort();
     // selectSpecifiedPods: the named pods that exist, nothing else applies.
-    if let Some(by_ns) = selector
-        .get("pods")
-        .and_then(Value::as_object)
-        .filter(|m| !m.is_empty())
-    {
-        let wanted: BTreeSet<(String, String)> = by_ns
-            .iter()
-            .flat_map(|(ns, names)| {
-                strings(Some(names))
-                    .into_iter()
-                    .map(move |n| (ns.clone(), n))
-            })
-            .collect();
+    if let Some(wanted) = named_pods(selector) {
         return Ok(order
             .into_iter()
             .filter(|(ns, n, _)| wanted.contains(&(ns.clone(), n.clone())))
@@ -218,11 +234,7 @@ pub fn candidates<P: Borrow<Value>, N: Borrow<Value>>(
         selector.get("labelSelectors"),
         selector.get("expressionSelectors"),
     )?;
-    let mut namespaces: BTreeSet<String> =
-        strings(selector.get("namespaces")).into_iter().collect();
-    if namespaces.is_empty() {
-        namespaces.insert(default_ns.to_string());
-    }
+    let namespaces = namespaces(selector, default_ns);
     let fields = string_map(selector.get("fieldSelectors"));
     if let Some(f) = fields.keys().find(|f| !POD_FIELDS.contains(&f.as_str())) {
         return Err(format!("field label not supported: {f}"));

@@ -16,17 +16,21 @@ use playbook_model::units;
 pub enum Cron {
     /// `@every`: a constant delay, whole seconds.
     Every(i64),
-    /// The fields, as bit sets; `dom_star`/`dow_star` when given as `*` or `?`.
-    Fields {
-        sec: u64,
-        min: u64,
-        hour: u64,
-        dom: u64,
-        month: u64,
-        dow: u64,
-        dom_star: bool,
-        dow_star: bool,
-    },
+    /// The fields.
+    Fields(Fields),
+}
+
+/// The six fields as bit sets; `dom_star`/`dow_star` when given as `*` or `?`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fields {
+    sec: u64,
+    min: u64,
+    hour: u64,
+    dom: u64,
+    month: u64,
+    dow: u64,
+    dom_star: bool,
+    dow_star: bool,
 }
 
 const MONTHS: [&str; 12] = [
@@ -154,7 +158,7 @@ pub fn parse(spec: &str) -> Result<Cron, String> {
     if dow & (1 << 7) != 0 {
         dow |= 1;
     }
-    Ok(Cron::Fields {
+    Ok(Cron::Fields(Fields {
         sec,
         min,
         hour,
@@ -163,7 +167,7 @@ pub fn parse(spec: &str) -> Result<Cron, String> {
         dow,
         dom_star,
         dow_star,
-    })
+    }))
 }
 
 fn has(bits: u64, v: i8) -> bool {
@@ -173,21 +177,12 @@ fn has(bits: u64, v: i8) -> bool {
 impl Cron {
     /// The first activation strictly after `t` (None when there is none within five years).
     pub fn next(&self, t: Timestamp) -> Option<Timestamp> {
-        let (sec, min, hour, dom, month, dow, dom_star, dow_star) = match *self {
+        let f = match self {
             Cron::Every(s) => {
                 let whole = Timestamp::from_second(t.as_second()).ok()?;
-                return whole.checked_add(SignedDuration::from_secs(s)).ok();
+                return whole.checked_add(SignedDuration::from_secs(*s)).ok();
             }
-            Cron::Fields {
-                sec,
-                min,
-                hour,
-                dom,
-                month,
-                dow,
-                dom_star,
-                dow_star,
-            } => (sec, min, hour, dom, month, dow, dom_star, dow_star),
+            Cron::Fields(f) => f,
         };
         let utc = TimeZone::UTC;
         let start = Timestamp::from_second(t.as_second() + 1).ok()?;
@@ -195,16 +190,20 @@ impl Cron {
         let limit = d.year() + 5;
         let day_ok = |d: &DateTime| {
             let wd = d.weekday().to_sunday_zero_offset();
-            let a = has(dom, d.day());
-            let b = has(dow, wd);
-            if dom_star || dow_star { a && b } else { a || b }
+            let a = has(f.dom, d.day());
+            let b = has(f.dow, wd);
+            if f.dom_star || f.dow_star {
+                a && b
+            } else {
+                a || b
+            }
         };
         let at = |date: Date, h: i8, m: i8, s: i8| date.at(h, m, s, 0);
         loop {
             if d.year() > limit {
                 return None;
             }
-            if !has(month, d.month()) {
+            if !has(f.month, d.month()) {
                 let first = Date::new(d.year(), d.month(), 1).ok()?;
                 d = at(
                     first.checked_add(jiff::Span::new().months(1)).ok()?,
@@ -218,19 +217,19 @@ impl Cron {
                 d = at(d.date().tomorrow().ok()?, 0, 0, 0);
                 continue;
             }
-            if !has(hour, d.hour()) {
+            if !has(f.hour, d.hour()) {
                 d = at(d.date(), d.hour(), 0, 0)
                     .checked_add(SignedDuration::from_hours(1))
                     .ok()?;
                 continue;
             }
-            if !has(min, d.minute()) {
+            if !has(f.min, d.minute()) {
                 d = at(d.date(), d.hour(), d.minute(), 0)
                     .checked_add(SignedDuration::from_mins(1))
                     .ok()?;
                 continue;
             }
-            if !has(sec, d.second()) {
+            if !has(f.sec, d.second()) {
                 d = d.checked_add(SignedDuration::from_secs(1)).ok()?;
                 continue;
             }

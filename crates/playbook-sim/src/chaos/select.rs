@@ -5,7 +5,6 @@
 //! phase are candidates, being deleted or completed included (completed Argo step pods are the
 //! classic trap), unless `podPhaseSelectors` says otherwise. This module feeds it the store.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use rand::Rng;
@@ -47,28 +46,14 @@ pub fn candidates(
     };
     let everything = (LabelSelector::default(), FieldSelector::default());
     let mut pods: Vec<Arc<Value>> = Vec::new();
-    if let Some(by_ns) = selector
-        .get("pods")
-        .and_then(Value::as_object)
-        .filter(|m| !m.is_empty())
-    {
-        for (ns, names) in by_ns {
-            for n in names
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-            {
-                pods.extend(store.get(pods_res, ns, n).cloned());
-            }
-        }
+    if let Some(wanted) = model_selector::named_pods(selector) {
+        pods.extend(
+            wanted
+                .iter()
+                .filter_map(|(ns, n)| store.get(pods_res, ns, n).cloned()),
+        );
     } else {
-        let mut namespaces: BTreeSet<String> =
-            strings(selector.get("namespaces")).into_iter().collect();
-        if namespaces.is_empty() {
-            namespaces.insert(default_ns.to_string());
-        }
-        for ns in &namespaces {
+        for ns in &model_selector::namespaces(selector, default_ns) {
             pods.extend(store.list(pods_res, Some(ns), &everything.0, &everything.1));
         }
     }
@@ -115,16 +100,6 @@ pub fn containers_of(pod: &Value, names: &[String]) -> Vec<String> {
 /// `ns/name` of a pod (the id of a pod record).
 pub fn pod_id(pod: &Value) -> String {
     format!("{}/{}", meta_str(pod, "namespace"), meta_str(pod, "name"))
-}
-
-fn strings(v: Option<&Value>) -> Vec<String> {
-    v.and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Chaos Mesh's `FilterObjectsByMode` ([`playbook_model::selector::filter_by_mode`]), drawing
