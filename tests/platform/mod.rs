@@ -146,18 +146,20 @@ fn chaos_mesh_examples_applied_with_kubectl_have_their_effect() {
             .any(|(name, (n, oom))| *oom && *n > before_oom.get(name).map_or(0, |b| b.0))
     }));
 
-    // PodChaos pod-failure: the trainer pod is not Ready.
+    // PodChaos pod-failure: the trainer's container runs the pause image (restarted once); it
+    // has no readiness probe, so it stays Ready, refusing connections (podfailure/impl.go).
     s.apply("pod-failure.yaml");
     assert!(wait_for(Duration::from_secs(5), || {
         let pods = s.json(&["get", "pods", "-n", "training"]);
-        pods["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|p| !ready(p))
+        pods["items"].as_array().into_iter().flatten().any(|p| {
+            let c = &p["status"]["containerStatuses"][0];
+            c["image"] == "gcr.io/google-containers/pause:latest" && c["restartCount"] == 1
+        })
     }));
 
-    // NetworkChaos delay 300 ms MLflow -> PostgreSQL: searches through the proxy are slower.
+    // NetworkChaos delay 300 ms between MLflow and PostgreSQL, `direction: both` (MLflow reaches
+    // PostgreSQL by its ClusterIP, so only PostgreSQL's answers to MLflow's pod IPs match):
+    // searches through the proxy are slower.
     let (base, ok) = s.raw_time(SEARCH);
     assert!(ok);
     s.apply("network-delay.yaml");

@@ -5,7 +5,8 @@
 //! It honours the Chaos Mesh marks of `crate::chaos::effects`: a container whose spec
 //! image changed (pod-failure's pause image, and back) or that a `container-kill` mark names
 //! restarts once (restartCount + 1, lastState terminated Error 137, Ready again after its
-//! startup); `pod-failure` keeps containers not started and not ready while set; an OOM kill
+//! startup); a container running pod-failure's pause image is Ready or not, and killed or
+//! not, as its probes decide (`crate::chaos::effects::pause_container`); an OOM kill
 //! ends the StressChaos memory load of the pod (stress-ng dies with the container's cgroup).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -22,7 +23,7 @@ use super::reconcile::{Action, Reconcile};
 use super::util::{
     Key, deleting, hash_str, i, key_of, parse_ts, pod_terminal, s, set_condition, ts, write_status,
 };
-use crate::chaos::effects::{CONTAINER_KILL, POD_FAILURE, STRESS_MEMORY};
+use crate::chaos::effects::{CONTAINER_KILL, PAUSE_IMAGE, STRESS_MEMORY, pause_container};
 use crate::resources::{Res, res};
 use crate::store::{Event, EventKind, finalizers};
 use crate::world::{Ctx, Lag};
@@ -390,7 +391,16 @@ impl Run<'_> {
             let (due, instance) = if w["reason"] == "CrashLoopBackOff" {
                 let fin =
                     parse_ts(&cs["lastState"]["terminated"]["finishedAt"]).unwrap_or(self.now);
-                (fin + backoff(restarts), restarts + 1)
+                // The back-off is keyed by the container's hash (kuberuntime_manager.go
+                // `doBackOff`, `getStableKey`): a changed spec (pod-failure's image
+                // restored) starts at once.
+                let changed = cs["image"].is_string() && cs["image"] != c["image"];
+                let due = if changed {
+                    self.now
+                } else {
+                    fin + backoff(restarts)
+                };
+                (due, restarts + 1)
             } else {
                 (start_time + CREATE_DELAY, restarts)
             };
@@ -408,7 +418,7 @@ impl Run<'_> {
 
     /// A running container. Chaos Mesh conventions (see chaos/effects.rs): an image swapped
     /// in the spec (pod-failure's pause image, and back) or a container-kill mark restarts
-    /// it once; a pod-failure keeps it not started and not ready.
+    /// it once; the pause image serves nothing: its probes decide.
     fn running(&mut self, cs: &mut Value, c: &Value, run: &Value, restarts: i64) {
         let (pod, now, name) = (self.pod, self.now, s(c, "/name"));
         let started_at = parse_ts(&run["startedAt"]).unwrap_or(now);
@@ -430,13 +440,13 @@ impl Run<'_> {
             self.wake(now + model::startup(pod, name, restarts + 1));
             return;
         }
-        if model::annotation(pod, POD_FAILURE, "") == Some("true") {
-            cs["ready"] = json!(false);
-            cs["started"] = json!(false);
-            return;
-        }
+        let pause = (s(c, "/image") == PAUSE_IMAGE).then(|| pause_container(c));
         let (_, mem) = container_use(pod, c);
         let mut ends: Vec<(Timestamp, &'static str, i64)> = Vec::new();
+        if let Some((_, Some(kill))) = pause {
+            // Killed for failing its liveness/startup probe; pause exits 0 on SIGTERM.
+            ends.push((started_at + kill, "Completed", 0));
+        }
         if let (_, Some(limit)) = limits(c)
             && mem > limit
         {
@@ -459,6 +469,10 @@ impl Run<'_> {
             other => {
                 if let Some((at, _, _)) = other {
                     self.wake(at);
+                }
+                if let Some((ready, _)) = pause {
+                    cs["ready"] = json!(ready);
+                    return;
                 }
                 let ready_at = started_at + model::startup(pod, name, restarts);
                 if now >= ready_at {

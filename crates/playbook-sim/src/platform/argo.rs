@@ -9,7 +9,8 @@
 //! says how long it runs, default 2 s). A failed pod fails the Workflow (Failed), a deleted
 //! one errors it (Error). Only the last `pipeline_history` finished pipelines are kept.
 //!
-//! The controller lives in the `workflow-controller` pods: while none is Ready, no Workflow
+//! The controller lives in the `workflow-controller` pods: while none is Ready and running
+//! the controller (pod-failure's pause image runs nothing), no Workflow
 //! makes progress (no step pod is created, no status changes, no scheduled run starts) —
 //! argo-workflows workflow/controller/controller.go runs every reconciliation in that process.
 
@@ -65,7 +66,9 @@ pub struct Argo {
 /// The label of the workflow-controller's pods (see `objects::all`).
 const CONTROLLER_APP: &str = "workflow-controller";
 
-/// True when a workflow-controller pod is Ready (and not being deleted). Before its
+/// True when a workflow-controller pod is Ready, not being deleted, and runs the controller
+/// (not pod-failure's pause image: the pod may stay Ready without a readiness probe while no
+/// controller process runs, see `crate::chaos::effects::pause_container`). Before its
 /// Deployment exists (the first instants of an install) the controller counts as up, so
 /// that a world without the platform's objects still runs Workflows.
 fn controller_up(ctx: &Ctx<'_>) -> bool {
@@ -80,7 +83,11 @@ fn controller_up(ctx: &Ctx<'_>) -> bool {
             .unwrap_or_default();
     ctx.list_selected("pods", Some(ARGO_NS), &sel)
         .iter()
-        .any(|p| crate::controllers::util::pod_ready(p) && !deleting(p))
+        .any(|p| {
+            crate::controllers::util::pod_ready(p)
+                && !deleting(p)
+                && !crate::chaos::effects::refuses_connections(p)
+        })
 }
 
 impl Argo {

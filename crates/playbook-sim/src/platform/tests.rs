@@ -324,9 +324,9 @@ fn pod_kill_isvc_ready_again_within_30s_on_mlops_not_on_fragile() {
     assert!(slow > secs(30), "{slow:?}");
 }
 
-/// MLflow latency (ms) before, during and after a 100 ms delay mlflow -> postgresql, and the
-/// successes during.
-fn network_delay(sc: Scenario) -> (f64, f64, f64, usize) {
+/// MLflow latency (ms) before, during and after a 100 ms delay between mlflow (the source) and
+/// postgresql (the target) in `direction`, and the successes during.
+fn network_delay(sc: Scenario, direction: &str) -> (f64, f64, f64, usize) {
     let s = sim(sc, 11);
     let rt = runtime();
     let (before, _) = mlflow_probe(&s, &rt, 20);
@@ -339,7 +339,7 @@ fn network_delay(sc: Scenario) -> (f64, f64, f64, usize) {
             json!({"action": "delay", "mode": "all",
         "selector": {"namespaces": ["mlflow"], "labelSelectors": {"app": "mlflow"}},
         "target": {"mode": "all", "selector": {"namespaces": ["mlflow"], "labelSelectors": {"app": "postgresql"}}},
-        "direction": "to", "delay": {"latency": "100ms"}, "duration": "60s"}),
+        "direction": direction, "delay": {"latency": "100ms"}, "duration": "60s"}),
         ),
     );
     s.advance_by(secs(20));
@@ -349,13 +349,21 @@ fn network_delay(sc: Scenario) -> (f64, f64, f64, usize) {
     (before, during, after, ok)
 }
 
+/// `direction: to` with a target filters on the target pods' IPs inside the source pod's netns
+/// (controllers/chaosimpl/networkchaos/trafficcontrol/impl.go, pkg/chaosdaemon/tc_server.go):
+/// MLflow reaches PostgreSQL by its ClusterIP Service, so nothing MLflow sends matches and
+/// nothing is delayed. `from` puts the qdisc on PostgreSQL filtered on MLflow's pod IPs, which
+/// its answers carry: one delay per query.
 #[test]
-fn network_delay_raises_mlflow_latency_by_the_delay_on_mlops_not_on_fragile() {
-    let (b, d, a, ok) = network_delay(Scenario::Mlops);
+fn network_delay_to_a_service_is_not_delayed_from_is_on_mlops_not_on_fragile() {
+    let (b, d, _, ok) = network_delay(Scenario::Mlops, "to");
     assert_eq!(ok, 20);
-    assert!((d - b - 100.0).abs() < 25.0, "before {b} during {d}");
-    assert!((a - b).abs() < 10.0, "before {b} after {a}");
-    let (b, d, _a, ok) = network_delay(Scenario::MlopsFragile);
+    assert!((d - b).abs() < 10.0, "to: before {b} during {d}");
+    let (b, d, a, ok) = network_delay(Scenario::Mlops, "from");
+    assert_eq!(ok, 20);
+    assert!((d - b - 100.0).abs() < 25.0, "from: before {b} during {d}");
+    assert!((a - b).abs() < 10.0, "from: before {b} after {a}");
+    let (b, d, _a, ok) = network_delay(Scenario::MlopsFragile, "from");
     assert!(
         ok < 20 || (d - b) > 200.0,
         "fragile: before {b} during {d} ok {ok}"
@@ -716,9 +724,13 @@ fn workflows_wait_while_the_workflow_controller_is_down() {
                 "selector": {"namespaces": ["argo"], "labelSelectors": {"app": "workflow-controller"}}}),
         ),
     );
+    // The workflow-controller has no readiness probe: under pod-failure its pod may stay
+    // Ready while the pause image runs in place of the controller.
     let controller_ready = |s: &Sim| {
         list(s, "pods", "argo").iter().any(|p| {
-            p["metadata"]["labels"]["app"] == "workflow-controller" && cond(p, "Ready") == "True"
+            p["metadata"]["labels"]["app"] == "workflow-controller"
+                && cond(p, "Ready") == "True"
+                && !crate::chaos::effects::refuses_connections(p)
         })
     };
     until(&s, secs(5), |s| !controller_ready(s)).expect("controller down");
@@ -777,4 +789,111 @@ fn the_platform_starts_with_a_history() {
         assert!(preds.iter().all(|p| cond(p, "Ready") == "True"), "{sc:?}");
         assert!(isvc_ready(&s), "{sc:?}");
     }
+}
+
+/// `n` predictions through the API server's service proxy, one per second: (successes, p50
+/// ms, the last error).
+fn predictor_probe(s: &Sim, rt: &tokio::runtime::Runtime, n: usize) -> (usize, f64, String) {
+    let url = "/api/v1/namespaces/kserve-inference/services/sklearn-iris-predictor:80/proxy/v1/models/sklearn-iris:predict";
+    let body = r#"{"instances": [[6.8, 2.8, 4.8, 1.4]]}"#;
+    let (mut ok, mut ms, mut last) = (0, Vec::new(), String::new());
+    for _ in 0..n {
+        let (code, dt, text) = call(s, rt, url, Some(body));
+        ms.push(dt * 1000.0);
+        if code == 200 {
+            ok += 1;
+        } else {
+            last = format!("{code} {text}");
+        }
+        s.advance_by(secs(1));
+    }
+    ms.sort_by(f64::total_cmp);
+    (ok, ms[ms.len() / 2], last)
+}
+
+/// A target-less NetworkChaos on every predictor pod (by KServe's own label).
+fn predictor_fault(s: &Sim, name: &str, spec: Value) {
+    let mut spec = spec;
+    spec["mode"] = json!("all");
+    spec["selector"] = json!({"namespaces": ["kserve-inference"],
+        "labelSelectors": {"serving.kserve.io/inferenceservice": "sklearn-iris"}});
+    apply(s, chaos("NetworkChaos", name, "kserve-inference", spec));
+    s.advance_by(secs(2));
+}
+
+/// A NetworkChaos without a target puts its qdisc (or iptables rule) on the selected pods'
+/// device with no filter (controllers/chaosimpl/networkchaos/trafficcontrol/impl.go `ApplyTc`
+/// with no targets; partition/impl.go `SetDrop`), so the pods' answers to the API server's
+/// proxy are delayed, lost and retransmitted, or never come (its dialer gives up after 30 s:
+/// k8s.io/apimachinery/pkg/util/net/http.go).
+#[test]
+fn targetless_network_chaos_reaches_probes_through_the_service_proxy() {
+    let rt = runtime();
+    let s = sim(Scenario::Mlops, 21);
+    let (ok, base, last) = predictor_probe(&s, &rt, 20);
+    assert_eq!(ok, 20, "{last}");
+    assert!(base < 100.0, "baseline p50 {base}");
+
+    // 500 ms on every packet the predictor sends: the SYN-ACK and the answer.
+    predictor_fault(
+        &s,
+        "delay",
+        json!({"action": "delay", "delay": {"latency": "500ms"}}),
+    );
+    let (ok, p50, last) = predictor_probe(&s, &rt, 20);
+    assert_eq!(ok, 20, "{last}");
+    assert!(
+        p50 >= base + 950.0 && p50 <= base + 1100.0,
+        "delay p50 {p50}"
+    );
+    apply_delete(&s, "delay");
+
+    // 30% loss: most calls succeed after retransmissions, the median pays at least one RTO.
+    predictor_fault(
+        &s,
+        "loss30",
+        json!({"action": "loss", "loss": {"loss": "30"}}),
+    );
+    let (ok, p50, last) = predictor_probe(&s, &rt, 40);
+    assert!(ok >= 36, "30% loss: {ok}/40 {last}");
+    assert!(p50 >= base + 150.0, "30% loss p50 {p50}");
+    apply_delete(&s, "loss30");
+
+    // 100% loss and a partition: nothing comes back; the API server answers 503 after 30 s.
+    for (name, spec) in [
+        (
+            "loss100",
+            json!({"action": "loss", "loss": {"loss": "100"}}),
+        ),
+        ("part", json!({"action": "partition"})),
+    ] {
+        predictor_fault(&s, name, spec);
+        let (ok, p50, last) = predictor_probe(&s, &rt, 5);
+        assert_eq!(ok, 0, "{name}");
+        assert!((p50 - 30_000.0).abs() < 1.0, "{name} p50 {p50}");
+        assert!(
+            last.starts_with("503 error trying to reach service: dial tcp 10.")
+                && last.ends_with(": i/o timeout"),
+            "{name}: {last}"
+        );
+        apply_delete(&s, name);
+    }
+    let (ok, p50, _) = predictor_probe(&s, &rt, 10);
+    assert_eq!(ok, 10);
+    assert!(p50 < 100.0, "recovered p50 {p50}");
+}
+
+/// Deletes the NetworkChaos `name` of the predictor's namespace and lets it recover.
+fn apply_delete(s: &Sim, name: &str) {
+    s.with_world(|w| {
+        let res = w
+            .store()
+            .registry()
+            .lookup("networkchaos.chaos-mesh.org")
+            .expect("res");
+        w.store_mut()
+            .delete(res, "kserve-inference", name, &Default::default())
+            .expect("delete");
+    });
+    s.advance_by(secs(2));
 }
