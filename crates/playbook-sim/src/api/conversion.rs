@@ -147,7 +147,7 @@ fn hpa_v2_to_v1(obj: &Value) -> Value {
                 && m.pointer("/resource/target/averageUtilization")
                     .is_some_and(|v| !v.is_null()))
         })
-        .map(metric_spec_v2_to_v1)
+        .map(|m| metric_v2_to_v1(m, Half::Spec))
         .collect();
     let conditions = status
         .get("conditions")
@@ -159,7 +159,13 @@ fn hpa_v2_to_v1(obj: &Value) -> Value {
         annotations_mut(&mut out).insert(METRIC_SPECS.into(), json!(enc));
     }
     if !current.is_empty() {
-        let enc = Value::Array(current.iter().map(metric_status_v2_to_v1).collect()).to_string();
+        let enc = Value::Array(
+            current
+                .iter()
+                .map(|m| metric_v2_to_v1(m, Half::Status))
+                .collect(),
+        )
+        .to_string();
         annotations_mut(&mut out).insert(METRIC_STATUSES.into(), json!(enc));
     }
     if !conditions.is_empty() {
@@ -213,7 +219,7 @@ fn hpa_v1_to_v2(obj: &Value) -> Result<Value, ApiError> {
     let mut metrics: Vec<Value> = Vec::new();
     let others = decode(&mut ann, METRIC_SPECS)?;
     if let Some(others) = &others {
-        metrics.extend(others.iter().map(metric_spec_v1_to_v2));
+        metrics.extend(others.iter().map(|m| metric_v1_to_v2(m, Half::Spec)));
     }
     // The cpu target comes after the annotation's metrics.
     metrics.extend(cpu);
@@ -250,7 +256,12 @@ fn hpa_v1_to_v2(obj: &Value) -> Result<Value, ApiError> {
     if let Some(current) = decode(&mut ann, METRIC_STATUSES)? {
         v2status.insert(
             "currentMetrics".into(),
-            Value::Array(current.iter().map(metric_status_v1_to_v2).collect()),
+            Value::Array(
+                current
+                    .iter()
+                    .map(|m| metric_v1_to_v2(m, Half::Status))
+                    .collect(),
+            ),
         );
     }
     if let Some(conds) = decode(&mut ann, CONDITIONS)? {
@@ -274,295 +285,217 @@ fn cpu_utilization_metric(u: Value) -> Value {
         "target": {"type": "Utilization", "averageUtilization": u}}})
 }
 
-/// v2 `MetricSpec` -> v1 `MetricSpec` (the v2beta1 shape the annotation carries).
-fn metric_spec_v2_to_v1(m: &Value) -> Value {
+/// Which half of an HPA a metric belongs to: a spec's `MetricSpec` (a `target`, v1 fields
+/// named `target*`) or a status's `MetricStatus` (`current`, `current*`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Half {
+    Spec,
+    Status,
+}
+
+impl Half {
+    /// The v2 member holding the values.
+    fn inner(self) -> &'static str {
+        match self {
+            Half::Spec => "target",
+            Half::Status => "current",
+        }
+    }
+
+    /// A v1 field name: `targetValue`, `currentAverageValue`...
+    fn v1(self, field: &str) -> String {
+        format!("{}{field}", self.inner())
+    }
+}
+
+/// Quantities v1 holds as required (non-pointer) fields: zero when v2 has none.
+fn quantity_or_zero(v: &Value, key: &str) -> Value {
+    v.get(key)
+        .filter(|x| !x.is_null())
+        .cloned()
+        .unwrap_or(json!("0"))
+}
+
+/// v2 `MetricSpec`/`MetricStatus` -> v1 (the v2beta1 shape the annotations carry).
+fn metric_v2_to_v1(m: &Value, half: Half) -> Value {
     let mut out = Map::new();
     copy(m, &mut out, &["type"]);
-    let target = |s: &Value| s.get("target").cloned().unwrap_or(json!({}));
-    if let Some(r) = m.get("resource").filter(|v| v.is_object()) {
-        let t = target(r);
-        let mut o = Map::new();
-        copy(r, &mut o, &["name"]);
-        rename(&t, "averageUtilization", &mut o, "targetAverageUtilization");
-        rename(&t, "averageValue", &mut o, "targetAverageValue");
-        out.insert("resource".into(), Value::Object(o));
-    }
-    if let Some(r) = m.get("containerResource").filter(|v| v.is_object()) {
-        let t = target(r);
-        let mut o = Map::new();
-        copy(r, &mut o, &["name", "container"]);
-        rename(&t, "averageUtilization", &mut o, "targetAverageUtilization");
-        rename(&t, "averageValue", &mut o, "targetAverageValue");
-        out.insert("containerResource".into(), Value::Object(o));
+    let vals = |s: &Value| s.get(half.inner()).cloned().unwrap_or(json!({}));
+    for key in ["resource", "containerResource"] {
+        if let Some(r) = m.get(key).filter(|v| v.is_object()) {
+            let t = vals(r);
+            let mut o = Map::new();
+            copy(r, &mut o, &["name", "container"]);
+            rename(
+                &t,
+                "averageUtilization",
+                &mut o,
+                &half.v1("AverageUtilization"),
+            );
+            if half == Half::Status {
+                o.insert(
+                    half.v1("AverageValue"),
+                    quantity_or_zero(&t, "averageValue"),
+                );
+            } else {
+                rename(&t, "averageValue", &mut o, &half.v1("AverageValue"));
+            }
+            out.insert(key.into(), Value::Object(o));
+        }
     }
     if let Some(p) = m.get("pods").filter(|v| v.is_object()) {
-        let t = target(p);
         let mut o = Map::new();
         rename(&p["metric"], "name", &mut o, "metricName");
         o.insert(
-            "targetAverageValue".into(),
-            t.get("averageValue").cloned().unwrap_or(json!("0")),
+            half.v1("AverageValue"),
+            quantity_or_zero(&vals(p), "averageValue"),
         );
         rename(&p["metric"], "selector", &mut o, "selector");
         out.insert("pods".into(), Value::Object(o));
     }
     if let Some(x) = m.get("object").filter(|v| v.is_object()) {
-        let t = target(x);
+        let t = vals(x);
         let mut o = Map::new();
         o.insert(
             "target".into(),
             x.get("describedObject").cloned().unwrap_or(json!({})),
         );
         rename(&x["metric"], "name", &mut o, "metricName");
-        o.insert(
-            "targetValue".into(),
-            t.get("value").cloned().unwrap_or(json!("0")),
-        );
+        o.insert(half.v1("Value"), quantity_or_zero(&t, "value"));
         rename(&x["metric"], "selector", &mut o, "selector");
         rename(&t, "averageValue", &mut o, "averageValue");
         out.insert("object".into(), Value::Object(o));
     }
     if let Some(x) = m.get("external").filter(|v| v.is_object()) {
-        let t = target(x);
+        let t = vals(x);
         let mut o = Map::new();
         rename(&x["metric"], "name", &mut o, "metricName");
         rename(&x["metric"], "selector", &mut o, "metricSelector");
-        rename(&t, "value", &mut o, "targetValue");
-        rename(&t, "averageValue", &mut o, "targetAverageValue");
+        if half == Half::Status {
+            o.insert(half.v1("Value"), quantity_or_zero(&t, "value"));
+        } else {
+            rename(&t, "value", &mut o, &half.v1("Value"));
+        }
+        rename(&t, "averageValue", &mut o, &half.v1("AverageValue"));
         out.insert("external".into(), Value::Object(o));
     }
     Value::Object(out)
 }
 
-/// v1 `MetricSpec` -> v2 `MetricSpec`.
-fn metric_spec_v1_to_v2(m: &Value) -> Value {
+/// A v2 `MetricIdentifier` from v1's name and selector fields.
+fn metric_id(name: &Value, selector: Option<&Value>) -> Value {
+    let mut id = Map::new();
+    if !name.is_null() {
+        id.insert("name".into(), name.clone());
+    }
+    if let Some(s) = selector.filter(|s| !s.is_null()) {
+        id.insert("selector".into(), s.clone());
+    }
+    Value::Object(id)
+}
+
+/// v1 `MetricSpec`/`MetricStatus` -> v2. A spec's target gets the `type` upstream infers from
+/// which fields are set.
+fn metric_v1_to_v2(m: &Value, half: Half) -> Value {
     let mut out = Map::new();
     copy(m, &mut out, &["type"]);
-    let metric = |name: &Value, selector: Option<&Value>| {
-        let mut id = Map::new();
-        if !name.is_null() {
-            id.insert("name".into(), name.clone());
-        }
-        if let Some(s) = selector.filter(|s| !s.is_null()) {
-            id.insert("selector".into(), s.clone());
-        }
-        Value::Object(id)
-    };
-    let resource_target = |r: &Value| {
-        let util = r.get("targetAverageUtilization").filter(|v| !v.is_null());
-        let mut t = Map::new();
-        t.insert(
-            "type".into(),
-            json!(if util.is_some() {
-                "Utilization"
-            } else {
-                "AverageValue"
-            }),
-        );
-        rename(r, "targetAverageValue", &mut t, "averageValue");
-        if let Some(u) = util {
-            t.insert("averageUtilization".into(), u.clone());
+    let spec = half == Half::Spec;
+    let typed = |mut t: Map<String, Value>, ty: &str| {
+        if spec {
+            t.insert("type".into(), json!(ty));
         }
         Value::Object(t)
     };
-    if let Some(r) = m.get("resource").filter(|v| v.is_object()) {
-        let mut o = Map::new();
-        copy(r, &mut o, &["name"]);
-        o.insert("target".into(), resource_target(r));
-        out.insert("resource".into(), Value::Object(o));
-    }
-    if let Some(r) = m.get("containerResource").filter(|v| v.is_object()) {
-        let mut o = Map::new();
-        copy(r, &mut o, &["name", "container"]);
-        o.insert("target".into(), resource_target(r));
-        out.insert("containerResource".into(), Value::Object(o));
+    for key in ["resource", "containerResource"] {
+        if let Some(r) = m.get(key).filter(|v| v.is_object()) {
+            let util = r
+                .get(half.v1("AverageUtilization"))
+                .filter(|v| !v.is_null());
+            let mut t = Map::new();
+            if spec {
+                rename(r, &half.v1("AverageValue"), &mut t, "averageValue");
+            } else {
+                // Upstream takes the address of v1's required currentAverageValue.
+                t.insert(
+                    "averageValue".into(),
+                    quantity_or_zero(r, &half.v1("AverageValue")),
+                );
+            }
+            if let Some(u) = util {
+                t.insert("averageUtilization".into(), u.clone());
+            }
+            let ty = if util.is_some() {
+                "Utilization"
+            } else {
+                "AverageValue"
+            };
+            let mut o = Map::new();
+            copy(r, &mut o, &["name", "container"]);
+            o.insert(half.inner().into(), typed(t, ty));
+            out.insert(key.into(), Value::Object(o));
+        }
     }
     if let Some(p) = m.get("pods").filter(|v| v.is_object()) {
-        let av = p.get("targetAverageValue").cloned().unwrap_or(json!("0"));
-        out.insert(
-            "pods".into(),
-            json!({"metric": metric(&p["metricName"], p.get("selector")),
-                "target": {"type": "AverageValue", "averageValue": av}}),
+        let mut t = Map::new();
+        t.insert(
+            "averageValue".into(),
+            quantity_or_zero(p, &half.v1("AverageValue")),
         );
+        let mut o = Map::new();
+        o.insert(
+            "metric".into(),
+            metric_id(&p["metricName"], p.get("selector")),
+        );
+        o.insert(half.inner().into(), typed(t, "AverageValue"));
+        out.insert("pods".into(), Value::Object(o));
     }
     if let Some(x) = m.get("object").filter(|v| v.is_object()) {
         let avg = x.get("averageValue").filter(|v| !v.is_null());
         let mut t = Map::new();
-        t.insert(
-            "type".into(),
-            json!(if avg.is_none() {
-                "Value"
-            } else {
-                "AverageValue"
-            }),
-        );
-        t.insert(
-            "value".into(),
-            x.get("targetValue").cloned().unwrap_or(json!("0")),
-        );
+        t.insert("value".into(), quantity_or_zero(x, &half.v1("Value")));
         if let Some(a) = avg {
             t.insert("averageValue".into(), a.clone());
         }
-        out.insert(
-            "object".into(),
-            json!({"describedObject": x.get("target").cloned().unwrap_or(json!({})),
-                "metric": metric(&x["metricName"], x.get("selector")),
-                "target": Value::Object(t)}),
-        );
-    }
-    if let Some(x) = m.get("external").filter(|v| v.is_object()) {
-        let value = x.get("targetValue").filter(|v| !v.is_null());
-        let mut t = Map::new();
-        t.insert(
-            "type".into(),
-            json!(if value.is_none() {
-                "AverageValue"
-            } else {
-                "Value"
-            }),
-        );
-        if let Some(v) = value {
-            t.insert("value".into(), v.clone());
-        }
-        rename(x, "targetAverageValue", &mut t, "averageValue");
-        out.insert(
-            "external".into(),
-            json!({"metric": metric(&x["metricName"], x.get("metricSelector")),
-                "target": Value::Object(t)}),
-        );
-    }
-    Value::Object(out)
-}
-
-/// v2 `MetricStatus` -> v1 `MetricStatus`.
-fn metric_status_v2_to_v1(m: &Value) -> Value {
-    let mut out = Map::new();
-    copy(m, &mut out, &["type"]);
-    let cur = |s: &Value| s.get("current").cloned().unwrap_or(json!({}));
-    for key in ["resource", "containerResource"] {
-        if let Some(r) = m.get(key).filter(|v| v.is_object()) {
-            let c = cur(r);
-            let mut o = Map::new();
-            copy(r, &mut o, &["name", "container"]);
-            rename(
-                &c,
-                "averageUtilization",
-                &mut o,
-                "currentAverageUtilization",
-            );
-            // v1's currentAverageValue is a required Quantity: zero when v2 has none.
-            o.insert(
-                "currentAverageValue".into(),
-                c.get("averageValue").cloned().unwrap_or(json!("0")),
-            );
-            out.insert(key.into(), Value::Object(o));
-        }
-    }
-    if let Some(p) = m.get("pods").filter(|v| v.is_object()) {
-        let c = cur(p);
-        let mut o = Map::new();
-        rename(&p["metric"], "name", &mut o, "metricName");
-        o.insert(
-            "currentAverageValue".into(),
-            c.get("averageValue").cloned().unwrap_or(json!("0")),
-        );
-        rename(&p["metric"], "selector", &mut o, "selector");
-        out.insert("pods".into(), Value::Object(o));
-    }
-    if let Some(x) = m.get("object").filter(|v| v.is_object()) {
-        let c = cur(x);
+        let ty = if avg.is_none() {
+            "Value"
+        } else {
+            "AverageValue"
+        };
         let mut o = Map::new();
         o.insert(
-            "target".into(),
-            x.get("describedObject").cloned().unwrap_or(json!({})),
+            "describedObject".into(),
+            x.get("target").cloned().unwrap_or(json!({})),
         );
-        rename(&x["metric"], "name", &mut o, "metricName");
         o.insert(
-            "currentValue".into(),
-            c.get("value").cloned().unwrap_or(json!("0")),
+            "metric".into(),
+            metric_id(&x["metricName"], x.get("selector")),
         );
-        rename(&x["metric"], "selector", &mut o, "selector");
-        rename(&c, "averageValue", &mut o, "averageValue");
+        o.insert(half.inner().into(), typed(t, ty));
         out.insert("object".into(), Value::Object(o));
     }
     if let Some(x) = m.get("external").filter(|v| v.is_object()) {
-        let c = cur(x);
+        let value = x.get(half.v1("Value")).filter(|v| !v.is_null());
+        let mut t = Map::new();
+        if spec {
+            if let Some(v) = value {
+                t.insert("value".into(), v.clone());
+            }
+        } else {
+            t.insert("value".into(), quantity_or_zero(x, &half.v1("Value")));
+        }
+        rename(x, &half.v1("AverageValue"), &mut t, "averageValue");
+        let ty = if value.is_none() {
+            "AverageValue"
+        } else {
+            "Value"
+        };
         let mut o = Map::new();
-        rename(&x["metric"], "name", &mut o, "metricName");
-        rename(&x["metric"], "selector", &mut o, "metricSelector");
         o.insert(
-            "currentValue".into(),
-            c.get("value").cloned().unwrap_or(json!("0")),
+            "metric".into(),
+            metric_id(&x["metricName"], x.get("metricSelector")),
         );
-        rename(&c, "averageValue", &mut o, "currentAverageValue");
+        o.insert(half.inner().into(), typed(t, ty));
         out.insert("external".into(), Value::Object(o));
-    }
-    Value::Object(out)
-}
-
-/// v1 `MetricStatus` -> v2 `MetricStatus`.
-fn metric_status_v1_to_v2(m: &Value) -> Value {
-    let mut out = Map::new();
-    copy(m, &mut out, &["type"]);
-    let metric = |name: &Value, selector: Option<&Value>| {
-        let mut id = Map::new();
-        if !name.is_null() {
-            id.insert("name".into(), name.clone());
-        }
-        if let Some(s) = selector.filter(|s| !s.is_null()) {
-            id.insert("selector".into(), s.clone());
-        }
-        Value::Object(id)
-    };
-    for key in ["resource", "containerResource"] {
-        if let Some(r) = m.get(key).filter(|v| v.is_object()) {
-            let mut c = Map::new();
-            // Upstream always takes the address of v1's currentAverageValue.
-            c.insert(
-                "averageValue".into(),
-                r.get("currentAverageValue").cloned().unwrap_or(json!("0")),
-            );
-            rename(r, "currentAverageUtilization", &mut c, "averageUtilization");
-            let mut o = Map::new();
-            copy(r, &mut o, &["name", "container"]);
-            o.insert("current".into(), Value::Object(c));
-            out.insert(key.into(), Value::Object(o));
-        }
-    }
-    if let Some(p) = m.get("pods").filter(|v| v.is_object()) {
-        let av = p.get("currentAverageValue").cloned().unwrap_or(json!("0"));
-        out.insert(
-            "pods".into(),
-            json!({"metric": metric(&p["metricName"], p.get("selector")),
-                "current": {"averageValue": av}}),
-        );
-    }
-    if let Some(x) = m.get("object").filter(|v| v.is_object()) {
-        let mut c = Map::new();
-        c.insert(
-            "value".into(),
-            x.get("currentValue").cloned().unwrap_or(json!("0")),
-        );
-        rename(x, "averageValue", &mut c, "averageValue");
-        out.insert(
-            "object".into(),
-            json!({"describedObject": x.get("target").cloned().unwrap_or(json!({})),
-                "metric": metric(&x["metricName"], x.get("selector")),
-                "current": Value::Object(c)}),
-        );
-    }
-    if let Some(x) = m.get("external").filter(|v| v.is_object()) {
-        let mut c = Map::new();
-        c.insert(
-            "value".into(),
-            x.get("currentValue").cloned().unwrap_or(json!("0")),
-        );
-        rename(x, "currentAverageValue", &mut c, "averageValue");
-        out.insert(
-            "external".into(),
-            json!({"metric": metric(&x["metricName"], x.get("metricSelector")),
-                "current": Value::Object(c)}),
-        );
     }
     Value::Object(out)
 }
@@ -736,6 +669,44 @@ mod tests {
         );
         assert_eq!(back["status"]["conditions"], orig["status"]["conditions"]);
         assert_eq!(back["metadata"]["annotations"], json!({"team": "a"}));
+    }
+
+    #[test]
+    fn pods_object_and_external_metrics_survive_v1() {
+        let mut v2 = hpa_v2();
+        v2["spec"]["metrics"] = json!([
+            {"type": "Pods", "pods": {"metric": {"name": "rps"},
+                "target": {"type": "AverageValue", "averageValue": "1k"}}},
+            {"type": "Object", "object": {"metric": {"name": "queue"},
+                "describedObject": {"apiVersion": "v1", "kind": "Service", "name": "q"},
+                "target": {"type": "Value", "value": "10"}}},
+            {"type": "External", "external": {"metric": {"name": "lag",
+                "selector": {"matchLabels": {"topic": "a"}}},
+                "target": {"type": "AverageValue", "averageValue": "30"}}},
+        ]);
+        v2["status"]["currentMetrics"] = json!([
+            {"type": "Pods", "pods": {"metric": {"name": "rps"}, "current": {"averageValue": "900"}}},
+        ]);
+        let v1 = hpa_v2_to_v1(&v2);
+        assert!(v1["spec"].get("targetCPUUtilizationPercentage").is_none());
+        let ann: Value = serde_json::from_str(
+            v1["metadata"]["annotations"][METRIC_SPECS]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            ann[2]["external"],
+            json!({"metricName": "lag", "metricSelector": {"matchLabels": {"topic": "a"}},
+                "targetAverageValue": "30"})
+        );
+        assert_eq!(ann[1]["object"]["targetValue"], "10");
+        let back = hpa_v1_to_v2(&v1).unwrap();
+        assert_eq!(back["spec"]["metrics"], v2["spec"]["metrics"]);
+        assert_eq!(
+            back["status"]["currentMetrics"],
+            v2["status"]["currentMetrics"]
+        );
     }
 
     #[test]
