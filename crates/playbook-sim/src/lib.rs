@@ -32,7 +32,8 @@
 //! - [`world`]: the [`World`] (store, clock, RNG, timers) and the [`Controller`] API.
 //! - [`resources`]: the registry of kinds, built-in and from the CRDs of `playbook_model::crds`.
 //! - [`selector`], [`patch`], `defaults`: label/field selectors, patch kinds, defaulting.
-//! - [`api`]: the HTTP facade (discovery, CRUD, watch, tables, openapi, service proxy).
+//! - [`api`]: the HTTP facade (discovery, legacy and aggregated; CRUD, watch, tables, openapi,
+//!   service proxy; autoscaling/v1 and events.k8s.io/v1 served by conversion).
 //! - [`controllers`]: the core controllers, run in a fixed order.
 //! - [`chaos`]: the simulated Chaos Mesh (PodChaos, NetworkChaos, StressChaos), run after them.
 //! - [`platform`]: the simulated MLOps platform (scenarios `mlops`, `mlops-fragile`).

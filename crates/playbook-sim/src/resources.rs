@@ -317,12 +317,52 @@ const BUILTINS: &[Builtin] = &[
     },
 ];
 
+/// How objects of another served version map to the stored ones: the API server keeps each
+/// object once, in its storage version, and converts on every read and write
+/// (staging/src/k8s.io/apiserver/pkg/endpoints/handlers: decode to the hub version, encode to
+/// the request's). Storage versions as test/integration/etcd/data.go states them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conversion {
+    /// autoscaling/v1 HorizontalPodAutoscaler; stored as autoscaling/v2
+    /// (pkg/apis/autoscaling/v1/conversion.go).
+    HpaV1,
+    /// events.k8s.io/v1 Event; stored as a core v1 Event, the two cohabit under
+    /// `/registry/events` (pkg/kubeapiserver/default_storage_factory_builder.go
+    /// `AddCohabitatingResources`; pkg/apis/events/v1/conversion.go).
+    EventsV1,
+}
+
+/// Index of a [`View`] in the [`Registry`].
+pub type ViewId = usize;
+
+/// Another group-version that serves a stored kind, converted on the way in and out.
+#[derive(Debug, Clone)]
+pub struct View {
+    /// The kind as this group-version serves it (names, verbs, subresources).
+    pub def: ResourceDef,
+    /// The stored kind.
+    pub storage: ResId,
+    /// The conversion between the two.
+    pub conversion: Conversion,
+}
+
 /// All kinds served, with lookups by key, by group/version/plural and by apiVersion/kind.
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
     defs: Vec<ResourceDef>,
     by_key: HashMap<String, ResId>,
     by_gvk: HashMap<(String, String), ResId>,
+    views: Vec<View>,
+}
+
+/// What a (group, version, resource) of a request resolves to: the stored kind, and the view
+/// through which it is served when that is not the storage version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Served {
+    /// The stored kind.
+    pub res: ResId,
+    /// The other version's view, if the request names one.
+    pub view: Option<ViewId>,
 }
 
 impl Registry {
@@ -358,6 +398,27 @@ impl Registry {
                 crd: None,
                 printer_columns: Value::Array(vec![]),
             });
+        }
+        // A real v1.32 server serves these kinds in a second group-version too.
+        for (storage, group, version, conversion) in [
+            (
+                "horizontalpodautoscalers.autoscaling",
+                "autoscaling",
+                "v1",
+                Conversion::HpaV1,
+            ),
+            ("events", "events.k8s.io", "v1", Conversion::EventsV1),
+        ] {
+            if let Some(id) = r.by_key.get(storage).copied() {
+                let mut def = r.defs[id].clone();
+                def.group = group.into();
+                def.version = version.into();
+                r.views.push(View {
+                    def,
+                    storage: id,
+                    conversion,
+                });
+            }
         }
         for (path, text) in crds::EMBEDDED {
             match crds::scan(text) {
@@ -475,6 +536,44 @@ impl Registry {
             .get(&key)
             .copied()
             .filter(|&id| self.defs[id].version == version)
+    }
+
+    /// The other group-versions serving stored kinds.
+    pub fn views(&self) -> &[View] {
+        &self.views
+    }
+
+    /// The view `id`.
+    pub fn view(&self, id: ViewId) -> &View {
+        &self.views[id]
+    }
+
+    /// Resolves URL parts (group, version, plural) to a stored kind, through a view when the
+    /// group-version is not the kind's storage version.
+    pub fn served(&self, group: &str, version: &str, plural: &str) -> Option<Served> {
+        if let Some(res) = self.by_gvr(group, version, plural) {
+            return Some(Served { res, view: None });
+        }
+        self.views
+            .iter()
+            .position(|v| {
+                v.def.group == group && v.def.version == version && v.def.plural == plural
+            })
+            .map(|i| Served {
+                res: self.views[i].storage,
+                view: Some(i),
+            })
+    }
+
+    /// Every served (definition, view) pair: stored kinds first, in registration order, then
+    /// the views.
+    pub fn served_defs(&self) -> impl Iterator<Item = (&ResourceDef, Option<ViewId>)> {
+        self.defs.iter().map(|d| (d, None)).chain(
+            self.views
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (&v.def, Some(i))),
+        )
     }
 
     /// Finds by `apiVersion` and `kind`.
