@@ -198,6 +198,7 @@ pub fn simulated(seed: u64, scenario: Scenario) -> Target {
         seed,
         clock: ClockMode::Virtual,
         scenario,
+        ..Default::default()
     });
     Target {
         client: sim.client(),

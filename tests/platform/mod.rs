@@ -121,27 +121,45 @@ fn chaos_mesh_examples_applied_with_kubectl_have_their_effect() {
         now.len() == 3 && now != before
     }));
 
-    // StressChaos memory: one predictor container is OOMKilled.
-    s.apply("cause-pod-oom.yaml");
-    assert!(wait_for(Duration::from_secs(5), || {
+    // StressChaos memory: one predictor container is OOMKilled (now: the platform starts
+    // with an old OOM kill in one predictor's lastState, so count restarts).
+    let restarts = || -> std::collections::BTreeMap<String, (i64, bool)> {
         let pods = s.json(&["get", "pods", "-n", "kserve-inference"]);
-        pods["items"].as_array().into_iter().flatten().any(|p| {
-            p["status"]["containerStatuses"][0]["lastState"]["terminated"]["reason"] == "OOMKilled"
-        })
-    }));
-
-    // PodChaos pod-failure: the trainer pod is not Ready.
-    s.apply("pod-failure.yaml");
-    assert!(wait_for(Duration::from_secs(5), || {
-        let pods = s.json(&["get", "pods", "-n", "training"]);
         pods["items"]
             .as_array()
             .into_iter()
             .flatten()
-            .any(|p| !ready(p))
+            .map(|p| {
+                let cs = &p["status"]["containerStatuses"][0];
+                let n = cs["restartCount"].as_i64().unwrap_or(0);
+                let oom = cs["lastState"]["terminated"]["reason"] == "OOMKilled";
+                let name = p["metadata"]["name"].as_str().unwrap_or("").to_string();
+                (name, (n, oom))
+            })
+            .collect()
+    };
+    let before_oom = restarts();
+    s.apply("cause-pod-oom.yaml");
+    assert!(wait_for(Duration::from_secs(5), || {
+        restarts()
+            .iter()
+            .any(|(name, (n, oom))| *oom && *n > before_oom.get(name).map_or(0, |b| b.0))
     }));
 
-    // NetworkChaos delay 300 ms MLflow -> PostgreSQL: searches through the proxy are slower.
+    // PodChaos pod-failure: the trainer's container runs the pause image (restarted once); it
+    // has no readiness probe, so it stays Ready, refusing connections (podfailure/impl.go).
+    s.apply("pod-failure.yaml");
+    assert!(wait_for(Duration::from_secs(5), || {
+        let pods = s.json(&["get", "pods", "-n", "training"]);
+        pods["items"].as_array().into_iter().flatten().any(|p| {
+            let c = &p["status"]["containerStatuses"][0];
+            c["image"] == "gcr.io/google-containers/pause:latest" && c["restartCount"] == 1
+        })
+    }));
+
+    // NetworkChaos delay 300 ms between MLflow and PostgreSQL, `direction: both` (MLflow reaches
+    // PostgreSQL by its ClusterIP, so only PostgreSQL's answers to MLflow's pod IPs match):
+    // searches through the proxy are slower.
     let (base, ok) = s.raw_time(SEARCH);
     assert!(ok);
     s.apply("network-delay.yaml");

@@ -3,6 +3,7 @@
 
 mod kubectl;
 mod python;
+mod versions;
 mod workloads;
 
 use std::io::{BufRead, BufReader};

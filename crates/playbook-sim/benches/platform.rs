@@ -13,6 +13,7 @@ fn main() {
             seed: 1,
             clock: ClockMode::Virtual,
             scenario,
+            ..Default::default()
         };
         // The first Sim of a process also parses the embedded CRDs it validates against.
         let t = Instant::now();

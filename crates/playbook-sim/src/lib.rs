@@ -32,7 +32,8 @@
 //! - [`world`]: the [`World`] (store, clock, RNG, timers) and the [`Controller`] API.
 //! - [`resources`]: the registry of kinds, built-in and from the CRDs of `playbook_model::crds`.
 //! - [`selector`], [`patch`], `defaults`: label/field selectors, patch kinds, defaulting.
-//! - [`api`]: the HTTP facade (discovery, CRUD, watch, tables, openapi, service proxy).
+//! - [`api`]: the HTTP facade (discovery, legacy and aggregated; CRUD, watch, tables, openapi,
+//!   service proxy; autoscaling/v1 and events.k8s.io/v1 served by conversion).
 //! - [`controllers`]: the core controllers, run in a fixed order.
 //! - [`chaos`]: the simulated Chaos Mesh (PodChaos, NetworkChaos, StressChaos), run after them.
 //! - [`platform`]: the simulated MLOps platform (scenarios `mlops`, `mlops-fragile`).
@@ -40,6 +41,8 @@
 //!
 //! What the product shares with the simulator (CRDs, schema validation, the Chaos Mesh types,
 //! units) lives in `playbook-model`; this crate knows nothing of playbooks.
+
+#![deny(missing_docs)]
 
 pub mod api;
 pub mod chaos;
@@ -54,6 +57,9 @@ pub mod serve;
 pub mod store;
 pub mod world;
 
+#[cfg(test)]
+mod testkit;
+
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 
 use jiff::{SignedDuration, Timestamp};
@@ -64,7 +70,7 @@ pub use error::{ApiError, Reason};
 pub use resources::{Registry, ResId, ResourceDef};
 pub use selector::{FieldSelector, LabelSelector};
 pub use store::{DeleteOptions, Event, EventKind, Propagation, Store};
-pub use world::{Controller, Ctx, World, virtual_epoch};
+pub use world::{Controller, Ctx, Lag, World, virtual_epoch};
 
 /// How the simulator's clock moves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -74,6 +80,19 @@ pub enum ClockMode {
     Virtual,
     /// Follows the wall clock; a background task fires timers as they fall due.
     Wall,
+}
+
+/// Whether controllers lag behind the writes they react to (see "Controller lag" in [`world`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ControllerLag {
+    /// Each controller reacts after a seeded delay modelled on the real one (informer
+    /// delivery and work queue; the kubelet on its 1 s PLEG relist): status lags and races
+    /// exist, as on a real cluster. The default.
+    #[default]
+    Realistic,
+    /// Every controller reacts in the same instant as the write (an instant world, for tests
+    /// that check a controller's logic rather than its timing).
+    Off,
 }
 
 /// How to build a [`Sim`].
@@ -86,6 +105,8 @@ pub struct SimConfig {
     /// The platform installed at start ([`platform::Scenario::Empty`] by default; the command
     /// line defaults to `mlops`).
     pub scenario: platform::Scenario,
+    /// Controller lag ([`ControllerLag::Realistic`] by default; `Off` for an instant world).
+    pub lag: ControllerLag,
 }
 
 pub(crate) struct Inner {
@@ -127,6 +148,7 @@ impl Sim {
             .checked_sub(SignedDuration::from_secs(warmup))
             .unwrap_or(start);
         let mut world = World::new(config.seed, begin);
+        world.set_controller_lag(config.lag == ControllerLag::Realistic);
         for c in controllers::core() {
             world.add_controller(c);
         }

@@ -10,6 +10,111 @@ use playbook_model::crds::{self, CrdHandle, CrdSummary};
 /// Index of a resource in the [`Registry`].
 pub type ResId = usize;
 
+/// A resource the simulator serves, named by its registry key (`plural` or `plural.group`):
+/// the typed name controllers use instead of a string, so that a typo does not compile
+/// (client-go's `testing/fixture.go` ObjectTracker keys objects by GroupVersionResource the
+/// same way). The constants of [`res`] are checked against [`Registry::standard`] by a test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Res(&'static str);
+
+impl Res {
+    /// A resource by its registry key (for kinds [`res`] does not list).
+    pub const fn new(key: &'static str) -> Res {
+        Res(key)
+    }
+
+    /// The registry key, as [`Registry::lookup`] takes it.
+    pub const fn key(self) -> &'static str {
+        self.0
+    }
+}
+
+impl std::fmt::Display for Res {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+/// Something that names a resource: a [`Res`] or, for code written before it, its key as a
+/// string. An unknown string is a bug: [`crate::Ctx`] panics on one in debug builds (tests).
+pub trait ResourceName {
+    /// The registry key.
+    fn resource_key(&self) -> &str;
+}
+
+impl ResourceName for Res {
+    fn resource_key(&self) -> &str {
+        self.0
+    }
+}
+
+impl ResourceName for &str {
+    fn resource_key(&self) -> &str {
+        self
+    }
+}
+
+impl ResourceName for String {
+    fn resource_key(&self) -> &str {
+        self
+    }
+}
+
+/// The resources the controllers use, typed.
+pub mod res {
+    use super::Res;
+
+    /// core/v1 Namespace.
+    pub const NAMESPACES: Res = Res("namespaces");
+    /// core/v1 Node.
+    pub const NODES: Res = Res("nodes");
+    /// core/v1 Pod.
+    pub const PODS: Res = Res("pods");
+    /// core/v1 Service.
+    pub const SERVICES: Res = Res("services");
+    /// core/v1 Endpoints.
+    pub const ENDPOINTS: Res = Res("endpoints");
+    /// core/v1 Event.
+    pub const EVENTS: Res = Res("events");
+    /// apps/v1 Deployment.
+    pub const DEPLOYMENTS: Res = Res("deployments.apps");
+    /// apps/v1 ReplicaSet.
+    pub const REPLICASETS: Res = Res("replicasets.apps");
+    /// apps/v1 StatefulSet.
+    pub const STATEFULSETS: Res = Res("statefulsets.apps");
+    /// autoscaling/v2 HorizontalPodAutoscaler.
+    pub const HPAS: Res = Res("horizontalpodautoscalers.autoscaling");
+    /// apiextensions.k8s.io/v1 CustomResourceDefinition.
+    pub const CRDS: Res = Res("customresourcedefinitions.apiextensions.k8s.io");
+    /// metrics.k8s.io/v1beta1 PodMetrics.
+    pub const POD_METRICS: Res = Res("pods.metrics.k8s.io");
+    /// metrics.k8s.io/v1beta1 NodeMetrics.
+    pub const NODE_METRICS: Res = Res("nodes.metrics.k8s.io");
+    /// serving.kserve.io/v1beta1 InferenceService.
+    pub const INFERENCE_SERVICES: Res = Res("inferenceservices.serving.kserve.io");
+    /// argoproj.io/v1alpha1 Workflow.
+    pub const WORKFLOWS: Res = Res("workflows.argoproj.io");
+
+    /// Every constant above (checked by a test).
+    pub const ALL: &[Res] = &[
+        NAMESPACES,
+        NODES,
+        PODS,
+        SERVICES,
+        ENDPOINTS,
+        EVENTS,
+        DEPLOYMENTS,
+        REPLICASETS,
+        STATEFULSETS,
+        HPAS,
+        CRDS,
+        POD_METRICS,
+        NODE_METRICS,
+        INFERENCE_SERVICES,
+        WORKFLOWS,
+    ];
+}
+
 /// The verbs of an ordinary read-write resource.
 pub const ALL_VERBS: &[&str] = &[
     "create",
@@ -243,12 +348,52 @@ const BUILTINS: &[Builtin] = &[
     },
 ];
 
+/// How objects of another served version map to the stored ones: the API server keeps each
+/// object once, in its storage version, and converts on every read and write
+/// (staging/src/k8s.io/apiserver/pkg/endpoints/handlers: decode to the hub version, encode to
+/// the request's). Storage versions as test/integration/etcd/data.go states them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conversion {
+    /// autoscaling/v1 HorizontalPodAutoscaler; stored as autoscaling/v2
+    /// (pkg/apis/autoscaling/v1/conversion.go).
+    HpaV1,
+    /// events.k8s.io/v1 Event; stored as a core v1 Event, the two cohabit under
+    /// `/registry/events` (pkg/kubeapiserver/default_storage_factory_builder.go
+    /// `AddCohabitatingResources`; pkg/apis/events/v1/conversion.go).
+    EventsV1,
+}
+
+/// Index of a [`View`] in the [`Registry`].
+pub type ViewId = usize;
+
+/// Another group-version that serves a stored kind, converted on the way in and out.
+#[derive(Debug, Clone)]
+pub struct View {
+    /// The kind as this group-version serves it (names, verbs, subresources).
+    pub def: ResourceDef,
+    /// The stored kind.
+    pub storage: ResId,
+    /// The conversion between the two.
+    pub conversion: Conversion,
+}
+
 /// All kinds served, with lookups by key, by group/version/plural and by apiVersion/kind.
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
     defs: Vec<ResourceDef>,
     by_key: HashMap<String, ResId>,
     by_gvk: HashMap<(String, String), ResId>,
+    views: Vec<View>,
+}
+
+/// What a (group, version, resource) of a request resolves to: the stored kind, and the view
+/// through which it is served when that is not the storage version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Served {
+    /// The stored kind.
+    pub res: ResId,
+    /// The other version's view, if the request names one.
+    pub view: Option<ViewId>,
 }
 
 impl Registry {
@@ -284,6 +429,27 @@ impl Registry {
                 crd: None,
                 printer_columns: Value::Array(vec![]),
             });
+        }
+        // A real v1.32 server serves these kinds in a second group-version too.
+        for (storage, group, version, conversion) in [
+            (
+                "horizontalpodautoscalers.autoscaling",
+                "autoscaling",
+                "v1",
+                Conversion::HpaV1,
+            ),
+            ("events", "events.k8s.io", "v1", Conversion::EventsV1),
+        ] {
+            if let Some(id) = r.by_key.get(storage).copied() {
+                let mut def = r.defs[id].clone();
+                def.group = group.into();
+                def.version = version.into();
+                r.views.push(View {
+                    def,
+                    storage: id,
+                    conversion,
+                });
+            }
         }
         for (path, text) in crds::EMBEDDED {
             match crds::scan(text) {
@@ -385,6 +551,11 @@ impl Registry {
         }
     }
 
+    /// Finds a typed resource (see [`Res`]).
+    pub fn id(&self, r: Res) -> Option<ResId> {
+        self.by_key.get(r.key()).copied()
+    }
+
     /// Finds by URL parts: group ("" for core), version, plural.
     pub fn by_gvr(&self, group: &str, version: &str, plural: &str) -> Option<ResId> {
         let key = if group.is_empty() {
@@ -396,6 +567,44 @@ impl Registry {
             .get(&key)
             .copied()
             .filter(|&id| self.defs[id].version == version)
+    }
+
+    /// The other group-versions serving stored kinds.
+    pub fn views(&self) -> &[View] {
+        &self.views
+    }
+
+    /// The view `id`.
+    pub fn view(&self, id: ViewId) -> &View {
+        &self.views[id]
+    }
+
+    /// Resolves URL parts (group, version, plural) to a stored kind, through a view when the
+    /// group-version is not the kind's storage version.
+    pub fn served(&self, group: &str, version: &str, plural: &str) -> Option<Served> {
+        if let Some(res) = self.by_gvr(group, version, plural) {
+            return Some(Served { res, view: None });
+        }
+        self.views
+            .iter()
+            .position(|v| {
+                v.def.group == group && v.def.version == version && v.def.plural == plural
+            })
+            .map(|i| Served {
+                res: self.views[i].storage,
+                view: Some(i),
+            })
+    }
+
+    /// Every served (definition, view) pair: stored kinds first, in registration order, then
+    /// the views.
+    pub fn served_defs(&self) -> impl Iterator<Item = (&ResourceDef, Option<ViewId>)> {
+        self.defs.iter().map(|d| (d, None)).chain(
+            self.views
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (&v.def, Some(i))),
+        )
     }
 
     /// Finds by `apiVersion` and `kind`.
@@ -438,5 +647,13 @@ mod tests {
                 .map(|i| r.def(i).kind.clone()),
             Some("PodMetrics".into())
         );
+    }
+
+    #[test]
+    fn every_typed_resource_is_served() {
+        let r = Registry::standard();
+        for x in res::ALL {
+            assert!(r.id(*x).is_some(), "{x} is not in the standard registry");
+        }
     }
 }

@@ -87,6 +87,7 @@ async fn serve(args: ServeConfig) -> anyhow::Result<()> {
         seed: args.seed,
         clock: ClockMode::Wall,
         scenario: args.scenario,
+        ..Default::default()
     });
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -155,9 +155,13 @@ fn typed_check(def: &ResourceDef, obj: &Value) -> Result<Vec<String>, TypeError>
         ("apps", "Deployment") => check::<apps::Deployment>(obj, "v1"),
         ("apps", "ReplicaSet") => check::<apps::ReplicaSet>(obj, "v1"),
         ("apps", "StatefulSet") => check::<apps::StatefulSet>(obj, "v1"),
+        ("autoscaling", "HorizontalPodAutoscaler") if def.version == "v1" => {
+            check::<k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler>(obj, "v1")
+        }
         ("autoscaling", "HorizontalPodAutoscaler") => {
             check::<hpa::HorizontalPodAutoscaler>(obj, "v2")
         }
+        ("events.k8s.io", "Event") => check::<k8s_openapi::api::events::v1::Event>(obj, "v1"),
         ("apiextensions.k8s.io", "CustomResourceDefinition") => {
             check::<ext::CustomResourceDefinition>(obj, "v1")
         }

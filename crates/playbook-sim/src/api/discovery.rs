@@ -21,44 +21,162 @@ pub fn api_versions() -> Value {
         "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1:6443"}]})
 }
 
-/// The (group, version) pairs served, core first, in registration order.
-fn group_versions(sim: &Sim) -> Vec<(String, String)> {
+/// (group priority, version priority) of a served group-version, which order `/apis`, a
+/// group's versions and its preferred version. Built-in groups as the aggregator registers
+/// them (pkg/controlplane/apiserver/aggregator.go `DefaultGenericAPIServicePriorities`,
+/// cmd/kube-apiserver/app/aggregator.go `apiVersionPriorities`); metrics-server's APIService
+/// asks for 100/100 (metrics-server manifests/base/apiservice.yaml); CRD groups get 1000 with
+/// versions in kube-aware order (apiextensions-apiserver crdregistration_controller.go).
+fn priority(group: &str, version: &str) -> (i32, i32) {
+    match (group, version) {
+        ("", _) => (18000, 1),
+        ("apps", "v1") => (17800, 15),
+        ("events.k8s.io", "v1") => (17750, 15),
+        ("autoscaling", "v2") => (17500, 30),
+        ("autoscaling", "v1") => (17500, 15),
+        ("apiextensions.k8s.io", "v1") => (16700, 15),
+        ("metrics.k8s.io", _) => (100, 100),
+        _ => (1000, 15),
+    }
+}
+
+/// apimachinery/pkg/version/helpers.go `CompareKubeAwareVersionStrings`: GA before beta
+/// before alpha, higher numbers first; versions not of the `vN[alpha|betaM]` form after
+/// those, alphabetically.
+fn kube_aware_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    fn parse(v: &str) -> Option<(u32, u8, u32)> {
+        let rest = v.strip_prefix('v')?;
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let major: u32 = rest[..digits].parse().ok()?;
+        let tail = &rest[digits..];
+        if tail.is_empty() {
+            return Some((major, 2, 0));
+        }
+        let (kind, num) = if let Some(n) = tail.strip_prefix("beta") {
+            (1, n)
+        } else {
+            (0, tail.strip_prefix("alpha")?)
+        };
+        Some((major, kind, num.parse().ok()?))
+    }
+    match (parse(a), parse(b)) {
+        (Some((ma, ka, na)), Some((mb, kb, nb))) => kb.cmp(&ka).then(mb.cmp(&ma)).then(nb.cmp(&na)),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => a.cmp(b),
+    }
+}
+
+/// The groups served (core as ""), each with its versions, preferred first: groups by
+/// priority then name, as the aggregator sorts them
+/// (kube-aggregator/pkg/apis/apiregistration/v1/helper/helpers.go `SortedByGroupAndVersion`).
+fn groups(sim: &Sim) -> Vec<(String, Vec<String>)> {
     let w = sim.lock();
-    let mut out: Vec<(String, String)> = Vec::new();
-    for d in w.store().registry().defs() {
-        let gv = (d.group.clone(), d.version.clone());
-        if !out.contains(&gv) {
-            out.push(gv);
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for (d, _) in w.store().registry().served_defs() {
+        match out.iter_mut().find(|(g, _)| *g == d.group) {
+            Some((_, vs)) if vs.contains(&d.version) => {}
+            Some((_, vs)) => vs.push(d.version.clone()),
+            None => out.push((d.group.clone(), vec![d.version.clone()])),
         }
     }
+    for (g, vs) in &mut out {
+        vs.sort_by(|a, b| {
+            priority(g, b)
+                .1
+                .cmp(&priority(g, a).1)
+                .then_with(|| kube_aware_cmp(a, b))
+        });
+    }
+    out.sort_by(|(a, av), (b, bv)| {
+        let pa = av.iter().map(|v| priority(a, v).0).max().unwrap_or(0);
+        let pb = bv.iter().map(|v| priority(b, v).0).max().unwrap_or(0);
+        pb.cmp(&pa).then_with(|| a.cmp(b))
+    });
     out
 }
 
-fn group_json(g: &str, v: &str) -> Value {
-    let gv = json!({"groupVersion": format!("{g}/{v}"), "version": v});
-    json!({"name": g, "versions": [gv.clone()], "preferredVersion": gv})
+fn group_json(g: &str, versions: &[String]) -> Value {
+    let gvs: Vec<Value> = versions
+        .iter()
+        .map(|v| json!({"groupVersion": format!("{g}/{v}"), "version": v}))
+        .collect();
+    json!({"name": g, "versions": gvs, "preferredVersion": gvs[0]})
 }
 
 /// `/apis`.
 pub fn group_list(sim: &Sim) -> Value {
-    let groups: Vec<Value> = group_versions(sim)
+    let groups: Vec<Value> = groups(sim)
         .into_iter()
         .filter(|(g, _)| !g.is_empty())
-        .map(|(g, v)| group_json(&g, &v))
+        .map(|(g, vs)| group_json(&g, &vs))
         .collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
 /// `/apis/GROUP`.
 pub fn group(sim: &Sim, g: &str) -> Result<Value, ApiError> {
-    let (g, v) = group_versions(sim)
+    let (g, vs) = groups(sim)
         .into_iter()
-        .find(|(x, _)| x == g)
+        .find(|(x, _)| !x.is_empty() && x == g)
         .ok_or_else(ApiError::no_resource)?;
-    let mut out = group_json(&g, &v);
+    let mut out = group_json(&g, &vs);
     out["kind"] = json!("APIGroup");
     out["apiVersion"] = json!("v1");
     Ok(out)
+}
+
+/// A kind's subresources as (name, group, version, kind, verbs).
+fn subresources(
+    d: &ResourceDef,
+) -> Vec<(
+    &'static str,
+    String,
+    String,
+    String,
+    &'static [&'static str],
+)> {
+    const GPU: &[&str] = &["get", "patch", "update"];
+    let mut out = Vec::new();
+    if d.status {
+        out.push((
+            "status",
+            d.group.clone(),
+            d.version.clone(),
+            d.kind.clone(),
+            GPU,
+        ));
+    }
+    if d.scale {
+        out.push((
+            "scale",
+            "autoscaling".into(),
+            "v1".into(),
+            "Scale".into(),
+            GPU,
+        ));
+    }
+    if d.log {
+        out.push((
+            "log",
+            String::new(),
+            "v1".into(),
+            "Pod".into(),
+            &["get"][..],
+        ));
+    }
+    if d.group.is_empty() && d.kind == "Service" {
+        out.push((
+            "proxy",
+            String::new(),
+            "v1".into(),
+            "ServiceProxyOptions".into(),
+            &["create", "delete", "get", "patch", "update"][..],
+        ));
+    }
+    out
 }
 
 fn resource_entries(d: &ResourceDef) -> Vec<Value> {
@@ -72,43 +190,36 @@ fn resource_entries(d: &ResourceDef) -> Vec<Value> {
         main["categories"] = json!(d.categories);
     }
     let mut out = vec![main];
-    let sub = |name: &str, kind: &str, verbs: &[&str]| json!({"name": format!("{}/{name}", d.plural), "singularName": "", "namespaced": d.namespaced, "kind": kind, "verbs": verbs});
-    if d.status {
-        out.push(sub("status", &d.kind, &["get", "patch", "update"]));
-    }
-    if d.scale {
-        let mut s = sub("scale", "Scale", &["get", "patch", "update"]);
-        s["group"] = json!("autoscaling");
-        s["version"] = json!("v1");
-        out.push(s);
-    }
-    if d.log {
-        out.push(sub("log", "Pod", &["get"]));
-    }
-    if d.group.is_empty() && d.kind == "Service" {
-        out.push(sub(
-            "proxy",
-            "ServiceProxyOptions",
-            &["create", "delete", "get", "patch", "update"],
-        ));
+    for (name, g, v, kind, verbs) in subresources(d) {
+        let mut e = json!({"name": format!("{}/{name}", d.plural), "singularName": "",
+            "namespaced": d.namespaced, "kind": kind, "verbs": verbs});
+        if g != d.group || v != d.version {
+            e["group"] = json!(g);
+            e["version"] = json!(v);
+        }
+        out.push(e);
     }
     out
 }
 
-/// `/api/v1` and `/apis/GROUP/VERSION`.
-pub fn resource_list(sim: &Sim, g: &str, v: &str) -> Result<Value, ApiError> {
-    let w = sim.lock();
-    let defs: Vec<&ResourceDef> = w
+/// The definitions served at (group, version).
+fn served_at(sim: &Sim, g: &str, v: &str) -> Vec<ResourceDef> {
+    sim.lock()
         .store()
         .registry()
-        .defs()
-        .iter()
-        .filter(|d| d.group == g && d.version == v)
-        .collect();
+        .served_defs()
+        .filter(|(d, _)| d.group == g && d.version == v)
+        .map(|(d, _)| d.clone())
+        .collect()
+}
+
+/// `/api/v1` and `/apis/GROUP/VERSION`.
+pub fn resource_list(sim: &Sim, g: &str, v: &str) -> Result<Value, ApiError> {
+    let defs = served_at(sim, g, v);
     if defs.is_empty() {
         return Err(ApiError::no_resource());
     }
-    let resources: Vec<Value> = defs.iter().flat_map(|d| resource_entries(d)).collect();
+    let resources: Vec<Value> = defs.iter().flat_map(resource_entries).collect();
     let gv = if g.is_empty() {
         v.to_string()
     } else {
@@ -117,6 +228,116 @@ pub fn resource_list(sim: &Sim, g: &str, v: &str) -> Result<Value, ApiError> {
     Ok(
         json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}),
     )
+}
+
+/// The aggregated-discovery version an `Accept` header asks for (`v2` or `v2beta1`), if it
+/// prefers one to plain JSON (apiserver/pkg/endpoints/discovery/aggregated/wrapper.go,
+/// negotiation.go): media ranges by `q`, the first of equal `q` winning.
+pub fn aggregated_version(accept: &str) -> Option<&'static str> {
+    let mut best: Option<(f32, Option<&'static str>)> = None;
+    for range in accept.split(',') {
+        let mut parts = range.split(';').map(str::trim);
+        let base = parts.next().unwrap_or("");
+        let (mut g, mut v, mut as_, mut q) = ("", "", "", 1.0f32);
+        for p in parts {
+            match p.split_once('=') {
+                Some(("g", x)) => g = x,
+                Some(("v", x)) => v = x,
+                Some(("as", x)) => as_ = x,
+                Some(("q", x)) => q = x.parse().unwrap_or(0.0),
+                _ => {}
+            }
+        }
+        let choice = match (base, g, v, as_) {
+            ("application/json", "apidiscovery.k8s.io", "v2", "APIGroupDiscoveryList") => {
+                Some("v2")
+            }
+            ("application/json", "apidiscovery.k8s.io", "v2beta1", "APIGroupDiscoveryList") => {
+                Some("v2beta1")
+            }
+            ("application/json" | "*/*" | "application/*", "", "", "") => None,
+            _ => continue,
+        };
+        if q > 0.0 && best.is_none_or(|(bq, _)| q > bq) {
+            best = Some((q, choice));
+        }
+    }
+    best.and_then(|(_, c)| c)
+}
+
+fn scope(d: &ResourceDef) -> &'static str {
+    if d.namespaced {
+        "Namespaced"
+    } else {
+        "Cluster"
+    }
+}
+
+/// One `APIResourceDiscovery` (staging/src/k8s.io/api/apidiscovery/v2/types.go).
+fn resource_discovery(d: &ResourceDef) -> Value {
+    let mut r = json!({
+        "resource": d.plural,
+        "responseKind": {"group": d.group, "version": d.version, "kind": d.kind},
+        "scope": scope(d),
+        "singularResource": d.singular,
+        "verbs": d.verbs,
+    });
+    if !d.short_names.is_empty() {
+        r["shortNames"] = json!(d.short_names);
+    }
+    if !d.categories.is_empty() {
+        r["categories"] = json!(d.categories);
+    }
+    let subs: Vec<Value> = subresources(d)
+        .into_iter()
+        .map(|(name, g, v, kind, verbs)| {
+            json!({"subresource": name, "responseKind": {"group": g, "version": v, "kind": kind},
+                "verbs": verbs})
+        })
+        .collect();
+    if !subs.is_empty() {
+        r["subresources"] = json!(subs);
+    }
+    r
+}
+
+/// Aggregated discovery of `/api` (`core`) or `/apis`: an `APIGroupDiscoveryList` of every
+/// group with all its versions and their resources, in one document
+/// (apiserver/pkg/endpoints/discovery/aggregated/handler.go). `version` is `v2` or `v2beta1`
+/// (same shape). The groups and versions in the order legacy discovery lists them.
+pub fn aggregated(sim: &Sim, core: bool, version: &str) -> Value {
+    let items: Vec<Value> = groups(sim)
+        .into_iter()
+        .filter(|(g, _)| g.is_empty() == core)
+        .map(|(g, vs)| {
+            let versions: Vec<Value> = vs
+                .iter()
+                .map(|v| {
+                    let resources: Vec<Value> = served_at(sim, &g, v)
+                        .iter()
+                        .map(resource_discovery)
+                        .collect();
+                    json!({"version": v, "resources": resources, "freshness": "Current"})
+                })
+                .collect();
+            let mut meta = json!({"creationTimestamp": null});
+            if !g.is_empty() {
+                meta["name"] = json!(g);
+            }
+            json!({"metadata": meta, "versions": versions})
+        })
+        .collect();
+    json!({"kind": "APIGroupDiscoveryList", "apiVersion": format!("apidiscovery.k8s.io/{version}"),
+        "metadata": {}, "items": items})
+}
+
+/// The ETag of a discovery document: a hash of its JSON, quoted (aggregated/etag.go hashes
+/// with SHA-512; any stable hash serves a client's `If-None-Match`).
+pub fn etag(body: &[u8]) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    body.hash(&mut h);
+    format!("\"{:016X}\"", h.finish())
 }
 
 fn gv_path(g: &str, v: &str) -> String {
@@ -134,12 +355,14 @@ pub fn openapi_v3_index(sim: &Sim) -> Value {
         "playbook-sim-{}",
         sim.lock().store().registry().defs().len()
     );
-    for (g, v) in group_versions(sim) {
-        let p = gv_path(&g, &v);
-        paths.insert(
-            p.clone(),
-            json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={hash}")}),
-        );
+    for (g, vs) in groups(sim) {
+        for v in vs {
+            let p = gv_path(&g, &v);
+            paths.insert(
+                p.clone(),
+                json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={hash}")}),
+            );
+        }
     }
     json!({"paths": paths})
 }
@@ -153,17 +376,10 @@ pub fn openapi_v3_doc(sim: &Sim, gv: &str) -> Result<Value, ApiError> {
         ["apis", g, v] => (g.to_string(), v.to_string()),
         _ => return Err(ApiError::no_resource()),
     };
-    let w = sim.lock();
     let mut paths = serde_json::Map::new();
     let mut schemas = serde_json::Map::new();
     let mut found = false;
-    for d in w
-        .store()
-        .registry()
-        .defs()
-        .iter()
-        .filter(|d| d.group == g && d.version == v)
-    {
+    for d in &served_at(sim, &g, &v) {
         found = true;
         let base = format!("/{}", gv_path(&g, &v));
         let item = if d.namespaced {

@@ -1,6 +1,7 @@
 //! The HTTP API facade: parses Kubernetes API paths and answers as a real API server does.
 
 pub(crate) mod admission;
+pub(crate) mod conversion;
 pub mod discovery;
 pub mod format;
 pub mod meter;
@@ -23,7 +24,7 @@ use serde_json::Value;
 
 use super::Sim;
 use super::error::ApiError;
-use super::resources::ResId;
+use super::resources::{ResId, Served, ViewId};
 
 /// Largest request body accepted.
 const MAX_BODY: usize = 64 * 1024 * 1024;
@@ -63,7 +64,10 @@ impl Req {
 /// Where a resource request points.
 #[derive(Debug, Clone)]
 pub(crate) struct Target {
+    /// The stored kind.
     pub res: ResId,
+    /// The other group-version the request names, when not the storage version.
+    pub view: Option<ViewId>,
     /// Namespace from the path (None: all namespaces, or cluster-scoped).
     pub ns: Option<String>,
     pub name: Option<String>,
@@ -142,6 +146,9 @@ async fn dispatch(sim: &Sim, r: Req) -> Result<Response, ApiError> {
     match s.as_slice() {
         ["version"] => return Ok(json(StatusCode::OK, &discovery::version())),
         ["healthz"] | ["livez"] | ["readyz"] => return Ok((StatusCode::OK, "ok").into_response()),
+        ["api"] | ["apis"] if let Some(v) = discovery::aggregated_version(&r.accept) => {
+            return Ok(aggregated(sim, &r, s.as_slice() == ["api"], v));
+        }
         ["api"] => return Ok(json(StatusCode::OK, &discovery::api_versions())),
         ["apis"] => return Ok(json(StatusCode::OK, &discovery::group_list(sim))),
         ["api", "v1"] => {
@@ -179,25 +186,61 @@ async fn dispatch(sim: &Sim, r: Req) -> Result<Response, ApiError> {
     verbs::serve(sim, r, t).await
 }
 
+/// Aggregated discovery, with its ETag and a 304 for a client that has it
+/// (apiserver/pkg/endpoints/discovery/aggregated/etag.go `ServeHTTPWithETag`).
+fn aggregated(sim: &Sim, r: &Req, core: bool, version: &str) -> Response {
+    let body = serde_json::to_vec(&discovery::aggregated(sim, core, version)).unwrap_or_default();
+    let etag = discovery::etag(&body);
+    let cached = r
+        .headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("if-none-match") && *v == etag);
+    let mut resp = if cached {
+        let mut resp = Response::new(Body::empty());
+        *resp.status_mut() = StatusCode::NOT_MODIFIED;
+        resp
+    } else {
+        json_bytes(StatusCode::OK, body)
+    };
+    let h = resp.headers_mut();
+    let ct = format!("application/json;g=apidiscovery.k8s.io;v={version};as=APIGroupDiscoveryList");
+    if let Ok(v) = HeaderValue::try_from(ct) {
+        h.insert(header::CONTENT_TYPE, v);
+    }
+    if let Ok(v) = HeaderValue::try_from(etag) {
+        h.insert(header::ETAG, v);
+    }
+    h.insert(header::VARY, HeaderValue::from_static("Accept"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public"));
+    resp
+}
+
 fn parse_target(sim: &Sim, group: &str, version: &str, rest: &[&str]) -> Result<Target, ApiError> {
     let w = sim.lock();
     let reg = w.store().registry();
     let find = |plural: &str| {
-        reg.by_gvr(group, version, plural)
+        reg.served(group, version, plural)
             .ok_or_else(ApiError::no_resource)
     };
-    let mk = |res, ns: Option<&str>, name: Option<&str>, sub: Option<&str>, rest: &[&str]| Target {
-        res,
-        ns: ns.map(str::to_string),
-        name: name.map(str::to_string),
-        sub: sub.map(str::to_string),
-        rest: rest.join("/"),
+    let namespaced = |s: Served| match s.view {
+        Some(v) => reg.view(v).def.namespaced,
+        None => reg.def(s.res).namespaced,
+    };
+    let mk = |s: Served, ns: Option<&str>, name: Option<&str>, sub: Option<&str>, rest: &[&str]| {
+        Target {
+            res: s.res,
+            view: s.view,
+            ns: ns.map(str::to_string),
+            name: name.map(str::to_string),
+            sub: sub.map(str::to_string),
+            rest: rest.join("/"),
+        }
     };
     // namespaces/NS/PLURAL... when PLURAL is a namespaced resource of this group-version.
     if let ["namespaces", ns, plural, more @ ..] = rest
         && let Some(res) = reg
-            .by_gvr(group, version, plural)
-            .filter(|&r| reg.def(r).namespaced)
+            .served(group, version, plural)
+            .filter(|&s| namespaced(s))
     {
         return Ok(match more {
             [] => mk(res, Some(ns), None, None, &[]),
@@ -209,14 +252,14 @@ fn parse_target(sim: &Sim, group: &str, version: &str, rest: &[&str]) -> Result<
         [plural] => Ok(mk(find(plural)?, None, None, None, &[])),
         [plural, name] => {
             let res = find(plural)?;
-            if reg.def(res).namespaced {
+            if namespaced(res) {
                 return Err(ApiError::no_resource());
             }
             Ok(mk(res, None, Some(name), None, &[]))
         }
         [plural, name, sub, tail @ ..] => {
             let res = find(plural)?;
-            if reg.def(res).namespaced {
+            if namespaced(res) {
                 return Err(ApiError::no_resource());
             }
             Ok(mk(res, None, Some(name), Some(sub), tail))

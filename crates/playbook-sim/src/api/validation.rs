@@ -1039,4 +1039,63 @@ fn hpa_spec(spec: &Value, e: &mut Errors) {
             "must be greater than or equal to `minReplicas`",
         );
     }
+    hpa_resource_metrics(spec, e);
+}
+
+/// pkg/apis/autoscaling/validation/validation.go `validateResourceSource` and
+/// `validateMetricTarget` for the Resource metrics (the ones autoscaling/v1's
+/// `targetCPUUtilizationPercentage` becomes); other metric sources are not validated here.
+fn hpa_resource_metrics(spec: &Value, e: &mut Errors) {
+    let metrics = spec.get("metrics").and_then(Value::as_array);
+    for (i, m) in metrics.into_iter().flatten().enumerate() {
+        let Some(r) = m.get("resource").filter(|r| r.is_object()) else {
+            continue;
+        };
+        let p = format!("spec.metrics[{i}].resource");
+        if str_of(r.get("name")).is_empty() {
+            required(e, &format!("{p}.name"), "must specify a resource name");
+        }
+        let t = r.get("target").unwrap_or(&Value::Null);
+        let ty = str_of(t.get("type"));
+        if ty.is_empty() {
+            required(
+                e,
+                &format!("{p}.target.type"),
+                "must specify a metric target type",
+            );
+        }
+        if !["Utilization", "Value", "AverageValue"].contains(&ty) {
+            invalid(
+                e,
+                &format!("{p}.target.type"),
+                &go_quote(ty),
+                "must be either Utilization, Value, or AverageValue",
+            );
+        }
+        let util = int_of(t.get("averageUtilization"));
+        if let Some(u) = util
+            && u < 1
+        {
+            invalid(
+                e,
+                &format!("{p}.target.averageUtilization"),
+                &u.to_string(),
+                "must be greater than 0",
+            );
+        }
+        let avg = t.get("averageValue").filter(|v| !v.is_null());
+        if util.is_none() && avg.is_none() {
+            required(
+                e,
+                &format!("{p}.target.averageUtilization"),
+                "must set either a target raw value or a target utilization",
+            );
+        }
+        if util.is_some() && avg.is_some() {
+            e.push((
+                format!("{p}.target.averageValue"),
+                "Forbidden: may not set both a target raw value and a target utilization".into(),
+            ));
+        }
+    }
 }

@@ -10,17 +10,88 @@ use serde_json::{Value, json};
 
 use super::super::error::{ApiError, Reason};
 use super::super::patch;
-use super::super::resources::ResourceDef;
+use super::super::resources::{Conversion, ResourceDef};
 use super::super::selector::{FieldSelector, LabelSelector};
 use super::super::store::{DeleteOptions, Page, Propagation, meta_str, set_meta};
 use super::super::{Sim, World};
 use super::admission::{self, Directive, Source};
+use super::conversion;
 use super::subresources::{exec, log, proxy, scale};
 use super::{Req, Target, json as json_resp, json_bytes, table, watch};
 use playbook_model::crds::{self, CrdHandle};
 
+/// The kind a request addresses: as its group-version serves it, as it is stored, and the
+/// conversion between the two (None when the request names the storage version).
+#[derive(Clone)]
+pub(crate) struct Kind {
+    /// As served: names, verbs, `apiVersion` of what the client sends and gets.
+    pub def: ResourceDef,
+    /// As stored: what tables, the store and its validation work on.
+    pub stored: ResourceDef,
+    pub conv: Option<Conversion>,
+}
+
+impl Kind {
+    pub(crate) fn of(sim: &Sim, t: &Target) -> Kind {
+        let w = sim.lock();
+        let reg = w.store().registry();
+        let stored = reg.def(t.res).clone();
+        match t.view.map(|v| reg.view(v)) {
+            Some(v) => Kind {
+                def: v.def.clone(),
+                stored,
+                conv: Some(v.conversion),
+            },
+            None => Kind {
+                def: stored.clone(),
+                stored,
+                conv: None,
+            },
+        }
+    }
+
+    /// A stored object as the request's version has it.
+    pub(crate) fn out(&self, obj: &Arc<Value>) -> Arc<Value> {
+        match self.conv {
+            Some(c) => Arc::new(conversion::to_view(c, obj)),
+            None => obj.clone(),
+        }
+    }
+
+    /// An object in the request's version as it is stored.
+    fn to_storage(&self, obj: Value) -> Result<Value, ApiError> {
+        match self.conv {
+            Some(c) if obj.is_object() => conversion::to_storage(c, &obj),
+            _ => Ok(obj),
+        }
+    }
+
+    /// A table of stored objects: columns from the stored kind (upstream prints the internal
+    /// object), full row objects in the request's version.
+    pub(crate) fn table(
+        &self,
+        objs: &[Arc<Value>],
+        now: jiff::Timestamp,
+        include: Option<&str>,
+    ) -> Value {
+        let mut t = table::render(&self.stored, objs, now, include, None);
+        if let Some(c) = self.conv
+            && include == Some("Object")
+            && let Some(rows) = t.get_mut("rows").and_then(Value::as_array_mut)
+        {
+            for row in rows {
+                if let Some(o) = row.get_mut("object") {
+                    *o = conversion::to_view(c, o);
+                }
+            }
+        }
+        t
+    }
+}
+
 pub(crate) async fn serve(sim: &Sim, r: Req, t: Target) -> Result<Response, ApiError> {
-    let def = sim.lock().store().registry().def(t.res).clone();
+    let k = Kind::of(sim, &t);
+    let def = k.def.clone();
     if def.namespaced && t.name.is_some() && t.ns.is_none() {
         return Err(ApiError::no_resource());
     }
@@ -54,34 +125,34 @@ pub(crate) async fn serve(sim: &Sim, r: Req, t: Target) -> Result<Response, ApiE
         {
             exec(sim, &r, &t)
         }
-        (Some("status"), &Method::GET, true) if def.status => get(sim, &r, &t, &def),
-        (Some("status"), &Method::PUT, true) if def.status => update(sim, &r, &t, &def, true),
-        (Some("status"), &Method::PATCH, true) if def.status => patch_obj(sim, &r, &t, &def, true),
+        (Some("status"), &Method::GET, true) if def.status => get(sim, &r, &t, &k),
+        (Some("status"), &Method::PUT, true) if def.status => update(sim, &r, &t, &k, true),
+        (Some("status"), &Method::PATCH, true) if def.status => patch_obj(sim, &r, &t, &k, true),
         (Some("scale"), m, true) if def.scale => scale(sim, &r, &t, &def, m),
         (Some(_), _, _) => Err(ApiError::no_resource()),
         (None, &Method::GET, false) if r.q_bool("watch") => {
             verb_ok("watch")?;
-            watch::serve(sim, &r, &t, &def)
+            watch::serve(sim, &r, &t, &k)
         }
         (None, &Method::GET, false) => {
             verb_ok("list")?;
-            list(sim, &r, &t, &def)
+            list(sim, &r, &t, &k)
         }
         (None, &Method::GET, true) => {
             verb_ok("get")?;
-            get(sim, &r, &t, &def)
+            get(sim, &r, &t, &k)
         }
         (None, &Method::POST, false) => {
             verb_ok("create")?;
-            create(sim, &r, &t, &def)
+            create(sim, &r, &t, &k)
         }
         (None, &Method::PUT, true) => {
             verb_ok("update")?;
-            update(sim, &r, &t, &def, false)
+            update(sim, &r, &t, &k, false)
         }
         (None, &Method::PATCH, true) => {
             verb_ok("patch")?;
-            patch_obj(sim, &r, &t, &def, false)
+            patch_obj(sim, &r, &t, &k, false)
         }
         (None, &Method::DELETE, true) => {
             verb_ok("delete")?;
@@ -93,7 +164,7 @@ pub(crate) async fn serve(sim: &Sim, r: Req, t: Target) -> Result<Response, ApiE
                 }
                 res
             })?;
-            Ok(object_response(StatusCode::OK, &r, &def, &obj, sim))
+            Ok(object_response(StatusCode::OK, &r, &k, &obj, sim))
         }
         (None, &Method::DELETE, false) => {
             verb_ok("deletecollection")?;
@@ -119,7 +190,7 @@ pub(crate) async fn serve(sim: &Sim, r: Req, t: Target) -> Result<Response, ApiE
                     resource_version: rv,
                 }
             });
-            Ok(list_response(&def, &deleted))
+            Ok(list_response(&k, &deleted))
         }
         _ => Err(ApiError::method_not_allowed()),
     }
@@ -221,28 +292,17 @@ fn delete_options(r: &Req) -> Result<DeleteOptions, ApiError> {
 }
 
 /// One object, or a one-row Table when asked.
-fn object_response(
-    code: StatusCode,
-    r: &Req,
-    def: &ResourceDef,
-    obj: &Arc<Value>,
-    sim: &Sim,
-) -> Response {
+fn object_response(code: StatusCode, r: &Req, k: &Kind, obj: &Arc<Value>, sim: &Sim) -> Response {
     if r.wants_table() {
         let now = sim.lock().now();
-        let t = table::render(
-            def,
-            std::slice::from_ref(obj),
-            now,
-            r.q("includeObject"),
-            None,
-        );
+        let t = k.table(std::slice::from_ref(obj), now, r.q("includeObject"));
         return json_resp(code, &t);
     }
-    json_bytes(code, serde_json::to_vec(&**obj).unwrap_or_default())
+    json_bytes(code, serde_json::to_vec(&*k.out(obj)).unwrap_or_default())
 }
 
-fn get(sim: &Sim, r: &Req, t: &Target, def: &ResourceDef) -> Result<Response, ApiError> {
+fn get(sim: &Sim, r: &Req, t: &Target, k: &Kind) -> Result<Response, ApiError> {
+    let def = &k.def;
     let name = t.name.as_deref().unwrap_or_default();
     let obj = sim
         .lock()
@@ -250,10 +310,10 @@ fn get(sim: &Sim, r: &Req, t: &Target, def: &ResourceDef) -> Result<Response, Ap
         .get(t.res, t.ns.as_deref().unwrap_or_default(), name)
         .cloned()
         .ok_or_else(|| ApiError::not_found(&def.key(), name))?;
-    Ok(object_response(StatusCode::OK, r, def, &obj, sim))
+    Ok(object_response(StatusCode::OK, r, k, &obj, sim))
 }
 
-fn list(sim: &Sim, r: &Req, t: &Target, def: &ResourceDef) -> Result<Response, ApiError> {
+fn list(sim: &Sim, r: &Req, t: &Target, k: &Kind) -> Result<Response, ApiError> {
     let (labels, fields) = selectors(r)?;
     let limit = match r.q("limit") {
         Some(l) if !l.is_empty() => Some(
@@ -277,17 +337,18 @@ fn list(sim: &Sim, r: &Req, t: &Target, def: &ResourceDef) -> Result<Response, A
         )
     };
     if r.wants_table() {
-        let mut tbl = table::render(def, &page.items, now, r.q("includeObject"), None);
+        let mut tbl = k.table(&page.items, now, r.q("includeObject"));
         tbl["metadata"] = json!({"resourceVersion": page.resource_version.to_string()});
         if let Some(c) = &page.continue_token {
             tbl["metadata"]["continue"] = json!(c);
         }
         return Ok(json_resp(StatusCode::OK, &tbl));
     }
-    Ok(list_response(def, &page))
+    Ok(list_response(k, &page))
 }
 
-pub(crate) fn list_response(def: &ResourceDef, page: &Page) -> Response {
+pub(crate) fn list_response(k: &Kind, page: &Page) -> Response {
+    let def = &k.def;
     let mut out: Vec<u8> = Vec::with_capacity(256 + page.items.len() * 1024);
     let cont = page
         .continue_token
@@ -305,7 +366,7 @@ pub(crate) fn list_response(def: &ResourceDef, page: &Page) -> Response {
         if i > 0 {
             out.push(b',');
         }
-        let _ = serde_json::to_writer(&mut out, &**item);
+        let _ = serde_json::to_writer(&mut out, &*k.out(item));
     }
     out.extend_from_slice(b"]}");
     json_bytes(StatusCode::OK, out)
@@ -340,7 +401,8 @@ fn crd_status(obj: &mut Value, now: &str) {
     });
 }
 
-fn create(sim: &Sim, r: &Req, t: &Target, def: &ResourceDef) -> Result<Response, ApiError> {
+fn create(sim: &Sim, r: &Req, t: &Target, k: &Kind) -> Result<Response, ApiError> {
+    let def = &k.def;
     let mut body = parse_body(r)?;
     if !body.is_object() {
         return Err(ApiError::bad_request(
@@ -350,6 +412,7 @@ fn create(sim: &Sim, r: &Req, t: &Target, def: &ResourceDef) -> Result<Response,
     let directive = Directive::of(r, "CreateOptions")?;
     let mut warnings = Vec::new();
     admission::decode(def, &mut body, Source::Body, directive, None, &mut warnings)?;
+    let mut body = k.to_storage(body)?;
     let is_crd = def.kind == "CustomResourceDefinition";
     let obj = mutate(sim, r, |w| {
         if is_crd {
@@ -365,7 +428,7 @@ fn create(sim: &Sim, r: &Req, t: &Target, def: &ResourceDef) -> Result<Response,
         Ok::<_, ApiError>(obj)
     })?;
     Ok(with_warnings(
-        object_response(StatusCode::CREATED, r, def, &obj, sim),
+        object_response(StatusCode::CREATED, r, k, &obj, sim),
         &warnings,
     ))
 }
@@ -380,19 +443,15 @@ pub(crate) fn with_warnings(mut resp: Response, warnings: &[String]) -> Response
     resp
 }
 
-fn update(
-    sim: &Sim,
-    r: &Req,
-    t: &Target,
-    def: &ResourceDef,
-    status: bool,
-) -> Result<Response, ApiError> {
+fn update(sim: &Sim, r: &Req, t: &Target, k: &Kind, status: bool) -> Result<Response, ApiError> {
+    let def = &k.def;
     let mut body = parse_body(r)?;
     let directive = Directive::of(r, "UpdateOptions")?;
     let mut warnings = Vec::new();
     if body.is_object() {
         admission::decode(def, &mut body, Source::Body, directive, None, &mut warnings)?;
     }
+    let body = k.to_storage(body)?;
     let name = t.name.as_deref().unwrap_or_default();
     let obj = mutate(sim, r, |w| {
         let o = w.store_mut().update(
@@ -408,7 +467,7 @@ fn update(
         Ok::<_, ApiError>(o)
     })?;
     Ok(with_warnings(
-        object_response(StatusCode::OK, r, def, &obj, sim),
+        object_response(StatusCode::OK, r, k, &obj, sim),
         &warnings,
     ))
 }
@@ -437,13 +496,8 @@ pub(crate) fn apply_patch(r: &Req, def: &ResourceDef, cur: &mut Value) -> Result
     Ok(())
 }
 
-fn patch_obj(
-    sim: &Sim,
-    r: &Req,
-    t: &Target,
-    def: &ResourceDef,
-    status: bool,
-) -> Result<Response, ApiError> {
+fn patch_obj(sim: &Sim, r: &Req, t: &Target, k: &Kind, status: bool) -> Result<Response, ApiError> {
+    let def = &k.def;
     let name = t.name.as_deref().unwrap_or_default();
     let ns = t.ns.as_deref().unwrap_or_default();
     let is_apply = r.content_type.starts_with("application/apply-patch");
@@ -507,12 +561,14 @@ fn patch_obj(
                     &mut warnings,
                 )?;
                 set_meta(&mut body, "name", json!(name));
+                let body = k.to_storage(body)?;
                 let o = w.store_mut().create(t.res, ns, body, false)?;
                 return Ok((StatusCode::CREATED, o));
             }
             return Err(ApiError::not_found(&def.key(), name));
         };
-        let mut v = (*cur).clone();
+        // The patch applies to the object in the request's version (handlers/patch.go).
+        let mut v = (*k.out(&cur)).clone();
         apply_patch(r, def, &mut v)?;
         if !v.get("metadata").is_some_and(Value::is_object) {
             return Err(ApiError::bad_request("metadata must be an object"));
@@ -525,6 +581,7 @@ fn patch_obj(
             patch_body.as_ref(),
             &mut warnings,
         )?;
+        let mut v = k.to_storage(v)?;
         if is_apply {
             // Apply carries no resourceVersion precondition unless the config sets one.
             let applied_rv = parse_body(r)?.pointer("/metadata/resourceVersion").cloned();
@@ -537,7 +594,7 @@ fn patch_obj(
         Ok((StatusCode::OK, o))
     })?;
     Ok(with_warnings(
-        object_response(code, r, def, &obj, sim),
+        object_response(code, r, k, &obj, sim),
         &warnings,
     ))
 }

@@ -16,10 +16,11 @@ use tokio::sync::broadcast;
 
 use super::super::Sim;
 use super::super::error::ApiError;
-use super::super::resources::{ResId, ResourceDef};
+use super::super::resources::ResId;
 use super::super::selector::{FieldSelector, LabelSelector};
 use super::super::store::{EventKind, WatchEvent};
-use super::{Req, Target, table};
+use super::verbs::Kind;
+use super::{Req, Target};
 
 /// How often a watch that allows bookmarks gets one.
 const BOOKMARK_EVERY: Duration = Duration::from_secs(10);
@@ -31,7 +32,7 @@ struct Filter {
     fields: FieldSelector,
     table: bool,
     include: Option<String>,
-    def: ResourceDef,
+    kind: Kind,
     sim: Sim,
 }
 
@@ -42,17 +43,25 @@ impl Filter {
 
     fn encode(&self, kind: &str, obj: &Arc<Value>, now: Timestamp) -> Bytes {
         let object = if self.table {
-            table::render(
-                &self.def,
-                std::slice::from_ref(obj),
-                now,
-                self.include.as_deref(),
-                None,
-            )
+            self.kind
+                .table(std::slice::from_ref(obj), now, self.include.as_deref())
         } else {
-            (**obj).clone()
+            (*self.kind.out(obj)).clone()
         };
         line(kind, &object)
+    }
+
+    /// A bookmark at `rv` in the request's version.
+    fn bookmark(&self, rv: u64, initial_end: bool) -> Bytes {
+        let def = &self.kind.def;
+        let mut meta = json!({"resourceVersion": rv.to_string()});
+        if initial_end {
+            meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+        }
+        line(
+            "BOOKMARK",
+            &json!({"kind": def.kind, "apiVersion": def.api_version(), "metadata": meta}),
+        )
     }
 
     /// The line this watcher gets for `ev`, if any.
@@ -60,8 +69,10 @@ impl Filter {
         if ev.resource != self.res || self.ns.as_deref().is_some_and(|n| n != ev.namespace) {
             return None;
         }
-        let plain =
-            self.labels.is_empty() && self.fields == FieldSelector::default() && !self.table;
+        let plain = self.labels.is_empty()
+            && self.fields == FieldSelector::default()
+            && !self.table
+            && self.kind.conv.is_none();
         if plain {
             return Some(ev.line());
         }
@@ -80,7 +91,7 @@ impl Filter {
             EventKind::Deleted if old_match || now_match => "DELETED",
             _ => return None,
         };
-        if !self.table && kind == ev.kind.as_str() {
+        if !self.table && self.kind.conv.is_none() && kind == ev.kind.as_str() {
             return Some(ev.line());
         }
         Some(self.encode(kind, &object, now))
@@ -104,12 +115,7 @@ struct State {
 }
 
 /// Serves `?watch=1` on a resource.
-pub(crate) fn serve(
-    sim: &Sim,
-    r: &Req,
-    t: &Target,
-    def: &ResourceDef,
-) -> Result<Response, ApiError> {
+pub(crate) fn serve(sim: &Sim, r: &Req, t: &Target, k: &Kind) -> Result<Response, ApiError> {
     let labels = LabelSelector::parse(r.q("labelSelector").unwrap_or(""))?;
     let fields = FieldSelector::parse(r.q("fieldSelector").unwrap_or(""))?;
     let timeout = match r.q("timeoutSeconds") {
@@ -129,7 +135,7 @@ pub(crate) fn serve(
         fields,
         table: r.wants_table(),
         include: r.q("includeObject").map(str::to_string),
-        def: def.clone(),
+        kind: k.clone(),
         sim: sim.clone(),
     };
     let mut pending = VecDeque::new();
@@ -146,12 +152,7 @@ pub(crate) fn serve(
             pending.push_back(filter.encode("ADDED", &obj, now));
         }
         if send_initial && want_bookmarks {
-            pending.push_back(line(
-                "BOOKMARK",
-                &json!({"kind": def.kind, "apiVersion": def.api_version(), "metadata": {
-                    "resourceVersion": head.to_string(),
-                    "annotations": {"k8s.io/initial-events-end": "true"}}}),
-            ));
+            pending.push_back(filter.bookmark(head, true));
         }
     } else {
         let rv: u64 = rv_param
@@ -210,10 +211,8 @@ async fn next(mut st: State) -> Option<(Result<Bytes, Infallible>, State)> {
         let got = tokio::select! {
             _ = async { if let Some(d) = deadline { tokio::time::sleep_until(d).await } }, if deadline.is_some() => return None,
             _ = async { if let Some(b) = st.bookmarks.as_mut() { b.tick().await; } }, if st.bookmarks.is_some() => {
-                let def = &st.filter.def;
-                let bm = json!({"kind": def.kind, "apiVersion": def.api_version(),
-                    "metadata": {"resourceVersion": st.last_rv.to_string()}});
-                st.pending.push_back(line("BOOKMARK", &bm));
+                let bm = st.filter.bookmark(st.last_rv, false);
+                st.pending.push_back(bm);
                 continue;
             }
             r = st.rx.recv() => r,

@@ -22,7 +22,7 @@ use super::kinds::{self, Common, Kind, object_at};
 use super::record::{self, INJECTED, KubeEvent, NOT_INJECTED, Record};
 use super::select;
 use crate::store::{finalizers, meta_str};
-use crate::world::{Controller, Ctx};
+use crate::world::{Controller, Ctx, Lag};
 
 /// Simulated time between deciding to apply or recover and the fault being in place or gone.
 pub const ACTION_LATENCY: SignedDuration = SignedDuration::from_millis(500);
@@ -39,6 +39,8 @@ pub struct ChaosMesh {
     failures: BTreeMap<String, u32>,
     /// uid -> resourceVersion at which selection last failed (retried when the object changes).
     select_failed: BTreeMap<String, String>,
+    /// When each memStress instance started (its memory grows from then).
+    starts: super::stress::Starts,
 }
 
 impl Controller for ChaosMesh {
@@ -54,6 +56,15 @@ impl Controller for ChaosMesh {
         ]
     }
 
+    /// chaos-controller-manager's reconcilers are controller-runtime controllers
+    /// (controllers/common/fx.go and pipeline/pipeline.go build them with
+    /// `ctrl.NewControllerManagedBy`): an informer delivers
+    /// the change and a work-queue worker picks the key up (controller-runtime
+    /// pkg/internal/controller/controller.go `processNextWorkItem`), as KServe's.
+    fn lag(&self) -> Lag {
+        Lag::millis(50, 300)
+    }
+
     fn reconcile(&mut self, ctx: &mut Ctx<'_>) {
         let mut seen = Vec::new();
         for kind in Kind::ALL {
@@ -67,6 +78,7 @@ impl Controller for ChaosMesh {
         self.due.retain(|k, _| live(k));
         self.failures.retain(|k, _| live(k));
         self.select_failed.retain(|k, _| live(k));
+        super::stress::ramp(ctx, &mut self.starts);
     }
 }
 
@@ -275,9 +287,9 @@ impl ChaosMesh {
             let apply = phase == "Run";
             let snapshot = rec.clone();
             let result = if apply {
-                kinds::apply(ctx, common.kind, o, &snapshot)
+                kinds::apply(ctx, common.kind, o, &snapshot, &mut self.starts)
             } else {
-                kinds::recover(ctx, common.kind, o, &snapshot)
+                kinds::recover(ctx, common.kind, o, &snapshot, &mut self.starts)
             };
             changed = true;
             match result {

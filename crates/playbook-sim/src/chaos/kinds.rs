@@ -155,11 +155,27 @@ pub fn apply(
     kind: Kind,
     chaos: &mut Value,
     rec: &Record,
+    starts: &mut stress::Starts,
 ) -> Result<&'static str, String> {
     match kind {
         Kind::Pod => pod::apply(ctx, chaos, rec),
-        Kind::Stress => stress::apply(ctx, chaos, rec),
+        Kind::Stress => stress::apply(ctx, chaos, rec, starts),
         Kind::Network => {
+            // The daemon of the pod's node installs the rules (PodNetworkChaos' FailedMessage
+            // when it cannot be reached).
+            // Only records whose pod gets rules (trafficcontrol/impl.go, partition/impl.go).
+            let spec = chaos.get("spec");
+            let text = |k: &str| spec.and_then(|s| s.get(k)).and_then(Value::as_str);
+            let dir = text("direction").unwrap_or("to");
+            let rules = text("action") == Some("partition")
+                || match rec.selector_key.as_str() {
+                    "." => dir != "from",
+                    _ => dir != "to",
+                };
+            let (ns, name, _) = split_id(&rec.id);
+            if rules {
+                super::daemon::reach(ctx, ns, name)?;
+            }
             // The traffic model reads injected records (network.rs); count the instance as the
             // real controller counts its PodNetworkChaos generations.
             if rec.selector_key == "." {
@@ -178,10 +194,11 @@ pub fn recover(
     kind: Kind,
     chaos: &mut Value,
     rec: &Record,
+    starts: &mut stress::Starts,
 ) -> Result<&'static str, String> {
     match kind {
         Kind::Pod => pod::recover(ctx, chaos, rec),
-        Kind::Stress => stress::recover(ctx, chaos, rec),
+        Kind::Stress => stress::recover(ctx, chaos, rec, starts),
         Kind::Network => Ok(NOT_INJECTED),
     }
 }

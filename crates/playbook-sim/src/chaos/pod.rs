@@ -1,10 +1,10 @@
-//! PodChaos effects: pod-kill deletes the pod, pod-failure swaps its images for the pause image (and marks it failed), container-kill asks the kubelet model to restart one container.
+//! PodChaos effects: pod-kill deletes the pod, pod-failure swaps its images for the pause image (`controllers/chaosimpl/podchaos/podfailure/impl.go`; the kubelet and the probes do the rest), container-kill asks the kubelet model to restart one container.
 
 use serde_json::{Value, json};
 
-use super::effects::{CONTAINER_KILL, PAUSE_IMAGE, POD_FAILURE, pod_failure_image_key};
+use super::effects::{CONTAINER_KILL, PAUSE_IMAGE, pod_failure_image_key};
 use super::kinds::{object_at, split_id};
-use super::record::{INJECTED, NOT_INJECTED, Record, records_of};
+use super::record::{INJECTED, NOT_INJECTED, Record};
 use crate::store::{DeleteOptions, meta_str};
 use crate::world::Ctx;
 use playbook_model::chaosmesh::{PodChaosAction, PodChaosSpec};
@@ -45,6 +45,11 @@ pub fn apply(ctx: &mut Ctx<'_>, chaos: &mut Value, rec: &Record) -> Result<&'sta
             let mut pod = get_pod(ctx, ns, name)?;
             let chaos_name = meta_str(chaos, "name").to_string();
             let mut swaps = Vec::new();
+            let have: Vec<String> = pod
+                .pointer("/metadata/annotations")
+                .and_then(Value::as_object)
+                .map(|a| a.keys().cloned().collect())
+                .unwrap_or_default();
             for (list, init) in [("containers", false), ("initContainers", true)] {
                 if let Some(cs) = pod
                     .pointer_mut(&format!("/spec/{list}"))
@@ -53,6 +58,10 @@ pub fn apply(ctx: &mut Ctx<'_>, chaos: &mut Value, rec: &Record) -> Result<&'sta
                     for c in cs.iter_mut().filter_map(Value::as_object_mut) {
                         let cname = c.get("name").and_then(Value::as_str).unwrap_or_default();
                         let key = pod_failure_image_key(&chaos_name, cname, init);
+                        // Already swapped by this experiment: the recorded image stays.
+                        if have.contains(&key) {
+                            continue;
+                        }
                         let image = c.get("image").cloned().unwrap_or(json!(""));
                         swaps.push((key, image));
                         c.insert("image".into(), json!(PAUSE_IMAGE));
@@ -61,13 +70,12 @@ pub fn apply(ctx: &mut Ctx<'_>, chaos: &mut Value, rec: &Record) -> Result<&'sta
             }
             let ann = object_at(&mut pod, &["metadata", "annotations"]);
             for (key, image) in swaps {
-                // Already swapped by this experiment: keep the original image recorded first.
-                ann.entry(key).or_insert(image);
+                ann.insert(key, image);
             }
-            ann.insert(POD_FAILURE.into(), json!("true"));
             write_pod(ctx, pod)?;
         }
         PodChaosAction::ContainerKill => {
+            super::daemon::reach(ctx, ns, name)?;
             let mut pod = get_pod(ctx, ns, name)?;
             let c = container.unwrap_or_default();
             let at = ctx.now().to_string();
@@ -122,23 +130,7 @@ pub fn recover(ctx: &mut Ctx<'_>, chaos: &mut Value, rec: &Record) -> Result<&'s
             }
         }
     }
-    let uid = meta_str(chaos, "uid").to_string();
-    if !other_failure_holds(ctx, &uid, &rec.id) {
-        ann.remove(POD_FAILURE);
-    }
     *object_at(&mut pod, &["metadata", "annotations"]) = ann;
     write_pod(ctx, pod)?;
     Ok(NOT_INJECTED)
-}
-
-/// Does another pod-failure PodChaos still hold the pod `id`?
-fn other_failure_holds(ctx: &Ctx<'_>, uid: &str, id: &str) -> bool {
-    ctx.list("podchaos.chaos-mesh.org", None).iter().any(|c| {
-        meta_str(c, "uid") != uid
-            && c.pointer("/spec/action").and_then(Value::as_str) == Some("pod-failure")
-            && records_of(c)
-                .unwrap_or_default()
-                .iter()
-                .any(|r| r.id == id && r.phase == INJECTED)
-    })
 }

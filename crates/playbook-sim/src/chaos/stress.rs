@@ -1,6 +1,19 @@
-//! StressChaos effects: the extra CPU and memory each injected stressor burns, summed per pod into the annotations the kubelet/metrics model reads.
+//! StressChaos effects: the extra CPU and memory each injected stressor burns, summed per pod into the annotations the kubelet/metrics model reads; memory grows as memStress allocates it.
+//!
+//! Memory follows `memStress` (github.com/chaos-mesh/memStress `main.go`, which Chaos Mesh
+//! v2.8.1 runs for `stressors.memory`, `controllers/chaosimpl/stresschaos/impl.go` and
+//! `api/v1alpha1/stresschaos_types.go` `Normalize`): no memory stress without `workers`; `size`
+//! is the total of all workers (0 when absent: memStress' default `0KB`), a percentage is of the
+//! **node's** memory (memStress reads `/proc/meminfo`, the host's); the server starts one
+//! client per second until `workers` run, each touching its `size / workers` bytes page by page
+//! as fast as page faults go ([`FIRST_TOUCH_BYTES_PER_S`]), or linearly over `--time` when the
+//! options give it. The stress processes live in the container's cgroup: a restart of the
+//! container (an OOM kill, which on cgroup v2 kills the whole group) ends them for good.
+//! The annotation is rewritten as the memory grows, every [`RAMP_STEP`] at most.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+
+use jiff::{SignedDuration, Timestamp};
 
 use serde_json::{Value, json};
 
@@ -12,13 +25,62 @@ use crate::world::Ctx;
 use playbook_model::chaosmesh::{StressChaosSpec, StressChaosStressors};
 use playbook_model::units;
 
-/// The load one stressed container gets: (CPU millicores, memory bytes).
+/// How fast a memStress client makes anonymous memory resident when it touches it page by
+/// page with no `--time`: a first-touch page fault (allocate, zero 4 KiB, charge the memory
+/// cgroup) takes about 2 µs, so about 2 GiB/s.
+pub const FIRST_TOUCH_BYTES_PER_S: f64 = 2.0 * 1024.0 * 1024.0 * 1024.0;
+
+/// The longest time between two rewrites of a growing memory stress.
+pub const RAMP_STEP: SignedDuration = SignedDuration::from_millis(50);
+
+/// The memory one memStress instance allocates.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MemPlan {
+    /// Bytes in total (all workers).
+    pub total: u64,
+    /// Clients, started one per second.
+    pub workers: u64,
+    /// `--time`: seconds each client takes to reach its size (None: as fast as it can).
+    pub grow_s: Option<f64>,
+}
+
+impl MemPlan {
+    /// Bytes held `elapsed_s` after the instance started, and whether it still grows.
+    pub fn at(&self, elapsed_s: f64) -> (u64, bool) {
+        if self.total == 0 || self.workers == 0 {
+            return (0, false);
+        }
+        let each = self.total as f64 / self.workers as f64;
+        let grow = self
+            .grow_s
+            .filter(|g| *g > 0.0)
+            .unwrap_or(each / FIRST_TOUCH_BYTES_PER_S);
+        let (mut held, mut growing) = (0.0, false);
+        for k in 0..self.workers.min(8192) {
+            let t = elapsed_s - k as f64;
+            if t < 0.0 {
+                growing = true;
+                break;
+            }
+            let f = if grow <= 0.0 {
+                1.0
+            } else {
+                (t / grow).min(1.0)
+            };
+            growing |= f < 1.0;
+            held += each * f;
+        }
+        (held as u64, growing)
+    }
+}
+
+/// The load one stressed container gets: (CPU millicores, the memory plan).
 pub fn load_of(
     stressors: &StressChaosStressors,
     pod: &Value,
     container: &str,
     node_memory: Option<f64>,
-) -> Result<(u64, u64), String> {
+) -> Result<(u64, MemPlan), String> {
     let c = pod
         .pointer("/spec/containers")
         .and_then(Value::as_array)
@@ -44,18 +106,41 @@ pub fn load_of(
             cpu = cpu.min((l * 1000.0) as u64);
         }
     }
-    let mut mem = 0u64;
-    if let Some(s) = &stressors.memory {
-        let total = limit("memory").or(node_memory);
-        mem = match s.size.as_deref().map(str::trim) {
+    let mut mem = MemPlan {
+        total: 0,
+        workers: 0,
+        grow_s: None,
+    };
+    if let Some(s) = stressors.memory.as_ref().filter(|s| s.workers > 0) {
+        mem.workers = s.workers as u64;
+        mem.total = match s.size.as_deref().map(str::trim) {
             Some(p) if p.ends_with('%') => {
                 let f = units::percent(p)?;
-                let t = total.ok_or("cannot size a percentage: no memory limit nor node memory")?;
+                let t =
+                    node_memory.ok_or("cannot size a percentage: the node's memory is unknown")?;
                 (t * f) as u64
             }
             Some(sz) if !sz.is_empty() => units::byte_size(sz)?,
-            _ => total.map(|t| t as u64).unwrap_or(0),
+            _ => 0,
         };
+        // `--time` among the options (memStress' flag; Go's flag package takes -time too).
+        let opts: Vec<&str> = s
+            .options
+            .iter()
+            .flatten()
+            .flat_map(|o| o.split_whitespace())
+            .collect();
+        for (i, o) in opts.iter().enumerate() {
+            let o = o.trim_start_matches('-');
+            let v = match o.split_once('=') {
+                Some(("time", v)) => Some(v),
+                None if o == "time" => opts.get(i + 1).copied(),
+                _ => None,
+            };
+            if let Some(v) = v {
+                mem.grow_s = Some(units::go_duration_secs(v)?);
+            }
+        }
     }
     Ok((cpu, mem))
 }
@@ -86,13 +171,24 @@ fn node_memory(ctx: &Ctx<'_>, pod: &Value) -> Option<f64> {
         .and_then(units::quantity)
 }
 
+/// When each memStress instance started, to the nanosecond (`status.instances` keeps whole
+/// seconds), by `<chaos uid>/<record id>`.
+/// With the container's restart count then (a restart since ends the instance).
+pub type Starts = BTreeMap<String, (Timestamp, i64)>;
+
 /// Injects a StressChaos record: starts its "stress-ng" instance and re-sums the pod's load.
-pub fn apply(ctx: &mut Ctx<'_>, chaos: &mut Value, rec: &Record) -> Result<&'static str, String> {
+pub fn apply(
+    ctx: &mut Ctx<'_>,
+    chaos: &mut Value,
+    rec: &Record,
+    starts: &mut Starts,
+) -> Result<&'static str, String> {
     let stressors = stressors_of(chaos)?;
     let (ns, name, container) = split_id(&rec.id);
     let pod = ctx
         .get("pods", ns, name)
         .ok_or_else(|| format!("pods \"{name}\" not found"))?;
+    super::daemon::reach(ctx, ns, name)?;
     load_of(
         &stressors,
         &pod,
@@ -101,6 +197,11 @@ pub fn apply(ctx: &mut Ctx<'_>, chaos: &mut Value, rec: &Record) -> Result<&'sta
     )?;
     let instances = object_at(chaos, &["status", "instances"]);
     if !instances.contains_key(&rec.id) {
+        let restarts = restart_count(&pod, container.unwrap_or_default());
+        starts.insert(
+            format!("{}/{}", meta_str(chaos, "uid"), rec.id),
+            (ctx.now(), restarts),
+        );
         let now = seconds(ctx.now());
         let uid = format!("{:08x}", rand::Rng::random::<u32>(ctx.rng()));
         let instances = object_at(chaos, &["status", "instances"]);
@@ -109,38 +210,93 @@ pub fn apply(ctx: &mut Ctx<'_>, chaos: &mut Value, rec: &Record) -> Result<&'sta
             json!({"uid": uid, "startTime": now, "memoryUid": format!("{uid}-mem"), "memoryStartTime": now}),
         );
     }
-    sync_pod(ctx, ns, name, chaos)?;
+    sync_pod(ctx, ns, name, Some(chaos), starts)?;
     Ok(INJECTED)
 }
 
 /// Recovers a StressChaos record: stops its instance and re-sums the pod's load.
-pub fn recover(ctx: &mut Ctx<'_>, chaos: &mut Value, rec: &Record) -> Result<&'static str, String> {
+pub fn recover(
+    ctx: &mut Ctx<'_>,
+    chaos: &mut Value,
+    rec: &Record,
+    starts: &mut Starts,
+) -> Result<&'static str, String> {
     object_at(chaos, &["status", "instances"]).remove(&rec.id);
+    starts.remove(&format!("{}/{}", meta_str(chaos, "uid"), rec.id));
     let (ns, name, _) = split_id(&rec.id);
     if ctx.get("pods", ns, name).is_some() {
-        sync_pod(ctx, ns, name, chaos)?;
+        sync_pod(ctx, ns, name, Some(chaos), starts)?;
     }
     Ok(NOT_INJECTED)
 }
 
-/// Sets the pod's stress annotations to the sum over every StressChaos instance running in it
-/// (`current` stands for its own stored version, which may be stale).
-pub fn sync_pod(ctx: &mut Ctx<'_>, ns: &str, name: &str, current: &Value) -> Result<(), String> {
+/// Rewrites the load of every pod whose memory stress still grows (call on every reconcile;
+/// cheap when none does); [`sync_pod`] wakes the world at the next step.
+pub fn ramp(ctx: &mut Ctx<'_>, starts: &mut Starts) {
+    let now = ctx.now();
+    let mut pods: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut live = BTreeSet::new();
+    for c in ctx.list("stresschaos.chaos-mesh.org", None) {
+        let uid = meta_str(&c, "uid");
+        let Some(inst) = c.pointer("/status/instances").and_then(Value::as_object) else {
+            continue;
+        };
+        let Ok(stressors) = stressors_of(&c) else {
+            continue;
+        };
+        for id in inst.keys() {
+            let key = format!("{uid}/{id}");
+            let Some(start) = starts.get(&key).copied() else {
+                continue;
+            };
+            live.insert(key);
+            let (ns, name, container) = split_id(id);
+            let Some(pod) = ctx.get("pods", ns, name) else {
+                continue;
+            };
+            let node_mem = node_memory(ctx, &pod);
+            // Still growing, or it was one step ago (its last rewrite is due).
+            let back = now.duration_since(start.0) - RAMP_STEP - RAMP_STEP;
+            let grows = load_of(&stressors, &pod, container.unwrap_or_default(), node_mem)
+                .is_ok_and(|(_, plan)| plan.at(back.as_secs_f64()).1);
+            if grows {
+                pods.insert((ns.to_string(), name.to_string()));
+            }
+        }
+    }
+    starts.retain(|k, _| live.contains(k));
+    for (ns, name) in pods {
+        let _ = sync_pod(ctx, &ns, &name, None, starts);
+    }
+}
+
+/// Sets the pod's stress annotations to the sum over every StressChaos instance running in it,
+/// each as far as its memory has grown (`current` stands for its own stored version, which may
+/// be stale).
+pub fn sync_pod(
+    ctx: &mut Ctx<'_>,
+    ns: &str,
+    name: &str,
+    current: Option<&Value>,
+    starts: &Starts,
+) -> Result<(), String> {
     let Some(pod) = ctx.get("pods", ns, name) else {
         return Ok(());
     };
     let node_mem = node_memory(ctx, &pod);
-    let uid = meta_str(current, "uid");
+    let uid = current.map(|c| meta_str(c, "uid")).unwrap_or_default();
     let mut all: Vec<Value> = ctx
         .list("stresschaos.chaos-mesh.org", None)
         .into_iter()
-        .filter(|c| meta_str(c, "uid") != uid)
+        .filter(|c| current.is_none() || meta_str(c, "uid") != uid)
         .map(|c| (*c).clone())
         .collect();
-    all.push(current.clone());
+    all.extend(current.cloned());
     let prefix = format!("{ns}/{name}/");
+    let now = ctx.now();
     let (mut cpu, mut mem) = (0u64, 0u64);
     let mut containers = BTreeSet::new();
+    let mut growing = false;
     for c in &all {
         let Some(instances) = c.pointer("/status/instances").and_then(Value::as_object) else {
             continue;
@@ -148,18 +304,39 @@ pub fn sync_pod(ctx: &mut Ctx<'_>, ns: &str, name: &str, current: &Value) -> Res
         let Ok(stressors) = stressors_of(c) else {
             continue;
         };
-        for id in instances.keys() {
+        for (id, inst) in instances {
             let Some(container) = id.strip_prefix(&prefix) else {
                 continue;
             };
-            if let Ok((c, m)) = load_of(&stressors, &pod, container, node_mem) {
+            // The stress processes died with the container if it restarted since.
+            let start = match starts.get(&format!("{}/{id}", meta_str(c, "uid"))) {
+                Some((t, n)) if restart_count(&pod, container) == *n => *t,
+                Some(_) => continue,
+                None => {
+                    let t = inst
+                        .get("memoryStartTime")
+                        .and_then(Value::as_str)
+                        .and_then(|t| t.parse().ok())
+                        .unwrap_or(now);
+                    if restarted_since(&pod, container, t) {
+                        continue;
+                    }
+                    t
+                }
+            };
+            if let Ok((c, plan)) = load_of(&stressors, &pod, container, node_mem) {
+                let (m, more) = plan.at(now.duration_since(start).as_secs_f64());
+                growing |= more;
                 cpu += c;
                 mem += m;
-                if c > 0 || m > 0 {
+                if c > 0 || plan.total > 0 {
                     containers.insert(container.to_string());
                 }
             }
         }
+    }
+    if growing {
+        ctx.wake_at(now + RAMP_STEP);
     }
     let val = |n: u64| {
         if n > 0 {
@@ -169,12 +346,53 @@ pub fn sync_pod(ctx: &mut Ctx<'_>, ns: &str, name: &str, current: &Value) -> Res
         }
     };
     let names = containers.into_iter().collect::<Vec<_>>().join(",");
-    let patch = json!({"metadata": {"annotations": {
+    let anns = json!({
         STRESS_CPU: val(cpu),
         STRESS_MEMORY: val(mem),
         STRESS_CONTAINERS: if names.is_empty() { Value::Null } else { json!(names) },
-    }}});
-    ctx.patch("pods", ns, name, &patch)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    });
+    let have = pod.pointer("/metadata/annotations");
+    let same = anns
+        .as_object()
+        .into_iter()
+        .flatten()
+        .all(|(k, v)| have.and_then(|h| h.get(k)).unwrap_or(&Value::Null) == v);
+    if same {
+        return Ok(());
+    }
+    ctx.patch(
+        "pods",
+        ns,
+        name,
+        &json!({"metadata": {"annotations": anns}}),
+    )
+    .map(|_| ())
+    .map_err(|e| e.to_string())
+}
+
+/// The restart count of `container` of `pod` (0 without a status).
+fn restart_count(pod: &Value, container: &str) -> i64 {
+    pod.pointer("/status/containerStatuses")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|c| c.get("name").and_then(Value::as_str) == Some(container))
+        .and_then(|c| c.get("restartCount")?.as_i64())
+        .unwrap_or(0)
+}
+
+/// Has `container` of `pod` (re)started after `t`?
+fn restarted_since(pod: &Value, container: &str, t: Timestamp) -> bool {
+    pod.pointer("/status/containerStatuses")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|c| c.get("name").and_then(Value::as_str) == Some(container))
+        .and_then(|c| {
+            c.pointer("/state/running/startedAt")?
+                .as_str()?
+                .parse::<Timestamp>()
+                .ok()
+        })
+        .is_some_and(|started| started > t)
 }

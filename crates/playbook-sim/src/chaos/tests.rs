@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use jiff::SignedDuration;
 use serde_json::{Value, json};
 
 use super::effects::*;
@@ -11,8 +10,11 @@ use crate::world::{World, virtual_epoch};
 
 pub(super) const NS: &str = "ml";
 
+/// An instant world (no controller lag: the timings below are the controller's own) with the
+/// Chaos Mesh controller and namespace `ml`.
 pub(super) fn world(seed: u64) -> World {
     let mut w = World::new(seed, virtual_epoch());
+    w.set_controller_lag(false);
     w.add_controller(Box::new(ChaosMesh::default()));
     w.seed(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}))
         .expect("ns");
@@ -64,10 +66,7 @@ pub(super) fn get(w: &World, kind: &str, name: &str) -> Option<Arc<Value>> {
     w.store().get(res(w, kind), NS, name).cloned()
 }
 
-pub(super) fn advance(w: &mut World, ms: i64) {
-    let t = w.now() + SignedDuration::from_millis(ms);
-    w.advance_to(t);
-}
+pub(super) use crate::testkit::advance_ms;
 
 pub(super) fn cond(obj: &Value, t: &str) -> String {
     obj["status"]["conditions"]
@@ -135,6 +134,30 @@ fn annotation(w: &World, pod: &str, key: &str) -> Option<String> {
 
 const POD: &str = "podchaos";
 
+/// With controller lag, the chaos-controller-manager sees a new experiment 50..300 ms after
+/// it is written (controller-runtime's informer and work queue), then acts after its
+/// [`ACTION_LATENCY`]: injected between 550 and 800 ms, the same instant for the same seed.
+#[test]
+fn the_controller_sees_an_experiment_after_its_informer_lag() {
+    let injected_at = |seed: u64| {
+        let mut w = world(seed);
+        w.set_controller_lag(true);
+        pod(&mut w, "tikv-0", "tikv", "Running");
+        let name = create(&mut w, example("pod-failure-example", "tikv"));
+        for ms in 0..2000 {
+            let c = get(&w, POD, &name).expect("chaos");
+            if cond(&c, "AllInjected") == "True" {
+                return ms;
+            }
+            advance_ms(&mut w, 1);
+        }
+        panic!("not injected within 2 s");
+    };
+    let at = injected_at(3);
+    assert!((550..=800).contains(&at), "injected at {at} ms");
+    assert_eq!(injected_at(3), at, "same seed, same instant");
+}
+
 #[test]
 fn pod_failure_example_injects_then_recovers_at_the_end_of_its_duration() {
     let mut w = world(1);
@@ -151,7 +174,7 @@ fn pod_failure_example_injects_then_recovers_at_the_end_of_its_duration() {
         "injection takes simulated time"
     );
 
-    advance(&mut w, 500);
+    advance_ms(&mut w, 500);
     let c = get(&w, POD, &name).expect("chaos");
     let recs = records(&c);
     assert_eq!(recs.len(), 1, "mode one");
@@ -176,10 +199,6 @@ fn pod_failure_example_injects_then_recovers_at_the_end_of_its_duration() {
     }
     let id = r["id"].as_str().expect("id").to_string();
     let victim = id.strip_prefix("ml/").expect("ns/pod").to_string();
-    assert_eq!(
-        annotation(&w, &victim, POD_FAILURE).as_deref(),
-        Some("true")
-    );
     let key = pod_failure_image_key(&name, "app", false);
     assert_eq!(
         key,
@@ -189,13 +208,12 @@ fn pod_failure_example_injects_then_recovers_at_the_end_of_its_duration() {
     let p = get(&w, "pods", &victim).expect("pod");
     assert_eq!(p["spec"]["containers"][0]["image"], PAUSE_IMAGE);
 
-    advance(&mut w, 30_000);
+    advance_ms(&mut w, 30_000);
     let c = get(&w, POD, &name).expect("chaos");
     assert_eq!(phase(&c), "Stop");
     assert_eq!(cond(&c, "AllRecovered"), "True");
     assert_eq!(cond(&c, "AllInjected"), "False");
     assert_eq!(records(&c)[0]["recoveredCount"], 1);
-    assert_eq!(annotation(&w, &victim, POD_FAILURE), None);
     assert_eq!(annotation(&w, &victim, &key), None);
     let p = get(&w, "pods", &victim).expect("pod");
     assert_eq!(p["spec"]["containers"][0]["image"], "app:1");
@@ -224,12 +242,12 @@ fn pod_kill_deletes_the_pod_once_and_stays_run() {
         pod(&mut w, &format!("web-{i}"), "web", "Running");
     }
     let name = create(&mut w, example("pod-kill-example", "web"));
-    advance(&mut w, 500);
+    advance_ms(&mut w, 500);
     let left = (0..3)
         .filter(|i| get(&w, "pods", &format!("web-{i}")).is_some())
         .count();
     assert_eq!(left, 2, "one pod killed");
-    advance(&mut w, 600_000);
+    advance_ms(&mut w, 600_000);
     let c = get(&w, POD, &name).expect("chaos");
     assert_eq!(phase(&c), "Run", "one-shot");
     assert_eq!(records(&c)[0]["phase"], "Injected");
@@ -245,7 +263,7 @@ fn pod_kill_deletes_the_pod_once_and_stays_run() {
         get(&w, POD, &name).is_some(),
         "held by its finalizer while recovering"
     );
-    advance(&mut w, 500);
+    advance_ms(&mut w, 500);
     assert!(get(&w, POD, &name).is_none());
     let rs = reasons(&w, &name);
     assert!(
@@ -268,7 +286,7 @@ fn container_kill_marks_the_container() {
     c["spec"]["action"] = json!("container-kill");
     c["spec"]["containerNames"] = json!(["app"]);
     create(&mut w, c);
-    advance(&mut w, 500);
+    advance_ms(&mut w, 500);
     let c = get(&w, POD, "ck").expect("chaos");
     assert_eq!(records(&c)[0]["id"], "ml/api-0/app");
     let mark = annotation(&w, "api-0", CONTAINER_KILL).expect("mark");
@@ -280,7 +298,7 @@ fn burn_cpu_raises_and_then_restores_cpu_use() {
     let mut w = world(4);
     pod(&mut w, "train-0", "train", "Running");
     let name = create(&mut w, example("burn-cpu", "train"));
-    advance(&mut w, 500);
+    advance_ms(&mut w, 500);
     let c = get(&w, "stresschaos", &name).expect("chaos");
     assert_eq!(
         records(&c)[0]["id"],
@@ -299,7 +317,7 @@ fn burn_cpu_raises_and_then_restores_cpu_use() {
         annotation(&w, "train-0", STRESS_CONTAINERS).as_deref(),
         Some("app")
     );
-    advance(&mut w, 30_000);
+    advance_ms(&mut w, 30_000);
     assert_eq!(annotation(&w, "train-0", STRESS_CPU), None);
     assert_eq!(
         cond(&get(&w, "stresschaos", &name).expect("c"), "AllRecovered"),
@@ -311,19 +329,38 @@ fn burn_cpu_raises_and_then_restores_cpu_use() {
     c["metadata"]["name"] = json!("burn-4");
     c["spec"]["stressors"]["cpu"]["workers"] = json!(4);
     create(&mut w, c);
-    advance(&mut w, 500);
+    advance_ms(&mut w, 500);
     assert_eq!(
         annotation(&w, "train-0", STRESS_CPU).as_deref(),
         Some("2000")
     );
 }
 
+/// memStress (github.com/chaos-mesh/memStress main.go) touches its memory page by page: the
+/// stress grows at about 2 GiB/s from the injection; a percentage is of the node's memory.
 #[test]
-fn cause_pod_oom_raises_memory_by_size() {
+fn cause_pod_oom_grows_memory_to_its_size() {
     let mut w = world(5);
+    w.seed(
+        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1"},
+        "status": {"capacity": {"memory": "16Gi"}, "allocatable": {"memory": "16Gi"}}}),
+    )
+    .expect("node");
     pod(&mut w, "infer-0", "infer", "Running");
     let name = create(&mut w, example("cause-pod-oom", "infer"));
-    advance(&mut w, 500);
+    advance_ms(&mut w, 500);
+    assert_eq!(
+        annotation(&w, "infer-0", STRESS_MEMORY),
+        None,
+        "nothing yet"
+    );
+    advance_ms(&mut w, 1_000);
+    let held: u64 = annotation(&w, "infer-0", STRESS_MEMORY)
+        .and_then(|v| v.parse().ok())
+        .expect("growing");
+    let rate = super::stress::FIRST_TOUCH_BYTES_PER_S as u64;
+    assert!(held <= rate && held >= rate * 9 / 10, "{held} after 1 s");
+    advance_ms(&mut w, 10_000);
     assert_eq!(
         annotation(&w, "infer-0", STRESS_MEMORY).as_deref(),
         Some("10000000000")
@@ -332,12 +369,12 @@ fn cause_pod_oom_raises_memory_by_size() {
     half["metadata"]["name"] = json!("half");
     half["spec"]["stressors"]["memory"]["size"] = json!("50%");
     create(&mut w, half);
-    advance(&mut w, 500);
-    let want = 10_000_000_000u64 + (1u64 << 29);
+    advance_ms(&mut w, 10_000);
+    let want = 10_000_000_000u64 + (8u64 << 30);
     assert_eq!(
         annotation(&w, "infer-0", STRESS_MEMORY),
         Some(want.to_string()),
-        "sum of both"
+        "sum of both; 50% of the node's 16Gi"
     );
     // Deleting one recovers its share only.
     let r = res(&w, "stresschaos");
@@ -345,12 +382,19 @@ fn cause_pod_oom_raises_memory_by_size() {
         .delete(r, NS, &name, &Default::default())
         .expect("delete");
     w.settle();
-    advance(&mut w, 500);
+    advance_ms(&mut w, 500);
     assert!(get(&w, "stresschaos", &name).is_none());
     assert_eq!(
         annotation(&w, "infer-0", STRESS_MEMORY),
-        Some((1u64 << 29).to_string())
+        Some((8u64 << 30).to_string())
     );
+}
+
+fn image(w: &World, pod: &str) -> String {
+    get(w, "pods", pod).expect("pod")["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 #[test]
@@ -360,8 +404,8 @@ fn pause_recovers_and_resume_reinjects() {
     let mut c = example("pod-failure-example", "db");
     c["spec"].as_object_mut().expect("spec").remove("duration");
     let name = create(&mut w, c);
-    advance(&mut w, 500);
-    assert_eq!(annotation(&w, "db-0", POD_FAILURE).as_deref(), Some("true"));
+    advance_ms(&mut w, 500);
+    assert_eq!(image(&w, "db-0"), PAUSE_IMAGE);
     let r = res(&w, POD);
     let pause = |w: &mut World, v: Value| {
         let mut o = (*get(w, POD, &name).expect("c")).clone();
@@ -373,17 +417,17 @@ fn pause_recovers_and_resume_reinjects() {
         w.settle();
     };
     pause(&mut w, json!("true"));
-    advance(&mut w, 500);
+    advance_ms(&mut w, 500);
     let c = get(&w, POD, &name).expect("c");
     assert_eq!(
         (phase(&c).as_str(), cond(&c, "Paused").as_str()),
         ("Stop", "True")
     );
     assert_eq!(cond(&c, "AllRecovered"), "True");
-    assert_eq!(annotation(&w, "db-0", POD_FAILURE), None);
+    assert_eq!(image(&w, "db-0"), "app:1");
     assert!(reasons(&w, &name).iter().any(|x| x == "Paused"));
     pause(&mut w, json!("false"));
-    advance(&mut w, 500);
+    advance_ms(&mut w, 500);
     let c = get(&w, POD, &name).expect("c");
     assert_eq!(
         (phase(&c).as_str(), cond(&c, "Paused").as_str()),
@@ -391,7 +435,7 @@ fn pause_recovers_and_resume_reinjects() {
     );
     assert_eq!(records(&c)[0]["injectedCount"], 2);
     assert_eq!(records(&c)[0]["recoveredCount"], 1);
-    assert_eq!(annotation(&w, "db-0", POD_FAILURE).as_deref(), Some("true"));
+    assert_eq!(image(&w, "db-0"), PAUSE_IMAGE);
 }
 
 #[test]
@@ -399,7 +443,7 @@ fn nothing_selected_or_bad_value_is_reported_like_chaos_mesh() {
     let mut w = world(7);
     pod(&mut w, "a-0", "a", "Running");
     let name = create(&mut w, example("pod-failure-example", "nobody"));
-    advance(&mut w, 500);
+    advance_ms(&mut w, 500);
     let c = get(&w, POD, &name).expect("c");
     assert_eq!(cond(&c, "Selected"), "False");
     assert!(records(&c).is_empty());
@@ -430,7 +474,7 @@ fn nothing_selected_or_bad_value_is_reported_like_chaos_mesh() {
         c["spec"]["mode"] = json!(mode);
         c["spec"]["value"] = json!(value);
         create(&mut w, c);
-        advance(&mut w, 500);
+        advance_ms(&mut w, 500);
         let c = get(&w, POD, n).expect("c");
         assert_eq!(cond(&c, "Selected"), "False");
         assert!(

@@ -44,6 +44,7 @@ fn each_mode_selects_the_right_number_of_pods() {
     assert_eq!(count("fixed", "3"), Ok(3));
     assert_eq!(count("fixed", "30"), Ok(10));
     assert_eq!(count("fixed-percent", "50"), Ok(5));
+    // pkg/selector/generic/mode.go: math.Floor.
     assert_eq!(count("fixed-percent", "25"), Ok(2), "rounds down");
     assert_eq!(count("fixed-percent", "5"), Ok(0), "may select none");
     for _ in 0..20 {
@@ -71,7 +72,7 @@ fn selection_is_deterministic_per_seed_and_varies_across_seeds() {
     let victim = |seed: u64| {
         let mut w = ten_pods(seed);
         let name = create(&mut w, example("pod-failure-example", "w"));
-        advance(&mut w, 500);
+        advance_ms(&mut w, 500);
         records(&get(&w, "podchaos", &name).expect("c"))[0]["id"].clone()
     };
     assert_eq!(victim(11), victim(11));
@@ -79,8 +80,10 @@ fn selection_is_deterministic_per_seed_and_varies_across_seeds() {
     assert!(ids.len() > 2, "{ids:?}");
 }
 
+/// pkg/selector/pod/selector.go: no phase filter unless `podPhaseSelectors` (phase_selector.go);
+/// pods being deleted are listed like any other.
 #[test]
-fn pods_not_running_or_being_deleted_are_never_selected() {
+fn pods_in_every_phase_and_being_deleted_are_selected() {
     let mut w = world(2);
     pod(&mut w, "step-done", "argo", "Succeeded");
     pod(&mut w, "step-pending", "argo", "Pending");
@@ -101,29 +104,43 @@ fn pods_not_running_or_being_deleted_are_never_selected() {
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     for _ in 0..10 {
         let got = select_pods(w.store(), &sel, "all", "", NS, &mut rng).expect("ok");
-        assert_eq!(names(&got), ["step-run"]);
+        assert_eq!(
+            names(&got),
+            [
+                "step-done",
+                "step-failed",
+                "step-going",
+                "step-pending",
+                "step-run"
+            ]
+        );
     }
+    let running = json!({"labelSelectors": {"app": "argo"}, "podPhaseSelectors": ["Running"]});
+    assert_eq!(
+        names(&candidates(w.store(), &running, NS).expect("ok")),
+        ["step-going", "step-run"]
+    );
     let phases =
         json!({"labelSelectors": {"app": "argo"}, "podPhaseSelectors": ["Pending", "Succeeded"]});
     let got = candidates(w.store(), &phases, NS).expect("ok");
     assert_eq!(names(&got), ["step-done", "step-pending"]);
-    // Other selector fields.
+    // Other selector fields; `pods` names pods in any phase (selectSpecifiedPods).
     let by_pods = json!({"pods": {NS: ["step-run", "step-done", "ghost"]}});
     assert_eq!(
         names(&candidates(w.store(), &by_pods, NS).expect("ok")),
-        ["step-run"]
+        ["step-done", "step-run"]
     );
     let exprs = json!({"expressionSelectors": [{"key": "app", "operator": "In", "values": ["argo"]}],
-        "fieldSelectors": {"metadata.name": "step-run"}, "nodes": ["node-1"]});
+        "fieldSelectors": {"metadata.name": "step-run"}});
     assert_eq!(
         names(&candidates(w.store(), &exprs, NS).expect("ok")),
         ["step-run"]
     );
-    let other_node = json!({"labelSelectors": {"app": "argo"}, "nodes": ["node-2"]});
-    assert!(
-        candidates(w.store(), &other_node, NS)
-            .expect("ok")
-            .is_empty()
+    // node_selector.go Gets each named node: one that does not exist is an error.
+    let no_node = json!({"labelSelectors": {"app": "argo"}, "nodes": ["node-2"]});
+    assert_eq!(
+        candidates(w.store(), &no_node, NS).map(|p| p.len()),
+        Err("nodes \"node-2\" not found".to_string())
     );
     let other_ns = json!({"namespaces": ["default"], "labelSelectors": {"app": "argo"}});
     assert!(candidates(w.store(), &other_ns, NS).expect("ok").is_empty());
@@ -233,7 +250,7 @@ fn partition_follows_direction_and_target() {
             fx(&w, &mut faults, "src-0", "dst-0").is_clear(),
             "not before injection"
         );
-        advance(&mut w, 500);
+        advance_ms(&mut w, 500);
         for (from, to, want) in checks.iter() {
             let e = fx(&w, &mut faults, from, to);
             assert_eq!(
@@ -249,7 +266,7 @@ fn partition_follows_direction_and_target() {
         o["metadata"]["resourceVersion"] = json!("");
         w.store_mut().update(r, NS, &name, o, false).expect("pause");
         w.settle();
-        advance(&mut w, 500);
+        advance_ms(&mut w, 500);
         for (from, to, _) in checks.iter() {
             assert!(
                 fx(&w, &mut faults, from, to).is_clear(),
@@ -266,7 +283,7 @@ fn delay_and_loss_examples_and_their_recovery() {
     let mut ex = example("network-delay-example", "src");
     ex["spec"]["mode"] = json!("all");
     let name = create(&mut w, ex);
-    advance(&mut w, 500);
+    advance_ms(&mut w, 500);
     let c = get(&w, "networkchaos", &name).expect("c");
     assert_eq!(records(&c).len(), 1);
     assert_eq!(cond(&c, "AllInjected"), "True");
@@ -288,7 +305,7 @@ fn delay_and_loss_examples_and_their_recovery() {
         network_effect(&mut faults, w.store(), &b, &a, &mut rng).is_clear(),
         "direction to only"
     );
-    advance(&mut w, 10_000);
+    advance_ms(&mut w, 10_000);
     assert_eq!(phase(&get(&w, "networkchaos", &name).expect("c")), "Stop");
     assert!(
         network_effect(&mut faults, w.store(), &a, &b, &mut rng).is_clear(),
@@ -299,7 +316,7 @@ fn delay_and_loss_examples_and_their_recovery() {
     let mut ex = example("network-partition-example", "src");
     ex["spec"]["target"]["selector"] = json!({"labelSelectors": {"app": "dst"}});
     let name = create(&mut w, ex);
-    advance(&mut w, 500);
+    advance_ms(&mut w, 500);
     let c = get(&w, "networkchaos", &name).expect("c");
     let keys: Vec<_> = records(&c)
         .iter()
@@ -311,7 +328,7 @@ fn delay_and_loss_examples_and_their_recovery() {
 
     // A full loss drops every packet.
     create(&mut w, net("lossy", "loss", "to", false));
-    advance(&mut w, 500);
+    advance_ms(&mut w, 500);
     assert!(fx(&w, &mut faults, "src-0", "other-0").lost);
     assert!(!fx(&w, &mut faults, "other-0", "src-0").lost);
 }
@@ -325,7 +342,7 @@ fn network_effect_is_cheap_with_the_cache() {
     let mut faults = NetFaults::new();
     create(&mut w, net("d", "delay", "both", true));
     create(&mut w, net("l", "netem", "to", false));
-    advance(&mut w, 500);
+    advance_ms(&mut w, 500);
     let (a, b) = (
         get(&w, "pods", "src-0").expect("a"),
         get(&w, "pods", "dst-0").expect("b"),
@@ -348,4 +365,127 @@ fn network_effect_is_cheap_with_the_cache() {
         1_000
     };
     assert!(per < Duration::from_nanos(bound), "{per:?}");
+}
+
+/// A packet from `from` to `to` as the traffic model sends it: through a ClusterIP Service
+/// (`via_service`) or to the pod IP; `answer` for the server's answer back to its client.
+fn through(
+    w: &World,
+    faults: &mut NetFaults,
+    from: &str,
+    to: &str,
+    via_service: bool,
+    answer: bool,
+) -> NetEffect {
+    faults.sync(w.store());
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let p = Packet {
+        from: Some((NS, from)),
+        to: Some((NS, to)),
+        // A request through a Service is addressed to the ClusterIP; an answer to the client's
+        // pod IP, and its client sees it coming from the ClusterIP.
+        dst_is_pod_ip: answer || !via_service,
+        src_is_pod_ip: !(answer && via_service),
+        bytes: network::SEGMENT_BYTES,
+    };
+    faults.packet(&p, &mut rng)
+}
+
+/// tc filters on the target pods' IPs inside the source pod's netns, before kube-proxy's DNAT
+/// (pkg/chaosdaemon/tc_server.go `setFilterTcs`: `-m set --match-set X dst`); partition drops
+/// on the target side by the source pod IP (controllers/chaosimpl/networkchaos/partition/impl.go,
+/// pkg/chaosdaemon/iptables_server.go INPUT `src`).
+#[test]
+fn rules_see_cluster_ips_not_the_backend_pod_ips() {
+    let mut w = net_world();
+    let mut faults = NetFaults::new();
+    create(&mut w, net("d", "delay", "to", true));
+    advance_ms(&mut w, 500);
+    // To the target's pod IP: delayed; to its Service: not.
+    assert!(!through(&w, &mut faults, "src-0", "dst-0", false, false).is_clear());
+    assert!(through(&w, &mut faults, "src-0", "dst-0", true, false).is_clear());
+    // The target's answers are not the source's packets.
+    assert!(through(&w, &mut faults, "dst-0", "src-0", true, true).is_clear());
+
+    let mut w = net_world();
+    let mut faults = NetFaults::new();
+    create(&mut w, net("p", "partition", "to", true));
+    advance_ms(&mut w, 500);
+    // The target drops what comes from the source's pod IP, Service or not.
+    assert!(through(&w, &mut faults, "src-0", "dst-0", true, false).partitioned);
+    assert!(!through(&w, &mut faults, "other-0", "dst-0", true, false).partitioned);
+
+    // `from` with a target: the qdisc sits on the target, filtered on the source pods' IPs,
+    // which the target's answers carry even when the source came through a Service.
+    let mut w = net_world();
+    let mut faults = NetFaults::new();
+    create(&mut w, net("f", "delay", "from", true));
+    advance_ms(&mut w, 500);
+    assert!(!through(&w, &mut faults, "dst-0", "src-0", true, true).is_clear());
+    assert!(through(&w, &mut faults, "src-0", "dst-0", true, false).is_clear());
+}
+
+/// trafficcontrol/impl.go: `from` without a target has no `.Target` record to put a qdisc on,
+/// so it installs nothing; `duplicate` changes no TCP exchange; `bandwidth` (tbf) and netem's
+/// `rate` add the segment's serialisation time (pkg/chaosdaemon/netem/utils.go `parseRate`).
+#[test]
+fn from_without_target_duplicate_and_bandwidth() {
+    let mut w = net_world();
+    let mut faults = NetFaults::new();
+    create(&mut w, net("f", "delay", "from", false));
+    advance_ms(&mut w, 500);
+    for (a, b) in [("src-0", "dst-0"), ("dst-0", "src-0")] {
+        assert!(fx(&w, &mut faults, a, b).is_clear(), "{a} -> {b}");
+    }
+    let mut w = net_world();
+    let mut faults = NetFaults::new();
+    let mut dup = net("dup", "duplicate", "to", false);
+    dup["spec"] = json!({"action": "duplicate", "mode": "all", "selector": {"labelSelectors": {"app": "src"}},
+        "duplicate": {"duplicate": "100"}});
+    create(&mut w, dup);
+    let mut bw = net("bw", "bandwidth", "to", false);
+    bw["spec"] = json!({"action": "bandwidth", "mode": "all", "selector": {"labelSelectors": {"app": "dst"}},
+        "bandwidth": {"rate": "1mbit", "limit": 100, "buffer": 10000}});
+    create(&mut w, bw);
+    advance_ms(&mut w, 500);
+    assert!(fx(&w, &mut faults, "src-0", "other-0").is_clear());
+    let e = fx(&w, &mut faults, "dst-0", "other-0");
+    // 1460 bytes at 125000 bytes/s.
+    assert!(
+        (e.extra_latency.as_secs_f64() - 0.01168).abs() < 1e-6,
+        "{e:?}"
+    );
+    assert_eq!(network::parse_rate("1mbps"), Some(1024.0 * 1024.0));
+}
+
+/// A TCP exchange retransmits a lost segment after its RTO (1 s for a SYN, 200 ms for data),
+/// doubling, until the client gives up.
+#[test]
+fn exchanges_retransmit_and_give_up() {
+    let mut w = net_world();
+    let mut faults = NetFaults::new();
+    create(&mut w, net("l", "loss", "to", false));
+    advance_ms(&mut w, 500);
+    faults.sync(w.store());
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let x = Exchange {
+        client: None,
+        server: (NS, "src-0"),
+        via_service: false,
+        handshake: true,
+        give_up_s: 30.0,
+    };
+    let r = faults.exchange(&x, &mut rng);
+    assert_eq!(
+        r,
+        Err(GaveUp {
+            waited_s: 30.0,
+            reached: false
+        })
+    );
+    let x = Exchange {
+        server: (NS, "other-0"),
+        ..x
+    };
+    assert_eq!(faults.exchange(&x, &mut rng), Ok(0.0));
 }

@@ -2,14 +2,16 @@
 //! the IPs of matching pods (ready in `addresses`, not ready in `notReadyAddresses`) and the
 //! ports their `targetPort`s resolve to.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
 
+use super::reconcile::{Action, Reconcile};
 use super::util::{Key, deleting, key_of, pod_ready, pod_terminal, s};
+use crate::resources::{Res, res};
 use crate::selector::{LabelSelector, Requirement};
-use crate::world::{Controller, Ctx};
+use crate::store::Event;
+use crate::world::{Ctx, Lag};
 
 /// Keeps Endpoints in line with Services and pods. See the module doc.
 #[derive(Default)]
@@ -46,20 +48,15 @@ fn target_port(sp: &Value, pod: &Value) -> Option<i64> {
         .and_then(|p| p.get("containerPort").and_then(Value::as_i64))
 }
 
-fn sync(ctx: &mut Ctx<'_>, key: &Key) {
-    let svc = ctx.get("services", &key.0, &key.1);
-    let Some(sel) = svc.as_deref().filter(|s| !deleting(s)).and_then(selector) else {
-        if svc.is_none() && ctx.get("endpoints", &key.0, &key.1).is_some() {
-            let _ = ctx.delete("endpoints", &key.0, &key.1);
-        }
-        return;
-    };
-    let svc = svc.unwrap_or_default();
+/// The subsets of a Service's Endpoints: matching pods with an IP grouped by their ports,
+/// ready ones (or all with `publishNotReadyAddresses`) in `addresses`
+/// (pkg/controller/endpoint/endpoints_controller.go `syncService`).
+fn subsets(ctx: &Ctx<'_>, key: &Key, svc: &Value, sel: &LabelSelector) -> Vec<Value> {
     let publish = svc["spec"]["publishNotReadyAddresses"] == true;
     let sports = svc["spec"]["ports"].as_array().cloned().unwrap_or_default();
     type Subset = (BTreeMap<String, Value>, BTreeMap<String, Value>);
     let mut subsets: BTreeMap<String, (Vec<Value>, Subset)> = BTreeMap::new();
-    for pod in ctx.list_selected("pods", Some(&key.0), &sel) {
+    for pod in ctx.list_selected(res::PODS, Some(&key.namespace), sel) {
         let ip = s(&pod, "/status/podIP");
         if ip.is_empty() || pod_terminal(&pod) || deleting(&pod) {
             continue;
@@ -76,7 +73,7 @@ fn sync(ctx: &mut Ctx<'_>, key: &Key) {
             })
             .collect();
         let addr = json!({"ip": ip, "nodeName": s(&pod, "/spec/nodeName"),
-            "targetRef": {"kind": "Pod", "namespace": key.0, "name": s(&pod, "/metadata/name"),
+            "targetRef": {"kind": "Pod", "namespace": key.namespace, "name": s(&pod, "/metadata/name"),
                           "uid": s(&pod, "/metadata/uid")}});
         let entry = subsets
             .entry(Value::Array(ports.clone()).to_string())
@@ -87,7 +84,7 @@ fn sync(ctx: &mut Ctx<'_>, key: &Key) {
             entry.1.1.insert(ip.to_string(), addr);
         }
     }
-    let subsets: Vec<Value> = subsets
+    subsets
         .into_values()
         .map(|(ports, (ready, not_ready))| {
             let mut sub = json!({});
@@ -102,79 +99,83 @@ fn sync(ctx: &mut Ctx<'_>, key: &Key) {
             }
             sub
         })
-        .collect();
-    let labels = svc["metadata"]["labels"].clone();
-    match ctx.get("endpoints", &key.0, &key.1) {
-        Some(cur) => {
-            let want_subsets = if subsets.is_empty() {
-                Value::Null
-            } else {
-                json!(subsets)
-            };
-            let cur_subsets = cur.get("subsets").cloned().unwrap_or(Value::Null);
-            if cur_subsets == want_subsets && cur["metadata"]["labels"] == labels {
-                return;
-            }
-            let mut o = (*cur).clone();
-            o["metadata"]["resourceVersion"] = json!("");
-            o["metadata"]["labels"] = labels;
-            match o.as_object_mut() {
-                Some(m) if want_subsets.is_null() => {
-                    m.remove("subsets");
-                }
-                _ => o["subsets"] = want_subsets,
-            }
-            let _ = ctx.update("endpoints", o);
-        }
-        None => {
-            let mut ep = json!({"apiVersion": "v1", "kind": "Endpoints",
-                "metadata": {"name": key.1, "namespace": key.0}});
-            if labels.is_object() {
-                ep["metadata"]["labels"] = labels;
-            }
-            if !subsets.is_empty() {
-                ep["subsets"] = json!(subsets);
-            }
-            let _ = ctx.create("endpoints", ep);
-        }
-    }
+        .collect()
 }
 
-impl Controller for Endpoints {
-    fn name(&self) -> &'static str {
-        "endpoints"
-    }
-    fn watches(&self) -> &'static [&'static str] {
-        &["services", "pods"]
-    }
-    fn reconcile(&mut self, ctx: &mut Ctx<'_>) {
-        let mut todo: BTreeSet<Key> = BTreeSet::new();
-        if ctx.resync() {
-            todo.extend(ctx.list("services", None).iter().map(|s| key_of(s)));
+/// Writes the Endpoints object when it differs.
+fn write(ctx: &mut Ctx<'_>, key: &Key, labels: Value, subsets: Vec<Value>) {
+    let Some(cur) = ctx.get(res::ENDPOINTS, &key.namespace, &key.name) else {
+        let mut ep = json!({"apiVersion": "v1", "kind": "Endpoints",
+            "metadata": {"name": key.name, "namespace": key.namespace}});
+        if labels.is_object() {
+            ep["metadata"]["labels"] = labels;
         }
-        for e in ctx.changed("services") {
-            todo.insert((e.namespace.clone(), e.name.clone()));
+        if !subsets.is_empty() {
+            ep["subsets"] = json!(subsets);
         }
-        let pod_events: Vec<(String, Arc<Value>, Option<Arc<Value>>)> = ctx
-            .changed("pods")
-            .map(|e| (e.namespace.clone(), e.object.clone(), e.old.clone()))
-            .collect();
-        let mut by_ns: HashMap<String, Vec<(String, LabelSelector)>> = HashMap::new();
-        for (ns, obj, old) in pod_events {
-            let svcs = by_ns.entry(ns.clone()).or_insert_with(|| {
-                ctx.list("services", Some(&ns))
-                    .iter()
-                    .filter_map(|s| selector(s).map(|sel| (key_of(s).1, sel)))
-                    .collect()
-            });
-            for (name, sel) in svcs.iter() {
-                if sel.matches(&obj) || old.as_deref().is_some_and(|o| sel.matches(o)) {
-                    todo.insert((ns.clone(), name.clone()));
-                }
+        let _ = ctx.create(res::ENDPOINTS, ep);
+        return;
+    };
+    let want = if subsets.is_empty() {
+        Value::Null
+    } else {
+        json!(subsets)
+    };
+    let have = cur.get("subsets").cloned().unwrap_or(Value::Null);
+    if have == want && cur["metadata"]["labels"] == labels {
+        return;
+    }
+    let mut o = (*cur).clone();
+    o["metadata"]["resourceVersion"] = json!("");
+    o["metadata"]["labels"] = labels;
+    match o.as_object_mut() {
+        Some(m) if want.is_null() => {
+            m.remove("subsets");
+        }
+        _ => o["subsets"] = want,
+    }
+    let _ = ctx.update(res::ENDPOINTS, o);
+}
+
+impl Reconcile for Endpoints {
+    const NAME: &'static str = "endpoints";
+    const PRIMARY: Res = res::SERVICES;
+    const KIND: &'static str = "Service";
+    const OWNS: &'static [Res] = &[];
+    const WATCHES: &'static [&'static str] = &["services", "pods"];
+
+    // pkg/controller/endpoint/endpoints_controller.go and endpointslice/: pod and service
+    // handlers enqueue the Service; a worker rewrites Endpoints and EndpointSlices.
+    fn lag(&self) -> Lag {
+        Lag::millis(20, 200)
+    }
+
+    fn primary_changed(&mut self, _e: &Event) -> bool {
+        true
+    }
+
+    /// A pod change queues every Service whose selector matches it now or matched it before
+    /// (endpoints_controller.go `updatePod` / `getPodServiceMemberships`).
+    fn map(&mut self, ctx: &Ctx<'_>, e: &Event, out: &mut BTreeSet<Key>) {
+        for svc in ctx.list(res::SERVICES, Some(&e.namespace)) {
+            let Some(sel) = selector(&svc) else { continue };
+            if sel.matches(&e.object) || e.old.as_deref().is_some_and(|o| sel.matches(o)) {
+                out.insert(key_of(&svc));
             }
         }
-        for key in todo {
-            sync(ctx, &key);
-        }
+    }
+
+    fn sync(&mut self, ctx: &mut Ctx<'_>, key: &Key) -> Action {
+        let svc = ctx.get(res::SERVICES, &key.namespace, &key.name);
+        let Some(sel) = svc.as_deref().filter(|s| !deleting(s)).and_then(selector) else {
+            if svc.is_none() && ctx.get(res::ENDPOINTS, &key.namespace, &key.name).is_some() {
+                let _ = ctx.delete(res::ENDPOINTS, &key.namespace, &key.name);
+            }
+            return Action::await_change();
+        };
+        let svc = svc.unwrap_or_default();
+        let subsets = subsets(ctx, key, &svc, &sel);
+        write(ctx, key, svc["metadata"]["labels"].clone(), subsets);
+        Action::await_change()
     }
 }

@@ -81,7 +81,7 @@ fn scrape(ctx: &mut Ctx<'_>) {
         e.1 += pmem;
         let key = key_of(&pod);
         let obj = json!({"apiVersion": "metrics.k8s.io/v1beta1", "kind": "PodMetrics",
-            "metadata": {"name": key.1, "namespace": key.0, "labels": pod["metadata"]["labels"]},
+            "metadata": {"name": key.name, "namespace": key.namespace, "labels": pod["metadata"]["labels"]},
             "timestamp": stamp, "window": WINDOW, "containers": usage});
         put(ctx, "pods.metrics.k8s.io", &key, obj);
         live.insert(key);
@@ -89,7 +89,7 @@ fn scrape(ctx: &mut Ctx<'_>) {
     for old in ctx.list("pods.metrics.k8s.io", None) {
         let key = key_of(&old);
         if !live.contains(&key) {
-            let _ = ctx.delete("pods.metrics.k8s.io", &key.0, &key.1);
+            let _ = ctx.delete("pods.metrics.k8s.io", &key.namespace, &key.name);
         }
     }
     for node in ctx.list("nodes", None) {
@@ -99,12 +99,12 @@ fn scrape(ctx: &mut Ctx<'_>) {
             "metadata": {"name": name, "labels": node["metadata"]["labels"]},
             "timestamp": stamp, "window": "20.05s",
             "usage": {"cpu": fmt_cpu(cpu + NODE_OVERHEAD.0 as f64), "memory": fmt_mem(mem + NODE_OVERHEAD.1 as f64)}});
-        put(ctx, "nodes.metrics.k8s.io", &(String::new(), name), obj);
+        put(ctx, "nodes.metrics.k8s.io", &Key::new("", name), obj);
     }
 }
 
 fn put(ctx: &mut Ctx<'_>, res: &str, key: &Key, mut obj: Value) {
-    match ctx.get(res, &key.0, &key.1) {
+    match ctx.get(res, &key.namespace, &key.name) {
         Some(cur) => {
             let labels = obj["metadata"]["labels"].clone();
             obj["metadata"] = cur["metadata"].clone();

@@ -12,25 +12,27 @@ pub mod kubelet;
 pub mod metrics;
 pub mod model;
 pub mod nodes;
+pub mod reconcile;
 pub mod replicaset;
 pub mod scheduler;
 pub mod statefulset;
 pub(crate) mod util;
 
 use super::world::Controller;
+use reconcile::Reconciler;
 
 /// The core controllers (deployments, replicasets, pods and nodes, HPA, ...), in run order.
 pub fn core() -> Vec<Box<dyn Controller>> {
     vec![
         Box::new(nodes::Nodes::default()),
-        Box::new(deployment::Deployments::default()),
-        Box::new(replicaset::ReplicaSets::default()),
-        Box::new(statefulset::StatefulSets),
+        Box::new(Reconciler::new(deployment::Deployments)),
+        Box::new(Reconciler::new(replicaset::ReplicaSets)),
+        Box::new(Reconciler::new(statefulset::StatefulSets)),
         Box::new(scheduler::Scheduler::default()),
-        Box::new(kubelet::Kubelet::default()),
-        Box::new(endpoints::Endpoints),
+        Box::new(Reconciler::new(kubelet::Kubelet::default())),
+        Box::new(Reconciler::new(endpoints::Endpoints)),
         Box::new(metrics::Metrics::default()),
-        Box::new(hpa::Hpa::default()),
+        Box::new(Reconciler::new(hpa::Hpa::default())),
     ]
 }
 

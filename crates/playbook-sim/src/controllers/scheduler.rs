@@ -7,8 +7,9 @@ use serde_json::{Value, json};
 
 use super::model::pod_requests;
 use super::util::{Key, condition, cpu_milli, deleting, key_of, mem_bytes, pod_terminal, s, ts};
+use crate::resources::res;
 use crate::store::EventKind;
-use crate::world::{Controller, Ctx};
+use crate::world::{Controller, Ctx, Lag};
 
 const SOURCE: &str = "default-scheduler";
 
@@ -77,7 +78,10 @@ impl Scheduler {
         if node.is_empty() {
             let freed = self.release(&key);
             let ours = matches!(s(pod, "/spec/schedulerName"), "" | SOURCE);
-            if ours && !deleting(pod) && !pod_terminal(pod) {
+            // An unschedulable pod waits in the unschedulable queue until the cluster changes
+            // (pkg/scheduler/internal/queue/scheduling_queue.go); its own status update by
+            // the scheduler does not move it (eventhandlers.go skips such updates).
+            if ours && !deleting(pod) && !pod_terminal(pod) && !self.unschedulable.contains(&key) {
                 self.pending.insert(key);
             }
             return freed;
@@ -111,7 +115,10 @@ impl Scheduler {
         out
     }
 
-    fn schedule(&mut self, ctx: &mut Ctx<'_>, pod: &Value, nodes: &[NodeFit]) {
+    /// Decide: the feasible node with the most free CPU and memory after placing the pod
+    /// (pkg/scheduler/framework/plugins: NodeAffinity, TaintToleration, NodeResourcesFit
+    /// filters; a LeastAllocated score), or the reasons each node failed.
+    fn fit<'n>(&self, pod: &Value, nodes: &'n [NodeFit]) -> Result<&'n NodeFit, String> {
         let (cpu, mem) = pod_requests(pod);
         let mut reasons: BTreeMap<&str, usize> = BTreeMap::new();
         let mut best: Option<(f64, &NodeFit)> = None;
@@ -151,67 +158,86 @@ impl Scheduler {
                 best = Some((score, n));
             }
         }
-        let (ns, name) = key_of(pod);
+        if let Some((_, n)) = best {
+            return Ok(n);
+        }
+        let total = nodes.len();
+        if total == 0 {
+            return Err("no nodes available to schedule pods".to_string());
+        }
+        let detail: Vec<String> = reasons.iter().map(|(r, c)| format!("{c} {r}")).collect();
+        Err(format!(
+            "0/{total} nodes are available: {}. preemption: 0/{total} nodes are available: {total} No preemption victims found for incoming pod.",
+            detail.join(", ")
+        ))
+    }
+
+    /// Write: binds the pod to `node` and marks it scheduled (schedule_one.go `bind`).
+    fn bind(&mut self, ctx: &mut Ctx<'_>, key: &Key, node: &str) {
         let now = ctx.now();
-        match best {
-            Some((_, n)) => {
+        let patch = json!({"spec": {"nodeName": node}});
+        let Ok(bound) = ctx.patch(res::PODS, &key.namespace, &key.name, &patch) else {
+            return;
+        };
+        let mut status = bound["status"].clone();
+        if !status.is_object() {
+            status = json!({});
+        }
+        let mut conds: Vec<Value> = status["conditions"].as_array().cloned().unwrap_or_default();
+        conds.retain(|c| c["type"] != "PodScheduled");
+        conds.push(json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": ts(now)}));
+        status["conditions"] = json!(conds);
+        super::util::write_status(ctx, res::PODS, &bound, status);
+        self.claim(key.clone(), node, &bound);
+        self.unschedulable.remove(key);
+        // pkg/scheduler/schedule_one.go records through the events.k8s.io API.
+        let msg = format!(
+            "Successfully assigned {}/{} to {node}",
+            key.namespace, key.name
+        );
+        ctx.record_event_v1(&bound, "Normal", "Scheduled", "Binding", &msg, SOURCE);
+    }
+
+    /// Write: the pod waits in the unschedulable queue with PodScheduled False.
+    fn unschedulable(&mut self, ctx: &mut Ctx<'_>, key: &Key, pod: &Value, msg: &str) {
+        self.unschedulable.insert(key.clone());
+        // Every failed attempt is recorded; the events library folds repeats into the first
+        // event's `series` (client-go tools/events/event_broadcaster.go).
+        ctx.record_event_v1(
+            pod,
+            "Warning",
+            "FailedScheduling",
+            "Scheduling",
+            msg,
+            SOURCE,
+        );
+        let same = condition(pod, "PodScheduled")
+            .is_some_and(|c| c["status"] == "False" && c["message"] == msg);
+        if same {
+            return;
+        }
+        let mut status = pod["status"].clone();
+        if !status.is_object() {
+            status = json!({});
+        }
+        let mut conds: Vec<Value> = status["conditions"].as_array().cloned().unwrap_or_default();
+        conds.retain(|c| c["type"] != "PodScheduled");
+        conds.push(
+            json!({"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+            "message": msg, "lastProbeTime": null, "lastTransitionTime": ts(ctx.now())}),
+        );
+        status["conditions"] = json!(conds);
+        super::util::write_status(ctx, res::PODS, pod, status);
+    }
+
+    fn schedule(&mut self, ctx: &mut Ctx<'_>, pod: &Value, nodes: &[NodeFit]) {
+        let key = key_of(pod);
+        match self.fit(pod, nodes) {
+            Ok(n) => {
                 let node = n.name.clone();
-                let Ok(bound) = ctx.patch("pods", &ns, &name, &json!({"spec": {"nodeName": node}}))
-                else {
-                    return;
-                };
-                let mut status = bound["status"].clone();
-                if !status.is_object() {
-                    status = json!({});
-                }
-                let mut conds: Vec<Value> =
-                    status["conditions"].as_array().cloned().unwrap_or_default();
-                conds.retain(|c| c["type"] != "PodScheduled");
-                conds.push(json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": ts(now)}));
-                status["conditions"] = json!(conds);
-                super::util::write_status(ctx, "pods", &bound, status);
-                self.claim((ns.clone(), name.clone()), &node, &bound);
-                self.unschedulable.remove(&(ns.clone(), name.clone()));
-                ctx.record_event(
-                    &bound,
-                    "Normal",
-                    "Scheduled",
-                    &format!("Successfully assigned {ns}/{name} to {node}"),
-                    SOURCE,
-                );
+                self.bind(ctx, &key, &node);
             }
-            None => {
-                let total = nodes.len();
-                let detail: Vec<String> = reasons.iter().map(|(r, c)| format!("{c} {r}")).collect();
-                let msg = if total == 0 {
-                    "no nodes available to schedule pods".to_string()
-                } else {
-                    format!(
-                        "0/{total} nodes are available: {}. preemption: 0/{total} nodes are available: {total} No preemption victims found for incoming pod.",
-                        detail.join(", ")
-                    )
-                };
-                self.unschedulable.insert((ns.clone(), name.clone()));
-                let same = condition(pod, "PodScheduled")
-                    .is_some_and(|c| c["status"] == "False" && c["message"] == msg.as_str());
-                if same {
-                    return;
-                }
-                let mut status = pod["status"].clone();
-                if !status.is_object() {
-                    status = json!({});
-                }
-                let mut conds: Vec<Value> =
-                    status["conditions"].as_array().cloned().unwrap_or_default();
-                conds.retain(|c| c["type"] != "PodScheduled");
-                conds.push(
-                    json!({"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-                    "message": msg, "lastProbeTime": null, "lastTransitionTime": ts(now)}),
-                );
-                status["conditions"] = json!(conds);
-                super::util::write_status(ctx, "pods", pod, status);
-                ctx.record_event(pod, "Warning", "FailedScheduling", &msg, SOURCE);
-            }
+            Err(msg) => self.unschedulable(ctx, &key, pod, &msg),
         }
     }
 }
@@ -245,6 +271,11 @@ fn tolerates(pod: &Value, taints: &[Value]) -> bool {
 impl Controller for Scheduler {
     fn name(&self) -> &'static str {
         "scheduler"
+    }
+    // pkg/scheduler/eventhandlers.go adds the pod to the scheduling queue; schedule_one.go
+    // pops it, runs the filters and scores, then binds asynchronously.
+    fn lag(&self) -> Lag {
+        Lag::millis(5, 50)
     }
     fn watches(&self) -> &'static [&'static str] {
         &["pods", "nodes"]
@@ -282,7 +313,7 @@ impl Controller for Scheduler {
         }
         let nodes = Self::nodes(ctx);
         for key in std::mem::take(&mut self.pending) {
-            let Some(pod) = ctx.get("pods", &key.0, &key.1) else {
+            let Some(pod) = ctx.get("pods", &key.namespace, &key.name) else {
                 continue;
             };
             if !s(&pod, "/spec/nodeName").is_empty() || deleting(&pod) || pod_terminal(&pod) {

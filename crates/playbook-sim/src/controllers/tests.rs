@@ -2,53 +2,23 @@
 
 use std::sync::Arc;
 
-use jiff::SignedDuration;
 use serde_json::{Value, json};
 
 use super::util::{pod_ready, s};
-use crate::world::{World, virtual_epoch};
+pub(super) use crate::testkit::{
+    advance_ms, advance_secs, apply, core_world, elapsed_secs, events, get, list, patch,
+};
+use crate::world::World;
 
+mod lag;
 mod platform;
 mod pods;
 mod workloads;
 
+/// An instant world (no controller lag) with the core controllers: these tests check
+/// each controller's logic; `lag.rs` checks its timing.
 pub(super) fn world(seed: u64) -> World {
-    let mut w = World::new(seed, virtual_epoch());
-    for c in super::core() {
-        w.add_controller(c);
-    }
-    w.settle();
-    w
-}
-
-pub(super) fn advance(w: &mut World, secs: f64) {
-    let t = w.now() + SignedDuration::from_secs_f64(secs);
-    w.advance_to(t);
-}
-
-pub(super) fn elapsed(w: &World) -> f64 {
-    w.now().duration_since(virtual_epoch()).as_secs_f64()
-}
-
-pub(super) fn apply(w: &mut World, obj: Value) -> Arc<Value> {
-    let o = w.seed(obj).expect("create");
-    w.settle();
-    o
-}
-
-pub(super) fn get(w: &World, res: &str, ns: &str, name: &str) -> Option<Arc<Value>> {
-    let id = w.store().registry().lookup(res)?;
-    w.store().get(id, ns, name).cloned()
-}
-
-pub(super) fn list(w: &World, res: &str) -> Vec<Arc<Value>> {
-    let id = w.store().registry().lookup(res).expect("resource");
-    w.store().list(
-        id,
-        None,
-        &crate::LabelSelector::everything(),
-        &crate::FieldSelector::default(),
-    )
+    core_world(seed, false)
 }
 
 /// Pods whose name starts with `prefix`, not being deleted.
@@ -62,32 +32,6 @@ pub(super) fn pods(w: &World, prefix: &str) -> Vec<Arc<Value>> {
 
 pub(super) fn ready_count(w: &World, prefix: &str) -> usize {
     pods(w, prefix).iter().filter(|p| pod_ready(p)).count()
-}
-
-/// Events with `reason`, oldest first.
-pub(super) fn events(w: &World, reason: &str) -> Vec<Arc<Value>> {
-    let mut evs: Vec<Arc<Value>> = list(w, "events")
-        .into_iter()
-        .filter(|e| e["reason"] == reason)
-        .collect();
-    evs.sort_by_key(|e| {
-        s(e, "/metadata/resourceVersion")
-            .parse::<u64>()
-            .unwrap_or(0)
-    });
-    evs
-}
-
-pub(super) fn patch(w: &mut World, res: &str, ns: &str, name: &str, merge: Value) {
-    let id = w.store().registry().lookup(res).expect("resource");
-    let cur = w.store().get(id, ns, name).expect("exists").clone();
-    let mut v = (*cur).clone();
-    crate::patch::merge(&mut v, &merge);
-    v["metadata"]["resourceVersion"] = json!("");
-    w.store_mut()
-        .update(id, ns, name, v, false)
-        .expect("update");
-    w.settle();
 }
 
 pub(super) fn deployment(name: &str, replicas: i64, annotations: Value) -> Value {

@@ -10,15 +10,12 @@ use serde_json::{Value, json};
 use crate::store::meta_str;
 use crate::world::Ctx;
 
-/// A namespaced object's key: (namespace, name).
-pub(crate) type Key = (String, String);
+/// A namespaced object's key (see [`super::reconcile::ObjectKey`]).
+pub(crate) type Key = super::reconcile::ObjectKey;
 
 /// The key of an object.
 pub(crate) fn key_of(obj: &Value) -> Key {
-    (
-        meta_str(obj, "namespace").to_string(),
-        meta_str(obj, "name").to_string(),
-    )
+    Key::new(meta_str(obj, "namespace"), meta_str(obj, "name"))
 }
 
 /// A string at a JSON pointer ("" if absent or not a string).
@@ -304,7 +301,12 @@ impl Due {
 }
 
 /// Replaces an object's status (the status subresource), ignoring conflicts; true if written.
-pub(crate) fn write_status(ctx: &mut Ctx<'_>, resource: &str, obj: &Value, status: Value) -> bool {
+pub(crate) fn write_status(
+    ctx: &mut Ctx<'_>,
+    resource: impl crate::resources::ResourceName,
+    obj: &Value,
+    status: Value,
+) -> bool {
     if obj.get("status") == Some(&status) {
         return false;
     }

@@ -8,6 +8,11 @@
 //! (restartPolicy Never, the template's `metadata` copied on it; `sim.playbook.dev/run-for`
 //! says how long it runs, default 2 s). A failed pod fails the Workflow (Failed), a deleted
 //! one errors it (Error). Only the last `pipeline_history` finished pipelines are kept.
+//!
+//! The controller lives in the `workflow-controller` pods: while none is Ready and running
+//! the controller (pod-failure's pause image runs nothing), no Workflow
+//! makes progress (no step pod is created, no status changes, no scheduled run starts) —
+//! argo-workflows workflow/controller/controller.go runs every reconciliation in that process.
 
 use std::collections::BTreeSet;
 
@@ -19,7 +24,8 @@ use super::scenario::Figures;
 use super::traffic::{NODE_NAME, WORKFLOW_LABEL};
 use crate::controllers::model;
 use crate::controllers::util::{Key, deleting, hash_str, key_of, s, ts};
-use crate::world::{Controller, Ctx};
+use crate::resources::res;
+use crate::world::{Controller, Ctx, Lag};
 
 const WF: &str = "workflows.argoproj.io";
 const CRON: &str = "training-pipeline";
@@ -53,6 +59,35 @@ pub fn pipeline(f: &Figures) -> Value {
 pub struct Argo {
     figures: Figures,
     next_run: Option<Timestamp>,
+    /// The controller had no Ready pod when last called.
+    was_down: bool,
+}
+
+/// The label of the workflow-controller's pods (see `objects::all`).
+const CONTROLLER_APP: &str = "workflow-controller";
+
+/// True when a workflow-controller pod is Ready, not being deleted, and runs the controller
+/// (not pod-failure's pause image: the pod may stay Ready without a readiness probe while no
+/// controller process runs, see `crate::chaos::effects::pause_container`). Before its
+/// Deployment exists (the first instants of an install) the controller counts as up, so
+/// that a world without the platform's objects still runs Workflows.
+fn controller_up(ctx: &Ctx<'_>) -> bool {
+    if ctx
+        .get("deployments.apps", ARGO_NS, CONTROLLER_APP)
+        .is_none()
+    {
+        return true;
+    }
+    let sel =
+        crate::selector::LabelSelector::from_json(&json!({"matchLabels": {"app": CONTROLLER_APP}}))
+            .unwrap_or_default();
+    ctx.list_selected("pods", Some(ARGO_NS), &sel)
+        .iter()
+        .any(|p| {
+            crate::controllers::util::pod_ready(p)
+                && !deleting(p)
+                && !crate::chaos::effects::refuses_connections(p)
+        })
 }
 
 impl Argo {
@@ -61,19 +96,30 @@ impl Argo {
         Argo {
             figures,
             next_run: None,
+            was_down: false,
         }
     }
 
-    fn schedule(&mut self, ctx: &mut Ctx<'_>) {
+    /// The CronWorkflow: a run at each scheduled time while the controller is up. A time
+    /// missed while it is down is skipped, not caught up (workflow/cron/operator.go runs
+    /// missed schedules only with `startingDeadlineSeconds`, which the pipeline does not set).
+    fn schedule(&mut self, ctx: &mut Ctx<'_>, up: bool) {
         let now = ctx.now();
+        let every = SignedDuration::from_secs(self.figures.pipeline_every_s.max(1));
         let due = *self.next_run.get_or_insert(now);
         if now >= due {
-            let mut wf = pipeline(&self.figures);
-            wf["metadata"]["annotations"]["workflows.argoproj.io/scheduled-time"] = json!(ts(now));
-            let _ = ctx.create(WF, wf);
-            self.next_run =
-                Some(now + SignedDuration::from_secs(self.figures.pipeline_every_s.max(1)));
-            self.prune(ctx);
+            if up && now == due {
+                let mut wf = pipeline(&self.figures);
+                wf["metadata"]["annotations"]["workflows.argoproj.io/scheduled-time"] =
+                    json!(ts(now));
+                let _ = ctx.create(WF, wf);
+                self.prune(ctx);
+            }
+            let mut next = due + every;
+            while next <= now {
+                next += every;
+            }
+            self.next_run = Some(next);
         }
         if let Some(n) = self.next_run {
             ctx.wake_at(n);
@@ -151,174 +197,105 @@ fn pod_name(wf: &str, tmpl: &str, id: &str) -> String {
 }
 
 impl Argo {
+    /// One step of a Workflow: its pod, created when its group's turn comes
+    /// (workflow/controller/operator.go `executeTemplate`), and its node in `status.nodes`.
+    fn step(
+        &self,
+        ctx: &mut Ctx<'_>,
+        wf: &Value,
+        (step, tmpl): (&str, &str),
+        walk: &mut Walk,
+    ) -> &'static str {
+        let name = s(wf, "/metadata/name").to_string();
+        let ns = s(wf, "/metadata/namespace").to_string();
+        let (now, leaf) = (ctx.now(), step.is_empty());
+        let node_name = if leaf {
+            name.clone()
+        } else {
+            format!("{name}.{step}")
+        };
+        let id = if leaf {
+            name.clone()
+        } else {
+            node_id(&name, &node_name)
+        };
+        let pname = pod_name(&name, tmpl, &id);
+        let pod = match ctx.get(res::PODS, &ns, &pname) {
+            Some(p) => Some(p),
+            None if walk.failed.is_none() && walk.errored.is_none() => {
+                if wf.pointer(&format!("/status/nodes/{id}")).is_some() {
+                    // Its pod is gone before it finished.
+                    walk.errored = Some(format!("pod deleted: {pname}"));
+                    None
+                } else {
+                    let pod = self.step_pod(wf, tmpl, &node_name, &id, &pname);
+                    ctx.create(res::PODS, pod).ok()
+                }
+            }
+            None => None,
+        };
+        let phase = pod
+            .as_deref()
+            .map_or("Error", |p| match s(p, "/status/phase") {
+                "Succeeded" => "Succeeded",
+                "Failed" => "Failed",
+                "Running" => "Running",
+                _ => "Pending",
+            });
+        match phase {
+            "Succeeded" => walk.succeeded += 1,
+            "Failed" => walk.failed = Some(format!("child '{id}' failed")),
+            _ => {}
+        }
+        let mut node = json!({"id": id, "name": node_name,
+            "displayName": if leaf { name.as_str() } else { step },
+            "type": "Pod", "templateName": tmpl, "phase": phase,
+            "boundaryID": if leaf { Value::Null } else { json!(name) },
+            "startedAt": pod.as_deref().map(|p| s(p, "/metadata/creationTimestamp").to_string()),
+            "hostNodeName": pod.as_deref().map(|p| s(p, "/spec/nodeName").to_string()),
+            "progress": if phase == "Succeeded" { "1/1" } else { "0/1" }});
+        if matches!(phase, "Succeeded" | "Failed" | "Error") {
+            finish_node(&mut node, wf, &id, pod.as_deref(), phase, now);
+        }
+        walk.children.push(json!(id));
+        walk.nodes.insert(id, node);
+        phase
+    }
+
+    /// Walks the plan group by group (a group starts once the previous one succeeded) and
+    /// writes the Workflow's phase, progress and nodes (operator.go `operate`).
     fn sync(&self, ctx: &mut Ctx<'_>, key: &Key) {
-        let Some(wf) = ctx.get(WF, &key.0, &key.1) else {
+        let Some(wf) = ctx.get(WF, &key.namespace, &key.name) else {
             return;
         };
         if deleting(&wf) || wf["metadata"]["labels"][COMPLETED_LABEL] == "true" {
             return;
         }
-        let now = ctx.now();
-        let name = key.1.as_str();
-        let entry = s(&wf, "/spec/entrypoint").to_string();
         let groups = plan(&wf);
         let total: usize = groups.iter().map(Vec::len).sum();
-        let mut nodes = Map::new();
-        let mut children = Vec::new();
-        let (mut succeeded, mut failed, mut errored) = (0usize, None::<String>, None::<String>);
-        let mut started_group = true;
+        let mut walk = Walk::default();
         for group in &groups {
-            if !started_group {
-                break;
-            }
             let mut group_done = true;
             for (step, tmpl) in group {
-                let node_name = if step.is_empty() {
-                    name.to_string()
-                } else {
-                    format!("{name}.{step}")
-                };
-                let id = if step.is_empty() {
-                    name.to_string()
-                } else {
-                    node_id(name, &node_name)
-                };
-                let pname = pod_name(name, tmpl, &id);
-                let pod = match ctx.get("pods", &key.0, &pname) {
-                    Some(p) => Some(p),
-                    None if failed.is_none() && errored.is_none() => {
-                        if wf.pointer(&format!("/status/nodes/{id}")).is_some() {
-                            // Its pod is gone before it finished.
-                            errored = Some(format!("pod deleted: {pname}"));
-                            None
-                        } else {
-                            let pod = self.step_pod(&wf, tmpl, &node_name, &id, &pname);
-                            ctx.create("pods", pod).ok()
-                        }
-                    }
-                    None => None,
-                };
-                let phase = pod
-                    .as_deref()
-                    .map_or("Error", |p| match s(p, "/status/phase") {
-                        "Succeeded" => "Succeeded",
-                        "Failed" => "Failed",
-                        "Running" => "Running",
-                        _ => "Pending",
-                    });
-                match phase {
-                    "Succeeded" => succeeded += 1,
-                    "Failed" => {
-                        failed = Some(format!("child '{id}' failed"));
-                    }
-                    "Error" => {}
-                    _ => group_done = false,
-                }
-                if phase != "Succeeded" {
-                    group_done = false;
-                }
-                let mut node = json!({"id": id, "name": node_name,
-                    "displayName": if step.is_empty() { name } else { step.as_str() },
-                    "type": "Pod", "templateName": tmpl, "phase": phase,
-                    "boundaryID": name, "startedAt": pod.as_deref().map(|p| s(p, "/metadata/creationTimestamp").to_string()),
-                    "hostNodeName": pod.as_deref().map(|p| s(p, "/spec/nodeName").to_string()),
-                    "progress": if phase == "Succeeded" { "1/1" } else { "0/1" }});
-                if matches!(phase, "Succeeded" | "Failed" | "Error") {
-                    node["finishedAt"] = json!(ts(now));
-                    if let Some(old) = wf
-                        .pointer(&format!("/status/nodes/{id}/finishedAt"))
-                        .filter(|v| v.is_string())
-                    {
-                        node["finishedAt"] = old.clone();
-                    }
-                    if let Some(p) = pod.as_deref() {
-                        let code = p
-                            .pointer("/status/containerStatuses/0/state/terminated/exitCode")
-                            .cloned();
-                        if phase == "Failed" {
-                            node["message"] = json!(format!(
-                                "Error (exit code {})",
-                                code.clone().unwrap_or(json!(1))
-                            ));
-                        }
-                        node["outputs"] =
-                            json!({"exitCode": code.map(|c| c.to_string()).unwrap_or_default()});
-                    }
-                }
-                if step.is_empty() {
-                    node["boundaryID"] = Value::Null;
-                }
-                children.push(json!(id));
-                nodes.insert(id, node);
+                let phase = self.step(ctx, &wf, (step, tmpl), &mut walk);
+                group_done &= phase == "Succeeded";
             }
-            started_group = group_done;
+            if !group_done {
+                break;
+            }
         }
-        let phase = if let Some(_m) = &errored {
+        let phase = if walk.errored.is_some() {
             "Error"
-        } else if failed.is_some() {
+        } else if walk.failed.is_some() {
             "Failed"
-        } else if total > 0 && succeeded == total {
+        } else if total > 0 && walk.succeeded == total {
             "Succeeded"
         } else {
             "Running"
         };
-        let message = errored.or(failed);
-        let done = phase != "Running";
-        let started = wf
-            .pointer("/status/startedAt")
-            .filter(|v| v.is_string())
-            .cloned()
-            .unwrap_or_else(|| json!(ts(now)));
-        let finished = if done {
-            wf.pointer("/status/finishedAt")
-                .filter(|v| v.is_string())
-                .cloned()
-                .unwrap_or_else(|| json!(ts(now)))
-        } else {
-            Value::Null
-        };
         let is_leaf_entry = groups.len() == 1 && groups[0].len() == 1 && groups[0][0].0.is_empty();
-        if !is_leaf_entry {
-            nodes.insert(
-                name.to_string(),
-                json!({"id": name, "name": name, "displayName": name, "type": "Steps",
-                    "templateName": entry, "phase": phase, "startedAt": started, "finishedAt": finished,
-                    "children": children, "progress": format!("{succeeded}/{total}")}),
-            );
-        }
-        let mut status = json!({"phase": phase, "startedAt": started, "finishedAt": finished,
-            "progress": format!("{succeeded}/{total}"), "nodes": nodes,
-            "artifactRepositoryRef": {"default": true, "artifactRepository": {}}});
-        if let Some(m) = message {
-            status["message"] = json!(m);
-        }
-        if wf.get("status") != Some(&status) || wf["metadata"]["labels"][PHASE_LABEL] != phase {
-            let mut o = (*wf).clone();
-            o["status"] = status;
-            o["metadata"]["labels"][PHASE_LABEL] = json!(phase);
-            if done {
-                o["metadata"]["labels"][COMPLETED_LABEL] = json!("true");
-            }
-            o["metadata"]["resourceVersion"] = json!("");
-            if ctx.update(WF, o).is_ok() && done {
-                let reason = if phase == "Succeeded" {
-                    "WorkflowSucceeded"
-                } else {
-                    "WorkflowFailed"
-                };
-                let kind = if phase == "Succeeded" {
-                    "Normal"
-                } else {
-                    "Warning"
-                };
-                let msg = if phase == "Succeeded" {
-                    "Workflow completed".to_string()
-                } else {
-                    phase.to_string()
-                };
-                ctx.record_event(&wf, kind, reason, &msg, "workflow-controller");
-            }
-        }
+        let status = workflow_status(&wf, walk, phase, total, is_leaf_entry, ctx.now());
+        write(ctx, &wf, status, phase);
     }
 
     fn step_pod(&self, wf: &Value, tmpl: &str, node_name: &str, id: &str, pname: &str) -> Value {
@@ -355,27 +332,145 @@ impl Argo {
     }
 }
 
+/// What walking a Workflow's steps found.
+#[derive(Default)]
+struct Walk {
+    nodes: Map<String, Value>,
+    children: Vec<Value>,
+    succeeded: usize,
+    failed: Option<String>,
+    errored: Option<String>,
+}
+
+/// A finished node: its finish time (kept once set), exit code and message.
+fn finish_node(
+    node: &mut Value,
+    wf: &Value,
+    id: &str,
+    pod: Option<&Value>,
+    phase: &str,
+    now: Timestamp,
+) {
+    node["finishedAt"] = wf
+        .pointer(&format!("/status/nodes/{id}/finishedAt"))
+        .filter(|v| v.is_string())
+        .cloned()
+        .unwrap_or_else(|| json!(ts(now)));
+    if let Some(p) = pod {
+        let code = p
+            .pointer("/status/containerStatuses/0/state/terminated/exitCode")
+            .cloned();
+        if phase == "Failed" {
+            node["message"] = json!(format!(
+                "Error (exit code {})",
+                code.clone().unwrap_or(json!(1))
+            ));
+        }
+        node["outputs"] = json!({"exitCode": code.map(|c| c.to_string()).unwrap_or_default()});
+    }
+}
+
+/// The Workflow's status from the walk.
+fn workflow_status(
+    wf: &Value,
+    walk: Walk,
+    phase: &str,
+    total: usize,
+    leaf_entry: bool,
+    now: Timestamp,
+) -> Value {
+    let name = s(wf, "/metadata/name");
+    let done = phase != "Running";
+    let started = wf
+        .pointer("/status/startedAt")
+        .filter(|v| v.is_string())
+        .cloned()
+        .unwrap_or_else(|| json!(ts(now)));
+    let finished = if done {
+        wf.pointer("/status/finishedAt")
+            .filter(|v| v.is_string())
+            .cloned()
+            .unwrap_or_else(|| json!(ts(now)))
+    } else {
+        Value::Null
+    };
+    let mut nodes = walk.nodes;
+    let progress = format!("{}/{total}", walk.succeeded);
+    if !leaf_entry {
+        nodes.insert(name.to_string(), json!({"id": name, "name": name, "displayName": name, "type": "Steps",
+            "templateName": s(wf, "/spec/entrypoint"), "phase": phase, "startedAt": started, "finishedAt": finished,
+            "children": walk.children, "progress": progress}));
+    }
+    let mut status = json!({"phase": phase, "startedAt": started, "finishedAt": finished,
+        "progress": progress, "nodes": nodes,
+        "artifactRepositoryRef": {"default": true, "artifactRepository": {}}});
+    if let Some(m) = walk.errored.or(walk.failed) {
+        status["message"] = json!(m);
+    }
+    status
+}
+
+/// Writes the Workflow's status and phase labels, and the event when it finished.
+fn write(ctx: &mut Ctx<'_>, wf: &Value, status: Value, phase: &str) {
+    if wf.get("status") == Some(&status) && wf["metadata"]["labels"][PHASE_LABEL] == phase {
+        return;
+    }
+    let done = phase != "Running";
+    let mut o = wf.clone();
+    o["status"] = status;
+    o["metadata"]["labels"][PHASE_LABEL] = json!(phase);
+    if done {
+        o["metadata"]["labels"][COMPLETED_LABEL] = json!("true");
+    }
+    o["metadata"]["resourceVersion"] = json!("");
+    if ctx.update(WF, o).is_ok() && done {
+        let (kind, reason, msg) = if phase == "Succeeded" {
+            (
+                "Normal",
+                "WorkflowSucceeded",
+                "Workflow completed".to_string(),
+            )
+        } else {
+            ("Warning", "WorkflowFailed", phase.to_string())
+        };
+        ctx.record_event(wf, kind, reason, &msg, "workflow-controller");
+    }
+}
+
 impl Controller for Argo {
     fn name(&self) -> &'static str {
         "argo-workflows"
+    }
+    // argo-workflows workflow/controller/controller.go: the pod informer feeds podQueue;
+    // enqueueWfFromPodLabel puts the Workflow on wfQueue with AddRateLimited.
+    fn lag(&self) -> Lag {
+        Lag::millis(100, 1000)
     }
     fn watches(&self) -> &'static [&'static str] {
         &[WF, "pods"]
     }
     fn reconcile(&mut self, ctx: &mut Ctx<'_>) {
-        self.schedule(ctx);
+        // The workflow controller runs in its own pods: while none is Ready nothing is
+        // scheduled, started or observed; when one is back it lists every Workflow again
+        // (its informers start from a fresh list).
+        let up = controller_up(ctx);
+        self.schedule(ctx, up);
+        if !up {
+            self.was_down = true;
+            return;
+        }
         let mut todo: BTreeSet<Key> = BTreeSet::new();
-        if ctx.resync() {
+        if ctx.resync() || std::mem::take(&mut self.was_down) {
             todo.extend(ctx.list(WF, None).iter().map(|w| key_of(w)));
         }
         for e in ctx.changed(WF) {
-            todo.insert((e.namespace.clone(), e.name.clone()));
+            todo.insert(Key::new(e.namespace.clone(), e.name.clone()));
         }
         let from_pods: Vec<Key> = ctx
             .changed("pods")
             .filter_map(|e| {
                 let w = e.object["metadata"]["labels"][WORKFLOW_LABEL].as_str()?;
-                Some((e.namespace.clone(), w.to_string()))
+                Some(Key::new(e.namespace.clone(), w))
             })
             .collect();
         todo.extend(from_pods);

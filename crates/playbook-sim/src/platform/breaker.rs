@@ -12,8 +12,11 @@ use jiff::{SignedDuration, Timestamp};
 /// The breaker's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
+    /// Calls go through; failures are counted.
     Closed,
+    /// Calls are rejected until the cooldown ends.
     Open,
+    /// One probe call decides: closed on success, open again on failure.
     HalfOpen,
 }
 
@@ -40,17 +43,25 @@ impl State {
 /// A circuit breaker with its counters.
 #[derive(Debug, Clone)]
 pub struct Breaker {
+    /// Consecutive failures that open it.
     pub threshold: u32,
+    /// Time it stays open before a half-open probe.
     pub cooldown: SignedDuration,
+    /// Its state now.
     pub state: State,
     /// Consecutive failures (reset by a success).
     pub consecutive: u32,
+    /// Failed calls, in total.
     pub failures_total: u64,
+    /// Successful calls, in total.
     pub successes_total: u64,
     /// Calls not attempted because the breaker was open.
     pub rejected_total: u64,
+    /// Times it opened.
     pub opened_total: u64,
+    /// When it last opened.
     pub opened_at: Option<Timestamp>,
+    /// When its state last changed.
     pub last_transition: Option<Timestamp>,
 }
 
@@ -125,10 +136,15 @@ impl Breaker {
 /// Runs whose metrics wait for MLflow: run (workflow) name to buffered metric count.
 #[derive(Debug, Clone, Default)]
 pub struct Buffer {
+    /// Largest number of runs kept; more are dropped.
     pub max_runs: usize,
+    /// Buffered metric count by run (workflow) name.
     pub runs: BTreeMap<String, u64>,
+    /// Runs dropped because the buffer was full.
     pub dropped_runs: u64,
+    /// Runs flushed to MLflow once it answered again.
     pub flushed_runs: u64,
+    /// Metrics flushed to MLflow.
     pub flushed_metrics: u64,
 }
 

@@ -104,118 +104,122 @@ pub fn render(sh: &Shared, store: &Store, ns: &str, app: &str, pod: &Value) -> O
     let _ = pod;
     let mut out = String::new();
     match app {
-        "mlflow" => {
-            requests(&mut out, sh, "mlflow");
-            help(
-                &mut out,
-                "mlflow_db_queries_total",
-                "counter",
-                "Queries sent to PostgreSQL.",
-            );
-            let q = sh.flows.get("postgresql").map_or(0, |f| f.count);
-            let _ = writeln!(out, "mlflow_db_queries_total {q}");
-            help(
-                &mut out,
-                "mlflow_request_backlog",
-                "gauge",
-                "Requests waiting for a worker.",
-            );
-            let _ = writeln!(out, "mlflow_request_backlog {:.1}", sh.backlog);
-        }
-        "pipeline-runner" => {
-            requests(&mut out, sh, "pipeline-runner");
-            let b = sh.breaker.as_ref();
-            help(
-                &mut out,
-                "mlflow_client_circuit_breaker_state",
-                "gauge",
-                "The MLflow client's circuit breaker: 0 closed, 1 open, 2 half-open (absent: no breaker).",
-            );
-            if let Some(b) = b {
-                let _ = writeln!(
-                    out,
-                    "mlflow_client_circuit_breaker_state {}",
-                    b.state.gauge()
-                );
-                let rows = [
-                    (
-                        "mlflow_client_consecutive_failures",
-                        "gauge",
-                        u64::from(b.consecutive),
-                    ),
-                    (
-                        "mlflow_client_breaker_opened_total",
-                        "counter",
-                        b.opened_total,
-                    ),
-                    (
-                        "mlflow_client_rejected_calls_total",
-                        "counter",
-                        b.rejected_total,
-                    ),
-                ];
-                for (n, k, v) in rows {
-                    help(&mut out, n, k, "See the pipeline runner's /health.");
-                    let _ = writeln!(out, "{n} {v}");
-                }
-            }
-            let rows = [
-                ("mlflow_client_failures_total", "counter", sh.log_failures),
-                (
-                    "mlflow_client_logged_metrics_total",
-                    "counter",
-                    sh.logged_metrics,
-                ),
-                (
-                    "mlflow_client_buffered_runs",
-                    "gauge",
-                    sh.buffer.runs.len() as u64,
-                ),
-                (
-                    "mlflow_client_buffered_metrics",
-                    "gauge",
-                    sh.buffer.metrics(),
-                ),
-                (
-                    "mlflow_client_flushed_runs_total",
-                    "counter",
-                    sh.buffer.flushed_runs,
-                ),
-            ];
-            for (n, k, v) in rows {
-                help(&mut out, n, k, "See the pipeline runner's /health.");
-                let _ = writeln!(out, "{n} {v}");
-            }
-        }
-        "workflow-controller" => {
-            help(
-                &mut out,
-                "argo_workflows_count",
-                "gauge",
-                "Workflows by phase.",
-            );
-            let mut by: std::collections::BTreeMap<String, u64> = Default::default();
-            if let Some(res) = store.registry().lookup("workflows.argoproj.io") {
-                for w in store.list(res, None, &Default::default(), &Default::default()) {
-                    let p = w
-                        .pointer("/status/phase")
-                        .and_then(Value::as_str)
-                        .unwrap_or("Pending");
-                    *by.entry(p.to_string()).or_default() += 1;
-                }
-            }
-            for p in ["Pending", "Running", "Succeeded", "Failed", "Error"] {
-                let _ = writeln!(
-                    out,
-                    "argo_workflows_count{{status=\"{p}\"}} {}",
-                    by.get(p).copied().unwrap_or(0)
-                );
-            }
-        }
+        "mlflow" => mlflow(&mut out, sh),
+        "pipeline-runner" => pipeline_runner(&mut out, sh),
+        "workflow-controller" => workflow_controller(&mut out, store),
         "trainer" => {}
         a if a.ends_with("-predictor") => requests(&mut out, sh, "predictor"),
         _ => return None,
     }
     resources(&mut out, store, ns, app);
     Some(out)
+}
+
+/// MLflow's request, database and backlog metrics.
+fn mlflow(out: &mut String, sh: &Shared) {
+    requests(out, sh, "mlflow");
+    help(
+        out,
+        "mlflow_db_queries_total",
+        "counter",
+        "Queries sent to PostgreSQL.",
+    );
+    let q = sh.flows.get("postgresql").map_or(0, |f| f.count);
+    let _ = writeln!(out, "mlflow_db_queries_total {q}");
+    help(
+        out,
+        "mlflow_request_backlog",
+        "gauge",
+        "Requests waiting for a worker.",
+    );
+    let _ = writeln!(out, "mlflow_request_backlog {:.1}", sh.backlog);
+}
+
+/// The pipeline runner's MLflow client: breaker, failures, buffer.
+fn pipeline_runner(out: &mut String, sh: &Shared) {
+    requests(out, sh, "pipeline-runner");
+    let b = sh.breaker.as_ref();
+    help(
+        out,
+        "mlflow_client_circuit_breaker_state",
+        "gauge",
+        "The MLflow client's circuit breaker: 0 closed, 1 open, 2 half-open (absent: no breaker).",
+    );
+    if let Some(b) = b {
+        let _ = writeln!(
+            out,
+            "mlflow_client_circuit_breaker_state {}",
+            b.state.gauge()
+        );
+        let rows = [
+            (
+                "mlflow_client_consecutive_failures",
+                "gauge",
+                u64::from(b.consecutive),
+            ),
+            (
+                "mlflow_client_breaker_opened_total",
+                "counter",
+                b.opened_total,
+            ),
+            (
+                "mlflow_client_rejected_calls_total",
+                "counter",
+                b.rejected_total,
+            ),
+        ];
+        for (n, k, v) in rows {
+            help(out, n, k, "See the pipeline runner's /health.");
+            let _ = writeln!(out, "{n} {v}");
+        }
+    }
+    let rows = [
+        ("mlflow_client_failures_total", "counter", sh.log_failures),
+        (
+            "mlflow_client_logged_metrics_total",
+            "counter",
+            sh.logged_metrics,
+        ),
+        (
+            "mlflow_client_buffered_runs",
+            "gauge",
+            sh.buffer.runs.len() as u64,
+        ),
+        (
+            "mlflow_client_buffered_metrics",
+            "gauge",
+            sh.buffer.metrics(),
+        ),
+        (
+            "mlflow_client_flushed_runs_total",
+            "counter",
+            sh.buffer.flushed_runs,
+        ),
+    ];
+    for (n, k, v) in rows {
+        help(out, n, k, "See the pipeline runner's /health.");
+        let _ = writeln!(out, "{n} {v}");
+    }
+}
+
+/// Argo's workflow count by phase.
+fn workflow_controller(out: &mut String, store: &Store) {
+    help(out, "argo_workflows_count", "gauge", "Workflows by phase.");
+    let mut by: std::collections::BTreeMap<String, u64> = Default::default();
+    if let Some(res) = store.registry().lookup("workflows.argoproj.io") {
+        for w in store.list(res, None, &Default::default(), &Default::default()) {
+            let p = w
+                .pointer("/status/phase")
+                .and_then(Value::as_str)
+                .unwrap_or("Pending");
+            *by.entry(p.to_string()).or_default() += 1;
+        }
+    }
+    for p in ["Pending", "Running", "Succeeded", "Failed", "Error"] {
+        let _ = writeln!(
+            out,
+            "argo_workflows_count{{status=\"{p}\"}} {}",
+            by.get(p).copied().unwrap_or(0)
+        );
+    }
 }

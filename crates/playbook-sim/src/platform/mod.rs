@@ -5,6 +5,7 @@
 //! - `objects`: the namespaces, workloads and Services a team would apply.
 //! - `kserve`: the InferenceService controller (RawDeployment mode).
 //! - `argo`: the pipeline schedule and the Workflow controller (steps as pods).
+//! - `history`: what happened during the warm-up (a restarted MLflow, an old OOM kill).
 //! - `breaker`: the pipeline runner's MLflow circuit breaker and fallback buffer.
 //! - `traffic`: requests every second, their latency and errors, the CPU they cost.
 //! - `proxy`: answers through `services/NAME:PORT/proxy/PATH`; `exposition`: `/metrics`.
@@ -15,6 +16,7 @@
 mod argo;
 mod breaker;
 mod exposition;
+mod history;
 mod kserve;
 pub mod objects;
 mod proxy;
@@ -78,8 +80,12 @@ pub fn install(
     }
     let shared = Arc::new(Mutex::new(Shared::new(figures.clone(), seed)));
     world.add_controller(Box::new(Daemons { done: false }));
-    world.add_controller(Box::new(kserve::KServe::new(figures.clone())));
-    world.add_controller(Box::new(argo::Argo::new(figures)));
+    world.add_controller(Box::new(crate::controllers::reconcile::Reconciler::new(
+        kserve::KServe::new(figures.clone()),
+    )));
+    world.add_controller(Box::new(argo::Argo::new(figures.clone())));
+    let start = world.now() + jiff::SignedDuration::from_secs(figures.warmup_s.max(0));
+    world.add_controller(Box::new(history::History::new(start)));
     world.add_controller(Box::new(traffic::Traffic::new(shared.clone())));
     let proxy: Arc<dyn ServiceProxy> = Arc::new(proxy::PlatformProxy::new(shared.clone()));
     Some((proxy, shared))

@@ -8,21 +8,30 @@ use serde_json::{Value, json};
 use super::scenario::Figures;
 use crate::controllers::model;
 
-/// Namespaces of the platform.
+/// Namespace of KServe's InferenceService.
 pub const KSERVE_NS: &str = "kserve-inference";
+/// Namespace of MLflow and PostgreSQL.
 pub const MLFLOW_NS: &str = "mlflow";
+/// Namespace of Argo Workflows and the pipeline runner.
 pub const ARGO_NS: &str = "argo";
+/// Namespace of the trainer.
 pub const TRAINING_NS: &str = "training";
+/// Namespace of Chaos Mesh.
 pub const CHAOS_NS: &str = "chaos-testing";
 
-/// The InferenceService and what KServe derives from it.
+/// The InferenceService.
 pub const ISVC: &str = "sklearn-iris";
+/// The predictor Deployment and Service KServe derives from it.
 pub const PREDICTOR: &str = "sklearn-iris-predictor";
-/// Ports of the platform's services.
+/// MLflow's port.
 pub const MLFLOW_PORT: i64 = 5000;
+/// PostgreSQL's port.
 pub const POSTGRES_PORT: i64 = 5432;
+/// The pipeline runner's port.
 pub const RUNNER_PORT: i64 = 8080;
+/// The predictor Service's port.
 pub const PREDICTOR_PORT: i64 = 80;
+/// The predictor container's port.
 pub const CONTAINER_PORT: i64 = 8080;
 
 fn secs(s: i64) -> String {
@@ -98,8 +107,16 @@ pub fn all(f: &Figures) -> Vec<Value> {
         .map(|n| ns(n))
         .collect();
     out.push(inference_service(f));
+    out.extend(mlflow(f));
+    out.extend(argo(f));
+    out.extend(training(f));
+    out.extend(chaos_mesh());
+    out
+}
 
-    // MLflow and its database.
+/// MLflow and its PostgreSQL (a StatefulSet with a headless Service).
+fn mlflow(f: &Figures) -> Vec<Value> {
+    let mut out = Vec::new();
     let ml = json!({"app": "mlflow", "app.kubernetes.io/name": "mlflow", "app.kubernetes.io/component": "tracking-server"});
     let mut c = container(
         "mlflow",
@@ -165,8 +182,12 @@ pub fn all(f: &Figures) -> Vec<Value> {
     hl["spec"]["clusterIP"] = json!("None");
     hl["spec"]["publishNotReadyAddresses"] = json!(true);
     out.push(hl);
+    out
+}
 
-    // Argo: the workflow controller and the pipeline runner (the steps' MLflow client).
+/// Argo: the workflow controller and the pipeline runner (the steps' MLflow client).
+fn argo(f: &Figures) -> Vec<Value> {
+    let mut out = Vec::new();
     let wc = json!({"app": "workflow-controller", "app.kubernetes.io/part-of": "argo-workflows"});
     let mut c = container(
         "workflow-controller",
@@ -216,8 +237,12 @@ pub fn all(f: &Figures) -> Vec<Value> {
         pr,
         ("http", RUNNER_PORT, RUNNER_PORT),
     ));
+    out
+}
 
-    // Training.
+/// The trainer and its HPA.
+fn training(f: &Figures) -> Vec<Value> {
+    let mut out = Vec::new();
     let tr = json!({"app": "trainer", "app.kubernetes.io/name": "trainer"});
     let c = container(
         "trainer",
@@ -238,8 +263,12 @@ pub fn all(f: &Figures) -> Vec<Value> {
     if let Some((min, max, target)) = f.trainer_hpa {
         out.push(hpa(TRAINING_NS, "trainer", min, max, target));
     }
+    out
+}
 
-    // Chaos Mesh (cosmetic): the controller manager; chaos-daemon pods are added per node.
+/// Chaos Mesh (cosmetic): the controller manager; chaos-daemon pods are added per node.
+fn chaos_mesh() -> Vec<Value> {
+    let mut out = Vec::new();
     let cm = json!({"app.kubernetes.io/name": "chaos-mesh", "app.kubernetes.io/instance": "chaos-mesh",
         "app.kubernetes.io/component": "controller-manager"});
     let c = container(
@@ -284,13 +313,21 @@ pub fn chaos_daemon(node: &str, suffix: &str) -> Value {
         "spec": {"nodeName": node, "hostPID": true, "containers": [c]}})
 }
 
-/// The predictor Deployment KServe derives from the InferenceService.
+/// The label KServe's RawDeployment puts on the predictor's pods (and selects them by):
+/// `app: isvc.<isvc>-predictor` (kserve pkg/constants `GetRawServiceLabel`).
+pub fn raw_app_label(predictor: &str) -> String {
+    format!("isvc.{predictor}")
+}
+
+/// The predictor Deployment KServe derives from the InferenceService, labelled as in kserve
+/// pkg/controller/v1beta1/inferenceservice/components/predictor.go (`buildObjectMeta`:
+/// `serving.kserve.io/inferenceservice`, `component: predictor`) and
+/// reconcilers/deployment/deployment_reconciler.go (`createRawDeployment`: `app:
+/// isvc.<name>` on the pod template, which shares the labels map with the Deployment, and
+/// the selector on `app` alone).
 pub fn predictor(isvc: &Value, f: &Figures) -> Value {
-    let name = format!(
-        "{}-predictor",
-        isvc["metadata"]["name"].as_str().unwrap_or(ISVC)
-    );
     let isvc_name = isvc["metadata"]["name"].as_str().unwrap_or(ISVC);
+    let name = format!("{isvc_name}-predictor");
     let ns = isvc["metadata"]["namespace"].as_str().unwrap_or(KSERVE_NS);
     let m = &isvc["spec"]["predictor"]["model"];
     let res = m
@@ -300,10 +337,8 @@ pub fn predictor(isvc: &Value, f: &Figures) -> Value {
     let min = isvc["spec"]["predictor"]["minReplicas"]
         .as_i64()
         .unwrap_or(1);
-    let labels = json!({"serving.kserve.io/inferenceservice": isvc_name, "app": name,
-        "component": "predictor"});
-    let mut pod_labels = labels.clone();
-    pod_labels["app.kubernetes.io/managed-by"] = json!("kserve");
+    let labels = json!({"serving.kserve.io/inferenceservice": isvc_name,
+        "component": "predictor", "app": raw_app_label(&name)});
     let c = json!({"name": "kserve-container", "image": "kserve/sklearnserver:v0.15.2",
         "args": [format!("--model_name={isvc_name}"), "--model_dir=/mnt/models", "--http_port=8080"],
         "env": [{"name": "STORAGE_URI", "value": m["storageUri"]}],
@@ -315,8 +350,8 @@ pub fn predictor(isvc: &Value, f: &Figures) -> Value {
         "metadata": {"name": name, "namespace": ns, "labels": labels.clone(),
             "ownerReferences": [{"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
                 "name": isvc_name, "uid": isvc["metadata"]["uid"], "controller": true, "blockOwnerDeletion": true}]},
-        "spec": {"replicas": min, "selector": {"matchLabels": {"app": name}},
-            "template": {"metadata": {"labels": pod_labels, "annotations": {
+        "spec": {"replicas": min, "selector": {"matchLabels": {"app": raw_app_label(&name)}},
+            "template": {"metadata": {"labels": labels, "annotations": {
                     "serving.kserve.io/inferenceservice": isvc_name,
                     model::STARTUP: secs(f.predictor_startup_s), model::MEMORY: f.predictor_mem_use}},
                 "spec": {"containers": [c], "terminationGracePeriodSeconds": 30}}}})

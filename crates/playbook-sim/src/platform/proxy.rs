@@ -1,9 +1,15 @@
 //! Answers calls made through the API server's service proxy: KServe's v1 protocol on the predictor, MLflow's REST API, the pipeline runner's health, and every workload's `/metrics`.
 //!
-//! A call picks a ready endpoint of the Service (none: the API server's 503). The API server is
-//! outside the cluster, so the first hop has no network fault; the service's own downstream
-//! hops (MLflow to PostgreSQL) do. The answer takes its simulated latency: in virtual time the
-//! call moves the simulator's clock forward by it, in wall time it really waits.
+//! A call picks a ready endpoint of the Service (none: the API server's 503). The API server
+//! dials that endpoint's pod IP from outside the pod network (`pkg/registry/core/service/proxy.go`
+//! resolves a random ready endpoint), so the pod's own NetworkChaos rules act on the exchange:
+//! a target-less delay, loss or partition on the pod delays its answers, makes TCP retransmit,
+//! or leaves the API server's dial to time out after 30 s (its proxy transport's dialer,
+//! `k8s.io/apimachinery/pkg/util/net/http.go` `SetTransportDefaults`), answered as 503
+//! `error trying to reach service: dial tcp IP:PORT: i/o timeout`. The service's own
+//! downstream hops (MLflow to PostgreSQL) go through the rules too. The answer takes its
+//! simulated latency: in virtual time the call moves the simulator's clock forward by it, in
+//! wall time it really waits.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,8 +20,10 @@ use rand::Rng;
 use serde_json::{Value, json};
 
 use super::exposition;
-use super::traffic::{Shared, SharedRef};
+use super::traffic::{Caller, Shared, SharedRef, Via};
+use crate::chaos::effects::refuses_connections;
 use crate::controllers::util::{deleting, pod_ready};
+use crate::error::{ApiError, Reason};
 use crate::selector::{FieldSelector, LabelSelector, Requirement};
 use crate::store::Store;
 use crate::{ClockMode, ProxyRequest, ProxyResponse, ServiceProxy, Sim};
@@ -168,7 +176,7 @@ fn mlflow(sh: &mut Shared, store: &Store, req: &ProxyRequest) -> (ProxyResponse,
         }
     };
     let view = sh.view(store);
-    let (code, secs) = sh.mlflow_call(store, &view, None, trips);
+    let (code, secs) = sh.mlflow_call(store, &view, Caller::Reached, trips);
     let resp = match (code, body) {
         (200, None) => reply(200, "text/plain; charset=utf-8", "OK".into()),
         (200, Some(b)) => json_reply(200, b),
@@ -215,6 +223,69 @@ fn answer(sh: &mut Shared, store: &Store, req: &ProxyRequest) -> Option<(ProxyRe
         return None;
     }
     let pod = eps[sh.rng.random_range(0..eps.len())].clone();
+    if refuses_connections(&pod) {
+        return Some((
+            unreachable(&svc, &pod, req, "connect: connection refused"),
+            0.001,
+        ));
+    }
+    let net = match sh.call(store, None, &pod, Via::PodIp, DIAL_TIMEOUT_S) {
+        Ok(s) => s,
+        Err(g) => return Some((unreachable(&svc, &pod, req, "i/o timeout"), g.waited_s)),
+    };
+    let (resp, secs) = serve(sh, store, req, &pod)?;
+    Some((resp, secs + net))
+}
+
+/// The API server proxy dialer's timeout, seconds.
+pub const DIAL_TIMEOUT_S: f64 = 30.0;
+
+/// The API server's answer when the endpoint it dialled did not answer (`why`: `i/o timeout`,
+/// `connect: connection refused`).
+fn unreachable(svc: &Value, pod: &Value, req: &ProxyRequest, why: &str) -> ProxyResponse {
+    let ip = pod["status"]["podIP"].as_str().unwrap_or_default();
+    let port = target_port(svc, req.port.as_deref());
+    let e = ApiError::new(
+        Reason::ServiceUnavailable,
+        format!("error trying to reach service: dial tcp {ip}:{port}: {why}"),
+    );
+    json_reply(503, e.status())
+}
+
+/// The target port of the Service port `port` names (its first port when None).
+fn target_port(svc: &Value, port: Option<&str>) -> String {
+    let ports = svc
+        .pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let p = ports
+        .iter()
+        .find(|p| {
+            port.is_none_or(|want| {
+                p["name"].as_str() == Some(want)
+                    || p["port"].as_i64().is_some_and(|n| n.to_string() == want)
+            })
+        })
+        .or(ports.first());
+    match p {
+        Some(p) if !p["targetPort"].is_null() => match &p["targetPort"] {
+            Value::String(s) => s.clone(),
+            v => v.to_string(),
+        },
+        Some(p) => p["port"].to_string(),
+        None => "80".into(),
+    }
+}
+
+/// What the pod answers once the call reached it, and its latency.
+fn serve(
+    sh: &mut Shared,
+    store: &Store,
+    req: &ProxyRequest,
+    pod: &Value,
+) -> Option<(ProxyResponse, f64)> {
+    let pod = pod.clone();
     let app = pod["metadata"]["labels"]["app"]
         .as_str()
         .or_else(|| pod["metadata"]["labels"]["app.kubernetes.io/component"].as_str())

@@ -77,10 +77,13 @@ pub struct Figures {
     pub predictor_max_replicas: i64,
     /// HPA target CPU utilization of the predictor (`scaleTarget`, %).
     pub predictor_cpu_target: i64,
-    /// Predictor container requests and limits.
+    /// Predictor CPU request.
     pub predictor_cpu_request: &'static str,
+    /// Predictor CPU limit.
     pub predictor_cpu_limit: &'static str,
+    /// Predictor memory request.
     pub predictor_mem_request: &'static str,
+    /// Predictor memory limit.
     pub predictor_mem_limit: &'static str,
     /// Working set of a predictor once the model is loaded.
     pub predictor_mem_use: &'static str,
@@ -90,8 +93,9 @@ pub struct Figures {
     pub inference_rps: f64,
     /// Latency of one prediction on an idle replica.
     pub inference_latency: Latency,
-    /// CPU one prediction costs (milli-core-seconds), and a replica's idle CPU (millicores).
+    /// CPU one prediction costs (milli-core-seconds).
     pub inference_cpu_per_req_m: f64,
+    /// A predictor replica's idle CPU (millicores).
     pub predictor_idle_cpu_m: f64,
 
     // --- MLflow tracking server and its PostgreSQL ---
@@ -101,9 +105,10 @@ pub struct Figures {
     pub mlflow_latency: Latency,
     /// One PostgreSQL query as MLflow sees it (network round trip plus execution, no fault).
     pub db_query: Latency,
-    /// Database round trips per call: `experiments/search`, `runs/search` (one query each),
-    /// `runs/log-metric` (insert the metric, update latest_metrics).
+    /// Database round trips of `experiments/search` and `runs/search` (one query each);
+    /// `runs/log-metric` inserts the metric and updates latest_metrics.
     pub db_round_trips_search: u32,
+    /// Database round trips of `runs/log-metric`.
     pub db_round_trips_log: u32,
     /// Extra round trips per call to set up a database connection (0 with a connection pool;
     /// the fragile MLflow opens one per request: TCP, TLS and authentication, 3 round trips).
@@ -118,14 +123,21 @@ pub struct Figures {
     pub db_timeout_s: f64,
     /// A client whose packets to MLflow are dropped gives up after this (seconds).
     pub client_timeout_s: f64,
+    /// MLflow CPU request.
     pub mlflow_cpu_request: &'static str,
+    /// MLflow memory request.
     pub mlflow_mem_request: &'static str,
+    /// MLflow memory limit.
     pub mlflow_mem_limit: &'static str,
+    /// PostgreSQL CPU request.
     pub postgres_cpu_request: &'static str,
+    /// PostgreSQL memory request.
     pub postgres_mem_request: &'static str,
+    /// PostgreSQL memory limit.
     pub postgres_mem_limit: &'static str,
-    /// MLflow and PostgreSQL start-up (seconds).
+    /// MLflow start-up (seconds).
     pub mlflow_startup_s: i64,
+    /// PostgreSQL start-up (seconds).
     pub postgres_startup_s: i64,
 
     // --- Argo: the training pipeline and its MLflow client ---
@@ -147,13 +159,19 @@ pub struct Figures {
     pub buffer_max_runs: usize,
 
     // --- training ---
-    /// Trainer replicas at start, and its HPA (None: no HPA).
+    /// Trainer replicas at start.
     pub trainer_replicas: i64,
+    /// The trainer's HPA: (min, max, target CPU %), None: no HPA.
     pub trainer_hpa: Option<(i64, i64, i64)>,
+    /// Trainer CPU request.
     pub trainer_cpu_request: &'static str,
+    /// Trainer CPU limit.
     pub trainer_cpu_limit: &'static str,
+    /// Trainer CPU use while training.
     pub trainer_cpu_use: &'static str,
+    /// Trainer memory request.
     pub trainer_mem_request: &'static str,
+    /// Trainer memory limit.
     pub trainer_mem_limit: &'static str,
 }
 

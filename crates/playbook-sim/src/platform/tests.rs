@@ -12,6 +12,7 @@ fn sim(scenario: Scenario, seed: u64) -> Sim {
         seed,
         clock: ClockMode::Virtual,
         scenario,
+        ..Default::default()
     })
 }
 
@@ -76,7 +77,8 @@ fn chaos(kind: &str, name: &str, ns: &str, spec: Value) -> Value {
 }
 
 fn predictor_selector() -> Value {
-    json!({"namespaces": ["kserve-inference"], "labelSelectors": {"app": "sklearn-iris-predictor"}})
+    json!({"namespaces": ["kserve-inference"], "labelSelectors": {
+        "serving.kserve.io/inferenceservice": "sklearn-iris", "component": "predictor"}})
 }
 
 /// Steps virtual time by 1 s until `f` holds (Some(elapsed)) or `limit` passes (None).
@@ -297,18 +299,19 @@ fn proxy_speaks_kserve_v1_mlflow_runner_health_and_metrics() {
     );
 }
 
+/// A PodChaos pod-kill of one predictor pod (with `gracePeriod` if given).
+fn kill_one_predictor(s: &Sim, grace: Option<i64>) {
+    let mut spec = json!({"action": "pod-kill", "mode": "one", "selector": predictor_selector()});
+    if let Some(g) = grace {
+        spec["gracePeriod"] = json!(g);
+    }
+    apply(s, chaos("PodChaos", "kill", "kserve-inference", spec));
+}
+
 /// Pod kill on one predictor pod: seconds until the InferenceService is Ready again.
 fn pod_kill_recovery(sc: Scenario) -> Option<SignedDuration> {
     let s = sim(sc, 7);
-    apply(
-        &s,
-        chaos(
-            "PodChaos",
-            "kill",
-            "kserve-inference",
-            json!({"action": "pod-kill", "mode": "one", "selector": predictor_selector()}),
-        ),
-    );
+    kill_one_predictor(&s, None);
     until(&s, secs(10), |s| !isvc_ready(s))?;
     until(&s, secs(120), isvc_ready)
 }
@@ -321,9 +324,9 @@ fn pod_kill_isvc_ready_again_within_30s_on_mlops_not_on_fragile() {
     assert!(slow > secs(30), "{slow:?}");
 }
 
-/// MLflow latency (ms) before, during and after a 100 ms delay mlflow -> postgresql, and the
-/// successes during.
-fn network_delay(sc: Scenario) -> (f64, f64, f64, usize) {
+/// MLflow latency (ms) before, during and after a 100 ms delay between mlflow (the source) and
+/// postgresql (the target) in `direction`, and the successes during.
+fn network_delay(sc: Scenario, direction: &str) -> (f64, f64, f64, usize) {
     let s = sim(sc, 11);
     let rt = runtime();
     let (before, _) = mlflow_probe(&s, &rt, 20);
@@ -336,7 +339,7 @@ fn network_delay(sc: Scenario) -> (f64, f64, f64, usize) {
             json!({"action": "delay", "mode": "all",
         "selector": {"namespaces": ["mlflow"], "labelSelectors": {"app": "mlflow"}},
         "target": {"mode": "all", "selector": {"namespaces": ["mlflow"], "labelSelectors": {"app": "postgresql"}}},
-        "direction": "to", "delay": {"latency": "100ms"}, "duration": "60s"}),
+        "direction": direction, "delay": {"latency": "100ms"}, "duration": "60s"}),
         ),
     );
     s.advance_by(secs(20));
@@ -346,13 +349,21 @@ fn network_delay(sc: Scenario) -> (f64, f64, f64, usize) {
     (before, during, after, ok)
 }
 
+/// `direction: to` with a target filters on the target pods' IPs inside the source pod's netns
+/// (controllers/chaosimpl/networkchaos/trafficcontrol/impl.go, pkg/chaosdaemon/tc_server.go):
+/// MLflow reaches PostgreSQL by its ClusterIP Service, so nothing MLflow sends matches and
+/// nothing is delayed. `from` puts the qdisc on PostgreSQL filtered on MLflow's pod IPs, which
+/// its answers carry: one delay per query.
 #[test]
-fn network_delay_raises_mlflow_latency_by_the_delay_on_mlops_not_on_fragile() {
-    let (b, d, a, ok) = network_delay(Scenario::Mlops);
+fn network_delay_to_a_service_is_not_delayed_from_is_on_mlops_not_on_fragile() {
+    let (b, d, _, ok) = network_delay(Scenario::Mlops, "to");
     assert_eq!(ok, 20);
-    assert!((d - b - 100.0).abs() < 25.0, "before {b} during {d}");
-    assert!((a - b).abs() < 10.0, "before {b} after {a}");
-    let (b, d, _a, ok) = network_delay(Scenario::MlopsFragile);
+    assert!((d - b).abs() < 10.0, "to: before {b} during {d}");
+    let (b, d, a, ok) = network_delay(Scenario::Mlops, "from");
+    assert_eq!(ok, 20);
+    assert!((d - b - 100.0).abs() < 25.0, "from: before {b} during {d}");
+    assert!((a - b).abs() < 10.0, "from: before {b} after {a}");
+    let (b, d, _a, ok) = network_delay(Scenario::MlopsFragile, "from");
     assert!(
         ok < 20 || (d - b) > 200.0,
         "fragile: before {b} during {d} ok {ok}"
@@ -456,6 +467,17 @@ fn memory_stress(sc: Scenario) -> (bool, bool, bool, f64) {
         (f.count, f.count - f.by_code.get(&200).copied().unwrap_or(0))
     };
     let (n0, e0) = errors(&s);
+    let before_restarts: Vec<(String, i64)> = list(&s, "pods", "kserve-inference")
+        .iter()
+        .map(|p| {
+            (
+                p["metadata"]["name"].as_str().unwrap_or("").to_string(),
+                p["status"]["containerStatuses"][0]["restartCount"]
+                    .as_i64()
+                    .unwrap_or(0),
+            )
+        })
+        .collect();
     apply(
         &s,
         chaos(
@@ -471,17 +493,30 @@ fn memory_stress(sc: Scenario) -> (bool, bool, bool, f64) {
     let (n1, e1) = errors(&s);
     let pods = list(&s, "pods", "kserve-inference");
     let status = |p: &Value| p["status"]["containerStatuses"][0].clone();
+    // The platform has a past (an old OOM kill, platform/history.rs): count what changed.
+    let restarts = |p: &Value| status(p)["restartCount"].as_i64().unwrap_or(0);
+    let before = |p: &Value| {
+        before_restarts
+            .iter()
+            .find(|(n, _)| p["metadata"]["name"] == n.as_str())
+            .map_or(0, |(_, r)| *r)
+    };
     let killed: Vec<&Value> = pods
         .iter()
+        .filter(|p| restarts(p) > before(p))
         .filter(|p| status(p)["lastState"]["terminated"]["reason"] == "OOMKilled")
         .collect();
     let clean = killed.len() == 1
-        && status(killed[0])["restartCount"] == 1
+        && restarts(killed[0]) == before(killed[0]) + 1
         && cond(killed[0], "Ready") == "True";
     let others = pods
         .iter()
-        .filter(|p| status(p)["lastState"]["terminated"]["reason"] != "OOMKilled")
-        .all(|p| status(p)["restartCount"] == 0 && cond(p, "Ready") == "True");
+        .filter(|p| {
+            killed
+                .iter()
+                .all(|k| k["metadata"]["name"] != p["metadata"]["name"])
+        })
+        .all(|p| restarts(p) == before(p) && cond(p, "Ready") == "True");
     let failed = (e1 - e0) as f64 / (n1 - n0).max(1) as f64;
     (!killed.is_empty(), clean, others, failed)
 }
@@ -518,15 +553,7 @@ fn history(seed: u64) -> Vec<String> {
     let s = sim(Scenario::Mlops, seed);
     let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     s.add_controller(Box::new(Recorder(log.clone())));
-    apply(
-        &s,
-        chaos(
-            "PodChaos",
-            "kill",
-            "kserve-inference",
-            json!({"action": "pod-kill", "mode": "one", "selector": predictor_selector()}),
-        ),
-    );
+    kill_one_predictor(&s, None);
     s.advance_by(secs(300));
     log.lock().map(|l| l.clone()).unwrap_or_default()
 }
@@ -585,4 +612,288 @@ fn container_kill_restarts_once_and_pod_failure_recovers_after_a_model_load() {
     let back = until(&s, secs(40), |s| not_ready(s) == 0).expect("ready again");
     assert!(back > secs(10), "{back:?}");
     assert!(isvc_ready(&s));
+}
+
+/// The predictor pods carry KServe's RawDeployment labels (kserve
+/// pkg/controller/v1beta1/inferenceservice/components/predictor.go `buildObjectMeta`,
+/// reconcilers/deployment/deployment_reconciler.go `createRawDeployment`), and the
+/// InferenceService's conditions follow the Deployment's Available condition, with Ready
+/// needing IngressReady too (pkg/apis/serving/v1beta1/inference_service_status.go,
+/// reconcilers/ingress/kube_ingress_reconciler.go).
+#[test]
+fn kserve_labels_and_conditions_follow_upstream() {
+    let s = sim(Scenario::MlopsFragile, 4);
+    let pods = list(&s, "pods", "kserve-inference");
+    assert_eq!(pods.len(), 1);
+    let labels = &pods[0]["metadata"]["labels"];
+    assert_eq!(labels["app"], "isvc.sklearn-iris-predictor");
+    assert_eq!(labels["component"], "predictor");
+    assert_eq!(labels["serving.kserve.io/inferenceservice"], "sklearn-iris");
+    let svc = get(&s, "services", "kserve-inference", "sklearn-iris-predictor").expect("svc");
+    assert_eq!(
+        svc["spec"]["selector"],
+        json!({"app": "isvc.sklearn-iris-predictor"})
+    );
+    let isvc = || {
+        get(
+            &s,
+            "inferenceservices.serving.kserve.io",
+            "kserve-inference",
+            "sklearn-iris",
+        )
+        .expect("isvc")
+    };
+    let i = isvc();
+    for c in ["IngressReady", "PredictorReady", "Ready"] {
+        assert_eq!(cond(&i, c), "True", "{c}");
+    }
+    assert_eq!(
+        i["status"]["modelStatus"]["states"]["activeModelState"],
+        "Loaded"
+    );
+    // Kill the only predictor: the Deployment loses availability, then KServe follows.
+    kill_one_predictor(&s, Some(0));
+    until(&s, secs(10), |_| cond(&isvc(), "Ready") == "False").expect("Ready goes False");
+    let i = isvc();
+    let d = get(
+        &s,
+        "deployments.apps",
+        "kserve-inference",
+        "sklearn-iris-predictor",
+    )
+    .expect("d");
+    let avail = d["status"]["conditions"]
+        .as_array()
+        .expect("conds")
+        .iter()
+        .find(|c| c["type"] == "Available")
+        .cloned()
+        .expect("Available");
+    assert_eq!(avail["status"], "False");
+    let pr = i["status"]["conditions"]
+        .as_array()
+        .expect("conds")
+        .iter()
+        .find(|c| c["type"] == "PredictorReady")
+        .cloned()
+        .expect("PredictorReady");
+    assert_eq!(pr["reason"], avail["reason"]);
+    assert_eq!(pr["message"], avail["message"]);
+    assert_eq!(cond(&i, "IngressReady"), "False");
+    assert_eq!(
+        i["status"]["modelStatus"]["states"]["targetModelState"],
+        "Pending"
+    );
+    assert_eq!(
+        i["status"]["modelStatus"]["states"]["activeModelState"],
+        "Loaded"
+    );
+    // The replacement reloads its model (predictor_startup_s of the fragile figures: 45 s).
+    let back = until(&s, secs(120), |_| cond(&isvc(), "Ready") == "True").expect("Ready again");
+    assert!(back >= secs(45), "{back:?}");
+}
+
+/// The workflow status and progress of every pipeline, by name.
+fn workflow_states(s: &Sim) -> Vec<(String, String, String)> {
+    list(s, "workflows.argoproj.io", "argo")
+        .iter()
+        .map(|w| {
+            (
+                w["metadata"]["name"].as_str().unwrap_or("").to_string(),
+                w["status"]["phase"].as_str().unwrap_or("").to_string(),
+                w["status"]["progress"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// While the workflow-controller is down (pod-failure for 90 s), no Workflow makes progress
+/// and no scheduled run starts (argo-workflows workflow/controller/controller.go runs every
+/// reconciliation in that process; workflow/cron/operator.go skips missed schedules); once
+/// it is Ready again, the pipelines move on.
+#[test]
+fn workflows_wait_while_the_workflow_controller_is_down() {
+    let s = sim(Scenario::Mlops, 8);
+    apply(
+        &s,
+        chaos(
+            "PodChaos",
+            "wc-down",
+            "argo",
+            json!({"action": "pod-failure", "mode": "all", "duration": "90s",
+                "selector": {"namespaces": ["argo"], "labelSelectors": {"app": "workflow-controller"}}}),
+        ),
+    );
+    // The workflow-controller has no readiness probe: under pod-failure its pod may stay
+    // Ready while the pause image runs in place of the controller.
+    let controller_ready = |s: &Sim| {
+        list(s, "pods", "argo").iter().any(|p| {
+            p["metadata"]["labels"]["app"] == "workflow-controller"
+                && cond(p, "Ready") == "True"
+                && !crate::chaos::effects::refuses_connections(p)
+        })
+    };
+    until(&s, secs(5), |s| !controller_ready(s)).expect("controller down");
+    let frozen = workflow_states(&s);
+    let pods_before = list(&s, "pods", "argo").len();
+    while !controller_ready(&s) && s.now().duration_since(crate::virtual_epoch()) < secs(88) {
+        s.advance_by(secs(1));
+        assert_eq!(
+            workflow_states(&s),
+            frozen,
+            "no progress while the controller is down"
+        );
+    }
+    assert_eq!(
+        list(&s, "pods", "argo").len(),
+        pods_before,
+        "no step pod created"
+    );
+    until(&s, secs(60), controller_ready).expect("controller back");
+    let moved = until(&s, secs(120), |s| workflow_states(s) != frozen);
+    assert!(
+        moved.is_some(),
+        "pipelines move on once the controller is back"
+    );
+}
+
+/// The platform starts with a past (platform/history.rs): MLflow restarted once (exit 1,
+/// no database yet) and one predictor OOMKilled once (lastState OOMKilled, exit 137), all
+/// through the kubelet model (pkg/kubelet/kuberuntime/kuberuntime_container.go keeps the
+/// last termination in `lastState`); everything is Ready when the run starts.
+#[test]
+fn the_platform_starts_with_a_history() {
+    for sc in [Scenario::Mlops, Scenario::MlopsFragile] {
+        let s = sim(sc, 3);
+        let mlflow = list(&s, "pods", "mlflow")
+            .into_iter()
+            .find(|p| p["metadata"]["labels"]["app"] == "mlflow")
+            .expect("mlflow");
+        let cs = &mlflow["status"]["containerStatuses"][0];
+        assert_eq!(cs["restartCount"], 1, "{sc:?} {cs:#}");
+        assert_eq!(cs["lastState"]["terminated"]["exitCode"], 1);
+        assert_eq!(cs["lastState"]["terminated"]["reason"], "Error");
+        let preds = list(&s, "pods", "kserve-inference");
+        let oomed: Vec<_> = preds
+            .iter()
+            .filter(|p| {
+                p["status"]["containerStatuses"][0]["lastState"]["terminated"]["reason"]
+                    == "OOMKilled"
+            })
+            .collect();
+        assert_eq!(oomed.len(), 1, "{sc:?}");
+        assert_eq!(
+            oomed[0]["status"]["containerStatuses"][0]["restartCount"],
+            1
+        );
+        assert!(preds.iter().all(|p| cond(p, "Ready") == "True"), "{sc:?}");
+        assert!(isvc_ready(&s), "{sc:?}");
+    }
+}
+
+/// `n` predictions through the API server's service proxy, one per second: (successes, p50
+/// ms, the last error).
+fn predictor_probe(s: &Sim, rt: &tokio::runtime::Runtime, n: usize) -> (usize, f64, String) {
+    let url = "/api/v1/namespaces/kserve-inference/services/sklearn-iris-predictor:80/proxy/v1/models/sklearn-iris:predict";
+    let body = r#"{"instances": [[6.8, 2.8, 4.8, 1.4]]}"#;
+    let (mut ok, mut ms, mut last) = (0, Vec::new(), String::new());
+    for _ in 0..n {
+        let (code, dt, text) = call(s, rt, url, Some(body));
+        ms.push(dt * 1000.0);
+        if code == 200 {
+            ok += 1;
+        } else {
+            last = format!("{code} {text}");
+        }
+        s.advance_by(secs(1));
+    }
+    ms.sort_by(f64::total_cmp);
+    (ok, ms[ms.len() / 2], last)
+}
+
+/// A target-less NetworkChaos on every predictor pod (by KServe's own label).
+fn predictor_fault(s: &Sim, name: &str, spec: Value) {
+    let mut spec = spec;
+    spec["mode"] = json!("all");
+    spec["selector"] = json!({"namespaces": ["kserve-inference"],
+        "labelSelectors": {"serving.kserve.io/inferenceservice": "sklearn-iris"}});
+    apply(s, chaos("NetworkChaos", name, "kserve-inference", spec));
+    s.advance_by(secs(2));
+}
+
+/// A NetworkChaos without a target puts its qdisc (or iptables rule) on the selected pods'
+/// device with no filter (controllers/chaosimpl/networkchaos/trafficcontrol/impl.go `ApplyTc`
+/// with no targets; partition/impl.go `SetDrop`), so the pods' answers to the API server's
+/// proxy are delayed, lost and retransmitted, or never come (its dialer gives up after 30 s:
+/// k8s.io/apimachinery/pkg/util/net/http.go).
+#[test]
+fn targetless_network_chaos_reaches_probes_through_the_service_proxy() {
+    let rt = runtime();
+    let s = sim(Scenario::Mlops, 21);
+    let (ok, base, last) = predictor_probe(&s, &rt, 20);
+    assert_eq!(ok, 20, "{last}");
+    assert!(base < 100.0, "baseline p50 {base}");
+
+    // 500 ms on every packet the predictor sends: the SYN-ACK and the answer.
+    predictor_fault(
+        &s,
+        "delay",
+        json!({"action": "delay", "delay": {"latency": "500ms"}}),
+    );
+    let (ok, p50, last) = predictor_probe(&s, &rt, 20);
+    assert_eq!(ok, 20, "{last}");
+    assert!(
+        p50 >= base + 950.0 && p50 <= base + 1100.0,
+        "delay p50 {p50}"
+    );
+    apply_delete(&s, "delay");
+
+    // 30% loss: most calls succeed after retransmissions, the median pays at least one RTO.
+    predictor_fault(
+        &s,
+        "loss30",
+        json!({"action": "loss", "loss": {"loss": "30"}}),
+    );
+    let (ok, p50, last) = predictor_probe(&s, &rt, 40);
+    assert!(ok >= 36, "30% loss: {ok}/40 {last}");
+    assert!(p50 >= base + 150.0, "30% loss p50 {p50}");
+    apply_delete(&s, "loss30");
+
+    // 100% loss and a partition: nothing comes back; the API server answers 503 after 30 s.
+    for (name, spec) in [
+        (
+            "loss100",
+            json!({"action": "loss", "loss": {"loss": "100"}}),
+        ),
+        ("part", json!({"action": "partition"})),
+    ] {
+        predictor_fault(&s, name, spec);
+        let (ok, p50, last) = predictor_probe(&s, &rt, 5);
+        assert_eq!(ok, 0, "{name}");
+        assert!((p50 - 30_000.0).abs() < 1.0, "{name} p50 {p50}");
+        assert!(
+            last.starts_with("503 error trying to reach service: dial tcp 10.")
+                && last.ends_with(": i/o timeout"),
+            "{name}: {last}"
+        );
+        apply_delete(&s, name);
+    }
+    let (ok, p50, _) = predictor_probe(&s, &rt, 10);
+    assert_eq!(ok, 10);
+    assert!(p50 < 100.0, "recovered p50 {p50}");
+}
+
+/// Deletes the NetworkChaos `name` of the predictor's namespace and lets it recover.
+fn apply_delete(s: &Sim, name: &str) {
+    s.with_world(|w| {
+        let res = w
+            .store()
+            .registry()
+            .lookup("networkchaos.chaos-mesh.org")
+            .expect("res");
+        w.store_mut()
+            .delete(res, "kserve-inference", name, &Default::default())
+            .expect("delete");
+    });
+    s.advance_by(secs(2));
 }

@@ -19,7 +19,8 @@ use serde_json::{Value, json};
 use super::breaker::{Breaker, Buffer};
 use super::objects::{ARGO_NS, KSERVE_NS, MLFLOW_NS, PREDICTOR};
 use super::scenario::{Figures, Latency};
-use crate::chaos::{NetFaults, network_effect};
+use crate::chaos::effects::refuses_connections;
+use crate::chaos::{Exchange, Exchanged, NetFaults};
 use crate::controllers::model;
 use crate::controllers::util::{deleting, pod_ready};
 use crate::selector::{FieldSelector, LabelSelector, Requirement};
@@ -61,18 +62,23 @@ impl Flow {
 
 /// The state the traffic model, the Argo controller and the proxy share.
 pub struct Shared {
+    /// The platform's figures.
     pub figures: Figures,
+    /// The traffic model's own seeded RNG.
     pub rng: ChaCha8Rng,
+    /// The network faults in force (from NetworkChaos).
     pub faults: NetFaults,
     /// Request counters by workload: `predictor`, `mlflow`, `postgresql`, `pipeline-runner`.
     pub flows: BTreeMap<&'static str, Flow>,
     /// The pipeline runner's breaker (None: the fragile client has none).
     pub breaker: Option<Breaker>,
+    /// The pipeline runner's fallback buffer.
     pub buffer: Buffer,
     /// MLflow calls waiting for a worker.
     pub backlog: f64,
     /// Metrics logged to MLflow by the pipelines, and log calls that failed.
     pub logged_metrics: u64,
+    /// Log calls that failed.
     pub log_failures: u64,
 }
 
@@ -113,17 +119,40 @@ impl Shared {
         l.median_ms * (l.sigma * z).exp() / 1000.0
     }
 
-    /// The network effect of one hop (seconds added; None when the packet does not arrive).
-    pub fn hop(&mut self, store: &Store, from: &Value, to: &Value) -> Option<f64> {
-        let e = network_effect(&mut self.faults, store, from, to, &mut self.rng);
-        (!e.partitioned && !e.lost).then_some(e.extra_latency.as_secs_f64())
-    }
-
-    /// A request and its response between two pods: extra seconds, None if it fails.
-    pub fn exchange(&mut self, store: &Store, a: &Value, b: &Value) -> Option<f64> {
-        let there = self.hop(store, a, b);
-        let back = self.hop(store, b, a);
-        Some(there? + back?)
+    /// One request/response exchange from `client` (None: outside the pod network) to the pod
+    /// `server` through the injected network rules (see [`NetFaults::exchange`]): the seconds
+    /// the network added, or `Err(seconds)` the client waited before giving up.
+    pub fn call(
+        &mut self,
+        store: &Store,
+        client: Option<&Value>,
+        server: &Value,
+        via: Via,
+        give_up_s: f64,
+    ) -> Exchanged {
+        self.faults.sync(store);
+        let key = |p: &Value| {
+            (
+                p["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                p["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        };
+        let c = client.map(key);
+        let sv = key(server);
+        let x = Exchange {
+            client: c.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
+            server: (sv.0.as_str(), sv.1.as_str()),
+            via_service: via != Via::PodIp,
+            handshake: via == Via::PodIp,
+            give_up_s,
+        };
+        self.faults.exchange(&x, &mut self.rng)
     }
 
     /// One prediction served by a pod whose [`saturation`] is `sat`: (status, seconds).
@@ -132,13 +161,13 @@ impl Shared {
         (200, base * sat)
     }
 
-    /// One MLflow call with `round_trips` database queries, from `caller` (None: from outside
-    /// the cluster, e.g. the API server): (status, seconds). Counts it.
+    /// One MLflow call with `round_trips` database queries, from `caller`: (status, seconds).
+    /// Counts it.
     pub fn mlflow_call(
         &mut self,
         store: &Store,
         view: &View,
-        caller: Option<&Value>,
+        caller: Caller<'_>,
         round_trips: u32,
     ) -> (u16, f64) {
         let (code, secs) = self.mlflow_call_inner(store, view, caller, round_trips);
@@ -150,29 +179,38 @@ impl Shared {
         &mut self,
         store: &Store,
         view: &View,
-        caller: Option<&Value>,
+        caller: Caller<'_>,
         round_trips: u32,
     ) -> (u16, f64) {
         let f = &self.figures;
         let (timeout, client_timeout, db_timeout) =
             (f.mlflow_timeout_s, f.client_timeout_s, f.db_timeout_s);
         let (lat, db_query, connect) = (f.mlflow_latency, f.db_query, f.db_connect_round_trips);
-        let Some((server, sat)) = pick(&mut self.rng, &view.mlflow) else {
+        let Some((server, sat)) =
+            pick(&mut self.rng, &view.mlflow).filter(|(p, _)| !refuses_connections(p))
+        else {
             // Connection refused / no endpoints: fails fast.
             return (503, 0.001);
         };
         let mut secs = 0.0;
-        if let Some(c) = caller {
-            match self.exchange(store, c, &server) {
-                Some(x) => secs += x,
-                // A partition: the client's connect timeout.
-                None => return (0, client_timeout),
+        let client = match caller {
+            Caller::Pod(p) => Some(Some(p)),
+            Caller::Outside => Some(None),
+            Caller::Reached => None,
+        };
+        if let Some(client) = client {
+            match self.call(store, client, &server, Via::Service, client_timeout) {
+                Ok(x) => secs += x,
+                // Nothing came back in time: the client's timeout.
+                Err(_) => return (0, client_timeout),
             }
         }
         secs += self.draw(lat) * sat;
         let trips = round_trips + if round_trips > 0 { connect } else { 0 };
         if trips > 0 {
-            let Some((db, _)) = pick(&mut self.rng, &view.db) else {
+            let Some((db, _)) =
+                pick(&mut self.rng, &view.db).filter(|(p, _)| !refuses_connections(p))
+            else {
                 return (500, secs + 0.002);
             };
             for _ in 0..trips {
@@ -180,10 +218,11 @@ impl Shared {
                     .entry("postgresql")
                     .or_default()
                     .record(200, db_query.median_ms / 1000.0);
-                match self.exchange(store, &server, &db) {
-                    Some(x) => secs += x + self.draw(db_query),
+                // MLflow reaches PostgreSQL by its ClusterIP Service (`postgresql`).
+                match self.call(store, Some(&server), &db, Via::Service, db_timeout) {
+                    Ok(x) => secs += x + self.draw(db_query),
                     // psycopg2 OperationalError after its connect timeout.
-                    None => return (500, secs + db_timeout),
+                    Err(_) => return (500, secs + db_timeout),
                 }
             }
         }
@@ -212,11 +251,9 @@ impl Shared {
         let mean = f.mlflow_latency.median_ms / 1000.0;
         let trips = f64::from(1 + f.db_connect_round_trips);
         let rtt = match (mlflow.first(), db.first()) {
-            (Some((m, _)), Some((d, _))) => {
-                let a = network_effect(&mut self.faults, store, m, d, &mut self.rng);
-                let b = network_effect(&mut self.faults, store, d, m, &mut self.rng);
-                (a.extra_latency + b.extra_latency).as_secs_f64()
-            }
+            (Some((m, _)), Some((d, _))) => self
+                .call(store, Some(m), d, Via::Service, f64::INFINITY)
+                .unwrap_or(0.0),
             _ => 0.0,
         };
         let db_s = self.figures.db_query.median_ms / 1000.0 + rtt;
@@ -227,6 +264,26 @@ impl Shared {
             capacity,
         }
     }
+}
+
+/// How a client addresses the server of an exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// A ClusterIP Service, on a kept-alive connection (kube-proxy DNATs it to a pod).
+    Service,
+    /// The pod's IP, on a new connection (the API server's service proxy dials the endpoint).
+    PodIp,
+}
+
+/// Who makes an MLflow call.
+#[derive(Debug, Clone, Copy)]
+pub enum Caller<'a> {
+    /// A pod of the cluster (the pipeline runner), through MLflow's Service.
+    Pod(&'a Value),
+    /// A client outside the pod network, through the Service.
+    Outside,
+    /// The call already reached the MLflow pod (the API server's proxy did the hop).
+    Reached,
 }
 
 /// MLflow's pods and capacity at one instant (see [`Shared::view`]).
@@ -360,15 +417,29 @@ impl Traffic {
         let store = ctx.store();
 
         // Clients -> predictor.
-        let preds = ready_pods(store, KSERVE_NS, PREDICTOR);
+        let preds = ready_pods(store, KSERVE_NS, &super::objects::raw_app_label(PREDICTOR));
         let sats: Vec<f64> = preds.iter().map(|p| saturation(p)).collect();
         let n = count(&mut sh.rng, f.inference_rps);
         for k in 0..n {
-            let (code, secs) = match sats.get(k as usize % sats.len().max(1)) {
-                Some(s) => sh.predict(*s),
-                None => (503, 0.001),
+            let i = k as usize % sats.len().max(1);
+            let (Some(s), Some(pod)) = (sats.get(i), preds.get(i)) else {
+                sh.flows.entry("predictor").or_default().record(503, 0.001);
+                continue;
             };
-            sh.flows.entry("predictor").or_default().record(code, secs);
+            // Clients outside the pod network, through the predictor's Service. The server
+            // counts what reaches it, with its own latency (netem acts outside its clock).
+            if refuses_connections(pod) {
+                // pod-failure's pause image: connection refused, nothing served.
+                continue;
+            }
+            let (code, secs) = sh.predict(*s);
+            let reached = match sh.call(store, None, pod, Via::Service, f.client_timeout_s) {
+                Ok(_) => true,
+                Err(g) => g.reached,
+            };
+            if reached {
+                sh.flows.entry("predictor").or_default().record(code, secs);
+            }
         }
         let per_pod = if preds.is_empty() {
             0.0
@@ -381,7 +452,7 @@ impl Traffic {
         let before = sh.flows.get("mlflow").map_or(0, |x| x.count);
         let view = sh.view(store);
         for _ in 0..count(&mut sh.rng, f.mlflow_background_rps) {
-            sh.mlflow_call(store, &view, None, f.db_round_trips_search);
+            sh.mlflow_call(store, &view, Caller::Outside, f.db_round_trips_search);
         }
         let runner = ready_pods(store, ARGO_NS, "pipeline-runner")
             .into_iter()
@@ -449,7 +520,7 @@ fn log_metric(
     let trips = sh.figures.db_round_trips_log;
     let call = |sh: &mut Shared| -> bool {
         let Some(r) = runner else { return false };
-        let (code, secs) = sh.mlflow_call(store, view, Some(r), trips);
+        let (code, secs) = sh.mlflow_call(store, view, Caller::Pod(r), trips);
         sh.flows
             .entry("pipeline-runner")
             .or_default()

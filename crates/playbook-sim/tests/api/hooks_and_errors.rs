@@ -2,13 +2,15 @@
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, PostParams};
-use playbook_sim::{ClockMode, Sim, SimConfig};
+use playbook_sim::{ClockMode, ControllerLag, Sim, SimConfig};
 use serde_json::json;
 
+/// An instant world (no controller lag): these tests check API semantics step by step.
 fn sim() -> Sim {
     Sim::new(SimConfig {
         seed: 7,
         clock: ClockMode::Virtual,
+        lag: ControllerLag::Off,
         ..Default::default()
     })
 }

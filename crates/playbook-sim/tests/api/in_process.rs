@@ -8,7 +8,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
-use playbook_sim::{ClockMode, Controller, Ctx, Sim, SimConfig, virtual_epoch};
+use playbook_sim::{ClockMode, Controller, ControllerLag, Ctx, Sim, SimConfig, virtual_epoch};
 use serde_json::json;
 
 fn pod(name: &str, labels: serde_json::Value) -> Pod {
@@ -18,10 +18,12 @@ fn pod(name: &str, labels: serde_json::Value) -> Pod {
     .expect("pod")
 }
 
+/// An instant world (no controller lag): these tests check API semantics step by step.
 fn sim() -> Sim {
     Sim::new(SimConfig {
         seed: 7,
         clock: ClockMode::Virtual,
+        lag: ControllerLag::Off,
         ..Default::default()
     })
 }

@@ -5,3 +5,4 @@
 mod admission;
 mod hooks_and_errors;
 mod in_process;
+mod versions;

@@ -22,13 +22,13 @@ fn endpoints_follow_pod_readiness() {
         &mut w,
         deployment("web", 3, json!({"sim.playbook.dev/startup": "20s"})),
     );
-    advance(&mut w, 2.0);
+    advance_secs(&mut w, 2.0);
     assert_eq!(addresses(&w, "web", "addresses"), 0);
     assert_eq!(addresses(&w, "web", "notReadyAddresses"), 3);
     let ep = get(&w, "endpoints", "default", "web").expect("ep");
     assert_eq!(ep["subsets"][0]["ports"][0]["port"], 8080);
     assert_eq!(ep["subsets"][0]["ports"][0]["name"], "web");
-    advance(&mut w, 23.0);
+    advance_secs(&mut w, 23.0);
     assert_eq!(addresses(&w, "web", "addresses"), 3);
     assert_eq!(addresses(&w, "web", "notReadyAddresses"), 0);
     let victim = s(&pods(&w, "web-")[0], "/metadata/name").to_string();
@@ -51,7 +51,7 @@ fn endpoints_follow_pod_readiness() {
         1,
         "its replacement"
     );
-    advance(&mut w, 25.0);
+    advance_secs(&mut w, 25.0);
     assert_eq!(addresses(&w, "web", "addresses"), 3);
 }
 
@@ -64,7 +64,7 @@ fn pod_and_node_metrics_reflect_use() {
             "annotations": {"sim.playbook.dev/cpu": "250m", "sim.playbook.dev/memory": "300Mi"}},
             "spec": {"containers": [{"name": "c", "image": "x:1"}]}}),
     );
-    advance(&mut w, 16.0);
+    advance_secs(&mut w, 16.0);
     let pm = get(&w, "pods.metrics.k8s.io", "default", "p").expect("metrics");
     assert_eq!(pm["window"], "30s");
     let cpu = cpu_milli(&pm["containers"][0]["usage"]["cpu"]).expect("cpu");
@@ -79,7 +79,7 @@ fn pod_and_node_metrics_reflect_use() {
         "p",
         json!({"metadata": {"annotations": {"sim.playbook.dev/stress-cpu": "1"}}}),
     );
-    advance(&mut w, 15.0);
+    advance_secs(&mut w, 15.0);
     let pm = get(&w, "pods.metrics.k8s.io", "default", "p").expect("metrics");
     let cpu = cpu_milli(&pm["containers"][0]["usage"]["cpu"]).expect("cpu");
     assert!((1212..=1288).contains(&cpu), "{cpu}");
@@ -96,7 +96,7 @@ fn pod_and_node_metrics_reflect_use() {
     w.store_mut()
         .delete(pid, "default", "p", &Default::default())
         .expect("delete");
-    advance(&mut w, 16.0);
+    advance_secs(&mut w, 16.0);
     assert!(get(&w, "pods.metrics.k8s.io", "default", "p").is_none());
 }
 
@@ -131,19 +131,21 @@ fn replicas(w: &World, name: &str) -> i64 {
         .unwrap_or(0)
 }
 
+/// A world with Deployment `api` of 2 replicas using 20m CPU each.
+fn api_of_two(seed: u64) -> World {
+    let mut w = world(seed);
+    let anns = json!({"sim.playbook.dev/cpu": "20m", "sim.playbook.dev/startup": "5s"});
+    apply(&mut w, deployment("api", 2, anns));
+    w
+}
+
+/// An HPA without `spec.behavior` takes the legacy path of
+/// pkg/controller/podautoscaler/horizontal.go: 2 -> 4 (max(2 x 2, 4)) -> 8 -> 10.
 #[test]
 fn hpa_scales_up_under_load_and_down_after_stabilization() {
-    let mut w = world(23);
-    apply(
-        &mut w,
-        deployment(
-            "api",
-            2,
-            json!({"sim.playbook.dev/cpu": "20m", "sim.playbook.dev/startup": "5s"}),
-        ),
-    );
+    let mut w = api_of_two(23);
     apply(&mut w, hpa("api", 2, 10, 50));
-    advance(&mut w, 60.0);
+    advance_secs(&mut w, 60.0);
     assert_eq!(replicas(&w, "api"), 2);
     let h = get(&w, "horizontalpodautoscalers.autoscaling", "default", "api").expect("hpa");
     assert_eq!(
@@ -162,7 +164,7 @@ fn hpa_scales_up_under_load_and_down_after_stabilization() {
     let mut first_up = None;
     for k in 0..8 {
         load(&mut w, "api-", Some("180m"));
-        advance(&mut w, 15.0);
+        advance_secs(&mut w, 15.0);
         if first_up.is_none() && replicas(&w, "api") > 2 {
             first_up = Some(k);
         }
@@ -174,8 +176,13 @@ fn hpa_scales_up_under_load_and_down_after_stabilization() {
     let ups = events(&w, "SuccessfulRescale");
     assert_eq!(
         s(&ups[0], "/message"),
-        "New size: 6; reason: cpu resource utilization (percentage of request) above target"
+        "New size: 4; reason: cpu resource utilization (percentage of request) above target"
     );
+    let sizes: Vec<String> = ups
+        .iter()
+        .map(|e| s(e, "/message")[..12].to_string())
+        .collect();
+    assert_eq!(sizes, ["New size: 4;", "New size: 8;", "New size: 10"]);
     assert_eq!(replicas(&w, "api"), 10);
     let h = get(&w, "horizontalpodautoscalers.autoscaling", "default", "api").expect("hpa");
     assert_eq!(
@@ -184,14 +191,14 @@ fn hpa_scales_up_under_load_and_down_after_stabilization() {
     );
     // Load gone: nothing happens for the 300 s stabilization window, then back to min.
     load(&mut w, "api-", None);
-    let removed = elapsed(&w);
-    while elapsed(&w) < removed + 280.0 {
-        advance(&mut w, 15.0);
+    let removed = elapsed_secs(&w);
+    while elapsed_secs(&w) < removed + 280.0 {
+        advance_secs(&mut w, 15.0);
         assert_eq!(
             replicas(&w, "api"),
             10,
             "scaled down at {}",
-            elapsed(&w) - removed
+            elapsed_secs(&w) - removed
         );
     }
     let h = get(&w, "horizontalpodautoscalers.autoscaling", "default", "api").expect("hpa");
@@ -199,7 +206,7 @@ fn hpa_scales_up_under_load_and_down_after_stabilization() {
         condition(&h, "AbleToScale").expect("c")["reason"],
         "ScaleDownStabilized"
     );
-    advance(&mut w, 30.0);
+    advance_secs(&mut w, 30.0);
     // 20% of request on 10 pods (with noise): ceil(10 * 0.2 / 0.5) = 4 or 5.
     let down = replicas(&w, "api");
     assert!((4..=5).contains(&down), "{down}");
@@ -220,7 +227,7 @@ fn history(seed: u64) -> Vec<(String, String, String)> {
         "annotations": {"sim.playbook.dev/run-for": "3s", "sim.playbook.dev/exit-code": "1"}},
         "spec": {"containers": [{"name": "c", "image": "x:1"}]}});
     apply(&mut w, crash);
-    advance(&mut w, 50.0);
+    advance_secs(&mut w, 50.0);
     patch(
         &mut w,
         "deployments.apps",
@@ -228,7 +235,7 @@ fn history(seed: u64) -> Vec<(String, String, String)> {
         "web",
         json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": "now"}}}}}),
     );
-    advance(&mut w, 100.0);
+    advance_secs(&mut w, 100.0);
     list(&w, "events")
         .iter()
         .map(|e| {
@@ -247,4 +254,25 @@ fn same_seed_same_event_history() {
     assert!(a.len() > 40, "{}", a.len());
     assert_eq!(a, history(99));
     assert_ne!(a, history(100));
+}
+
+/// With `spec.behavior` set (even empty: horizontal.go `normalizeDesiredReplicasWithBehaviors`
+/// with the defaults of pkg/apis/autoscaling/v2/defaults.go), the first scale-up is
+/// max(4 pods, 100%) per 15 s: 2 -> 6.
+#[test]
+fn hpa_with_behavior_scales_by_its_policies() {
+    let mut w = api_of_two(23);
+    let mut h = hpa("api", 2, 10, 50);
+    h["spec"]["behavior"] = json!({"scaleUp": {"stabilizationWindowSeconds": 0}});
+    apply(&mut w, h);
+    advance_secs(&mut w, 60.0);
+    for _ in 0..3 {
+        load(&mut w, "api-", Some("180m"));
+        advance_secs(&mut w, 15.0);
+    }
+    let ups = events(&w, "SuccessfulRescale");
+    assert_eq!(
+        s(&ups[0], "/message"),
+        "New size: 6; reason: cpu resource utilization (percentage of request) above target"
+    );
 }

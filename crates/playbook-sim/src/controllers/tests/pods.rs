@@ -61,7 +61,7 @@ fn unschedulable_pod_waits_and_is_scheduled_when_room_appears() {
         "big",
         json!({"spec": {"replicas": 7}}),
     );
-    advance(&mut w, 5.0);
+    advance_secs(&mut w, 5.0);
     let bound = pods(&w, "big-")
         .iter()
         .filter(|p| !s(p, "/spec/nodeName").is_empty())
@@ -75,7 +75,7 @@ fn unschedulable_pod_waits_and_is_scheduled_when_room_appears() {
         "big",
         json!({"spec": {"replicas": 5}}),
     );
-    advance(&mut w, 5.0);
+    advance_secs(&mut w, 5.0);
     assert!(
         pods(&w, "big-")
             .iter()
@@ -103,7 +103,7 @@ fn memory_above_limit_is_oomkilled_and_comes_back() {
             res,
         ),
     );
-    advance(&mut w, 10.0);
+    advance_secs(&mut w, 10.0);
     assert!(pod_ready(&get(&w, "pods", "default", "m").expect("p")));
     patch(
         &mut w,
@@ -118,9 +118,19 @@ fn memory_above_limit_is_oomkilled_and_comes_back() {
     assert_eq!(c["lastState"]["terminated"]["exitCode"], 137);
     assert!(c["state"]["running"].is_object());
     assert_eq!(c["ready"], false);
-    assert_eq!(events(&w, "OOMKilling").len(), 1);
+    // The kubelet emits no OOMKilling pod event; node-problem-detector's kernel monitor
+    // reports the kernel's line on the Node (config/kernel-monitor.json).
+    let oom = events(&w, "OOMKilling");
+    assert_eq!(oom.len(), 1);
+    assert_eq!(oom[0]["involvedObject"]["kind"], "Node");
+    assert_eq!(oom[0]["source"]["component"], "kernel-monitor");
+    assert!(
+        events(&w, "OOMKilling")
+            .iter()
+            .all(|e| e["involvedObject"]["kind"] != "Pod")
+    );
     // The fault ends before the container fills its memory again.
-    advance(&mut w, 2.0);
+    advance_secs(&mut w, 2.0);
     patch(
         &mut w,
         "pods",
@@ -128,7 +138,7 @@ fn memory_above_limit_is_oomkilled_and_comes_back() {
         "m",
         json!({"metadata": {"annotations": {"sim.playbook.dev/stress-memory": null}}}),
     );
-    advance(&mut w, 10.0);
+    advance_secs(&mut w, 10.0);
     let p = get(&w, "pods", "default", "m").expect("p");
     assert!(pod_ready(&p));
     assert_eq!(cs(&w, "m")["restartCount"], 1);
@@ -141,23 +151,23 @@ fn crash_loop_back_off_doubles_from_ten_seconds() {
     let anns = json!({"sim.playbook.dev/run-for": "5s", "sim.playbook.dev/exit-code": "1", "sim.playbook.dev/startup": "0s"});
     apply(&mut w, pod("crash", anns, "Always", json!({})));
     // start 1, exit 6 -> restart at once; exit 11 -> back-off 10 s -> start 21; exit 26 -> 20 s -> 46.
-    advance(&mut w, 7.0);
+    advance_secs(&mut w, 7.0);
     assert_eq!(cs(&w, "crash")["restartCount"], 1);
     assert!(cs(&w, "crash")["state"]["running"].is_object());
-    advance(&mut w, 13.0); // t = 20
+    advance_secs(&mut w, 13.0); // t = 20
     let c = cs(&w, "crash");
     assert_eq!(c["state"]["waiting"]["reason"], "CrashLoopBackOff");
     assert!(s(&c, "/state/waiting/message").starts_with("back-off 10s"));
     assert_eq!(c["lastState"]["terminated"]["reason"], "Error");
     assert_eq!(c["lastState"]["terminated"]["exitCode"], 1);
     assert_eq!(c["restartCount"], 1);
-    advance(&mut w, 2.0); // t = 22
+    advance_secs(&mut w, 2.0); // t = 22
     assert_eq!(cs(&w, "crash")["restartCount"], 2);
-    advance(&mut w, 23.0); // t = 45
+    advance_secs(&mut w, 23.0); // t = 45
     let c = cs(&w, "crash");
     assert_eq!(c["state"]["waiting"]["reason"], "CrashLoopBackOff");
     assert!(s(&c, "/state/waiting/message").starts_with("back-off 20s"));
-    advance(&mut w, 2.0); // t = 47
+    advance_secs(&mut w, 2.0); // t = 47
     assert_eq!(cs(&w, "crash")["restartCount"], 3);
     assert!(events(&w, "BackOff").len() >= 2);
     let p = get(&w, "pods", "default", "crash").expect("p");
@@ -185,7 +195,7 @@ fn run_to_completion_pods_succeed_or_fail() {
             json!({}),
         ),
     );
-    advance(&mut w, 20.0);
+    advance_secs(&mut w, 20.0);
     let p = get(&w, "pods", "default", "job").expect("p");
     assert_eq!(s(&p, "/status/phase"), "Running");
     assert_eq!(
@@ -195,7 +205,7 @@ fn run_to_completion_pods_succeed_or_fail() {
         ),
         "Failed"
     );
-    advance(&mut w, 30.0);
+    advance_secs(&mut w, 30.0);
     let p = get(&w, "pods", "default", "job").expect("p");
     assert_eq!(s(&p, "/status/phase"), "Succeeded");
     assert_eq!(condition(&p, "Ready").expect("r")["reason"], "PodCompleted");
@@ -218,7 +228,7 @@ fn pod_status_looks_real() {
     let res =
         json!({"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}});
     apply(&mut w, pod("g", json!({}), "Always", res));
-    advance(&mut w, 10.0);
+    advance_secs(&mut w, 10.0);
     let p = get(&w, "pods", "default", "g").expect("p");
     assert_eq!(s(&p, "/status/qosClass"), "Guaranteed");
     assert_eq!(s(&p, "/status/hostIP"), "172.18.0.2");
@@ -245,5 +255,39 @@ fn pod_status_looks_real() {
     for r in ["Scheduled", "Pulled", "Created", "Started"] {
         assert_eq!(events(&w, r).len(), 1, "{r}");
     }
-    assert!(elapsed(&w) >= 10.0);
+    assert!(elapsed_secs(&w) >= 10.0);
+}
+
+/// The scheduler records through events.k8s.io (pkg/scheduler/schedule_one.go with
+/// client-go tools/events): `eventTime`, `action`, null `firstTimestamp`/`lastTimestamp`,
+/// and a repeated failure folds into the first event's `series`
+/// (tools/events/event_broadcaster.go).
+#[test]
+fn scheduler_events_use_the_events_api_with_a_series() {
+    let mut w = world(2);
+    let big = json!({"requests": {"cpu": "100", "memory": "1Gi"}});
+    apply(&mut w, pod("huge", json!({}), "Always", big));
+    let fs = events(&w, "FailedScheduling");
+    assert_eq!(fs.len(), 1);
+    assert!(fs[0]["lastTimestamp"].is_null() && fs[0]["firstTimestamp"].is_null());
+    assert!(fs[0]["eventTime"].is_string());
+    assert_eq!(fs[0]["action"], "Scheduling");
+    assert!(fs[0].get("series").is_none(), "{}", fs[0]);
+    // The cluster changes (a node update): the pod is tried again and fails the same way.
+    patch(
+        &mut w,
+        "nodes",
+        "",
+        "sim-worker-1",
+        json!({"metadata": {"labels": {"x": "y"}}}),
+    );
+    let fs = events(&w, "FailedScheduling");
+    assert_eq!(fs.len(), 1);
+    assert_eq!(fs[0]["series"]["count"], 2);
+    let ok = events(&w, "Scheduled");
+    assert!(ok.is_empty());
+    apply(&mut w, pod("small", json!({}), "Always", json!({})));
+    let ok = events(&w, "Scheduled");
+    assert_eq!(ok[0]["action"], "Binding");
+    assert!(ok[0]["lastTimestamp"].is_null());
 }

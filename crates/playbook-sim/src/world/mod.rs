@@ -17,38 +17,56 @@
 //! Writes made through [`Ctx`] go through the same [`Store`] semantics as the API: uid,
 //! resourceVersion, watch events, defaulting, finalizers, garbage collection.
 //!
+//! # Controller lag
+//! A real controller does not see a write the instant it is made: the API server sends it
+//! on the watch, the informer puts it in its cache and calls the handler
+//! (client-go `tools/cache/shared_informer.go`), the handler queues the key and a worker
+//! takes it off the queue (client-go `util/workqueue/queue.go`). So each controller
+//! declares its [`Controller::lag`]: when a change it watches arrives, the world delivers
+//! it after a delay drawn (seeded, per delivery) from that range, with every other change
+//! that arrives meanwhile — the informer's cache is current when the worker runs. First
+//! runs and timers ([`Ctx::wake_at`]) are not delayed. This is the default, so that status
+//! lags as on a real cluster and races exist (the same seed gives the same run);
+//! [`World::set_controller_lag`] (`SimConfig::lag`) turns it off for an instant world.
+//!
+//! # Example
+//!
 //! ```
+//! use playbook_sim::resources::res;
 //! use playbook_sim::{Controller, Ctx};
 //! use serde_json::json;
 //!
-//! /// Sets `status.phase: Running` on every pending pod, one second after it is seen.
+//! /// Sets `status.phase: Running` on every pending pod.
 //! struct Starter;
 //! impl Controller for Starter {
 //!     fn name(&self) -> &'static str { "starter" }
 //!     fn watches(&self) -> &'static [&'static str] { &["pods"] }
 //!     fn reconcile(&mut self, ctx: &mut Ctx<'_>) {
-//!         for pod in ctx.list("pods", None) {
+//!         for pod in ctx.list(res::PODS, None) {
 //!             if pod["status"]["phase"] == "Pending" {
 //!                 let ns = pod["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
 //!                 let name = pod["metadata"]["name"].as_str().unwrap_or_default().to_string();
-//!                 let _ = ctx.patch_status("pods", &ns, &name, &json!({"status": {"phase": "Running"}}));
+//!                 let _ = ctx.patch_status(res::PODS, &ns, &name, &json!({"status": {"phase": "Running"}}));
 //!             }
 //!         }
 //!     }
 //! }
 //! ```
+//!
+//! The core controllers use the helper of `crate::controllers::reconcile` instead (one
+//! primary kind, owned kinds, requeue), in the shape of kube-runtime's `Controller`.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 
 use super::error::ApiError;
 use super::patch;
-use super::resources::{Registry, ResId};
+use super::resources::{Registry, ResId, ResourceName};
 use super::selector::{FieldSelector, LabelSelector};
 use super::store::{DeleteOptions, Event, Store, meta_str};
 
@@ -58,6 +76,45 @@ pub const MAX_ROUNDS: usize = 64;
 /// Where virtual time starts: 2026-01-01T00:00:00Z.
 pub fn virtual_epoch() -> Timestamp {
     Timestamp::from_second(1_767_225_600).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+/// The delay between a change and the run of a controller that watches it (see the module
+/// documentation): uniform in `min..=max`, drawn per delivery from the world's lag RNG.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lag {
+    /// The shortest delay.
+    pub min: SignedDuration,
+    /// The longest delay.
+    pub max: SignedDuration,
+}
+
+impl Lag {
+    /// No lag: the controller runs in the same instant as the change.
+    pub const NONE: Lag = Lag {
+        min: SignedDuration::ZERO,
+        max: SignedDuration::ZERO,
+    };
+
+    /// A delay between `min` and `max` milliseconds.
+    pub const fn millis(min: i64, max: i64) -> Lag {
+        Lag {
+            min: SignedDuration::from_millis(min),
+            max: SignedDuration::from_millis(max),
+        }
+    }
+
+    fn sample(self, rng: &mut ChaCha8Rng) -> SignedDuration {
+        let (lo, hi) = (
+            self.min.as_nanos(),
+            self.max.as_nanos().max(self.min.as_nanos()),
+        );
+        let n = if hi > lo {
+            rng.random_range(lo..=hi)
+        } else {
+            lo
+        };
+        SignedDuration::from_nanos(i64::try_from(n).unwrap_or(i64::MAX))
+    }
 }
 
 /// A simulated controller. See the module documentation.
@@ -70,6 +127,12 @@ pub trait Controller: Send {
     /// default) means every resource.
     fn watches(&self) -> &'static [&'static str] {
         &[]
+    }
+
+    /// How long it takes to react to a change it watches (see "Controller lag" in the module
+    /// documentation). [`Lag::NONE`] (the default) reacts in the same instant.
+    fn lag(&self) -> Lag {
+        Lag::NONE
     }
 
     /// Called after store changes (and when a timer it set fires); must be idempotent
@@ -85,6 +148,7 @@ pub struct Ctx<'a> {
     changes: &'a [Arc<Event>],
     resync: bool,
     woken: bool,
+    lagged: bool,
     wakes: &'a mut Vec<Timestamp>,
 }
 
@@ -105,8 +169,11 @@ impl<'a> Ctx<'a> {
     }
 
     /// The changes of one resource (`pods`, `deployments.apps`, ...).
-    pub fn changed<'b>(&'b self, resource: &str) -> impl Iterator<Item = &'b Arc<Event>> + 'b {
-        let id = self.store.registry().lookup(resource);
+    pub fn changed<'b>(
+        &'b self,
+        resource: impl ResourceName,
+    ) -> impl Iterator<Item = &'b Arc<Event>> + 'b {
+        let id = self.id(&resource);
         self.changes.iter().filter(move |e| Some(e.resource) == id)
     }
 
@@ -119,6 +186,13 @@ impl<'a> Ctx<'a> {
     /// True when a timer set by this controller fired.
     pub fn woken(&self) -> bool {
         self.woken
+    }
+
+    /// True when the world models controller lag (the default; see the module
+    /// documentation): controllers that poll on a period of their own (the kubelet's PLEG)
+    /// then round their timers to it.
+    pub fn lagged(&self) -> bool {
+        self.lagged
     }
 
     /// Asks to be called again at `at` (simulated time). Timers are deduplicated.
@@ -137,28 +211,34 @@ impl<'a> Ctx<'a> {
         self.store
     }
 
-    fn res(&self, resource: &str) -> Result<ResId, ApiError> {
-        self.store
-            .registry()
-            .lookup(resource)
-            .ok_or_else(ApiError::no_resource)
+    fn res(&self, resource: impl ResourceName) -> Result<ResId, ApiError> {
+        self.id(&resource).ok_or_else(ApiError::no_resource)
+    }
+
+    /// The id of a resource; an unknown name is a bug in the caller (a typo would otherwise
+    /// silently list nothing), so debug builds panic on it.
+    fn id(&self, resource: &impl ResourceName) -> Option<ResId> {
+        let key = resource.resource_key();
+        let id = self.store.registry().lookup(key);
+        debug_assert!(id.is_some(), "unknown resource {key:?}");
+        id
     }
 
     /// Gets one object (`ns` is "" for cluster-scoped kinds).
-    pub fn get(&self, resource: &str, ns: &str, name: &str) -> Option<Arc<Value>> {
-        let id = self.store.registry().lookup(resource)?;
+    pub fn get(&self, resource: impl ResourceName, ns: &str, name: &str) -> Option<Arc<Value>> {
+        let id = self.id(&resource)?;
         self.store.get(id, ns, name).cloned()
     }
 
     /// Lists a resource in one namespace (`Some`) or all (`None`).
-    pub fn list(&self, resource: &str, ns: Option<&str>) -> Vec<Arc<Value>> {
+    pub fn list(&self, resource: impl ResourceName, ns: Option<&str>) -> Vec<Arc<Value>> {
         self.list_selected(resource, ns, &LabelSelector::everything())
     }
 
     /// Lists objects matching a label selector (see [`LabelSelector::from_json`] for `spec.selector`).
     pub fn list_selected(
         &self,
-        resource: &str,
+        resource: impl ResourceName,
         ns: Option<&str>,
         sel: &LabelSelector,
     ) -> Vec<Arc<Value>> {
@@ -168,12 +248,12 @@ impl<'a> Ctx<'a> {
     /// Lists objects matching label and field selectors.
     pub fn list_fields(
         &self,
-        resource: &str,
+        resource: impl ResourceName,
         ns: Option<&str>,
         sel: &LabelSelector,
         fields: &FieldSelector,
     ) -> Vec<Arc<Value>> {
-        match self.store.registry().lookup(resource) {
+        match self.id(&resource) {
             Some(id) => self.store.list(id, ns, sel, fields),
             None => Vec::new(),
         }
@@ -181,8 +261,8 @@ impl<'a> Ctx<'a> {
 
     /// The objects of `resource` that `owner` owns (their `ownerReferences` name its uid),
     /// from the store's owner index: no scan.
-    pub fn owned_by(&self, resource: &str, owner: &Value) -> Vec<Arc<Value>> {
-        let Some(id) = self.store.registry().lookup(resource) else {
+    pub fn owned_by(&self, resource: impl ResourceName, owner: &Value) -> Vec<Arc<Value>> {
+        let Some(id) = self.id(&resource) else {
             return Vec::new();
         };
         self.store
@@ -194,7 +274,11 @@ impl<'a> Ctx<'a> {
 
     /// Creates an object; its namespace comes from `metadata.namespace`. Unlike the API, a
     /// `status` given here is kept.
-    pub fn create(&mut self, resource: &str, obj: Value) -> Result<Arc<Value>, ApiError> {
+    pub fn create(
+        &mut self,
+        resource: impl ResourceName,
+        obj: Value,
+    ) -> Result<Arc<Value>, ApiError> {
         let id = self.res(resource)?;
         let ns = meta_str(&obj, "namespace").to_string();
         self.store.create(id, &ns, obj, true)
@@ -202,7 +286,11 @@ impl<'a> Ctx<'a> {
 
     /// Replaces an object (namespace and name from its metadata). A set
     /// `metadata.resourceVersion` must be current (else 409 Conflict); clear it to force.
-    pub fn update(&mut self, resource: &str, obj: Value) -> Result<Arc<Value>, ApiError> {
+    pub fn update(
+        &mut self,
+        resource: impl ResourceName,
+        obj: Value,
+    ) -> Result<Arc<Value>, ApiError> {
         let id = self.res(resource)?;
         let (ns, name) = (
             meta_str(&obj, "namespace").to_string(),
@@ -212,7 +300,11 @@ impl<'a> Ctx<'a> {
     }
 
     /// Replaces an object's `status` (the status subresource).
-    pub fn update_status(&mut self, resource: &str, obj: Value) -> Result<Arc<Value>, ApiError> {
+    pub fn update_status(
+        &mut self,
+        resource: impl ResourceName,
+        obj: Value,
+    ) -> Result<Arc<Value>, ApiError> {
         let id = self.res(resource)?;
         let (ns, name) = (
             meta_str(&obj, "namespace").to_string(),
@@ -224,7 +316,7 @@ impl<'a> Ctx<'a> {
     /// Applies a JSON merge patch (RFC 7386) to an object.
     pub fn patch(
         &mut self,
-        resource: &str,
+        resource: impl ResourceName,
         ns: &str,
         name: &str,
         merge: &Value,
@@ -235,7 +327,7 @@ impl<'a> Ctx<'a> {
     /// Applies a JSON merge patch to an object's status (e.g. `{"status": {"phase": "Running"}}`).
     pub fn patch_status(
         &mut self,
-        resource: &str,
+        resource: impl ResourceName,
         ns: &str,
         name: &str,
         merge: &Value,
@@ -245,7 +337,7 @@ impl<'a> Ctx<'a> {
 
     fn patch_inner(
         &mut self,
-        resource: &str,
+        resource: impl ResourceName,
         ns: &str,
         name: &str,
         merge: &Value,
@@ -264,14 +356,19 @@ impl<'a> Ctx<'a> {
     }
 
     /// Deletes an object (background propagation).
-    pub fn delete(&mut self, resource: &str, ns: &str, name: &str) -> Result<Arc<Value>, ApiError> {
+    pub fn delete(
+        &mut self,
+        resource: impl ResourceName,
+        ns: &str,
+        name: &str,
+    ) -> Result<Arc<Value>, ApiError> {
         self.delete_with(resource, ns, name, &DeleteOptions::default())
     }
 
     /// Deletes an object with options.
     pub fn delete_with(
         &mut self,
-        resource: &str,
+        resource: impl ResourceName,
         ns: &str,
         name: &str,
         opts: &DeleteOptions,
@@ -310,6 +407,65 @@ impl<'a> Ctx<'a> {
     }
 }
 
+impl Ctx<'_> {
+    /// Records an Event as the events.k8s.io/v1 library does (client-go `tools/events`, used
+    /// by the scheduler): `eventTime` (micro-time), `action`, `reportingController` and
+    /// `reportingInstance`, no `firstTimestamp`/`lastTimestamp`/`count` (null in the core/v1
+    /// view), `source` empty. An isomorphic event (same object, type, reason, action, note
+    /// and reporter) within 6 minutes is not recorded again: the first one gets a `series`
+    /// (`count`, `lastObservedTime`), as tools/events/event_broadcaster.go does.
+    pub fn record_event_v1(
+        &mut self,
+        involved: &Value,
+        type_: &str,
+        reason: &str,
+        action: &str,
+        note: &str,
+        controller: &str,
+    ) {
+        let ns = meta_str(involved, "namespace");
+        let ns = if ns.is_empty() { "default" } else { ns }.to_string();
+        let micro = self.now.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+        let uid = meta_str(involved, "uid").to_string();
+        let window = self.now - SignedDuration::from_secs(6 * 60);
+        let same = self.list("events", Some(&ns)).into_iter().find(|e| {
+            e["involvedObject"]["uid"] == uid.as_str()
+                && e["reason"] == reason
+                && e["type"] == type_
+                && e["action"] == action
+                && e["message"] == note
+                && e["reportingComponent"] == controller
+                && e["eventTime"]
+                    .as_str()
+                    .and_then(|t| t.parse::<Timestamp>().ok())
+                    .is_some_and(|t| t >= window)
+        });
+        if let Some(e) = same {
+            let count = e["series"]["count"].as_i64().unwrap_or(1) + 1;
+            let patch = json!({"series": {"count": count, "lastObservedTime": micro}});
+            let (ens, name) = (
+                meta_str(&e, "namespace").to_string(),
+                meta_str(&e, "name").to_string(),
+            );
+            let _ = self.patch("events", &ens, &name, &patch);
+            return;
+        }
+        let ev = json!({
+            "metadata": {"generateName": format!("{}.", meta_str(involved, "name")), "namespace": ns},
+            "involvedObject": {
+                "apiVersion": involved.get("apiVersion"), "kind": involved.get("kind"),
+                "name": meta_str(involved, "name"), "namespace": meta_str(involved, "namespace"),
+                "uid": uid, "resourceVersion": meta_str(involved, "resourceVersion"),
+            },
+            "type": type_, "reason": reason, "message": note, "action": action,
+            "source": {}, "eventTime": micro,
+            "firstTimestamp": null, "lastTimestamp": null,
+            "reportingComponent": controller, "reportingInstance": format!("{controller}-sim-control-plane"),
+        });
+        let _ = self.create("events", ev);
+    }
+}
+
 struct Slot {
     ctrl: Box<dyn Controller>,
     cursor: u64,
@@ -317,6 +473,9 @@ struct Slot {
     woken: bool,
     /// None: every resource.
     watches: Option<Vec<ResId>>,
+    lag: Lag,
+    /// When the changes waiting for it are delivered (see "Controller lag").
+    delivery: Option<Timestamp>,
 }
 
 /// The simulated cluster state: store, clock, RNG, controllers, timers.
@@ -327,6 +486,8 @@ pub struct World {
     slots: Vec<Slot>,
     timers: BTreeSet<(Timestamp, usize)>,
     crds_stored: bool,
+    lag_on: bool,
+    lag_rng: ChaCha8Rng,
 }
 
 impl World {
@@ -340,6 +501,9 @@ impl World {
             slots: Vec::new(),
             timers: BTreeSet::new(),
             crds_stored: false,
+            lag_on: true,
+            // Its own stream, so that turning lag on or off leaves every other draw alone.
+            lag_rng: ChaCha8Rng::seed_from_u64(seed ^ 0x6c61_675f_7365_6564),
         };
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let _ =
@@ -368,6 +532,17 @@ impl World {
         &mut self.rng
     }
 
+    /// Turns controller lag on (the default) or off (every controller reacts in the same
+    /// instant, as in a world without informers). See the module documentation.
+    pub fn set_controller_lag(&mut self, on: bool) {
+        self.lag_on = on;
+    }
+
+    /// True when controllers lag (see [`World::set_controller_lag`]).
+    pub fn controller_lag(&self) -> bool {
+        self.lag_on
+    }
+
     /// Adds a controller; it runs after those added before it.
     pub fn add_controller(&mut self, ctrl: Box<dyn Controller>) {
         let names = ctrl.watches();
@@ -382,12 +557,15 @@ impl World {
             }
         }
         let watches = if names.is_empty() { None } else { Some(ids) };
+        let lag = ctrl.lag();
         self.slots.push(Slot {
             ctrl,
             cursor: 0,
             started: false,
             woken: false,
             watches,
+            lag,
+            delivery: None,
         });
     }
 
@@ -508,6 +686,8 @@ impl World {
             rng,
             slots,
             timers,
+            lag_on,
+            lag_rng,
             ..
         } = self;
         for _round in 0..MAX_ROUNDS {
@@ -532,6 +712,16 @@ impl World {
                     slot.cursor = head;
                     continue;
                 }
+                // Controller lag: changes wait (cursor kept) until their delivery time.
+                if *lag_on && slot.started && !slot.woken && !resync && slot.lag != Lag::NONE {
+                    if slot.delivery.is_none() {
+                        let at = now.checked_add(slot.lag.sample(lag_rng)).unwrap_or(*now);
+                        slot.delivery = Some(at);
+                        timers.insert((at, i));
+                    }
+                    continue;
+                }
+                slot.delivery = None;
                 slot.cursor = head;
                 let woken = std::mem::take(&mut slot.woken);
                 slot.started = true;
@@ -543,6 +733,7 @@ impl World {
                     changes: &changes,
                     resync,
                     woken,
+                    lagged: *lag_on,
                     wakes: &mut wakes,
                 };
                 slot.ctrl.reconcile(&mut ctx);
@@ -570,5 +761,4 @@ impl World {
 }
 
 #[cfg(test)]
-#[path = "world_tests.rs"]
 mod tests;

@@ -759,9 +759,7 @@ fn decode_continue(t: &str) -> Result<(String, String), ApiError> {
     Ok((ns.to_string(), name.to_string()))
 }
 
-#[path = "store_write.rs"]
 mod write;
 
 #[cfg(test)]
-#[path = "store_tests.rs"]
 mod tests;
