@@ -9,6 +9,8 @@ use serde_json::{Map, Value, json};
 use playbook_model::crds::{self, CrdHandle};
 use playbook_model::schema;
 
+pub mod selection;
+
 /// `app.kubernetes.io/managed-by` on every object a run creates.
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "playbook");
 /// The label naming the run that created an object.

@@ -18,7 +18,7 @@ use crate::report::{
     Console, ErrorInfo, Filter, Header, Meta, Mode, Options, Outputs, PlaybookReport, RunReport,
     Sink, Status, TargetInfo, Timing, Verbosity,
 };
-use crate::session::{Failure, Journal, Session, SessionConfig, Stop, StopReason, say};
+use crate::session::{Journal, Session, SessionConfig, Stop, say};
 
 /// The `.rhai` files named by `paths`: files as given, folders' files in name order.
 pub fn find_playbooks(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
@@ -393,6 +393,7 @@ fn run_one(
             Verdict::Error
         }
     };
+    crate::outcome::confirm_injections(session);
     // Cleanup runs on every path; closures from on_cleanup run on the same engine.
     let cleaned = catch_unwind(AssertUnwindSafe(|| {
         session.cleanup(|f| {
@@ -431,6 +432,10 @@ fn run_one(
             }
         }
     }
+    let (verdict, why) = crate::outcome::settle(verdict, session);
+    if let Some(message) = why {
+        error.get_or_insert_with(|| crate::outcome::inconclusive_info(message));
+    }
     Outcome {
         verdict,
         error,
@@ -441,15 +446,7 @@ fn run_one(
 /// A failed expectation is "failed"; Ctrl-C is "interrupted"; anything else is "error". With
 /// the kind of error the reports name: failure, timeout, interrupted or script.
 fn classify(err: &EvalAltResult, session: &Session) -> (Verdict, &'static str) {
-    match err.unwrap_inner() {
-        EvalAltResult::ErrorRuntime(v, _) if v.is::<Failure>() => (Verdict::Failed, "failure"),
-        EvalAltResult::ErrorTerminated(..) => match session.stop.reason() {
-            Some(StopReason::Interrupted) => (Verdict::Interrupted, "interrupted"),
-            Some(StopReason::Timeout(_)) => (Verdict::Error, "timeout"),
-            None => (Verdict::Error, "script"),
-        },
-        _ => (Verdict::Error, "script"),
-    }
+    crate::outcome::classify(err, session.stop.reason())
 }
 
 /// A run id that is unique on this machine and sorts by time: `pb-YYYYMMDD-HHMMSS-XXXX`.

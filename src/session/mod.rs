@@ -92,6 +92,10 @@ pub struct Session {
     discovery: Mutex<Option<Arc<kube::Discovery>>>,
     /// Who is told each phase (progress displays); set once with [`Session::observe`].
     observer: OnceLock<PhaseObserver>,
+    /// Continuous guards (`guard(name, condition)`), and the names of those violated.
+    guards: Mutex<(Vec<(String, rhai::FnPtr, String)>, Vec<String>)>,
+    /// Set while guards are being checked (a guard's condition does not check guards).
+    pub checking_guards: std::sync::atomic::AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -123,6 +127,8 @@ impl Session {
             steady: Mutex::new(Vec::new()),
             discovery: Mutex::new(None),
             observer: OnceLock::new(),
+            guards: Mutex::new((Vec::new(), Vec::new())),
+            checking_guards: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -216,6 +222,30 @@ impl Session {
     /// The steady-state conditions registered so far.
     pub fn steady_states(&self) -> Vec<(String, rhai::FnPtr, String)> {
         lock(&self.steady).clone()
+    }
+
+    /// Adds a continuous guard.
+    pub fn add_guard(&self, name: String, f: rhai::FnPtr, at: String) {
+        lock(&self.guards).0.push((name, f, at));
+    }
+
+    /// The guards declared so far, minus those already violated.
+    pub fn guards(&self) -> Vec<(String, rhai::FnPtr, String)> {
+        let g = lock(&self.guards);
+        g.0.iter()
+            .filter(|(n, ..)| !g.1.contains(n))
+            .cloned()
+            .collect()
+    }
+
+    /// Marks a guard violated (it is no longer checked).
+    pub fn guard_violated(&self, name: &str) {
+        lock(&self.guards).1.push(name.to_string());
+    }
+
+    /// Whether a guard was violated.
+    pub fn guard_was_violated(&self, name: &str) -> bool {
+        lock(&self.guards).1.iter().any(|n| n == name)
     }
 
     /// Runs every pending cleanup step, last-in first-out; `script` runs the closures. Returns
