@@ -8,3 +8,4 @@ mod playbooks;
 mod repl;
 mod report;
 mod sim_api;
+mod verdicts;
