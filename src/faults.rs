@@ -32,6 +32,23 @@ pub enum Fault {
 }
 
 impl Fault {
+    /// Every fault constructor.
+    pub const ALL: [Fault; 8] = [
+        Fault::PodKill,
+        Fault::PodFailure,
+        Fault::ContainerKill,
+        Fault::NetworkDelay,
+        Fault::NetworkLoss,
+        Fault::NetworkPartition,
+        Fault::CpuStress,
+        Fault::MemoryStress,
+    ];
+
+    /// The fault whose constructor is `chaos::<name>`.
+    pub fn from_function(name: &str) -> Option<Fault> {
+        Fault::ALL.into_iter().find(|f| f.function() == name)
+    }
+
     /// The constructor's name in playbooks (`chaos::pod_kill`).
     pub fn function(self) -> &'static str {
         match self {
@@ -175,9 +192,24 @@ pub fn build(fault: Fault, options: &Value, cx: &Context<'_>) -> Result<Built, O
             "expected a map of Chaos Mesh fields, e.g. #{ selector: ..., mode: \"one\" }",
         )
     })?;
-    let (extra, required) = fault.options();
-    for key in opts.keys() {
-        if !COMMON.contains(&key.as_str()) && !extra.contains(&key.as_str()) {
+    check_keys(fault, opts.keys().map(String::as_str))?;
+    let (_, required) = fault.options();
+    for key in required.iter().chain(["selector"].iter()) {
+        if !opts.contains_key(*key) {
+            return Err(bad(key, format!("required by chaos::{}", fault.function())));
+        }
+    }
+    build_checked(fault, opts, cx)
+}
+
+/// Refuses option keys `fault` does not take (with the nearest known key as a suggestion).
+pub fn check_keys<'k>(
+    fault: Fault,
+    keys: impl Iterator<Item = &'k str>,
+) -> Result<(), OptionError> {
+    let (extra, _) = fault.options();
+    for key in keys {
+        if !COMMON.contains(&key) && !extra.contains(&key) {
             let known: Vec<&str> = COMMON.iter().chain(extra).copied().collect();
             let hint = closest(key, &known)
                 .map(|k| format!("; did you mean `{k}`?"))
@@ -190,11 +222,14 @@ pub fn build(fault: Fault, options: &Value, cx: &Context<'_>) -> Result<Built, O
             ));
         }
     }
-    for key in required.iter().chain(["selector"].iter()) {
-        if !opts.contains_key(*key) {
-            return Err(bad(key, format!("required by chaos::{}", fault.function())));
-        }
-    }
+    Ok(())
+}
+
+fn build_checked(
+    fault: Fault,
+    opts: &Map<String, Value>,
+    cx: &Context<'_>,
+) -> Result<Built, OptionError> {
     let mut spec = Map::new();
     if let Some(action) = fault.action() {
         spec.insert("action".into(), action.into());
