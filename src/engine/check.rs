@@ -192,23 +192,22 @@ impl Checker<'_> {
                 .collect::<Vec<_>>()
                 .join("::");
             let fname = f.name.as_str();
-            if method {
-                if !self.methods.contains(fname)
-                    && !own.contains_key(fname)
-                    && !KEYWORDS.contains(&fname)
-                {
-                    let near = self
-                        .methods
-                        .iter()
-                        .chain(own.keys())
-                        .filter(|m| is_identifier(m))
-                        .map(|m| (edit_distance(m, fname), m))
-                        .filter(|(d, _)| *d <= 2)
-                        .min()
-                        .map(|(_, m)| format!("; did you mean `{m}`?"))
-                        .unwrap_or_default();
-                    found.push((pos, format!("no method `{fname}`{near}")));
-                }
+            if method
+                && !self.methods.contains(fname)
+                && !own.contains_key(fname)
+                && !KEYWORDS.contains(&fname)
+            {
+                let near = self
+                    .methods
+                    .iter()
+                    .chain(own.keys())
+                    .filter(|m| is_identifier(m))
+                    .map(|m| (edit_distance(m, fname), m))
+                    .filter(|(d, _)| *d <= 2)
+                    .min()
+                    .map(|(_, m)| format!("; did you mean `{m}`?"))
+                    .unwrap_or_default();
+                found.push((pos, format!("no method `{fname}`{near}")));
             }
             let path_name = if ns.is_empty() {
                 fname.to_string()

@@ -93,10 +93,13 @@ pub struct Session {
     /// Who is told each phase (progress displays); set once with [`Session::observe`].
     observer: OnceLock<PhaseObserver>,
     /// Continuous guards (`guard(name, condition)`), and the names of those violated.
-    guards: Mutex<(Vec<(String, rhai::FnPtr, String)>, Vec<String>)>,
+    guards: Mutex<Guards>,
     /// Set while guards are being checked (a guard's condition does not check guards).
     pub checking_guards: std::sync::atomic::AtomicBool,
 }
+
+/// Guards declared (name, condition, where) and the names of those violated.
+type Guards = (Vec<(String, rhai::FnPtr, String)>, Vec<String>);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
