@@ -122,13 +122,7 @@ impl Checker<'_> {
             };
             if let Some((f, pos)) = call {
                 if !f.is_operator_call() && is_identifier(&f.name) {
-                    let ns = f
-                        .namespace
-                        .path
-                        .iter()
-                        .map(|i| i.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join("::");
+                    let ns = namespace_of(f);
                     calls.push((ns, f.name.to_string(), f.args.len(), pos));
                 }
             }
@@ -184,13 +178,7 @@ impl Checker<'_> {
             if f.is_operator_call() || !is_identifier(&f.name) {
                 return true;
             }
-            let ns = f
-                .namespace
-                .path
-                .iter()
-                .map(|i| i.name.as_str())
-                .collect::<Vec<_>>()
-                .join("::");
+            let ns = namespace_of(f);
             let fname = f.name.as_str();
             if method
                 && !self.methods.contains(fname)
@@ -311,6 +299,16 @@ impl Checker<'_> {
             }
         }
     }
+}
+
+/// The namespace a call names (`chaos` in `chaos::pod_kill`), "" for none.
+fn namespace_of(f: &rhai::FnCallExpr) -> String {
+    f.namespace
+        .path
+        .iter()
+        .map(|i| i.name.as_str())
+        .collect::<Vec<_>>()
+        .join("::")
 }
 
 /// Whether two names are the same file (as given, or once made canonical).
