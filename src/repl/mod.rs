@@ -253,6 +253,11 @@ impl Repl {
                     buf.push_str(&line);
                     buf.push('\n');
                     if lex::is_complete(&self.engine, &buf) {
+                        // A Ctrl-C between statements ends the REPL: the next evaluation
+                        // clears the flag, so it is looked at before.
+                        if interrupted().load(Ordering::SeqCst) {
+                            return true;
+                        }
                         let text = std::mem::take(&mut buf);
                         if self.input(&text) == Flow::Quit {
                             return false;

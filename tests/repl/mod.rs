@@ -38,25 +38,59 @@ fn piped(input: &str, state: &Path) -> (Output, String, String) {
 
 /// Reads `stdout` until a line starts with `prefix` (20 s at most); the lines read.
 fn wait_for_line(stdout: Option<std::process::ChildStdout>, prefix: &str) -> Vec<String> {
-    use std::io::BufRead;
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stdout = stdout.expect("stdout is piped");
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(line);
-        }
-    });
     let mut seen = Vec::new();
-    while !seen.iter().any(|l: &String| l.starts_with(prefix)) {
-        match rx.recv_timeout(std::time::Duration::from_secs(20)) {
-            Ok(line) => seen.push(line),
-            Err(_) => panic!("never saw a line starting with {prefix:?}: {seen:?}"),
-        }
+    if let Err(e) = Lines::of(stdout).until(prefix, &mut seen) {
+        panic!("{e}");
     }
     seen
+}
+
+/// A child's standard output as lines, read on a thread, each wait bounded.
+struct Lines(std::sync::mpsc::Receiver<String>);
+
+impl Lines {
+    fn of(stdout: Option<std::process::ChildStdout>) -> Lines {
+        use std::io::BufRead;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stdout = stdout.expect("stdout is piped");
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(line);
+            }
+        });
+        Lines(rx)
+    }
+
+    /// Reads into `seen` until a line starts with `prefix` (20 s at most).
+    fn until(&self, prefix: &str, seen: &mut Vec<String>) -> Result<(), String> {
+        while !seen.iter().any(|l| l.starts_with(prefix)) {
+            match self.0.recv_timeout(std::time::Duration::from_secs(20)) {
+                Ok(line) => seen.push(line),
+                Err(_) => {
+                    return Err(format!(
+                        "never saw a line starting with {prefix:?}: {seen:?}"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads into `seen` until the output ends (a minute at most); false if it did not end.
+    fn rest(&self, seen: &mut Vec<String>) -> bool {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.0.recv_timeout(left) {
+                Ok(line) => seen.push(line),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return true,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => return false,
+            }
+        }
+    }
 }
 
 #[test]
@@ -119,7 +153,7 @@ fn piped_faults_are_listed_removed_by_cleanup_and_saved_as_a_playbook() {
     let dir = scratch("faults");
     let saved = dir.join("saved.rhai");
     let input = format!(
-        "let f = chaos::pod_kill(#{{ selector: #{{ namespaces: [\"default\"] }} }});\n:faults\nf.status().exists\n:cleanup\n:faults\nlet g = chaos::pod_failure(#{{ selector: #{{ namespaces: [\"default\"] }}, duration: \"30s\" }});\nf.name\n:save {}\n",
+        "let f = chaos::pod_kill(#{{ selector: #{{ namespaces: [\"training\"], labelSelectors: #{{ app: \"trainer\" }} }} }});\n:faults\nf.status().exists\n:cleanup\n:faults\nlet g = chaos::pod_failure(#{{ selector: #{{ namespaces: [\"training\"], labelSelectors: #{{ app: \"trainer\" }} }}, duration: \"30s\" }});\nf.name\n:save {}\n",
         saved.display()
     );
     let (out, stdout, stderr) = piped(&input, &dir);
@@ -134,7 +168,7 @@ fn piped_faults_are_listed_removed_by_cleanup_and_saved_as_a_playbook() {
     );
     assert!(stdout.contains("\ntrue\n"), "{stdout}");
     let removed = stdout
-        .matches("cleanup: removed PodChaos default/pb-pod-kill-")
+        .matches("cleanup: removed PodChaos training/pb-pod-kill-")
         .count();
     assert_eq!(removed, 1, "{stdout}");
     assert!(
@@ -146,7 +180,7 @@ fn piped_faults_are_listed_removed_by_cleanup_and_saved_as_a_playbook() {
     // The second fault is removed at exit, after the save.
     let tail: Vec<&str> = stdout.lines().rev().take(2).collect();
     assert!(
-        tail[0].starts_with("cleanup: removed PodChaos default/pb-pod-failure-"),
+        tail[0].starts_with("cleanup: removed PodChaos training/pb-pod-failure-"),
         "{stdout}"
     );
     assert!(tail[1].starts_with("saved 4 statement(s)"), "{stdout}");
@@ -197,7 +231,7 @@ fn piped_load_runs_a_playbook_into_the_session() {
     let file = dir.join("inject.rhai");
     std::fs::write(
         &file,
-        "//! A fault and a helper.\nfn double(x) { x * 2 }\nlet fault = chaos::pod_kill(#{ selector: #{ namespaces: [\"default\"] } });\n",
+        "//! A fault and a helper.\nfn double(x) { x * 2 }\nlet fault = chaos::pod_kill(#{ selector: #{ namespaces: [\"training\"], labelSelectors: #{ app: \"trainer\" } } });\n",
     )
     .expect("fixture written");
     let (out, stdout, stderr) = piped(
@@ -210,7 +244,7 @@ fn piped_load_runs_a_playbook_into_the_session() {
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
     assert!(stdout.contains("\n42\nPodChaos\n"), "{stdout}");
     assert!(
-        stdout.contains("cleanup: removed PodChaos default/pb-pod-kill-"),
+        stdout.contains("cleanup: removed PodChaos training/pb-pod-kill-"),
         "{stdout}"
     );
     assert!(!stderr.contains("never_run"), "{stderr}");
@@ -233,9 +267,9 @@ fn exit_code_4_and_a_journal_when_cleanup_at_exit_cannot_remove_a_fault() {
         .expect("the playbook binary runs");
     let mut stdin = child.stdin.take().expect("stdin");
     stdin
-        .write_all(b"let f = chaos::pod_kill(#{ selector: #{ namespaces: [\"default\"] } });\n")
+        .write_all(b"let f = chaos::pod_kill(#{ selector: #{ namespaces: [\"training\"], labelSelectors: #{ app: \"trainer\" } } });\n")
         .expect("stdin is written");
-    let seen = wait_for_line(child.stdout.take(), "inject: PodChaos default/");
+    let seen = wait_for_line(child.stdout.take(), "inject: PodChaos training/");
     // The cluster goes away; leaving must say what is left and exit 4.
     served.stop();
     drop(stdin);
@@ -244,7 +278,7 @@ fn exit_code_4_and_a_journal_when_cleanup_at_exit_cannot_remove_a_fault() {
     assert_eq!(out.status.code(), Some(4), "{seen:?}\n{stderr}");
     assert!(
         stderr.contains(
-            "cleanup could not remove everything; still there: PodChaos default/pb-pod-kill-"
+            "cleanup could not remove everything; still there: PodChaos training/pb-pod-kill-"
         ),
         "{stderr}"
     );
@@ -256,7 +290,6 @@ fn exit_code_4_and_a_journal_when_cleanup_at_exit_cannot_remove_a_fault() {
 
 #[test]
 fn piped_ctrl_c_stops_the_evaluation_cleans_up_and_exits_130() {
-    use std::io::Read;
     let dir = scratch("sigint");
     let mut child = Command::new(env!("CARGO_BIN_EXE_playbook"))
         .args(["repl", "--cluster", "sim", "--state-dir"])
@@ -268,27 +301,41 @@ fn piped_ctrl_c_stops_the_evaluation_cleans_up_and_exits_130() {
         .expect("the playbook binary runs");
     let mut stdin = child.stdin.take().expect("stdin");
     stdin
-        .write_all(b"let f = chaos::pod_kill(#{ selector: #{ namespaces: [\"default\"] } });\nexpect(\"never\", \"100000h\", || false)\n")
+        .write_all(b"let f = chaos::pod_kill(#{ selector: #{ namespaces: [\"training\"], labelSelectors: #{ app: \"trainer\" } } });\nexpect(\"never\", \"100000h\", || false)\n")
         .expect("stdin is written");
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // Ctrl-C once the fault is in and the endless expectation runs (not before: a Ctrl-C
+    // between statements ends the REPL without an evaluation to stop).
+    let lines = Lines::of(child.stdout.take());
+    let mut seen = Vec::new();
+    if let Err(e) = lines.until("inject: PodChaos training/", &mut seen) {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("{e}");
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
     let killed = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
         .expect("kill runs");
     assert!(killed.success());
-    let mut stdout = String::new();
-    if let Some(mut out) = child.stdout.take() {
-        let _ = out.read_to_string(&mut stdout);
+    let ended = lines.rest(&mut seen);
+    if !ended {
+        let _ = child.kill();
     }
     let out = child.wait_with_output().expect("the repl ends");
+    let stdout = seen.join("\n");
     let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        ended,
+        "the REPL did not end within a minute of Ctrl-C:\n{stdout}\n{stderr}"
+    );
     assert_eq!(out.status.code(), Some(130), "{stdout}\n{stderr}");
     assert!(
         stderr.contains("interrupted: stopped this evaluation"),
         "{stderr}"
     );
     assert!(
-        stdout.contains("cleanup: removed PodChaos default/pb-pod-kill-"),
+        stdout.contains("cleanup: removed PodChaos training/pb-pod-kill-"),
         "{stdout}"
     );
     drop(stdin);
@@ -311,9 +358,9 @@ fn a_killed_repl_leaves_a_journal_that_playbook_cleanup_handles() {
         .expect("the playbook binary runs");
     let mut stdin = child.stdin.take().expect("stdin");
     stdin
-        .write_all(b"let f = chaos::pod_kill(#{ selector: #{ namespaces: [\"default\"] } });\n")
+        .write_all(b"let f = chaos::pod_kill(#{ selector: #{ namespaces: [\"training\"], labelSelectors: #{ app: \"trainer\" } } });\n")
         .expect("stdin is written");
-    wait_for_line(child.stdout.take(), "inject: PodChaos default/");
+    wait_for_line(child.stdout.take(), "inject: PodChaos training/");
     let _ = child.kill();
     let _ = child.wait();
     drop(stdin);
@@ -333,7 +380,7 @@ fn a_killed_repl_leaves_a_journal_that_playbook_cleanup_handles() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(
-        text.contains("removed PodChaos default/pb-pod-kill-"),
+        text.contains("removed PodChaos training/pb-pod-kill-"),
         "{text}"
     );
     let left = served.kubectl(&["get", "podchaos", "-A", "-o", "name"], None);

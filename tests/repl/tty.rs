@@ -161,8 +161,8 @@ fn multi_line_function_definition_then_a_call() {
 fn a_fault_is_listed_by_faults_and_removed_at_ctrl_d() {
     let dir = scratch("tty-faults");
     let t = sim_repl("faults", &dir);
-    t.line("let f = chaos::pod_kill(#{ selector: #{ namespaces: [\"default\"] } });");
-    t.wait_for("inject: PodChaos default/pb-pod-kill-");
+    t.line("let f = chaos::pod_kill(#{ selector: #{ namespaces: [\"training\"], labelSelectors: #{ app: \"trainer\" } } });");
+    t.wait_for("inject: PodChaos training/pb-pod-kill-");
     t.line(":faults");
     let screen = t.wait_for("NAME ");
     let row = screen
@@ -173,7 +173,7 @@ fn a_fault_is_listed_by_faults_and_removed_at_ctrl_d() {
     t.keys(&["C-d"]);
     let screen = t.wait_for("EXIT=0");
     assert!(
-        screen.contains("cleanup: removed PodChaos default/pb-pod-kill-"),
+        screen.contains("cleanup: removed PodChaos training/pb-pod-kill-"),
         "{screen}"
     );
 }

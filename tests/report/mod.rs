@@ -128,8 +128,8 @@ fn a_batch_journal_has_every_figure_and_round_trips_through_serde() {
     assert_eq!(pass.tags, ["pods", "smoke"]);
     assert_eq!(pass.sha256.len(), 64);
     assert_eq!(
-        pass.run_s, 15.0,
-        "5s expect + 10s always on the virtual clock"
+        pass.run_s, 16.5,
+        "0.5s to injection + 5.5s expect + 10s always + 0.5s removal on the virtual clock"
     );
     let kinds: Vec<(&str, &str, f64)> = pass
         .expectations
@@ -140,25 +140,25 @@ fn a_batch_journal_has_every_figure_and_round_trips_through_serde() {
         kinds,
         [
             ("steady_state", "the API answers", 0.0),
-            ("expect", "pods ready again", 5.0),
+            ("expect", "pods ready again", 5.5),
             ("always", "no error budget burnt", 10.0),
             ("steady_state (after cleanup)", "the API answers", 0.0),
         ]
     );
     assert_eq!(pass.expectations[1].timeout_s, 30.0);
-    assert!(pass.expectations[1].observed.contains("waited_ms: 5000"));
+    assert!(pass.expectations[1].observed.contains("waited_ms: 5500"));
     let keys: Vec<&str> = pass.records.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(keys, ["recovery_ms", "p99_before_ms", "p99_during_ms"]);
     assert_eq!(
         pass.records.get("recovery_ms"),
-        Some(&serde_json::json!(5000.0))
+        Some(&serde_json::json!(5500.0))
     );
     let fault = &pass.faults[0];
     assert_eq!(
         (fault.kind.as_str(), fault.namespace.as_str()),
-        ("PodChaos", "default")
+        ("PodChaos", "training")
     );
-    assert_eq!(fault.removed_s, Some(15.0));
+    assert_eq!(fault.removed_s, Some(16.5));
     let steps: Vec<&str> = pass.cleanup.steps.iter().map(|s| s.step.as_str()).collect();
     assert!(pass.cleanup.ok);
     assert_eq!(steps.len(), 2, "{steps:?}");
@@ -166,7 +166,7 @@ fn a_batch_journal_has_every_figure_and_round_trips_through_serde() {
     assert!(
         pass.log
             .iter()
-            .any(|l| l.text == "restoring the <test> & \"quoted\" state" && l.at_s == 15.0),
+            .any(|l| l.text == "restoring the <test> & \"quoted\" state" && l.at_s == 16.0),
         "{:?}",
         pass.log
     );
@@ -269,9 +269,9 @@ fn markdown_has_the_table_and_the_failed_expectations() {
         .lines()
         .find(|l| l.contains("pod_kill_passes"))
         .unwrap_or_else(|| panic!("{md}"));
-    assert!(row.contains("✅ passed") && row.contains("15.0s"), "{row}");
+    assert!(row.contains("✅ passed") && row.contains("16.5s"), "{row}");
     assert!(
-        row.contains("recovery_ms: **5000**") && row.contains("PodChaos active 15.0s"),
+        row.contains("recovery_ms: **5500**") && row.contains("PodChaos active 16.0s"),
         "{row}"
     );
     let row = md
@@ -314,7 +314,7 @@ fn console_lines_are_timestamped_and_end_with_the_summary_table() {
     );
     assert!(
         stdout.contains(
-            "+15.0s == tests/fixtures/report/pod_kill_passes.rhai: passed in 15.0s (run clock)"
+            "+16.5s == tests/fixtures/report/pod_kill_passes.rhai: passed in 16.5s (run clock)"
         ),
         "{stdout}"
     );
@@ -325,7 +325,7 @@ fn console_lines_are_timestamped_and_end_with_the_summary_table() {
     assert!(lines[header].contains("run clock") && lines[header].contains("figures"));
     assert!(
         lines[header + 1].contains("passed")
-            && lines[header + 1].contains("recovery_ms=5000  p99_before_ms=120.5"),
+            && lines[header + 1].contains("recovery_ms=5500  p99_before_ms=120.5"),
         "{stdout}"
     );
     assert_eq!(lines.last(), Some(&"1 passed"));
