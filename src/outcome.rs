@@ -109,7 +109,9 @@ pub fn classify(err: &EvalAltResult, stopped: Option<StopReason>) -> (Verdict, &
         }
         EvalAltResult::ErrorTerminated(..) => match stopped {
             Some(StopReason::Interrupted) => (Verdict::Interrupted, "interrupted"),
-            Some(StopReason::Timeout(_)) => (Verdict::Error, "timeout"),
+            Some(StopReason::Timeout(_) | StopReason::TimeoutAfter(_)) => {
+                (Verdict::Error, "timeout")
+            }
             None => (Verdict::Error, "script"),
         },
         _ => (Verdict::Error, "script"),

@@ -393,6 +393,7 @@ fn run_one(
             Verdict::Error
         }
     };
+    session.stop.after_playbook();
     crate::outcome::confirm_injections(session);
     // Cleanup runs on every path; closures from on_cleanup run on the same engine.
     let cleaned = catch_unwind(AssertUnwindSafe(|| {

@@ -217,6 +217,18 @@ fn dry_run_skip(session: &Session, kind: &str, name: &str) -> bool {
     session.dry_run
 }
 
+/// The position in an [`at`] string (`source:line:column`).
+fn position_of(at: &str) -> Position {
+    let mut parts = at.rsplitn(3, ':');
+    let column = parts.next().and_then(|c| c.parse().ok()).unwrap_or(0);
+    let line = parts.next().and_then(|l| l.parse().ok()).unwrap_or(0);
+    if line == 0 {
+        Position::NONE
+    } else {
+        Position::new(line, column)
+    }
+}
+
 fn at(ctx: &NativeCallContext) -> String {
     let pos = ctx.call_position();
     format!(
@@ -502,21 +514,32 @@ pub mod api {
     }
 }
 
-/// After cleanup: every steady state must hold again within [`STEADY_RECOVERY`]. Returns false
-/// if one did not (each is recorded and said).
+/// After cleanup: every steady state must hold again within [`STEADY_RECOVERY`], and within the
+/// playbook's `--timeout` plus its grace (the session's stop): running out of that is a
+/// timeout at the `steady_state` statement. Returns false if one did not hold (each is
+/// recorded and said).
 pub fn recheck_steady_states(
     session: &Session,
     engine: &rhai::Engine,
     ast: &rhai::AST,
 ) -> Result<bool, Box<EvalAltResult>> {
-    let stop = Stop::new(STEADY_RECOVERY);
     let mut all = true;
     for (name, f, at) in session.steady_states() {
         let what = format!("steady state \"{name}\" again");
-        let (ok, took, observed) = wait_for(session, &stop, &what, STEADY_RECOVERY, None, || {
-            let v: Dynamic = crate::engine::call_after(engine, ast, &f)?;
-            observation(v, Position::NONE)
-        })?;
+        let (ok, took, observed) =
+            wait_for(session, &session.stop, &what, STEADY_RECOVERY, None, || {
+                let v: Dynamic = crate::engine::call_after(engine, ast, &f)?;
+                observation(v, Position::NONE)
+            })
+            .map_err(|mut e| {
+                // Out of time: the statement running is the re-check of this steady state (a
+                // stop inside its condition is reported where the closure was called from,
+                // which is no line of the playbook).
+                if matches!(*e, EvalAltResult::ErrorTerminated(..)) {
+                    e.set_position(position_of(&at));
+                }
+                e
+            })?;
         all &= ok;
         report(
             session,

@@ -98,7 +98,8 @@ pub mod api {
     }
 
     /// Records an observation (a number, string, map...) under `key`: shown at the end of the
-    /// playbook and kept in reports.
+    /// playbook and kept in reports. Under `--dry-run` nothing is recorded: the value comes from
+    /// waits that did not wait and faults that were not injected, so it is no measurement.
     ///
     /// ```rhai
     /// record("p99_during_ms", stats.p99);
@@ -107,6 +108,12 @@ pub mod api {
     pub fn record(ctx: NativeCallContext, key: &str, value: Dynamic) -> RhaiResultOf<()> {
         let s = session(&ctx)?;
         let json: serde_json::Value = rhai::serde::from_dynamic(&value)?;
+        if s.dry_run {
+            (s.output)(Line::Print(format!(
+                "dry run: would record {key} (not evaluated: no fault was injected)"
+            )));
+            return Ok(());
+        }
         (s.output)(Line::Print(format!("record: {key} = {json}")));
         s.record().set(key, json);
         Ok(())

@@ -136,7 +136,7 @@ pub fn run(args: &ReplArgs) -> Verdict {
     let stop = Stop::new(args.timeout);
     // The session's budget is wall time: against the simulator, virtual time runs ahead with
     // every sleep, and must not end the session (set before Session::new, which keeps the first).
-    stop.set_clock(|| false);
+    stop.set_clock(|_| false);
     let session = Session::new(SessionConfig {
         run_id,
         playbook: "repl".into(),

@@ -112,7 +112,9 @@ impl Session {
             .checked_add(jiff::SignedDuration::try_from(c.stop.timeout()).unwrap_or_default())
             .unwrap_or(started);
         let clock = c.target.clock.clone();
-        c.stop.set_clock(move || clock.now() >= deadline);
+        c.stop.set_clock(move |extra| {
+            clock.now() >= deadline.checked_add(jiff::SignedDuration::try_from(extra).unwrap_or_default()).unwrap_or(deadline)
+        });
         Arc::new(Session {
             run_id: c.run_id,
             playbook: c.playbook,

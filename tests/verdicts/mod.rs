@@ -259,7 +259,7 @@ fn a_dry_run_says_what_it_would_select_and_never_passes_expectations() {
             r#"let f = chaos::pod_kill(#{{ selector: {PREDICTORS}, mode: "fixed-percent", value: "50" }});
 let victims = f.selected();
 log(`victims: ${{victims.len()}}`);
-expect("something that would fail", "1s", || false);"#
+record("recovery_ms", expect("something that would fail", "1s", || false));"#
         ),
         &["--dry-run"],
     );
@@ -274,6 +274,17 @@ expect("something that would fail", "1s", || false);"#
     let r = report(&dir);
     assert_eq!(r["playbooks"][0]["status"], "dry_run", "{r}");
     assert!(!all.contains(" passed"), "{all}");
+    // A figure from a wait that did not wait is no measurement: said, and in no report.
+    assert!(
+        all.contains("dry run: would record recovery_ms (not evaluated"),
+        "{all}"
+    );
+    assert!(!all.contains("recovery_ms="), "{all}");
+    assert_eq!(r["playbooks"][0]["records"], serde_json::json!({}), "{r}");
+    let xml = std::fs::read_to_string(dir.join("run.xml")).unwrap();
+    assert!(!xml.contains("<property name=\"recovery_ms\""), "{xml}");
+    let md = std::fs::read_to_string(dir.join("run.md")).unwrap();
+    assert!(!md.contains("recovery_ms"), "{md}");
 }
 
 #[test]
@@ -312,4 +323,66 @@ fn the_seed_playbooks_give_the_same_figures_per_seed_and_fail_on_the_fragile_pla
             "{p}: {fragile:?}"
         );
     }
+}
+
+/// The console, JSON, JUnit and Markdown of one run say "timeout" at `at` the same way.
+fn assert_timeout_everywhere(code: Option<i32>, all: &str, dir: &std::path::Path, at: &str) {
+    assert_eq!(code, Some(3), "{all}");
+    assert!(all.contains("error (timeout) in"), "{all}");
+    assert!(all.contains(&format!("--> {}", dir.join(at).display())), "{all}");
+    let r = report(dir);
+    let p = &r["playbooks"][0];
+    assert_eq!(p["status"], "error", "{r}");
+    assert_eq!(p["error"]["kind"], "timeout", "{r}");
+    assert!(
+        p["error"]["at"].as_str().unwrap().ends_with(at),
+        "{at}: {r}"
+    );
+    let xml = std::fs::read_to_string(dir.join("run.xml")).unwrap();
+    assert!(
+        xml.contains("<testcase name=\"timeout\"") && xml.contains("type=\"timeout\""),
+        "{xml}"
+    );
+    let md = std::fs::read_to_string(dir.join("run.md")).unwrap();
+    assert!(
+        md.contains("(timeout): timed out") && md.contains(at),
+        "{md}"
+    );
+}
+
+#[test]
+fn the_timeout_is_one_budget_with_the_recheck_after_cleanup_and_reads_alike_everywhere() {
+    // The steady state comes back 200 s into the run: inside a 10m budget the re-check after
+    // cleanup waits for it; with 1m it may use the budget and the 30 s grace, no more, and the
+    // timeout points at the steady_state statement (not at the header).
+    let source = "//! A steady state that is back late.\n//! tags: slow\nsteady_state(\"back late\", || clock_ms() < 1000.0 || clock_ms() > 200000.0);\nsleep(\"10s\");\n";
+    let (code, all, dir) = run(source, &["--timeout", "10m"]);
+    assert_eq!(code, Some(0), "{all}");
+    assert!(
+        all.contains("ok: steady_state (after cleanup) \"back late\""),
+        "{all}"
+    );
+    let (code, all, dir) = run(source, &["--timeout", "1m"]);
+    assert_timeout_everywhere(code, &all, &dir, "p.rhai:3:1");
+    assert!(
+        all.contains("past its 1m (--timeout) and the 30s grace"),
+        "{all}"
+    );
+    assert_eq!(report(&dir)["playbooks"][0]["run_s"], 90.0, "1m + 30s grace");
+
+    // A probe inside the re-check stopped by the budget: the same timeout, at the same place.
+    let (code, all, dir) = run(
+        "//! A probe in the re-check.\nsteady_state(\"probing\", || {\n    let p = metrics::probe(\"mlflow\", \"mlflow:5000\", \"/health\", 50);\n    p.ok > 0 && clock_ms() < 1000.0\n});\nsleep(\"10s\");\n",
+        &["--timeout", "1m"],
+    );
+    assert_timeout_everywhere(code, &all, &dir, "p.rhai:2:1");
+
+    // Running out in the playbook itself: the statement running, reported the same way, and
+    // cleanup still removes the fault.
+    let (code, all, dir) = run(
+        "//! Sleeps past its budget.\nlet f = chaos::pod_kill(#{ selector: #{ namespaces: [\"training\"], labelSelectors: #{ app: \"trainer\" } } });\nsleep(\"1h\");\n",
+        &["--timeout", "1m"],
+    );
+    assert_timeout_everywhere(code, &all, &dir, "p.rhai:3:1");
+    assert!(all.contains("cleanup: removed PodChaos training/"), "{all}");
 }

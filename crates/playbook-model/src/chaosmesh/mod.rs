@@ -40,7 +40,7 @@ mod tests {
 
     fn example(name: &str) -> String {
         let path = format!(
-            "{}/crds/chaos-mesh/examples/{name}.yaml",
+            "{}/../../crds/chaos-mesh/examples/{name}.yaml",
             env!("CARGO_MANIFEST_DIR")
         );
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))

@@ -4,7 +4,7 @@ use super::*;
 use serde_json::json;
 
 fn load(file: &str) -> Value {
-    let path = format!("{}/crds/{file}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/../../crds/{file}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
