@@ -347,22 +347,100 @@ pub fn from_manifest(
     if object.pointer("/metadata/name").is_none() {
         object["metadata"]["name"] = cx.default_name.clone().into();
     }
+    let kind = object["kind"].as_str().unwrap_or_default().to_string();
+    if crd_schema(&kind).is_none() {
+        return Err(bad(
+            "kind",
+            format!(
+                "{kind:?}: playbook has no Chaos Mesh v2.8.1 CRD for it (the kinds it can check and bound: {})",
+                chaos_kinds().join(", ")
+            ),
+        ));
+    }
+    // Where the pod selector and the bound are: a Schedule's fault template, or the spec.
+    let inner = match kind.as_str() {
+        "Schedule" => schedule_template(&object).map(|t| format!("/spec/{t}")),
+        _ => Some("/spec".to_string()),
+    };
     if object.pointer("/metadata/namespace").is_none() {
-        let ns = selector_namespaces(
-            object
-                .get("spec")
-                .and_then(Value::as_object)
-                .unwrap_or(&Map::new()),
-        )
-        .first()
-        .cloned()
-        .unwrap_or_else(|| cx.default_namespace.clone());
+        let ns = inner
+            .as_deref()
+            .and_then(|p| object.pointer(p))
+            .and_then(Value::as_object)
+            .map(selector_namespaces)
+            .unwrap_or_default()
+            .first()
+            .cloned()
+            .unwrap_or_else(|| cx.default_namespace.clone());
         object["metadata"]["namespace"] = ns.into();
     }
-    if object.pointer("/spec/duration").is_none() && !unbounded {
-        object["spec"]["duration"] = cx.default_duration.clone().into();
+    if !unbounded {
+        bound(&mut object, &kind, inner.as_deref(), cx);
     }
     finish(object, cx, false, false)
+}
+
+/// The Chaos Mesh kinds whose CRDs are embedded (in `crds/chaos-mesh/`).
+pub fn chaos_kinds() -> Vec<String> {
+    crds::EMBEDDED
+        .iter()
+        .filter(|(path, _)| path.starts_with("chaos-mesh/"))
+        .filter_map(|(_, text)| crds::scan(text).ok()?.names["kind"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// The field of a Schedule's fault template: `type: PodChaos` -> `podChaos`
+/// (api/v1alpha1/schedule_types.go: `ScheduleItem` embeds `EmbedChaos`).
+fn schedule_template(object: &Value) -> Option<String> {
+    let t = object.pointer("/spec/type")?.as_str()?;
+    let mut chars = t.chars();
+    let first = chars.next()?.to_ascii_lowercase();
+    Some(format!("{first}{}", chars.as_str()))
+}
+
+/// Gives a manifest a bound it does not have, so nothing it starts runs on if `playbook` dies:
+/// a fault's `duration`; a Schedule's fault template's `duration` (each fault it creates
+/// expires; the Schedule itself has no deadline field and is removed at the playbook's end);
+/// every Workflow template's `deadline` (api/v1alpha1/workflow_types.go: `Template.Deadline`;
+/// the Workflow is removed at the playbook's end too). A StatusCheck injects nothing and
+/// keeps its own `duration` when it has one.
+fn bound(object: &mut Value, kind: &str, inner: Option<&str>, cx: &Context<'_>) {
+    let duration: Value = cx.default_duration.clone().into();
+    match kind {
+        "Workflow" => {
+            if let Some(Value::Array(templates)) = object.pointer_mut("/spec/templates") {
+                for t in templates.iter_mut().filter_map(Value::as_object_mut) {
+                    t.entry("deadline").or_insert_with(|| duration.clone());
+                }
+            }
+        }
+        "StatusCheck" => {}
+        _ => {
+            if let Some(Value::Object(spec)) = inner.and_then(|p| object.pointer_mut(p)) {
+                spec.entry("duration").or_insert(duration);
+            }
+        }
+    }
+}
+
+/// How a created object is bounded, for the line that says it was created.
+pub fn bound_text(object: &Value) -> String {
+    let kind = object["kind"].as_str().unwrap_or_default();
+    let own = object.pointer("/spec/duration").and_then(Value::as_str);
+    match (kind, own) {
+        ("Schedule", _) => {
+            let each = schedule_template(object)
+                .and_then(|t| object.pointer(&format!("/spec/{t}/duration")).cloned())
+                .and_then(|d| d.as_str().map(str::to_string));
+            match each {
+                Some(d) => format!("each fault it creates lasts {d}; removed at the playbook's end"),
+                None => "its faults are unbounded; removed at the playbook's end".into(),
+            }
+        }
+        ("Workflow", _) => "every template has a deadline; removed at the playbook's end".into(),
+        (_, Some(d)) => format!("duration {d}"),
+        (_, None) => "unbounded".into(),
+    }
 }
 
 /// Labels the object, validates it against its CRD, and reads what the safety checks need.

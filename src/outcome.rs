@@ -153,6 +153,19 @@ pub fn unproven(session: &Session) -> Vec<String> {
     let mut out = Vec::new();
     for f in &record.faults {
         let what = format!("{} {}/{}", f.kind, f.namespace, f.name);
+        match f.kind.as_str() {
+            // A check, not a fault: it injects nothing.
+            "StatusCheck" => continue,
+            // Harsher than it could be: the faults these create are not followed, so what
+            // they did is not proven.
+            "Schedule" | "Workflow" => {
+                out.push(format!(
+                    "{what} creates its own faults, which playbook does not follow: their effect is unproven (create the faults with chaos:: functions to prove them)"
+                ));
+                continue;
+            }
+            _ => {}
+        }
         match (f.injected_s, f.selected.is_empty()) {
             (None, _) => out.push(format!(
                 "{what} was never seen injected (Chaos Mesh did not report AllInjected while the playbook ran): its effect is unproven"

@@ -184,10 +184,7 @@ fn inject(
     let summary = format!(
         "{object} ({what}, mode {}, {}; selects {selects})",
         built.mode,
-        built.object["spec"]["duration"]
-            .as_str()
-            .map(|d| format!("duration {d}"))
-            .unwrap_or_else(|| "unbounded".into()),
+        faults::bound_text(&built.object),
     );
     let preview = selection::would_select(&built.mode, &value, &pods);
     if s.dry_run {
@@ -572,8 +569,13 @@ pub mod api {
         )
     }
 
-    /// Applies any Chaos Mesh manifest (YAML text or a map), checked and bounded like the
-    /// constructors: existing YAML experiments keep working.
+    /// Applies a Chaos Mesh manifest (YAML text or a map) of any kind whose v2.8.1 CRD is in
+    /// `crds/chaos-mesh/` (PodChaos, NetworkChaos, StressChaos, Schedule, Workflow,
+    /// StatusCheck), checked against the CRD, labelled, journalled and bounded like the
+    /// constructors: a fault gets a `duration`, a Schedule's fault template a `duration`, every
+    /// Workflow template a `deadline`; Schedules and Workflows are also removed at the
+    /// playbook's end. Their own faults are not followed, so a playbook using them is
+    /// inconclusive at best.
     ///
     /// ```rhai
     /// let f = chaos::apply(`

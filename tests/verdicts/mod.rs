@@ -386,3 +386,59 @@ fn the_timeout_is_one_budget_with_the_recheck_after_cleanup_and_reads_alike_ever
     assert_timeout_everywhere(code, &all, &dir, "p.rhai:3:1");
     assert!(all.contains("cleanup: removed PodChaos training/"), "{all}");
 }
+
+#[test]
+fn chaos_apply_takes_every_embedded_chaos_mesh_kind_checked_labelled_and_bounded() {
+    let target = "selector: { namespaces: [training], labelSelectors: { app: trainer } }";
+    // A Schedule: its fault template gets the playbook's remaining time as duration, the
+    // Schedule is labelled, journalled and removed at the end; the faults it creates are not
+    // followed, so the verdict is inconclusive, never "passed".
+    let (code, all, dir) = run(
+        &format!(
+            "let f = chaos::apply(`\napiVersion: chaos-mesh.org/v1alpha1\nkind: Schedule\nmetadata: {{ name: sched }}\nspec:\n  schedule: \"@every 1m\"\n  type: PodChaos\n  historyLimit: 2\n  concurrencyPolicy: Forbid\n  podChaos: {{ action: pod-kill, mode: one, {target} }}\n`);\nlet y = f.to_yaml();\nif !y.contains(\"app.kubernetes.io/managed-by: playbook\") || !y.contains(\"duration: 10m\") {{ throw y; }}\n"
+        ),
+        &[],
+    );
+    assert_eq!(code, Some(5), "{all}");
+    assert!(
+        all.contains("inject: Schedule training/sched (Schedule, mode one, each fault it creates lasts 10m; removed at the playbook's end"),
+        "{all}"
+    );
+    assert!(all.contains("cleanup: removed Schedule training/sched"), "{all}");
+    assert!(all.contains("creates its own faults, which playbook does not follow"), "{all}");
+    assert_eq!(report(&dir)["status"], "inconclusive");
+
+    // A Workflow: every template gets a deadline.
+    let (code, all, _) = run(
+        &format!(
+            "let f = chaos::apply(`\napiVersion: chaos-mesh.org/v1alpha1\nkind: Workflow\nmetadata: {{ name: wf }}\nspec:\n  entry: entry\n  templates:\n    - {{ name: entry, templateType: Serial, children: [kill] }}\n    - {{ name: kill, templateType: PodChaos, podChaos: {{ action: pod-kill, mode: one, {target} }} }}\n`);\nlet y = f.to_yaml();\nif y.split(\"deadline: 10m\").len() != 3 {{ throw y; }}\n"
+        ),
+        &[],
+    );
+    assert_eq!(code, Some(5), "{all}");
+    assert!(
+        all.contains("every template has a deadline; removed at the playbook's end"),
+        "{all}"
+    );
+    assert!(all.contains("cleanup: removed Workflow default/wf"), "{all}");
+
+    // Checked against the CRD, and a kind without an embedded CRD is named, not guessed.
+    let (code, all, _) = run(
+        &format!(
+            "chaos::apply(`\napiVersion: chaos-mesh.org/v1alpha1\nkind: Schedule\nmetadata: {{ name: bad }}\nspec:\n  schedule: \"@every 1m\"\n  type: PodChaos\n  concurrencyPolicy: Sometimes\n  podChaos: {{ action: pod-kill, mode: one, {target} }}\n`);\n"
+        ),
+        &[],
+    );
+    assert!(matches!(code, Some(2 | 3)), "{all}");
+    assert!(all.contains("concurrencyPolicy"), "{all}");
+    let (code, all, _) = run(
+        "chaos::apply(`\napiVersion: chaos-mesh.org/v1alpha1\nkind: IOChaos\nmetadata: { name: io }\nspec: { action: latency, mode: one, volumePath: /data, delay: 100ms, selector: { namespaces: [training] } }\n`);\n",
+        &[],
+    );
+    assert!(matches!(code, Some(2 | 3)), "{all}");
+    assert!(
+        all.contains("\"IOChaos\": playbook has no Chaos Mesh v2.8.1 CRD for it")
+            && all.contains("PodChaos, NetworkChaos, StressChaos, Schedule, Workflow, StatusCheck"),
+        "{all}"
+    );
+}
