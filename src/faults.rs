@@ -385,7 +385,11 @@ pub fn chaos_kinds() -> Vec<String> {
     crds::EMBEDDED
         .iter()
         .filter(|(path, _)| path.starts_with("chaos-mesh/"))
-        .filter_map(|(_, text)| crds::scan(text).ok()?.names["kind"].as_str().map(str::to_string))
+        .filter_map(|(_, text)| {
+            crds::scan(text).ok()?.names["kind"]
+                .as_str()
+                .map(str::to_string)
+        })
         .collect()
 }
 
@@ -433,7 +437,9 @@ pub fn bound_text(object: &Value) -> String {
                 .and_then(|t| object.pointer(&format!("/spec/{t}/duration")).cloned())
                 .and_then(|d| d.as_str().map(str::to_string));
             match each {
-                Some(d) => format!("each fault it creates lasts {d}; removed at the playbook's end"),
+                Some(d) => {
+                    format!("each fault it creates lasts {d}; removed at the playbook's end")
+                }
                 None => "its faults are unbounded; removed at the playbook's end".into(),
             }
         }

@@ -569,6 +569,23 @@ pub mod api {
         )
     }
 
+    /// Cleans up now, as at the playbook's end: removes every fault created so far and runs the
+    /// `on_cleanup` closures, last-in first-out, each once; true if everything was removed
+    /// (what the REPL's `:cleanup` saves as).
+    ///
+    /// ```rhai
+    /// chaos::cleanup();
+    /// ```
+    #[rhai_fn(name = "cleanup", return_raw)]
+    pub fn cleanup_now(ctx: NativeCallContext) -> RhaiResultOf<bool> {
+        let s = session(&ctx)?;
+        Ok(s.cleanup(|f| {
+            f.call_within_context::<Dynamic>(&ctx, ())
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }))
+    }
+
     /// Applies a Chaos Mesh manifest (YAML text or a map) of any kind whose v2.8.1 CRD is in
     /// `crds/chaos-mesh/` (PodChaos, NetworkChaos, StressChaos, Schedule, Workflow,
     /// StatusCheck), checked against the CRD, labelled, journalled and bounded like the

@@ -477,10 +477,14 @@ pub mod api {
     #[rhai_fn(return_raw)]
     pub fn steady_state(ctx: NativeCallContext, name: &str, condition: FnPtr) -> RhaiResultOf<()> {
         let s = session(&ctx)?;
-        if s.has_created() {
+        // While a fault is live (in the REPL, once `:cleanup` removed them all, a playbook
+        // can be loaded again).
+        if !s.live_objects().is_empty() {
             return Err(crate::host::error(
                 &ctx,
-                format!("steady_state(\"{name}\") must come before the first fault is injected"),
+                format!(
+                    "steady_state(\"{name}\") must come before the first fault is injected (or once every fault is removed)"
+                ),
             ));
         }
         s.phase(Phase::SteadyState {

@@ -365,7 +365,7 @@ impl Repl {
     fn keep_imports(&mut self, source: &str, text: &str) {
         static IMPORT: OnceLock<Regex> = OnceLock::new();
         let import = IMPORT.get_or_init(|| {
-            Regex::new(r#"(?m)^\s*import\s+"([^"]+)"\s+as\s+([A-Za-z_][A-Za-z0-9_]*)\s*;"#)
+            Regex::new(r#"(?m)^\s*import\s+"([^"]+)"\s+as\s+([A-Za-z_][A-Za-z0-9_]*)\s*(?:;|$)"#)
                 .expect("the import pattern is a valid regex")
         });
         for cap in import.captures_iter(text) {

@@ -113,7 +113,10 @@ impl Session {
             .unwrap_or(started);
         let clock = c.target.clock.clone();
         c.stop.set_clock(move |extra| {
-            clock.now() >= deadline.checked_add(jiff::SignedDuration::try_from(extra).unwrap_or_default()).unwrap_or(deadline)
+            clock.now()
+                >= deadline
+                    .checked_add(jiff::SignedDuration::try_from(extra).unwrap_or_default())
+                    .unwrap_or(deadline)
         });
         Arc::new(Session {
             run_id: c.run_id,

@@ -397,3 +397,66 @@ fn piped_imported_modules_stay_for_later_inputs() {
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
     assert!(stdout.starts_with("1.23s\n50.0%\n"), "{stdout}\n{stderr}");
 }
+
+#[test]
+fn imports_without_semicolon_load_again_after_cleanup_and_save_what_changed_the_cluster() {
+    let dir = scratch("item9");
+    let fault = dir.join("kill.rhai");
+    std::fs::write(
+        &fault,
+        "//! Kills the trainer.\nsteady_state(\"a trainer exists\", || cluster::pods(\"training\", \"app=trainer\").len() > 0);\nlet f = chaos::pod_kill(#{ selector: #{ namespaces: [\"training\"], labelSelectors: #{ app: \"trainer\" } } });\nf.wait_injected(\"30s\");\n",
+    )
+    .unwrap();
+    let saved = dir.join("saved.rhai");
+    let (out, stdout, stderr) = piped(
+        &format!(
+            "import \"platform\" as platform\nplatform::inference_ns()\n:load {f}\n:cleanup\n:load {f}\n:lod {f}\n:save {s}\n",
+            f = fault.display(),
+            s = saved.display()
+        ),
+        &dir,
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    // The import without `;` stays for the next input.
+    assert!(
+        stdout.lines().any(|l| l == "kserve-inference"),
+        "{stdout}\n{stderr}"
+    );
+    // :load again once :cleanup removed the first fault.
+    assert_eq!(
+        stderr.matches("error").count(),
+        1,
+        "only :lod is an error: {stderr}"
+    );
+    assert_eq!(
+        stdout.matches("inject: PodChaos training/").count(),
+        2,
+        "{stdout}"
+    );
+    assert!(stderr.contains("did you mean :doc, :load?"), "{stderr}");
+    // The saved playbook does what the session did: two faults, the first removed in between.
+    let text = std::fs::read_to_string(&saved).unwrap();
+    assert_eq!(text.matches("chaos::cleanup();").count(), 1, "{text}");
+    let run = Command::new(env!("CARGO_BIN_EXE_playbook"))
+        .args(["run", "--cluster", "sim"])
+        .arg(&saved)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the playbook binary runs");
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(run.status.code(), Some(0), "{text}\n{all}");
+    let removed: Vec<&str> = all
+        .lines()
+        .filter(|l| l.contains("cleanup: removed PodChaos training/"))
+        .collect();
+    assert_eq!(removed.len(), 2, "{all}");
+    let second_inject = all.rfind("inject: PodChaos").unwrap();
+    assert!(
+        all.find("cleanup: removed PodChaos").unwrap() < second_inject,
+        "{all}"
+    );
+}

@@ -329,7 +329,10 @@ fn the_seed_playbooks_give_the_same_figures_per_seed_and_fail_on_the_fragile_pla
 fn assert_timeout_everywhere(code: Option<i32>, all: &str, dir: &std::path::Path, at: &str) {
     assert_eq!(code, Some(3), "{all}");
     assert!(all.contains("error (timeout) in"), "{all}");
-    assert!(all.contains(&format!("--> {}", dir.join(at).display())), "{all}");
+    assert!(
+        all.contains(&format!("--> {}", dir.join(at).display())),
+        "{all}"
+    );
     let r = report(dir);
     let p = &r["playbooks"][0];
     assert_eq!(p["status"], "error", "{r}");
@@ -356,7 +359,7 @@ fn the_timeout_is_one_budget_with_the_recheck_after_cleanup_and_reads_alike_ever
     // cleanup waits for it; with 1m it may use the budget and the 30 s grace, no more, and the
     // timeout points at the steady_state statement (not at the header).
     let source = "//! A steady state that is back late.\n//! tags: slow\nsteady_state(\"back late\", || clock_ms() < 1000.0 || clock_ms() > 200000.0);\nsleep(\"10s\");\n";
-    let (code, all, dir) = run(source, &["--timeout", "10m"]);
+    let (code, all, _) = run(source, &["--timeout", "10m"]);
     assert_eq!(code, Some(0), "{all}");
     assert!(
         all.contains("ok: steady_state (after cleanup) \"back late\""),
@@ -368,7 +371,11 @@ fn the_timeout_is_one_budget_with_the_recheck_after_cleanup_and_reads_alike_ever
         all.contains("past its 1m (--timeout) and the 30s grace"),
         "{all}"
     );
-    assert_eq!(report(&dir)["playbooks"][0]["run_s"], 90.0, "1m + 30s grace");
+    assert_eq!(
+        report(&dir)["playbooks"][0]["run_s"],
+        90.0,
+        "1m + 30s grace"
+    );
 
     // A probe inside the re-check stopped by the budget: the same timeout, at the same place.
     let (code, all, dir) = run(
@@ -404,8 +411,14 @@ fn chaos_apply_takes_every_embedded_chaos_mesh_kind_checked_labelled_and_bounded
         all.contains("inject: Schedule training/sched (Schedule, mode one, each fault it creates lasts 10m; removed at the playbook's end"),
         "{all}"
     );
-    assert!(all.contains("cleanup: removed Schedule training/sched"), "{all}");
-    assert!(all.contains("creates its own faults, which playbook does not follow"), "{all}");
+    assert!(
+        all.contains("cleanup: removed Schedule training/sched"),
+        "{all}"
+    );
+    assert!(
+        all.contains("creates its own faults, which playbook does not follow"),
+        "{all}"
+    );
     assert_eq!(report(&dir)["status"], "inconclusive");
 
     // A Workflow: every template gets a deadline.
@@ -420,7 +433,10 @@ fn chaos_apply_takes_every_embedded_chaos_mesh_kind_checked_labelled_and_bounded
         all.contains("every template has a deadline; removed at the playbook's end"),
         "{all}"
     );
-    assert!(all.contains("cleanup: removed Workflow default/wf"), "{all}");
+    assert!(
+        all.contains("cleanup: removed Workflow default/wf"),
+        "{all}"
+    );
 
     // Checked against the CRD, and a kind without an embedded CRD is named, not guessed.
     let (code, all, _) = run(
