@@ -183,9 +183,15 @@ fn piped_faults_are_listed_removed_by_cleanup_and_saved_as_a_playbook() {
         tail[0].starts_with("cleanup: removed PodChaos training/pb-pod-failure-"),
         "{stdout}"
     );
-    assert!(tail[1].starts_with("saved 4 statement(s)"), "{stdout}");
+    assert!(tail[1].starts_with("saved 5 statement(s)"), "{stdout}");
     let text = std::fs::read_to_string(&saved).expect("the playbook was saved");
     assert!(text.starts_with("//! Saved from `playbook repl`"), "{text}");
+    // `:cleanup` changed the cluster: the saved playbook does it too, between the two faults.
+    let (cleanup, second) = (
+        text.find("chaos::cleanup();").expect("cleanup is saved"),
+        text.find("chaos::pod_failure").unwrap(),
+    );
+    assert!(cleanup < second, "{text}");
     assert!(text.contains("f.name;"), "{text}");
     let check = Command::new(env!("CARGO_BIN_EXE_playbook"))
         .args(["check"])

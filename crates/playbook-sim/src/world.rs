@@ -18,7 +18,7 @@
 //! resourceVersion, watch events, defaulting, finalizers, garbage collection.
 //!
 //! ```
-//! use playbook::sim::{Controller, Ctx};
+//! use playbook_sim::{Controller, Ctx};
 //! use serde_json::json;
 //!
 //! /// Sets `status.phase: Running` on every pending pod, one second after it is seen.

@@ -36,7 +36,7 @@ pub(super) fn pod(w: &mut World, name: &str, app: &str, phase: &str) {
 /// An upstream example, moved to namespace `ml` and pointed at pods `app=<app>` (also its target).
 pub(super) fn example(file: &str, app: &str) -> Value {
     let path = format!(
-        "{}/crds/chaos-mesh/examples/{file}.yaml",
+        "{}/../../crds/chaos-mesh/examples/{file}.yaml",
         env!("CARGO_MANIFEST_DIR")
     );
     let text = std::fs::read_to_string(&path).expect("example");
