@@ -9,6 +9,8 @@ use serde_json::{Map, Value, json};
 use playbook_model::crds::{self, CrdHandle};
 use playbook_model::schema;
 
+pub mod selection;
+
 /// A selector's mode: `one`, `all`, `fixed`, `fixed-percent`, `random-max-percent` (the
 /// generated Chaos Mesh type; the three kinds share these values).
 pub use playbook_model::chaosmesh::PodChaosMode as Mode;
@@ -58,6 +60,23 @@ pub enum Fault {
 }
 
 impl Fault {
+    /// Every fault constructor.
+    pub const ALL: [Fault; 8] = [
+        Fault::PodKill,
+        Fault::PodFailure,
+        Fault::ContainerKill,
+        Fault::NetworkDelay,
+        Fault::NetworkLoss,
+        Fault::NetworkPartition,
+        Fault::CpuStress,
+        Fault::MemoryStress,
+    ];
+
+    /// The fault whose constructor is `chaos::<name>`.
+    pub fn from_function(name: &str) -> Option<Fault> {
+        Fault::ALL.into_iter().find(|f| f.function() == name)
+    }
+
     /// The constructor's name in playbooks (`chaos::pod_kill`).
     pub fn function(self) -> &'static str {
         match self {
@@ -238,9 +257,24 @@ pub fn build(fault: Fault, options: &Value, cx: &Context<'_>) -> Result<Built, O
             "expected a map of Chaos Mesh fields, e.g. #{ selector: ..., mode: \"one\" }",
         )
     })?;
-    let (extra, required) = fault.options();
-    for key in opts.keys() {
-        if !COMMON.contains(&key.as_str()) && !extra.contains(&key.as_str()) {
+    check_keys(fault, opts.keys().map(String::as_str))?;
+    let (_, required) = fault.options();
+    for key in required.iter().chain(["selector"].iter()) {
+        if !opts.contains_key(*key) {
+            return Err(bad(key, format!("required by chaos::{}", fault.function())));
+        }
+    }
+    build_checked(fault, opts, cx)
+}
+
+/// Refuses option keys `fault` does not take (with the nearest known key as a suggestion).
+pub fn check_keys<'k>(
+    fault: Fault,
+    keys: impl Iterator<Item = &'k str>,
+) -> Result<(), OptionError> {
+    let (extra, _) = fault.options();
+    for key in keys {
+        if !COMMON.contains(&key) && !extra.contains(&key) {
             let known: Vec<&str> = COMMON.iter().chain(extra).copied().collect();
             let hint = closest(key, &known)
                 .map(|k| format!("; did you mean `{k}`?"))
@@ -253,11 +287,14 @@ pub fn build(fault: Fault, options: &Value, cx: &Context<'_>) -> Result<Built, O
             ));
         }
     }
-    for key in required.iter().chain(["selector"].iter()) {
-        if !opts.contains_key(*key) {
-            return Err(bad(key, format!("required by chaos::{}", fault.function())));
-        }
-    }
+    Ok(())
+}
+
+fn build_checked(
+    fault: Fault,
+    opts: &Map<String, Value>,
+    cx: &Context<'_>,
+) -> Result<Built, OptionError> {
     let mut spec = Map::new();
     if let Some(action) = fault.action() {
         spec.insert("action".into(), action.into());
@@ -386,26 +423,109 @@ pub fn from_manifest_allowing(
     if object.pointer("/metadata/name").is_none() {
         object["metadata"]["name"] = cx.default_name.clone().into();
     }
+    let kind = object["kind"].as_str().unwrap_or_default().to_string();
+    if crd_schema(&kind).is_none() {
+        return Err(bad(
+            "kind",
+            format!(
+                "{kind:?}: playbook has no Chaos Mesh v2.8.1 CRD for it (the kinds it can check and bound: {})",
+                chaos_kinds().join(", ")
+            ),
+        ));
+    }
+    // Where the pod selector and the bound are: a Schedule's fault template, or the spec.
+    let inner = match kind.as_str() {
+        "Schedule" => schedule_template(&object).map(|t| format!("/spec/{t}")),
+        _ => Some("/spec".to_string()),
+    };
     if object.pointer("/metadata/namespace").is_none() {
-        let ns = selector_namespaces(
-            object
-                .get("spec")
-                .and_then(Value::as_object)
-                .unwrap_or(&Map::new()),
-        )
-        .first()
-        .cloned()
-        .unwrap_or_else(|| cx.default_namespace.clone());
+        let ns = inner
+            .as_deref()
+            .and_then(|p| object.pointer(p))
+            .and_then(Value::as_object)
+            .map(selector_namespaces)
+            .unwrap_or_default()
+            .first()
+            .cloned()
+            .unwrap_or_else(|| cx.default_namespace.clone());
         object["metadata"]["namespace"] = ns.into();
     }
-    match object.pointer("/spec/duration") {
-        None if !unbounded => object["spec"]["duration"] = cx.default_duration.clone().into(),
-        Some(Value::String(d)) => {
-            crate::duration::parse(d).map_err(|e| bad("spec.duration", e))?;
-        }
-        _ => {}
+    if let Some(Value::String(d)) = object.pointer("/spec/duration") {
+        crate::duration::parse(d).map_err(|e| bad("spec.duration", e))?;
+    }
+    if !unbounded {
+        bound(&mut object, &kind, inner.as_deref(), cx);
     }
     finish(object, cx, allow_protected, allow_wide)
+}
+
+/// The Chaos Mesh kinds whose CRDs are embedded (in `crds/chaos-mesh/`).
+pub fn chaos_kinds() -> Vec<String> {
+    crds::EMBEDDED
+        .iter()
+        .filter(|(path, _)| path.starts_with("chaos-mesh/"))
+        .filter_map(|(_, text)| {
+            crds::scan(text).ok()?.names["kind"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+/// The field of a Schedule's fault template: `type: PodChaos` -> `podChaos`
+/// (api/v1alpha1/schedule_types.go: `ScheduleItem` embeds `EmbedChaos`).
+fn schedule_template(object: &Value) -> Option<String> {
+    let t = object.pointer("/spec/type")?.as_str()?;
+    let mut chars = t.chars();
+    let first = chars.next()?.to_ascii_lowercase();
+    Some(format!("{first}{}", chars.as_str()))
+}
+
+/// Gives a manifest a bound it does not have, so nothing it starts runs on if `playbook` dies:
+/// a fault's `duration`; a Schedule's fault template's `duration` (each fault it creates
+/// expires; the Schedule itself has no deadline field and is removed at the playbook's end);
+/// every Workflow template's `deadline` (api/v1alpha1/workflow_types.go: `Template.Deadline`;
+/// the Workflow is removed at the playbook's end too). A StatusCheck injects nothing and
+/// keeps its own `duration` when it has one.
+fn bound(object: &mut Value, kind: &str, inner: Option<&str>, cx: &Context<'_>) {
+    let duration: Value = cx.default_duration.clone().into();
+    match kind {
+        "Workflow" => {
+            if let Some(Value::Array(templates)) = object.pointer_mut("/spec/templates") {
+                for t in templates.iter_mut().filter_map(Value::as_object_mut) {
+                    t.entry("deadline").or_insert_with(|| duration.clone());
+                }
+            }
+        }
+        "StatusCheck" => {}
+        _ => {
+            if let Some(Value::Object(spec)) = inner.and_then(|p| object.pointer_mut(p)) {
+                spec.entry("duration").or_insert(duration);
+            }
+        }
+    }
+}
+
+/// How a created object is bounded, for the line that says it was created.
+pub fn bound_text(object: &Value) -> String {
+    let kind = object["kind"].as_str().unwrap_or_default();
+    let own = object.pointer("/spec/duration").and_then(Value::as_str);
+    match (kind, own) {
+        ("Schedule", _) => {
+            let each = schedule_template(object)
+                .and_then(|t| object.pointer(&format!("/spec/{t}/duration")).cloned())
+                .and_then(|d| d.as_str().map(str::to_string));
+            match each {
+                Some(d) => {
+                    format!("each fault it creates lasts {d}; removed at the playbook's end")
+                }
+                None => "its faults are unbounded; removed at the playbook's end".into(),
+            }
+        }
+        ("Workflow", _) => "every template has a deadline; removed at the playbook's end".into(),
+        (_, Some(d)) => format!("duration {d}"),
+        (_, None) => "unbounded".into(),
+    }
 }
 
 /// Labels the object, validates it against its CRD, and reads what the safety checks need.

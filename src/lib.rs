@@ -33,6 +33,7 @@ pub mod engine;
 pub mod faults;
 pub mod host;
 pub mod outcome;
+pub mod proof;
 pub mod preflight;
 pub mod rbac;
 pub mod repl;

@@ -322,6 +322,11 @@ impl Run {
 
     /// Ends the run whatever happened: [`Run::cleanup`], then [`Run::conclude`].
     pub fn finish(&mut self, name: &str, verdict: Verdict, error: Option<ErrorInfo>) -> Outcome {
+        // The playbook's statements are over: what is left of its --timeout (and a grace) is
+        // for its cleanup closures and re-checks; faults never seen injected are asked about
+        // once more before they are removed.
+        self.session.stop.after_playbook();
+        crate::proof::confirm_injections(&self.session);
         let cleanup = self.cleanup(name);
         self.conclude(name, verdict, error, cleanup)
     }
@@ -354,6 +359,10 @@ impl Run {
                 }
             }
         }
+        let (verdict, why) = crate::proof::settle(verdict, &self.session);
+        if let Some(message) = why {
+            error.get_or_insert_with(|| crate::proof::inconclusive_info(message));
+        }
         Outcome {
             verdict,
             error,
@@ -363,33 +372,8 @@ impl Run {
     }
 }
 
-/// What ended a playbook early, as reports name it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// An expectation failed (`fail`, `expect`, `always`).
-    Failure,
-    /// The playbook ran past its `--timeout`.
-    Timeout,
-    /// A signal stopped it.
-    Interrupted,
-    /// Anything else the script did wrong.
-    Script,
-    /// A bug in playbook (a host function panicked).
-    Internal,
-}
+pub use crate::proof::ErrorKind;
 
-impl ErrorKind {
-    /// The name reports use.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorKind::Failure => "failure",
-            ErrorKind::Timeout => "timeout",
-            ErrorKind::Interrupted => "interrupted",
-            ErrorKind::Script => "script",
-            ErrorKind::Internal => "internal",
-        }
-    }
-}
 
 fn error_info(kind: ErrorKind, d: &Diagnostic) -> ErrorInfo {
     ErrorInfo {
@@ -403,17 +387,7 @@ fn error_info(kind: ErrorKind, d: &Diagnostic) -> ErrorInfo {
 /// A failed expectation is "failed"; a signal is "interrupted"; anything else is "error". With
 /// the kind of error the reports name: failure, timeout, interrupted or script.
 pub fn classify(err: &EvalAltResult, session: &Session) -> (Verdict, ErrorKind) {
-    match err.unwrap_inner() {
-        EvalAltResult::ErrorRuntime(v, _) if v.is::<Failure>() => {
-            (Verdict::Failed, ErrorKind::Failure)
-        }
-        EvalAltResult::ErrorTerminated(..) => match session.stop.reason() {
-            Some(StopReason::Interrupted) => (Verdict::Interrupted, ErrorKind::Interrupted),
-            Some(StopReason::Timeout(_)) => (Verdict::Error, ErrorKind::Timeout),
-            None => (Verdict::Error, ErrorKind::Script),
-        },
-        _ => (Verdict::Error, ErrorKind::Script),
-    }
+    crate::proof::classify(err, session.stop.reason())
 }
 
 /// The message of a panic's payload (a bug in playbook, reported in one line).

@@ -108,11 +108,18 @@ pub fn cleaning() -> bool {
     CLEANING.load(Ordering::SeqCst)
 }
 
+/// What a playbook may still do once its own statements are over and its `--timeout` is
+/// spent: run its `on_cleanup` closures and re-check its steady states. Removing its faults is
+/// never cut short (each removal has its own bound).
+pub const AFTER_GRACE: Duration = Duration::from_secs(30);
+
 /// Why a playbook was stopped before it finished.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopReason {
     /// Its `--timeout` passed.
     Timeout(Duration),
+    /// Its `--timeout` and the [`AFTER_GRACE`] after it passed, in cleanup or the re-check.
+    TimeoutAfter(Duration),
     /// A signal (Ctrl-C, SIGTERM, SIGHUP, SIGQUIT).
     Interrupted,
 }
@@ -125,6 +132,12 @@ impl std::fmt::Display for StopReason {
                 "timed out: the playbook ran longer than its {} (--timeout)",
                 crate::duration::format(*d)
             ),
+            StopReason::TimeoutAfter(d) => write!(
+                f,
+                "timed out: past its {} (--timeout) and the {} grace for cleanup closures and steady-state re-checks",
+                crate::duration::format(*d),
+                crate::duration::format(AFTER_GRACE)
+            ),
             StopReason::Interrupted => match last_signal() {
                 Some(s) if s != Signal::Interrupt => write!(f, "interrupted ({})", s.name()),
                 _ => write!(f, "interrupted (Ctrl-C or SIGTERM)"),
@@ -133,8 +146,9 @@ impl std::fmt::Display for StopReason {
     }
 }
 
-/// A clock-based deadline check, installed by the session once it knows its clock.
-type ClockCheck = Box<dyn Fn() -> bool + Send + Sync>;
+/// A clock-based deadline check, installed by the session once it knows its clock: whether
+/// the run's clock is past the deadline plus the given extra time.
+type ClockCheck = Box<dyn Fn(Duration) -> bool + Send + Sync>;
 
 /// The stop conditions of one playbook; checked by the engine's progress hook and by every wait.
 pub struct Stop {
@@ -144,6 +158,8 @@ pub struct Stop {
     wall_deadline: Instant,
     clock_passed: OnceLock<ClockCheck>,
     reason: Mutex<Option<StopReason>>,
+    /// Set once the playbook's statements are over: the deadline moves on by [`AFTER_GRACE`].
+    after: AtomicBool,
 }
 
 impl Stop {
@@ -155,6 +171,7 @@ impl Stop {
             wall_deadline: Instant::now() + timeout,
             clock_passed: OnceLock::new(),
             reason: Mutex::new(None),
+            after: AtomicBool::new(false),
         }
     }
 
@@ -176,8 +193,9 @@ impl Stop {
         self.timeout
     }
 
-    /// Also stop when `passed()` says the run's own clock (virtual in the simulator) is past the deadline.
-    pub fn set_clock(&self, passed: impl Fn() -> bool + Send + Sync + 'static) {
+    /// Also stop when `passed(extra)` says the run's own clock (virtual in the simulator) is
+    /// past the deadline plus `extra`.
+    pub fn set_clock(&self, passed: impl Fn(Duration) -> bool + Send + Sync + 'static) {
         let _ = self.clock_passed.set(Box::new(passed));
     }
 
@@ -187,13 +205,33 @@ impl Stop {
         if reason.is_none() {
             if self.interruptible && interrupted().load(Ordering::Relaxed) {
                 *reason = Some(StopReason::Interrupted);
-            } else if Instant::now() >= self.wall_deadline
-                || self.clock_passed.get().is_some_and(|passed| passed())
-            {
-                *reason = Some(StopReason::Timeout(self.timeout));
+            } else {
+                let after = self.after.load(Ordering::SeqCst);
+                let extra = if after { AFTER_GRACE } else { Duration::ZERO };
+                if Instant::now() >= self.wall_deadline + extra
+                    || self.clock_passed.get().is_some_and(|passed| passed(extra))
+                {
+                    *reason = Some(if after {
+                        StopReason::TimeoutAfter(self.timeout)
+                    } else {
+                        StopReason::Timeout(self.timeout)
+                    });
+                }
             }
         }
         *reason
+    }
+
+    /// The playbook's statements are over: its cleanup closures and steady-state re-checks
+    /// may run until the deadline plus [`AFTER_GRACE`] (one budget: a playbook that used all of
+    /// its `--timeout` gets only the grace). A timeout already reached is forgotten so that
+    /// cleanup runs; Ctrl-C is not.
+    pub fn after_playbook(&self) {
+        self.after.store(true, Ordering::SeqCst);
+        let mut reason = self.reason.lock().unwrap_or_else(|e| e.into_inner());
+        if matches!(*reason, Some(StopReason::Timeout(_))) {
+            *reason = None;
+        }
     }
 
     /// Forgets the reason to stop, so the next evaluation runs: the REPL goes on after Ctrl-C

@@ -14,3 +14,4 @@ mod report;
 mod signals;
 mod sim_api;
 mod support;
+mod verdicts;

@@ -1,6 +1,8 @@
 //! `playbook check`: everything that can be found without running — compile errors (strict
 //! variables), imports that do not resolve or do not compile, and calls to functions that do not
-//! exist or get the wrong number of arguments, which Rhai's compiler alone lets through.
+//! exist or get the wrong number of arguments, which Rhai's compiler alone lets through; and
+//! what literals already tell: fault option maps checked as `run` checks them (unknown keys,
+//! the CRD schema), durations, method names, argument types of host calls, import cycles.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -40,7 +42,18 @@ pub fn check(config: &EngineConfig, engine: &Engine, name: &str, text: &str) -> 
     for f in all_functions(engine, true) {
         host.entry(f.path()).or_default().insert(f.params);
     }
+    let mut types: HashMap<String, Vec<Vec<String>>> = HashMap::new();
+    let mut methods: BTreeSet<String> = BTreeSet::new();
+    for f in all_functions(engine, true) {
+        methods.insert(f.name.clone());
+        if let Some(params) = param_types(&f.signature) {
+            types.entry(f.path()).or_default().push(params);
+        }
+    }
     let mut checker = Checker {
+        types,
+        methods,
+        stack: vec![name.to_string()],
         engine,
         resolver: Resolver::new(config.stdlib.clone(), config.sources.clone()),
         host,
@@ -52,6 +65,12 @@ pub fn check(config: &EngineConfig, engine: &Engine, name: &str, text: &str) -> 
 }
 
 struct Checker<'a> {
+    /// The parameter types of each host function's overloads (`ns::name`).
+    types: HashMap<String, Vec<Vec<String>>>,
+    /// Every function name callable as a method (`x.name(...)`).
+    methods: BTreeSet<String>,
+    /// The files being checked, outermost first (an import of one of them is a cycle).
+    stack: Vec<String>,
     engine: &'a Engine,
     resolver: Resolver,
     /// Every registered function, namespaced ones as `ns::name`.
@@ -104,13 +123,7 @@ impl Checker<'_> {
             };
             if let Some((f, pos)) = call {
                 if !f.is_operator_call() && is_identifier(&f.name) {
-                    let ns = f
-                        .namespace
-                        .path
-                        .iter()
-                        .map(|i| i.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join("::");
+                    let ns = namespace_of(f);
                     calls.push((ns, f.name.to_string(), f.args.len(), pos));
                 }
             }
@@ -148,19 +161,130 @@ impl Checker<'_> {
                 self.found.push(Diagnostic::at(name, pos, message));
             }
         }
+        self.literals(name, ast, &own);
         exported
+    }
+
+    /// What literal arguments already tell: fault option maps, durations, argument types,
+    /// and method names that exist nowhere.
+    fn literals(&mut self, name: &str, ast: &AST, own: &Known) {
+        let mut found: Vec<(Position, String)> = Vec::new();
+        ast.walk(&mut |path: &[ASTNode]| {
+            let (f, pos, method) = match path.last() {
+                Some(ASTNode::Expr(Expr::FnCall(f, pos))) => (f, *pos, false),
+                Some(ASTNode::Stmt(Stmt::FnCall(f, pos))) => (f, *pos, false),
+                Some(ASTNode::Expr(Expr::MethodCall(f, pos))) => (f, *pos, true),
+                _ => return true,
+            };
+            if f.is_operator_call() || !is_identifier(&f.name) {
+                return true;
+            }
+            let ns = namespace_of(f);
+            let fname = f.name.as_str();
+            if method
+                && !self.methods.contains(fname)
+                && !own.contains_key(fname)
+                && !KEYWORDS.contains(&fname)
+            {
+                let near = self
+                    .methods
+                    .iter()
+                    .chain(own.keys())
+                    .filter(|m| is_identifier(m))
+                    .map(|m| (edit_distance(m, fname), m))
+                    .filter(|(d, _)| *d <= 2)
+                    .min()
+                    .map(|(_, m)| format!("; did you mean `{m}`?"))
+                    .unwrap_or_default();
+                found.push((pos, format!("no method `{fname}`{near}")));
+            }
+            let path_name = if ns.is_empty() {
+                fname.to_string()
+            } else {
+                format!("{ns}::{fname}")
+            };
+            let args: Vec<Option<serde_json::Value>> = f.args.iter().map(literal).collect();
+            // Durations, by the function's own parameter names.
+            for (i, _) in duration_params(&path_name, method, args.len()) {
+                if let Some(Some(serde_json::Value::String(text))) = args.get(i) {
+                    if let Err(e) = crate::duration::parse(text) {
+                        found.push((f.args[i].position(), format!("{fname}: {e}")));
+                    }
+                }
+            }
+            // Argument types of host functions (all overloads with this arity must refuse).
+            if !method && !own.contains_key(fname) {
+                if let Some(overloads) = self.types.get(&path_name) {
+                    let fitting: Vec<&Vec<String>> =
+                        overloads.iter().filter(|o| o.len() == args.len()).collect();
+                    if !fitting.is_empty()
+                        && fitting.iter().all(|o| {
+                            o.iter()
+                                .zip(&args)
+                                .any(|(t, a)| a.as_ref().is_some_and(|a| !accepts(t, a)))
+                        })
+                    {
+                        let want: Vec<String> = fitting
+                            .iter()
+                            .map(|o| format!("({})", o.join(", ")))
+                            .collect();
+                        let got: Vec<String> = args
+                            .iter()
+                            .map(|a| a.as_ref().map(json_type).unwrap_or("?").to_string())
+                            .collect();
+                        found.push((
+                            pos,
+                            format!(
+                                "`{path_name}` takes {}, not ({})",
+                                want.join(" or "),
+                                got.join(", ")
+                            ),
+                        ));
+                    }
+                }
+            }
+            // Fault option maps, checked as `run` checks them.
+            if ns == "chaos" {
+                if let (Some(fault), Some(arg)) =
+                    (crate::faults::Fault::from_function(fname), f.args.first())
+                {
+                    if let Some(problem) = fault_options(fault, arg) {
+                        found.push((arg.position(), problem));
+                    }
+                }
+            }
+            true
+        });
+        for (pos, message) in found {
+            self.found.push(Diagnostic::at(name, pos, message));
+        }
     }
 
     /// Resolves, compiles and checks an imported module (once per file); returns its exports,
     /// or `None` when it could not be loaded (which is reported).
     fn module(&mut self, from: &str, path: &str, pos: Position) -> Option<Known> {
         match self.resolver.compile(self.engine, Some(from), path, pos) {
+            Ok((file, _)) if self.stack.iter().any(|f| same_file(f, &file)) => {
+                let mut cycle = self.stack.clone();
+                cycle.push(file);
+                self.found.push(Diagnostic::at(
+                    from,
+                    pos,
+                    format!(
+                        "import cycle: {} (a playbook cannot import itself, directly or through its modules)",
+                        cycle.join(" -> ")
+                    ),
+                ));
+                None
+            }
             Ok((file, ast)) => {
                 if let Some(known) = self.modules.get(&file) {
                     return Some(known.clone());
                 }
                 self.modules.insert(file.clone(), HashMap::new());
+                self.stack.push(file.clone());
                 let known = self.file(&file, &ast);
+                self.stack.pop();
                 self.modules.insert(file, known.clone());
                 Some(known)
             }
@@ -176,6 +300,131 @@ impl Checker<'_> {
             }
         }
     }
+}
+
+/// The namespace a call names (`chaos` in `chaos::pod_kill`), "" for none.
+fn namespace_of(f: &rhai::FnCallExpr) -> String {
+    f.namespace
+        .path
+        .iter()
+        .map(|i| i.name.as_str())
+        .collect::<Vec<_>>()
+        .join("::")
+}
+
+/// Whether two names are the same file (as given, or once made canonical).
+fn same_file(a: &str, b: &str) -> bool {
+    a == b
+        || match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+            (Ok(x), Ok(y)) => x == y,
+            _ => false,
+        }
+}
+
+/// A literal argument as JSON (`None` when it is computed).
+fn literal(e: &Expr) -> Option<serde_json::Value> {
+    let v = e.get_literal_value(None)?;
+    rhai::serde::from_dynamic(&v).ok()
+}
+
+/// `name: string, default: string` from a signature `param(name: string, default: string) -> String`.
+fn param_types(signature: &str) -> Option<Vec<String>> {
+    let inner = signature.split_once('(')?.1.rsplit_once(')')?.0;
+    if inner.trim().is_empty() {
+        return Some(Vec::new());
+    }
+    Some(
+        inner
+            .split(", ")
+            .map(|p| {
+                p.rsplit_once(": ")
+                    .map(|(_, t)| t)
+                    .unwrap_or("?")
+                    .trim()
+                    .to_string()
+            })
+            .collect(),
+    )
+}
+
+fn json_type(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Bool(_) => "bool",
+        serde_json::Value::Number(n) if n.is_f64() => "f64",
+        serde_json::Value::Number(_) => "int",
+        serde_json::Value::Array(_) => "Array",
+        serde_json::Value::Object(_) => "Map",
+        serde_json::Value::Null => "()",
+    }
+}
+
+/// Whether a parameter of type `t` (as `playbook doc` writes it) takes the literal `v`.
+fn accepts(t: &str, v: &serde_json::Value) -> bool {
+    match t {
+        "string" | "String" | "&str" | "ImmutableString" => v.is_string(),
+        "bool" => v.is_boolean(),
+        "i64" | "int" | "INT" => v.is_i64() || v.is_u64(),
+        "f64" | "float" | "FLOAT" => v.is_f64(),
+        "Map" => v.is_object(),
+        "Array" => v.is_array(),
+        _ => true,
+    }
+}
+
+/// Which arguments of a host call are durations: `(index, what)`.
+fn duration_params(path: &str, method: bool, args: usize) -> Vec<(usize, &'static str)> {
+    match (path, method, args) {
+        ("expect", false, 3) => vec![(1, "timeout")],
+        ("always", false, 3) => vec![(1, "window")],
+        ("sleep", false, 1) => vec![(0, "duration")],
+        ("expect_recovery", false, 4) => vec![(1, "disruption bound"), (2, "timeout")],
+        ("cluster::events", false, 2) => vec![(1, "window")],
+        ("wait_injected" | "wait_recovered", true, 1) => vec![(0, "timeout")],
+        _ => Vec::new(),
+    }
+}
+
+/// A fault constructor's option map: unknown keys always; when the map is wholly literal,
+/// everything `run` checks (durations, modes and values, the CRD schema).
+fn fault_options(fault: crate::faults::Fault, arg: &Expr) -> Option<String> {
+    let keys: Vec<String> = match arg {
+        Expr::Map(m, _) => m.0.iter().map(|(k, _)| k.name.to_string()).collect(),
+        other => literal(other)?.as_object()?.keys().cloned().collect(),
+    };
+    let say = |e: crate::faults::OptionError| {
+        format!(
+            "chaos::{}: option `{}`: {}",
+            fault.function(),
+            e.field,
+            e.message
+        )
+    };
+    if let Err(e) = crate::faults::check_keys(fault, keys.iter().map(String::as_str)) {
+        return Some(say(e));
+    }
+    if let Expr::Map(m, _) = arg {
+        for (k, v) in &m.0 {
+            if k.name == "duration" {
+                if let Some(serde_json::Value::String(d)) = literal(v) {
+                    if let Err(e) = crate::duration::parse(&d) {
+                        return Some(format!(
+                            "chaos::{}: option `duration`: {e}",
+                            fault.function()
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    let options = literal(arg)?;
+    let cx = crate::faults::Context {
+        run_id: "check",
+        default_name: "check".into(),
+        default_duration: "1m".into(),
+        default_namespace: "default".into(),
+    };
+    crate::faults::build(fault, &options, &cx).err().map(say)
 }
 
 /// Why calling `path` with `args` arguments cannot work, given the arities that exist.
@@ -303,5 +552,29 @@ mod tests {
             found[0].contains("module \"no_such_module\" not found"),
             "{found:?}"
         );
+    }
+
+    #[test]
+    fn literals_are_checked_as_run_checks_them() {
+        let found = run(concat!(
+            "let f = chaos::network_delay(#{ selector: #{ namespaces: [\"m\"] }, laency: \"100ms\" });\n",
+            "let g = chaos::pod_kill(#{ selector: #{ namespaces: [\"x\"] }, duration: \"30 s\" });\n",
+            "g.wait_injeted(\"10s\");\n",
+            "expect(\"x\", \"1h30\", || true);\n",
+            "let p = param(\"x\", 3);\n",
+            "let ok = chaos::pod_kill(#{ selector: #{ namespaces: [\"x\"] }, mode: \"one\" });\n",
+            "ok.wait_injected(\"10s\");\n",
+        ));
+        let want = [
+            "t.rhai:1:30: chaos::network_delay: option `laency`: unknown option for chaos::network_delay; did you mean `latency`?",
+            "t.rhai:2:25: chaos::pod_kill: option `duration`: invalid duration \"30 s\"",
+            "t.rhai:3:3: no method `wait_injeted`; did you mean `wait_injected`?",
+            "t.rhai:4:13: expect: invalid duration \"1h30\": missing unit",
+            "t.rhai:5:9: `param` takes (string, string), not (string, int)",
+        ];
+        assert_eq!(found.len(), want.len(), "{found:?}");
+        for (f, w) in found.iter().zip(want) {
+            assert!(f.starts_with(w), "{f} does not start with {w}");
+        }
     }
 }

@@ -188,7 +188,10 @@ fn eval_message(err: &EvalAltResult) -> String {
         EvalAltResult::ErrorTerminated(token, _) => token.to_string(),
         EvalAltResult::ErrorRuntime(value, _) => match value.clone().try_cast::<Failure>() {
             Some(failure) => failure.message,
-            None => value.to_string(),
+            None => match value.clone().try_cast::<crate::outcome::Inconclusive>() {
+                Some(i) => format!("inconclusive: {}", i.message),
+                None => value.to_string(),
+            },
         },
         EvalAltResult::ErrorMismatchDataType(want, got, _) => {
             format!("expected {want}, found {got}")

@@ -46,6 +46,8 @@ pub struct FaultHandle {
     pub object: ObjectRef,
     /// Created for real (false in a dry run).
     pub live: bool,
+    /// The pods it would select when it was built (what `selected()` returns in a dry run).
+    pub preview: Vec<String>,
 }
 
 /// The Chaos Mesh namespace (`--var chaos_namespace=...`, default `chaos-testing`), also protected.
@@ -138,17 +140,61 @@ fn reachable(
     Ok(out)
 }
 
-/// The pods a fault's selector reaches now (Running, matching namespaces and labels), by name.
+/// The pods a fault's selector reaches now, by Chaos Mesh's rules (`faults::selection`), as
+/// `namespace/name`.
 pub(crate) fn candidates(
     ctx: &NativeCallContext,
     s: &Session,
     built: &Built,
 ) -> RhaiResultOf<Vec<String>> {
-    match built.reach.first() {
-        Some(r) => reachable(ctx, s, r),
-        None => Ok(Vec::new()),
+    use crate::faults::selection;
+    let sel = built
+        .object
+        .pointer("/spec/selector")
+        .cloned()
+        .unwrap_or_default();
+    let as_json = |p: &k8s_openapi::api::core::v1::Pod| serde_json::to_value(p).unwrap_or_default();
+    let mut pods = Vec::new();
+    let named = selection::named_pods(&sel);
+    if named.is_empty() {
+        for ns in selection::namespaces(&sel, &built.namespace) {
+            pods.extend(
+                crate::host::cluster::list_pods(ctx, s, &ns, "")?
+                    .iter()
+                    .map(as_json),
+            );
+        }
+    } else {
+        let mut seen = std::collections::BTreeSet::new();
+        for (ns, _) in &named {
+            if seen.insert(ns.clone()) {
+                pods.extend(
+                    crate::host::cluster::list_pods(ctx, s, ns, "")?
+                        .iter()
+                        .map(as_json),
+                );
+            }
+        }
     }
+    let nodes: Vec<Value> = if selection::needs_nodes(&sel) {
+        let api: Api<k8s_openapi::api::core::v1::Node> = Api::all(s.target.client.clone());
+        s.rt.block_on(api.list(&Default::default()))
+            .map_err(|e| api_error(ctx, "listing nodes", e))?
+            .items
+            .iter()
+            .map(|n| serde_json::to_value(n).unwrap_or_default())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    selection::candidates(&sel, &pods, &nodes).map_err(|e| {
+        error(
+            ctx,
+            format!("{} {}: the selector: {e}", built.kind, built.name),
+        )
+    })
 }
+
 
 /// The safety rules: no protected namespace among those the fault (selector, target, the
 /// object itself) reaches, and no selection that can hit more than a few pods, in any mode.
@@ -191,12 +237,14 @@ pub(crate) fn yaml(v: &Value) -> String {
     serde_saphyr::to_string(v).unwrap_or_else(|_| v.to_string())
 }
 
-/// Builds, checks and creates a fault; the handle.
+/// Builds, checks and creates a fault; the handle. A fault that would select no pod is not
+/// created: the playbook is inconclusive (exit 5), never silently "passed".
 fn inject(
     ctx: &NativeCallContext,
     built: RhaiResultOf<Built>,
     what: &str,
 ) -> RhaiResultOf<FaultHandle> {
+    use crate::faults::selection;
     let s = session(ctx)?;
     let built = built?;
     check_safety(ctx, &s, &built)?;
@@ -207,30 +255,42 @@ fn inject(
         Some(&built.namespace),
         &built.name,
     );
+    let value = built.object["spec"]["value"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let selects = selection::describe(faults::mode_name(&built.mode), &value, &pods);
     let summary = format!(
-        "{object} ({what}, mode {}, {}; {} candidate pod(s))",
+        "{object} ({what}, mode {}, {}; selects {selects})",
         faults::mode_name(&built.mode),
-        built.object["spec"]["duration"]
-            .as_str()
-            .map(|d| format!("duration {d}"))
-            .unwrap_or_else(|| "unbounded".into()),
-        pods.len()
+        faults::bound_text(&built.object),
     );
+    let preview = selection::would_select(faults::mode_name(&built.mode), &value, &pods);
     if s.dry_run {
         (s.output)(Line::Print(format!(
-            "dry run: would create {summary}\n---\n{}# would select from: {}\n",
+            "dry run: would create {summary}\n---\n{}# would select: {}\n",
             yaml(&built.object),
-            if pods.is_empty() {
-                "(no running pods match now)".to_string()
+            if preview.is_empty() {
+                "no pod (nothing would be injected)".to_string()
             } else {
-                pods.join(", ")
+                preview.join(", ")
             }
         )));
         s.record().rendered.push((built.object, pods));
         return Ok(FaultHandle {
             object,
             live: false,
+            preview,
         });
+    }
+    // Faults without a pod selector (cloud, physical machines, schedules, workflows) select
+    // through what they create; the rest must select at least one pod.
+    if built.object.pointer("/spec/selector").is_some() && preview.is_empty() {
+        let message = format!(
+            "{object} ({what}) would select no pod: {selects}; nothing was injected (check the selector's namespaces and labels)"
+        );
+        s.record().inconclusive.push(message.clone());
+        return Err(crate::outcome::inconclusive(message, ctx.call_position()));
     }
     s.phase(crate::session::Phase::Injecting {
         what: summary.clone(),
@@ -265,7 +325,11 @@ fn inject(
         recovered_s: None,
         removed_s: None,
     });
-    Ok(FaultHandle { object, live: true })
+    Ok(FaultHandle {
+        object,
+        live: true,
+        preview,
+    })
 }
 
 fn build_fault(ctx: &NativeCallContext, fault: Fault, options: Map) -> RhaiResultOf<Built> {
@@ -286,13 +350,36 @@ fn build_fault(ctx: &NativeCallContext, fault: Fault, options: Map) -> RhaiResul
 
 /// The object as the cluster has it now (`None` once it is gone).
 fn fetch(ctx: &NativeCallContext, s: &Session, h: &FaultHandle) -> RhaiResultOf<Option<Value>> {
-    let ar =
-        crate::session::resource_for(&s.target, &s.rt, &h.object).map_err(|e| error(ctx, e))?;
-    let ns = h.object.namespace.as_deref();
+    let got = fetch_object(s, &h.object).map_err(|e| error(ctx, e))?;
+    if let Some(obj) = &got {
+        note_status(s, &h.object.name, obj);
+    }
+    Ok(got)
+}
+
+/// An object as the cluster has it now (`None` once it is gone).
+pub(crate) fn fetch_object(s: &Session, object: &ObjectRef) -> Result<Option<Value>, String> {
+    let ar = crate::session::resource_for(&s.target, &s.rt, object).map_err(|e| e.to_string())?;
     let got =
-        s.rt.block_on(s.target.get_opt(&ar, ns, &h.object.name))
-            .map_err(|e| api_error(ctx, &format!("reading {}", h.object), e))?;
+        s.rt.block_on(s.target.get_opt(&ar, object.namespace.as_deref(), &object.name))
+            .map_err(|e| format!("reading {object}: {}", crate::session::describe(&e)))?;
     Ok(got.map(|o| serde_json::to_value(o).unwrap_or_default()))
+}
+
+/// Proof of injection: the first time Chaos Mesh reports a fault `AllInjected`, its time and
+/// the pods it recorded go into the run's record.
+pub(crate) fn note_status(s: &Session, name: &str, obj: &Value) {
+    if !crate::host::cluster::condition_true(obj, "AllInjected") {
+        return;
+    }
+    let at = s.elapsed_s();
+    let mut record = s.record();
+    if let Some(f) = record.faults.iter_mut().find(|f| f.name == name) {
+        if f.injected_s.is_none() {
+            f.injected_s = Some(at);
+            f.selected = selected(obj);
+        }
+    }
 }
 
 fn selected(obj: &Value) -> Vec<String> {
@@ -325,7 +412,9 @@ fn conditions_text(obj: &Value) -> String {
         .unwrap_or_else(|| "no status yet".into())
 }
 
-/// Waits until the fault's condition `kind` is True; milliseconds it took.
+/// Waits until the fault's condition `kind` is True; milliseconds it took. A fault that never
+/// reaches `AllInjected`, or reaches it having selected no pod, makes the playbook
+/// inconclusive: nothing proves it took effect.
 fn wait_condition(
     ctx: &NativeCallContext,
     h: &FaultHandle,
@@ -339,7 +428,7 @@ fn wait_condition(
     }
     let mut last = Value::Null;
     let what = format!("{} {kind}", h.object);
-    let (ok, took, observed) = wait_for(&s, &s.stop, &what, timeout, ctx.call_position(), || {
+    let (ok, took, observed) = wait_for(&s, &s.stop, &what, timeout, Some(ctx), || {
         let obj = fetch(ctx, &s, h)?;
         let ok = obj
             .as_ref()
@@ -353,28 +442,65 @@ fn wait_condition(
         Ok(Observation { ok, observed })
     })?;
     s.phase(crate::session::Phase::Running);
+    let injecting = kind == "AllInjected";
     if !ok {
-        return Err(error(
-            ctx,
-            format!(
-                "{} did not reach {kind} within {}: {observed}",
-                h.object,
-                crate::duration::format(timeout)
-            ),
-        ));
-    }
-    let at = s.elapsed_s();
-    let mut record = s.record();
-    if let Some(f) = record.faults.iter_mut().find(|f| f.name == h.object.name) {
-        match kind {
-            "AllInjected" => {
-                f.injected_s = Some(at);
-                f.selected = selected(&last);
+        let message = format!(
+            "{} did not reach {kind} within {}: {observed}{}",
+            h.object,
+            crate::duration::format(timeout),
+            if injecting {
+                format!(
+                    "{}; nothing proves the fault took effect",
+                    failed_records(&last)
+                )
+            } else {
+                String::new()
             }
-            _ => f.recovered_s = Some(at),
+        );
+        if injecting {
+            s.record().inconclusive.push(message.clone());
+            return Err(crate::outcome::inconclusive(message, ctx.call_position()));
+        }
+        return Err(error(ctx, message));
+    }
+    if injecting && selected(&last).is_empty() {
+        let message = format!(
+            "{} reports AllInjected but Chaos Mesh recorded no target: it selected no pod, so nothing was injected",
+            h.object
+        );
+        s.record().inconclusive.push(message.clone());
+        return Err(crate::outcome::inconclusive(message, ctx.call_position()));
+    }
+    if !injecting {
+        let at = s.elapsed_s();
+        if let Some(f) = s
+            .record()
+            .faults
+            .iter_mut()
+            .find(|f| f.name == h.object.name)
+        {
+            f.recovered_s = Some(at);
         }
     }
     Ok(took.as_secs_f64() * 1000.0)
+}
+
+/// What Chaos Mesh said went wrong, from its records' events (`; records: ...`), if anything.
+fn failed_records(obj: &Value) -> String {
+    let events: Vec<String> = obj
+        .pointer("/status/experiment/containerRecords")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .flat_map(|r| r["events"].as_array().cloned().unwrap_or_default())
+        .filter(|e| e["type"] == "Failed")
+        .filter_map(|e| e["message"].as_str().map(str::to_string))
+        .collect();
+    if events.is_empty() {
+        String::new()
+    } else {
+        format!("; Chaos Mesh: {}", events.join("; "))
+    }
 }
 
 fn set_pause(ctx: &NativeCallContext, h: &FaultHandle, paused: bool) -> RhaiResultOf<()> {
@@ -538,8 +664,30 @@ pub mod api {
         )
     }
 
-    /// Applies any Chaos Mesh manifest (YAML text or a map), checked and bounded like the
-    /// constructors: existing YAML experiments keep working.
+    /// Cleans up now, as at the playbook's end: removes every fault created so far and runs the
+    /// `on_cleanup` closures, last-in first-out, each once; true if everything was removed
+    /// (what the REPL's `:cleanup` saves as).
+    ///
+    /// ```rhai
+    /// chaos::cleanup();
+    /// ```
+    #[rhai_fn(name = "cleanup", return_raw)]
+    pub fn cleanup_now(ctx: NativeCallContext) -> RhaiResultOf<bool> {
+        let s = session(&ctx)?;
+        Ok(s.cleanup(|f| {
+            f.call_within_context::<Dynamic>(&ctx, ())
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }))
+    }
+
+    /// Applies a Chaos Mesh manifest (YAML text or a map) of any kind whose v2.8.1 CRD is in
+    /// `crds/chaos-mesh/` (PodChaos, NetworkChaos, StressChaos, Schedule, Workflow,
+    /// StatusCheck), checked against the CRD, labelled, journalled and bounded like the
+    /// constructors: a fault gets a `duration`, a Schedule's fault template a `duration`, every
+    /// Workflow template a `deadline`; Schedules and Workflows are also removed at the
+    /// playbook's end. Their own faults are not followed, so a playbook using them is
+    /// inconclusive at best.
     ///
     /// ```rhai
     /// let f = chaos::apply(`
@@ -670,7 +818,9 @@ pub mod api {
         Ok(m)
     }
 
-    /// The pods the fault selected (`namespace/name`), from Chaos Mesh's records.
+    /// The pods the fault selected (`namespace/name`), from Chaos Mesh's records; in a dry run,
+    /// the pods it would select now (by Chaos Mesh's rules; the first ones by name where Chaos
+    /// Mesh would draw at random).
     ///
     /// ```rhai
     /// let victims = f.selected();
@@ -678,7 +828,10 @@ pub mod api {
     #[rhai_fn(global, return_raw, pure)]
     pub fn selected(ctx: NativeCallContext, h: &mut FaultHandle) -> RhaiResultOf<Array> {
         let s = session(&ctx)?;
-        let obj = if h.live { fetch(&ctx, &s, h)? } else { None };
+        if !h.live {
+            return Ok(h.preview.iter().cloned().map(Dynamic::from).collect());
+        }
+        let obj = fetch(&ctx, &s, h)?;
         Ok(super::selected(&obj.unwrap_or(Value::Null))
             .into_iter()
             .map(Dynamic::from)

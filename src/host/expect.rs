@@ -73,14 +73,16 @@ fn millis(d: SignedDuration) -> u64 {
 
 /// Waits until `eval` says ok, for at most `timeout` on the run's clock. `Ok((passed, took, last))`.
 /// Each step is announced as [`Phase::Waiting`] for `what` (e.g. `expect "ready again"`).
+/// With `ctx` (a playbook's own wait), the continuous guards are checked at every step.
 pub(crate) fn wait_for(
     session: &Session,
     stop: &Stop,
     what: &str,
     timeout: Duration,
-    pos: Position,
+    ctx: Option<&NativeCallContext>,
     mut eval: impl FnMut() -> RhaiResultOf<Observation>,
 ) -> RhaiResultOf<(bool, SignedDuration, String)> {
+    let pos = ctx.map(|c| c.call_position()).unwrap_or(Position::NONE);
     let start = session.now();
     let limit = start.checked_add(signed(timeout)).unwrap_or(start);
     loop {
@@ -103,6 +105,74 @@ pub(crate) fn wait_for(
             .clock
             .step(limit, stop)
             .map_err(|r| terminated(r, pos))?;
+        if let Some(ctx) = ctx {
+            check_guards(ctx, session)?;
+        }
+    }
+}
+
+/// Checks every continuous guard (`guard(...)`) while a fault is active: the first one that
+/// does not hold fails the playbook at once (cleanup then runs). Guards are not re-entered
+/// from their own conditions.
+pub(crate) fn check_guards(ctx: &NativeCallContext, session: &Session) -> RhaiResultOf<()> {
+    use std::sync::atomic::Ordering;
+    let guards = session.guards();
+    if guards.is_empty() || session.live_objects().is_empty() || session.dry_run {
+        return Ok(());
+    }
+    if session.checking_guards.swap(true, Ordering::SeqCst) {
+        return Ok(());
+    }
+    let result = (|| {
+        for (name, f, at) in guards {
+            let o = call_condition(ctx, &f)?;
+            if !o.ok {
+                session.guard_violated(&name);
+                report(
+                    session,
+                    Expectation {
+                        name: name.clone(),
+                        kind: "guard".into(),
+                        timeout_ms: 0,
+                        status: Status::Failed,
+                        took_ms: 0,
+                        observed: o.observed.clone(),
+                        at,
+                    },
+                );
+                return Err(failure(
+                    format!(
+                        "guard \"{name}\" violated while a fault was active: observed {}",
+                        o.observed
+                    ),
+                    ctx.call_position(),
+                ));
+            }
+        }
+        Ok(())
+    })();
+    session.checking_guards.store(false, Ordering::SeqCst);
+    result
+}
+
+/// At the end of a run: every guard that was never violated is reported as held.
+pub fn close_guards(session: &Session) {
+    for (name, _, at) in session.guards() {
+        if session.guard_was_violated(&name) {
+            continue;
+        }
+        report(
+            session,
+            Expectation {
+                name,
+                kind: "guard".into(),
+                timeout_ms: 0,
+                status: Status::Passed,
+                took_ms: 0,
+                observed: "held whenever it was checked while faults were active".into(),
+                at,
+            },
+        );
     }
 }
 
@@ -113,12 +183,14 @@ pub(crate) fn terminated(reason: crate::session::StopReason, pos: Position) -> B
 
 /// Records an expectation's outcome and says it.
 pub(crate) fn report(session: &Session, e: Expectation) {
-    let mark = if e.status == Status::Passed {
-        "ok"
-    } else {
-        "FAILED"
+    let mark = match e.status {
+        Status::Passed => "ok",
+        Status::Failed => "FAILED",
+        Status::Inconclusive => "INCONCLUSIVE",
     };
-    let timing = if e.kind == "always" {
+    let timing = if e.kind == "guard" {
+        String::new()
+    } else if e.kind == "always" {
         format!(
             "held for {}",
             crate::duration::format(Duration::from_millis(e.took_ms))
@@ -144,6 +216,18 @@ fn dry_run_skip(session: &Session, kind: &str, name: &str) -> bool {
         )));
     }
     session.dry_run
+}
+
+/// The position in an [`at`] string (`source:line:column`).
+fn position_of(at: &str) -> Position {
+    let mut parts = at.rsplitn(3, ':');
+    let column = parts.next().and_then(|c| c.parse().ok()).unwrap_or(0);
+    let line = parts.next().and_then(|l| l.parse().ok()).unwrap_or(0);
+    if line == 0 {
+        Position::NONE
+    } else {
+        Position::new(line, column)
+    }
 }
 
 fn at(ctx: &NativeCallContext) -> String {
@@ -187,7 +271,7 @@ pub mod api {
         }
         let pos = ctx.call_position();
         let what = format!("expect \"{name}\"");
-        let (ok, took, observed) = wait_for(&s, &s.stop, &what, timeout, pos, || {
+        let (ok, took, observed) = wait_for(&s, &s.stop, &what, timeout, Some(&ctx), || {
             call_condition(&ctx, &condition)
         })?;
         s.phase(Phase::Running);
@@ -237,7 +321,7 @@ pub mod api {
         let pos = ctx.call_position();
         // Wait for the condition to *fail*: if it never does within the window, it held.
         let what = format!("always \"{name}\"");
-        let (broke, took, observed) = wait_for(&s, &s.stop, &what, window, pos, || {
+        let (broke, took, observed) = wait_for(&s, &s.stop, &what, window, Some(&ctx), || {
             call_condition(&ctx, &condition).map(|o| Observation {
                 ok: !o.ok,
                 observed: o.observed,
@@ -274,6 +358,117 @@ pub mod api {
         }
     }
 
+    /// Measures a recovery the only trustworthy way: first waits (at most `disrupted_within`)
+    /// until `condition` is observed *not* holding — the disruption, seen through the same
+    /// status the recovery is read from — then times how long it takes to hold again (at most
+    /// `within`), from that moment. Returns the recovery time in milliseconds. If the
+    /// disruption is never observed, the playbook is *inconclusive* (exit 5): a recovery read
+    /// from a status that never showed the fault would be measured from a stale status.
+    ///
+    /// ```rhai
+    /// let f = chaos::pod_kill(#{ selector: #{ namespaces: ["kserve-inference"] } });
+    /// f.wait_injected("10s");
+    /// let ms = expect_recovery("InferenceService Ready again", "15s", "30s", || platform::inference_ready());
+    /// record("recovery_ms", ms);
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn expect_recovery(
+        ctx: NativeCallContext,
+        name: &str,
+        disrupted_within: &str,
+        within: &str,
+        condition: FnPtr,
+    ) -> RhaiResultOf<f64> {
+        let s = session(&ctx)?;
+        let bound = duration_arg(&ctx, "expect_recovery disruption bound", disrupted_within)?;
+        let timeout = duration_arg(&ctx, "expect_recovery timeout", within)?;
+        if dry_run_skip(&s, "expect_recovery", name) {
+            return Ok(0.0);
+        }
+        let pos = ctx.call_position();
+        let what = format!("expect_recovery \"{name}\": the disruption");
+        let (seen, to_disruption, held) = wait_for(&s, &s.stop, &what, bound, Some(&ctx), || {
+            call_condition(&ctx, &condition).map(|o| Observation {
+                ok: !o.ok,
+                observed: o.observed,
+            })
+        })?;
+        if !seen {
+            s.phase(Phase::Running);
+            let message = format!(
+                "recovery \"{name}\": the disruption was never observed within {} (the condition held throughout, last observed {held}); a recovery time read now would come from a status that never showed the fault",
+                crate::duration::format(bound)
+            );
+            report(
+                &s,
+                Expectation {
+                    name: name.to_string(),
+                    kind: "expect_recovery".into(),
+                    timeout_ms: timeout.as_millis() as u64,
+                    status: Status::Inconclusive,
+                    took_ms: millis(to_disruption),
+                    observed: format!("no disruption: {held}"),
+                    at: at(&ctx),
+                },
+            );
+            s.record().inconclusive.push(message.clone());
+            return Err(crate::outcome::inconclusive(message, pos));
+        }
+        (s.output)(Line::Print(format!(
+            "disruption observed for \"{name}\" after {}: {held}",
+            crate::duration::format(to_disruption.unsigned_abs())
+        )));
+        let what = format!("expect_recovery \"{name}\"");
+        let (ok, took, observed) = wait_for(&s, &s.stop, &what, timeout, Some(&ctx), || {
+            call_condition(&ctx, &condition)
+        })?;
+        s.phase(Phase::Running);
+        report(
+            &s,
+            Expectation {
+                name: name.to_string(),
+                kind: "expect_recovery".into(),
+                timeout_ms: timeout.as_millis() as u64,
+                status: if ok { Status::Passed } else { Status::Failed },
+                took_ms: millis(took),
+                observed: format!("{observed} (disrupted: {held})"),
+                at: at(&ctx),
+            },
+        );
+        if ok {
+            Ok(took.as_secs_f64() * 1000.0)
+        } else {
+            Err(failure(
+                format!(
+                    "\"{name}\" did not recover within {} of the disruption: last observed {observed}",
+                    crate::duration::format(timeout)
+                ),
+                pos,
+            ))
+        }
+    }
+
+    /// Declares a continuous guard (a stop condition, as AWS FIS and Chaos Toolkit have): from
+    /// now on, for the rest of the playbook, `condition` is checked whenever the playbook
+    /// waits while a fault is active, without blocking the script. The first time it does not
+    /// hold the playbook fails at once (exit 1) and cleanup removes the faults.
+    ///
+    /// ```rhai
+    /// guard("MLflow keeps answering", || metrics::probe("mlflow", "mlflow:5000", "/health", 3).success_rate >= 0.9);
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn guard(ctx: NativeCallContext, name: &str, condition: FnPtr) -> RhaiResultOf<()> {
+        let s = session(&ctx)?;
+        if s.dry_run {
+            (s.output)(Line::Print(format!(
+                "dry run: would guard \"{name}\" while faults are active"
+            )));
+            return Ok(());
+        }
+        s.add_guard(name.to_string(), condition, at(&ctx));
+        check_guards(&ctx, &s)
+    }
+
     /// Defines what "normal" looks like: `condition` must hold now, before the first fault, and
     /// again after cleanup (within 5 minutes). Call it before injecting anything.
     ///
@@ -283,10 +478,14 @@ pub mod api {
     #[rhai_fn(return_raw)]
     pub fn steady_state(ctx: NativeCallContext, name: &str, condition: FnPtr) -> RhaiResultOf<()> {
         let s = session(&ctx)?;
-        if s.has_created() {
+        // While a fault is live (in the REPL, once `:cleanup` removed them all, a playbook
+        // can be loaded again).
+        if !s.live_objects().is_empty() {
             return Err(crate::host::error(
                 &ctx,
-                format!("steady_state(\"{name}\") must come before the first fault is injected"),
+                format!(
+                    "steady_state(\"{name}\") must come before the first fault is injected (or once every fault is removed)"
+                ),
             ));
         }
         s.phase(Phase::SteadyState {
@@ -321,28 +520,32 @@ pub mod api {
     }
 }
 
-/// After cleanup: every steady state must hold again within [`STEADY_RECOVERY`]. Returns false
-/// if one did not (each is recorded and said).
+/// After cleanup: every steady state must hold again within [`STEADY_RECOVERY`], and within the
+/// playbook's `--timeout` plus its grace (the session's stop): running out of that is a
+/// timeout at the `steady_state` statement. Returns false if one did not hold (each is
+/// recorded and said).
 pub fn recheck_steady_states(
     session: &Session,
     engine: &rhai::Engine,
     ast: &rhai::AST,
 ) -> Result<bool, Box<EvalAltResult>> {
-    let stop = Stop::new(STEADY_RECOVERY);
     let mut all = true;
     for (name, f, at) in session.steady_states() {
         let what = format!("steady state \"{name}\" again");
-        let (ok, took, observed) = wait_for(
-            session,
-            &stop,
-            &what,
-            STEADY_RECOVERY,
-            Position::NONE,
-            || {
+        let (ok, took, observed) =
+            wait_for(session, &session.stop, &what, STEADY_RECOVERY, None, || {
                 let v: Dynamic = crate::host::call_after(engine, ast, &f)?;
                 observation(v, Position::NONE)
-            },
-        )?;
+            })
+            .map_err(|mut e| {
+                // Out of time: the statement running is the re-check of this steady state (a
+                // stop inside its condition is reported where the closure was called from,
+                // which is no line of the playbook).
+                if matches!(*e, EvalAltResult::ErrorTerminated(..)) {
+                    e.set_position(position_of(&at));
+                }
+                e
+            })?;
         all &= ok;
         report(
             session,

@@ -90,17 +90,24 @@ pub mod api {
             waited: std::time::Duration::ZERO,
             limit: d,
         });
-        let slept = s
-            .target
-            .clock
-            .sleep_until(until, &s.stop)
-            .map_err(|r| crate::host::expect::terminated(r, ctx.call_position()));
+        // Step by step, so that continuous guards are checked while time passes.
+        let slept = (|| {
+            while s.now() < until {
+                s.target
+                    .clock
+                    .step(until, &s.stop)
+                    .map_err(|r| crate::host::expect::terminated(r, ctx.call_position()))?;
+                crate::host::expect::check_guards(&ctx, &s)?;
+            }
+            Ok(())
+        })();
         s.phase(crate::session::Phase::Running);
         slept
     }
 
     /// Records an observation (a number, string, map...) under `key`: shown at the end of the
-    /// playbook and kept in reports.
+    /// playbook and kept in reports. Under `--dry-run` nothing is recorded: the value comes from
+    /// waits that did not wait and faults that were not injected, so it is no measurement.
     ///
     /// ```rhai
     /// record("p99_during_ms", stats.p99);
@@ -109,6 +116,12 @@ pub mod api {
     pub fn record(ctx: NativeCallContext, key: &str, value: Dynamic) -> RhaiResultOf<()> {
         let s = session(&ctx)?;
         let json: serde_json::Value = rhai::serde::from_dynamic(&value)?;
+        if s.dry_run {
+            (s.output)(Line::Print(format!(
+                "dry run: would record {key} (not evaluated: no fault was injected)"
+            )));
+            return Ok(());
+        }
         let text = json.to_string();
         s.allow_record(key, text.len())
             .map_err(|e| crate::host::error(&ctx, e))?;
@@ -154,5 +167,39 @@ pub mod api {
     #[rhai_fn(global, name = "to_string", pure)]
     pub fn failure_to_string(f: &mut crate::session::Failure) -> String {
         f.message.clone()
+    }
+
+    /// "We could not tell" (a fault that selected no pod, a disruption never observed) caught
+    /// with `try { ... } catch (e) { ... }` prints as its message; `is_inconclusive(e)` tells it
+    /// apart from a failed expectation.
+    ///
+    /// ```rhai
+    /// try { f.wait_injected("10s"); } catch (e) { log(`${e}`); }
+    /// ```
+    #[rhai_fn(global, name = "to_string", pure)]
+    pub fn inconclusive_to_string(f: &mut crate::outcome::Inconclusive) -> String {
+        f.message.clone()
+    }
+
+    /// Whether a caught error is a failed expectation (`expect`, `always`, `guard`, `fail`):
+    /// the system under test misbehaved.
+    ///
+    /// ```rhai
+    /// try { expect("ready", "30s", || false); } catch (e) { if !is_failure(e) { throw e; } }
+    /// ```
+    #[rhai_fn(global)]
+    pub fn is_failure(e: Dynamic) -> bool {
+        e.is::<crate::session::Failure>()
+    }
+
+    /// Whether a caught error means "we could not tell": a fault that selected no pod or never
+    /// reached injected, a recovery whose disruption was never observed.
+    ///
+    /// ```rhai
+    /// try { f.wait_injected("10s"); } catch (e) { if is_inconclusive(e) { log("nothing injected"); } }
+    /// ```
+    #[rhai_fn(global)]
+    pub fn is_inconclusive(e: Dynamic) -> bool {
+        e.is::<crate::outcome::Inconclusive>()
     }
 }

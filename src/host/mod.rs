@@ -20,6 +20,7 @@ pub fn register(engine: &mut Engine) {
     engine.register_static_module("cluster", exported_module!(cluster::api).into());
     engine.register_type_with_name::<chaos::FaultHandle>("Fault");
     engine.register_type_with_name::<Failure>("Failure");
+    engine.register_type_with_name::<crate::outcome::Inconclusive>("Inconclusive");
     engine.register_static_module("chaos", exported_module!(chaos::api).into());
     engine.register_static_module("metrics", exported_module!(metrics::api).into());
 }

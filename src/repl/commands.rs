@@ -57,7 +57,7 @@ pub(crate) const COMMANDS: &[Command] = &[
     Command {
         name: "save",
         args: "FILE",
-        summary: "write the statements that succeeded so far as a playbook",
+        summary: "write what succeeded so far as a playbook (`:cleanup` as chaos::cleanup())",
         run: save,
     },
     Command {
@@ -83,7 +83,10 @@ pub(crate) fn dispatch(repl: &mut Repl, line: &str) -> Flow {
             let near: Vec<String> = COMMANDS
                 .iter()
                 .filter(|c| {
-                    !name.is_empty() && (c.name.starts_with(name) || name.starts_with(c.name))
+                    !name.is_empty()
+                        && (c.name.starts_with(name)
+                            || name.starts_with(c.name)
+                            || crate::engine::edit_distance(name, c.name) <= 2)
                 })
                 .map(|c| format!(":{}", c.name))
                 .collect();
@@ -224,7 +227,12 @@ fn fetch(s: &crate::session::Session, o: &ObjectRef) -> Result<Option<Value>, St
 }
 
 fn cleanup(repl: &mut Repl, _: &str) -> Flow {
+    let before = repl.session.record().cleanup.len();
     repl.cleanup();
+    // What changed the cluster is saved, so the saved playbook does what the session did.
+    if repl.session.record().cleanup.len() > before {
+        repl.saved.push("chaos::cleanup();".into());
+    }
     Flow::Continue
 }
 

@@ -89,7 +89,7 @@ pub fn run(args: &ReplArgs) -> Verdict {
     let stop = Stop::new(args.timeout);
     // The session's budget is wall time: against the simulator, virtual time runs ahead with
     // every sleep, and must not end the session (set before Session::new, which keeps the first).
-    stop.set_clock(|| false);
+    stop.set_clock(|_| false);
     let session = Session::new(SessionConfig {
         run_id,
         playbook: "repl".into(),
@@ -345,7 +345,7 @@ impl Repl {
     fn keep_imports(&mut self, source: &str, text: &str) {
         static IMPORT: OnceLock<Regex> = OnceLock::new();
         let import = IMPORT.get_or_init(|| {
-            Regex::new(r#"(?m)^\s*import\s+"([^"]+)"\s+as\s+([A-Za-z_][A-Za-z0-9_]*)\s*;"#)
+            Regex::new(r#"(?m)^\s*import\s+"([^"]+)"\s+as\s+([A-Za-z_][A-Za-z0-9_]*)\s*(?:;|$)"#)
                 .expect("the import pattern is a valid regex")
         });
         for cap in import.captures_iter(text) {

@@ -239,10 +239,12 @@ impl Console {
         let mut st = self.lock();
         let at = st.current.as_ref().map(|c| c.session.elapsed_s());
         if self.verbosity != Verbosity::Quiet {
+            let timed_out = p.error.as_ref().is_some_and(|e| e.kind == "timeout");
             let text = format!(
-                "== {}: {} in {} (run clock), {} wall",
+                "== {}: {}{} in {} (run clock), {} wall",
                 p.name,
                 p.status.word(),
+                if timed_out { " (timeout)" } else { "" },
                 seconds(p.run_s),
                 seconds(p.wall_s)
             );

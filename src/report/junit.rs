@@ -66,7 +66,35 @@ fn cases(p: &PlaybookReport) -> Vec<Case> {
         });
         return out;
     }
+    if p.status == Status::DryRun {
+        out.push(Case {
+            name: "expectations".into(),
+            time: 0.0,
+            outcome: Some((
+                "skipped",
+                String::new(),
+                "dry run: nothing was injected and no expectation was evaluated".into(),
+                String::new(),
+            )),
+        });
+    }
     for e in &p.expectations {
+        if e.status == Check::Inconclusive {
+            out.push(Case {
+                name: format!("{}: {}", e.kind, e.name),
+                time: e.took_s,
+                outcome: Some((
+                    "error",
+                    "inconclusive".into(),
+                    format!(
+                        "{} \"{}\" is inconclusive: observed {}",
+                        e.kind, e.name, e.observed
+                    ),
+                    format!("observed: {}\nat: {}", e.observed, e.at),
+                )),
+            });
+            continue;
+        }
         let outcome = (e.status == Check::Failed).then(|| {
             let message = match &p.error {
                 Some(err) if err.kind == "failure" && err.message.contains(&e.name) => {

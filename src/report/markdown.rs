@@ -13,7 +13,9 @@ const FIGURES: usize = 8;
 fn badge(s: Status) -> &'static str {
     match s {
         Status::Passed => "✅ passed",
+        Status::DryRun => "📝 dry run (not evaluated)",
         Status::Failed => "❌ failed",
+        Status::Inconclusive => "❔ inconclusive",
         Status::Error => "💥 error",
         Status::Interrupted => "⏹️ interrupted",
         Status::CleanupIncomplete => "🧹 cleanup incomplete",

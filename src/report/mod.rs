@@ -99,7 +99,11 @@ pub struct Options {
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Passed,
+    /// `--dry-run`: nothing injected, no expectation evaluated (exit code 0).
+    DryRun,
     Failed,
+    /// Nothing proves the faults took effect, or a recovery's disruption was never observed.
+    Inconclusive,
     Error,
     Interrupted,
     CleanupIncomplete,
@@ -111,7 +115,9 @@ impl Status {
     pub fn of(v: Verdict) -> Status {
         match v {
             Verdict::Passed => Status::Passed,
+            Verdict::DryRun => Status::DryRun,
             Verdict::Failed => Status::Failed,
+            Verdict::Inconclusive => Status::Inconclusive,
             Verdict::Invalid | Verdict::Error => Status::Error,
             Verdict::Interrupted => Status::Interrupted,
             Verdict::CleanupIncomplete => Status::CleanupIncomplete,
@@ -122,7 +128,9 @@ impl Status {
     pub fn word(self) -> &'static str {
         match self {
             Status::Passed => "passed",
+            Status::DryRun => "dry run (not evaluated)",
             Status::Failed => "failed",
+            Status::Inconclusive => "inconclusive",
             Status::Error => "error",
             Status::Interrupted => "interrupted",
             Status::CleanupIncomplete => "cleanup incomplete",
@@ -156,6 +164,10 @@ pub struct PlaybookReport {
     pub run_s: f64,
     /// What ended it early: a failed expectation or `fail`, a script error, a timeout...
     pub error: Option<ErrorInfo>,
+    /// Why it proved nothing (status `inconclusive`): faults that selected no pod or were
+    /// never seen injected, recoveries whose disruption was never observed.
+    #[serde(default)]
+    pub inconclusive: Vec<String>,
     pub expectations: Vec<ExpectationReport>,
     pub faults: Vec<FaultReport>,
     /// `record(key, value)` in first-write order.
@@ -200,8 +212,8 @@ pub struct EventReport {
 /// Why a playbook ended early.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorInfo {
-    /// `failure` (an expectation or `fail`: status failed), `script`, `timeout`,
-    /// `interrupted` or `internal`.
+    /// `failure` (an expectation or `fail`: status failed), `inconclusive`, `script`,
+    /// `timeout`, `interrupted` or `internal`.
     pub kind: String,
     pub message: String,
     /// `file:line:col`, when known.
@@ -214,7 +226,8 @@ pub struct ErrorInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExpectationReport {
     pub name: String,
-    /// `expect`, `always`, `steady_state` or `steady_state (after cleanup)`.
+    /// `expect`, `expect_recovery`, `always`, `guard`, `steady_state` or `steady_state (after
+    /// cleanup)`.
     pub kind: String,
     pub status: crate::session::Status,
     /// Time allowed (`expect`), window (`always`), in seconds.
@@ -357,6 +370,7 @@ impl PlaybookReport {
             run_started_at: Some(timing.run_started_at.to_string()),
             run_s: timing.run_s,
             error,
+            inconclusive: record.inconclusive.clone(),
             expectations: record
                 .expectations
                 .iter()
@@ -450,6 +464,7 @@ impl PlaybookReport {
             run_started_at: None,
             run_s: 0.0,
             error: None,
+            inconclusive: Vec::new(),
             expectations: Vec::new(),
             faults: Vec::new(),
             records: Records::default(),
@@ -468,7 +483,9 @@ impl PlaybookReport {
     pub fn verdict(&self) -> Verdict {
         match self.status {
             Status::Passed | Status::Skipped => Verdict::Passed,
+            Status::DryRun => Verdict::DryRun,
             Status::Failed => Verdict::Failed,
+            Status::Inconclusive => Verdict::Inconclusive,
             Status::Error => Verdict::Error,
             Status::Interrupted => Verdict::Interrupted,
             Status::CleanupIncomplete => Verdict::CleanupIncomplete,

@@ -103,7 +103,14 @@ pub struct Session {
     print_exhausted: AtomicBool,
     /// Bytes of the values the playbook has recorded (last value per key).
     recorded: Mutex<BTreeMap<String, usize>>,
+    /// Continuous guards (`guard(name, condition)`), and the names of those violated.
+    guards: Mutex<Guards>,
+    /// Set while guards are being checked (a guard's condition does not check guards).
+    pub checking_guards: std::sync::atomic::AtomicBool,
 }
+
+/// Guards declared (name, condition, where) and the names of those violated.
+type Guards = (Vec<(String, rhai::FnPtr, String)>, Vec<String>);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -116,7 +123,12 @@ impl Session {
             .checked_add(jiff::SignedDuration::try_from(c.stop.timeout()).unwrap_or_default())
             .unwrap_or(started);
         let clock = c.target.clock.clone();
-        c.stop.set_clock(move || clock.now() >= deadline);
+        c.stop.set_clock(move |extra| {
+            clock.now()
+                >= deadline
+                    .checked_add(jiff::SignedDuration::try_from(extra).unwrap_or_default())
+                    .unwrap_or(deadline)
+        });
         let wall_deadline = c.stop.wall_deadline();
         Arc::new_cyclic(|me: &std::sync::Weak<Session>| {
             // This thread's API requests end with the run: at its deadline, or on Ctrl-C.
@@ -147,6 +159,8 @@ impl Session {
                 printed: AtomicUsize::new(0),
                 print_exhausted: AtomicBool::new(false),
                 recorded: Mutex::new(BTreeMap::new()),
+                guards: Mutex::new((Vec::new(), Vec::new())),
+                checking_guards: std::sync::atomic::AtomicBool::new(false),
             }
         })
     }
@@ -339,6 +353,30 @@ impl Session {
     /// The steady-state conditions registered so far.
     pub fn steady_states(&self) -> Vec<(String, rhai::FnPtr, String)> {
         lock(&self.steady).clone()
+    }
+
+    /// Adds a continuous guard.
+    pub fn add_guard(&self, name: String, f: rhai::FnPtr, at: String) {
+        lock(&self.guards).0.push((name, f, at));
+    }
+
+    /// The guards declared so far, minus those already violated.
+    pub fn guards(&self) -> Vec<(String, rhai::FnPtr, String)> {
+        let g = lock(&self.guards);
+        g.0.iter()
+            .filter(|(n, ..)| !g.1.contains(n))
+            .cloned()
+            .collect()
+    }
+
+    /// Marks a guard violated (it is no longer checked).
+    pub fn guard_violated(&self, name: &str) {
+        lock(&self.guards).1.push(name.to_string());
+    }
+
+    /// Whether a guard was violated.
+    pub fn guard_was_violated(&self, name: &str) -> bool {
+        lock(&self.guards).1.iter().any(|n| n == name)
     }
 
     /// Runs every pending cleanup step, last-in first-out; `script` runs the closures. Steps

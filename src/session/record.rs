@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 pub enum Status {
     Passed,
     Failed,
+    /// Could not be evaluated meaningfully (`expect_recovery` never saw the disruption).
+    Inconclusive,
 }
 
 /// One `expect`, `always` or `steady_state`.
@@ -76,6 +78,9 @@ pub struct Record {
     /// `record(key, value)`, in the order written (a key written twice keeps its last value).
     pub records: Vec<(String, serde_json::Value)>,
     pub cleanup: Vec<CleanupStep>,
+    /// Why the run proved nothing (a fault that selected no pod or never reached injected, a
+    /// recovery whose disruption was never observed): the verdict is then inconclusive.
+    pub inconclusive: Vec<String>,
     /// The playbook's output, filled by whoever routes its lines (the runner's console).
     pub log: Vec<LogLine>,
     /// In a dry run: each object a fault would have created, and the pods it could select.

@@ -81,8 +81,8 @@ fn broken_playbooks_exit_2_or_3_with_file_line_col_and_a_caret() {
         (
             "error_in_closure",
             3,
-            "error_in_closure.rhai:2:30",
-            "no function `no_such_method",
+            "error_in_closure.rhai:2:32",
+            "array index 1 out of bounds",
         ),
     ];
     for (name, code, at, message) in cases {

@@ -43,7 +43,7 @@ fn every_namespace_works_against_the_in_process_simulator() {
     let first = all.find("first cleanup step").expect("first step ran");
     let second = all.find("second cleanup step").expect("second step ran");
     assert!(first < second, "{all}");
-    assert!(all.contains("removed PodChaos default/from-yaml"), "{all}");
+    assert!(all.contains("removed PodChaos training/from-yaml"), "{all}");
     assert!(
         all.contains("ok: steady_state (after cleanup) \"default exists\""),
         "{all}"
@@ -55,17 +55,17 @@ fn host_errors_name_the_problem_and_the_line() {
     let cases: &[(&str, i32, &[&str])] = &[
         (
             "let f = chaos::network_delay(#{ selector: #{ namespaces: [\"default\"] }, laency: \"100ms\" });",
-            3,
+            2,
             &["p.rhai:1:", "option `laency`", "did you mean `latency`?"],
         ),
         (
             "chaos::pod_kill(#{ selector: #{ namespaces: [\"default\"] }, mode: \"fixed-percent\" });",
-            3,
+            2,
             &["option `value`", "needs a value"],
         ),
         (
             "chaos::pod_kill(#{ selector: #{ namespaces: [\"default\"] }, duration: \"30x\" });",
-            3,
+            2,
             &["option `duration`", "unknown unit"],
         ),
         (
@@ -105,7 +105,7 @@ fn host_errors_name_the_problem_and_the_line() {
             &["a condition must return true/false"],
         ),
         (
-            "chaos::pod_kill(#{ selector: #{ namespaces: [\"default\"] } });\nsteady_state(\"late\", || true);",
+            "chaos::pod_kill(#{ selector: #{ namespaces: [\"training\"], labelSelectors: #{ app: \"trainer\" } } });\nsteady_state(\"late\", || true);",
             3,
             &["p.rhai:2:", "must come before the first fault"],
         ),
@@ -114,7 +114,7 @@ fn host_errors_name_the_problem_and_the_line() {
             3,
             &["no Prometheus configured: pass --prometheus URL"],
         ),
-        ("sleep(\"soon\");", 3, &["sleep: invalid duration \"soon\""]),
+        ("sleep(\"soon\");", 2, &["sleep: invalid duration \"soon\""]),
     ];
     for (source, code, needles) in cases {
         let (got, all) = run_inline(source, &[]);
@@ -189,7 +189,7 @@ fn start_run(server: &Server, state: &Path, exit: &str, timeout: &str) -> (Proc,
 
 #[test]
 fn every_exit_path_cleans_up_every_fault_kind() {
-    let server = Server::start();
+    let server = Server::start_with(&["--scenario", "mlops"]);
     let paths: &[(&str, &str, Option<&str>, i32)] = &[
         ("pass", "10m", None, 0),
         ("fail", "10m", None, 1),
@@ -230,7 +230,7 @@ fn every_exit_path_cleans_up_every_fault_kind() {
 
 #[test]
 fn a_killed_run_is_cleaned_up_by_playbook_cleanup() {
-    let server = Server::start();
+    let server = Server::start_with(&["--scenario", "mlops"]);
     let state = tempdir();
     let (mut child, seen) = start_run(&server, &state, "wait", "10m");
     assert!(seen.contains("injected 8 faults"), "{seen}");

@@ -16,7 +16,7 @@ const LAYERS: &[&[&str]] = &[
     // The host API playbooks call; what a batch shows and writes.
     &["host", "report"],
     // The one engine constructor (registers the host API).
-    &["engine"],
+    &["engine", "proof"],
     // The run lifecycle below both front ends.
     &["run"],
     // The front ends.

@@ -124,7 +124,7 @@ fn each_seed_playbook_fails_on_the_fragile_platform_naming_what_it_saw() {
         ("cpu-stress", "the HPA scales the trainer up", "desired: 1"),
         (
             "memory-stress",
-            "inference keeps being served while it restarts",
+            "guard \"inference keeps being served\" violated while a fault was active",
             "success_rate: 0.0",
         ),
     ];

@@ -34,6 +34,54 @@ fn wait_for_line(child: &mut Proc, prefix: &str) -> (Vec<String>, Lines) {
     (lines.seen.clone(), lines)
 }
 
+/// A child's standard output as lines, read on a thread, each wait bounded.
+struct Lines(std::sync::mpsc::Receiver<String>);
+
+impl Lines {
+    fn of(stdout: Option<std::process::ChildStdout>) -> Lines {
+        use std::io::BufRead;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stdout = stdout.expect("stdout is piped");
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(line);
+            }
+        });
+        Lines(rx)
+    }
+
+    /// Reads into `seen` until a line starts with `prefix` (20 s at most).
+    fn until(&self, prefix: &str, seen: &mut Vec<String>) -> Result<(), String> {
+        while !seen.iter().any(|l| l.starts_with(prefix)) {
+            match self.0.recv_timeout(std::time::Duration::from_secs(20)) {
+                Ok(line) => seen.push(line),
+                Err(_) => {
+                    return Err(format!(
+                        "never saw a line starting with {prefix:?}: {seen:?}"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads into `seen` until the output ends (a minute at most); false if it did not end.
+    fn rest(&self, seen: &mut Vec<String>) -> bool {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.0.recv_timeout(left) {
+                Ok(line) => seen.push(line),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return true,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => return false,
+            }
+        }
+    }
+}
+
 #[test]
 fn piped_statements_print_results_plainly_without_prompts() {
     let dir = scratch("plain");
@@ -120,7 +168,7 @@ fn piped_faults_are_listed_removed_by_cleanup_and_saved_as_a_playbook() {
     let dir = scratch("faults");
     let saved = dir.join("saved.rhai");
     let input = format!(
-        "let f = chaos::pod_kill(#{{ selector: #{{ namespaces: [\"default\"] }} }});\n:faults\nf.status().exists\n:cleanup\n:faults\nlet g = chaos::pod_failure(#{{ selector: #{{ namespaces: [\"default\"] }}, duration: \"30s\" }});\nf.name\n:save {}\n",
+        "let f = chaos::pod_kill(#{{ selector: #{{ namespaces: [\"training\"], labelSelectors: #{{ app: \"trainer\" }} }} }});\n:faults\nf.status().exists\n:cleanup\n:faults\nlet g = chaos::pod_failure(#{{ selector: #{{ namespaces: [\"training\"], labelSelectors: #{{ app: \"trainer\" }} }}, duration: \"30s\" }});\nf.name\n:save {}\n",
         saved.display()
     );
     let (out, stdout, stderr) = piped(&input, &dir);
@@ -135,7 +183,7 @@ fn piped_faults_are_listed_removed_by_cleanup_and_saved_as_a_playbook() {
     );
     assert!(stdout.contains("\ntrue\n"), "{stdout}");
     let removed = stdout
-        .matches("cleanup: removed PodChaos default/pb-pod-kill-")
+        .matches("cleanup: removed PodChaos training/pb-pod-kill-")
         .count();
     assert_eq!(removed, 1, "{stdout}");
     assert!(
@@ -147,12 +195,18 @@ fn piped_faults_are_listed_removed_by_cleanup_and_saved_as_a_playbook() {
     // The second fault is removed at exit, after the save.
     let tail: Vec<&str> = stdout.lines().rev().take(2).collect();
     assert!(
-        tail[0].starts_with("cleanup: removed PodChaos default/pb-pod-failure-"),
+        tail[0].starts_with("cleanup: removed PodChaos training/pb-pod-failure-"),
         "{stdout}"
     );
-    assert!(tail[1].starts_with("saved 4 statement(s)"), "{stdout}");
+    assert!(tail[1].starts_with("saved 5 statement(s)"), "{stdout}");
     let text = std::fs::read_to_string(&saved).expect("the playbook was saved");
     assert!(text.starts_with("//! Saved from `playbook repl`"), "{text}");
+    // `:cleanup` changed the cluster: the saved playbook does it too, between the two faults.
+    let (cleanup, second) = (
+        text.find("chaos::cleanup();").expect("cleanup is saved"),
+        text.find("chaos::pod_failure").unwrap(),
+    );
+    assert!(cleanup < second, "{text}");
     assert!(text.contains("f.name;"), "{text}");
     let check = Command::new(env!("CARGO_BIN_EXE_playbook"))
         .args(["check"])
@@ -198,7 +252,7 @@ fn piped_load_runs_a_playbook_into_the_session() {
     let file = dir.join("inject.rhai");
     std::fs::write(
         &file,
-        "//! A fault and a helper.\nfn double(x) { x * 2 }\nlet fault = chaos::pod_kill(#{ selector: #{ namespaces: [\"default\"] } });\n",
+        "//! A fault and a helper.\nfn double(x) { x * 2 }\nlet fault = chaos::pod_kill(#{ selector: #{ namespaces: [\"training\"], labelSelectors: #{ app: \"trainer\" } } });\n",
     )
     .expect("fixture written");
     let (out, stdout, stderr) = piped(
@@ -211,7 +265,7 @@ fn piped_load_runs_a_playbook_into_the_session() {
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
     assert!(stdout.contains("\n42\nPodChaos\n"), "{stdout}");
     assert!(
-        stdout.contains("cleanup: removed PodChaos default/pb-pod-kill-"),
+        stdout.contains("cleanup: removed PodChaos training/pb-pod-kill-"),
         "{stdout}"
     );
     assert!(!stderr.contains("never_run"), "{stderr}");
@@ -223,7 +277,7 @@ fn exit_code_4_and_a_journal_when_cleanup_at_exit_cannot_remove_a_fault() {
     let mut served = tty::Served::start(&dir);
     let state = dir.join("state");
     let (mut child, stdin) = repl_with_a_fault(&served.kubeconfig, &state);
-    let (seen, rest) = wait_for_line(&mut child, "inject: PodChaos default/");
+    let (seen, rest) = wait_for_line(&mut child, "inject: PodChaos training/");
     std::thread::spawn(move || rest.rest());
     // The cluster goes away; leaving must say what is left and exit 4.
     served.stop();
@@ -233,7 +287,7 @@ fn exit_code_4_and_a_journal_when_cleanup_at_exit_cannot_remove_a_fault() {
     assert_eq!(out.status.code(), Some(4), "{seen:?}\n{stderr}");
     assert!(
         stderr.contains(
-            "cleanup could not remove everything; still there: PodChaos default/pb-pod-kill-"
+            "cleanup could not remove everything; still there: PodChaos training/pb-pod-kill-"
         ),
         "{stderr}"
     );
@@ -253,7 +307,7 @@ fn piped_ctrl_c_stops_the_evaluation_cleans_up_and_exits_130() {
     );
     let mut stdin = child.child().stdin.take().expect("stdin");
     stdin
-        .write_all(b"let f = chaos::pod_kill(#{ selector: #{ namespaces: [\"default\"] } });\nlet t0 = clock_ms();\nexpect(\"never\", \"100000h\", || { if clock_ms() - t0 < 1.0 { print(\"waiting now\") } false })\n")
+        .write_all(b"let f = chaos::pod_kill(#{ selector: #{ namespaces: [\"training\"], labelSelectors: #{ app: \"trainer\" } } });\nlet t0 = clock_ms();\nexpect(\"never\", \"100000h\", || { if clock_ms() - t0 < 1.0 { print(\"waiting now\") } false })\n")
         .expect("stdin is written");
     // Signal once the REPL is in the endless wait (its condition says so on its first call).
     let (_, lines) = wait_for_line(&mut child, "waiting now");
@@ -265,7 +319,7 @@ fn piped_ctrl_c_stops_the_evaluation_cleans_up_and_exits_130() {
         "{stderr}"
     );
     assert!(
-        stdout.contains("cleanup: removed PodChaos default/pb-pod-kill-"),
+        stdout.contains("cleanup: removed PodChaos training/pb-pod-kill-"),
         "{stdout}"
     );
     drop(stdin);
@@ -277,7 +331,7 @@ fn a_killed_repl_leaves_a_journal_that_playbook_cleanup_handles() {
     let served = tty::Served::start(&dir);
     let state = dir.join("state");
     let (mut child, stdin) = repl_with_a_fault(&served.kubeconfig, &state);
-    wait_for_line(&mut child, "inject: PodChaos default/");
+    wait_for_line(&mut child, "inject: PodChaos training/");
     child.signal("KILL");
     child.wait(PROCESS_LIMIT);
     drop(stdin);
@@ -298,7 +352,7 @@ fn a_killed_repl_leaves_a_journal_that_playbook_cleanup_handles() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(
-        text.contains("removed PodChaos default/pb-pod-kill-"),
+        text.contains("removed PodChaos training/pb-pod-kill-"),
         "{text}"
     );
     let left = served.kubectl(&["get", "podchaos", "-A", "-o", "name"], None);
@@ -314,4 +368,67 @@ fn piped_imported_modules_stay_for_later_inputs() {
     );
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
     assert!(stdout.starts_with("1.23s\n50.0%\n"), "{stdout}\n{stderr}");
+}
+
+#[test]
+fn imports_without_semicolon_load_again_after_cleanup_and_save_what_changed_the_cluster() {
+    let dir = scratch("item9");
+    let fault = dir.join("kill.rhai");
+    std::fs::write(
+        &fault,
+        "//! Kills the trainer.\nsteady_state(\"a trainer exists\", || cluster::pods(\"training\", \"app=trainer\").len() > 0);\nlet f = chaos::pod_kill(#{ selector: #{ namespaces: [\"training\"], labelSelectors: #{ app: \"trainer\" } } });\nf.wait_injected(\"30s\");\n",
+    )
+    .unwrap();
+    let saved = dir.join("saved.rhai");
+    let (out, stdout, stderr) = piped(
+        &format!(
+            "import \"platform\" as platform\nplatform::inference_ns()\n:load {f}\n:cleanup\n:load {f}\n:lod {f}\n:save {s}\n",
+            f = fault.display(),
+            s = saved.display()
+        ),
+        &dir,
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    // The import without `;` stays for the next input.
+    assert!(
+        stdout.lines().any(|l| l == "kserve-inference"),
+        "{stdout}\n{stderr}"
+    );
+    // :load again once :cleanup removed the first fault.
+    assert_eq!(
+        stderr.matches("error").count(),
+        1,
+        "only :lod is an error: {stderr}"
+    );
+    assert_eq!(
+        stdout.matches("inject: PodChaos training/").count(),
+        2,
+        "{stdout}"
+    );
+    assert!(stderr.contains("did you mean :doc, :load?"), "{stderr}");
+    // The saved playbook does what the session did: two faults, the first removed in between.
+    let text = std::fs::read_to_string(&saved).unwrap();
+    assert_eq!(text.matches("chaos::cleanup();").count(), 1, "{text}");
+    let run = Command::new(env!("CARGO_BIN_EXE_playbook"))
+        .args(["run", "--cluster", "sim"])
+        .arg(&saved)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the playbook binary runs");
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(run.status.code(), Some(0), "{text}\n{all}");
+    let removed: Vec<&str> = all
+        .lines()
+        .filter(|l| l.contains("cleanup: removed PodChaos training/"))
+        .collect();
+    assert_eq!(removed.len(), 2, "{all}");
+    let second_inject = all.rfind("inject: PodChaos").unwrap();
+    assert!(
+        all.find("cleanup: removed PodChaos").unwrap() < second_inject,
+        "{all}"
+    );
 }

@@ -175,8 +175,8 @@ fn multi_line_function_definition_then_a_call() {
 fn a_fault_is_listed_by_faults_and_removed_at_ctrl_d() {
     let dir = scratch("tty-faults");
     let t = sim_repl("faults", &dir);
-    t.line("let f = chaos::pod_kill(#{ selector: #{ namespaces: [\"default\"] } });");
-    t.wait_for("inject: PodChaos default/pb-pod-kill-");
+    t.line("let f = chaos::pod_kill(#{ selector: #{ namespaces: [\"training\"], labelSelectors: #{ app: \"trainer\" } } });");
+    t.wait_for("inject: PodChaos training/pb-pod-kill-");
     t.line(":faults");
     let screen = t.wait_for("NAME ");
     let row = screen
@@ -187,7 +187,7 @@ fn a_fault_is_listed_by_faults_and_removed_at_ctrl_d() {
     t.keys(&["C-d"]);
     let screen = t.wait_for("EXIT=0");
     assert!(
-        screen.contains("cleanup: removed PodChaos default/pb-pod-kill-"),
+        screen.contains("cleanup: removed PodChaos training/pb-pod-kill-"),
         "{screen}"
     );
 }
@@ -356,8 +356,8 @@ fn a_terminating_signal_at_the_prompt_cleans_up_and_leaves_with_130() {
     for signal in ["TERM", "QUIT"] {
         let dir = scratch(&format!("tty-sig{signal}"));
         let t = sim_repl(&format!("sig{signal}"), &dir);
-        t.line("let f = chaos::pod_kill(#{ selector: #{ namespaces: [\"default\"] } });");
-        t.wait_for("inject: PodChaos default/");
+        t.line("let f = chaos::pod_kill(#{ selector: #{ namespaces: [\"training\"], labelSelectors: #{ app: \"trainer\" } } });");
+        t.wait_for("inject: PodChaos training/");
         t.wait_for_n("pb> ", 2);
         // The REPL waits at its prompt (the editor holds the terminal in raw mode).
         t.signal(signal);
@@ -367,7 +367,7 @@ fn a_terminating_signal_at_the_prompt_cleans_up_and_leaves_with_130() {
             "{screen}"
         );
         assert!(
-            screen.contains("cleanup: removed PodChaos default/pb-pod-kill-"),
+            screen.contains("cleanup: removed PodChaos training/pb-pod-kill-"),
             "{screen}"
         );
     }

@@ -76,7 +76,7 @@ fn a_signal_between_repl_statements_ends_the_session_before_the_next_one() {
     for signal in SIGNALS {
         let (mut child, mut stdin) = repl(&server);
         let mut lines = child.lines();
-        lines.wait_for("inject: PodChaos default/");
+        lines.wait_for("inject: PodChaos training/");
         // The REPL now waits for its next input: the signal arrives between statements.
         child.signal(signal);
         let _ = stdin.write_all(b"print(\"after the signal\");\n");
@@ -85,7 +85,7 @@ fn a_signal_between_repl_statements_ends_the_session_before_the_next_one() {
         assert_eq!(code, Some(130), "{signal}: {stdout}\n{stderr}");
         assert!(!stdout.contains("after the signal"), "{signal}: {stdout}");
         assert!(
-            stdout.contains("cleanup: removed PodChaos default/pb-pod-kill-"),
+            stdout.contains("cleanup: removed PodChaos training/pb-pod-kill-"),
             "{signal}: {stdout}"
         );
         assert_eq!(leftovers(&server), Vec::<String>::new(), "{signal}");
@@ -108,7 +108,7 @@ fn a_signal_during_a_repl_wait_stops_it_cleans_up_and_exits_130() {
         assert_eq!(code, Some(130), "{signal}: {stdout}\n{stderr}");
         assert!(stderr.contains("interrupted"), "{signal}: {stderr}");
         assert!(
-            stdout.contains("cleanup: removed PodChaos default/pb-pod-kill-"),
+            stdout.contains("cleanup: removed PodChaos training/pb-pod-kill-"),
             "{signal}: {stdout}"
         );
         assert_eq!(leftovers(&server), Vec::<String>::new(), "{signal}");
@@ -139,7 +139,7 @@ fn a_second_signal_during_cleanup_is_reported_and_cleanup_goes_on() {
         );
         assert!(stdout.contains("slow cleanup done"), "{what}");
         assert!(
-            stdout.contains("cleanup: removed PodChaos default/pb-pod-kill-"),
+            stdout.contains("cleanup: removed PodChaos training/pb-pod-kill-"),
             "{what}"
         );
         assert_eq!(leftovers(&server), Vec::<String>::new(), "{what}");

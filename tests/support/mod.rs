@@ -242,7 +242,7 @@ pub fn tempdir() -> PathBuf {
 
 /// A statement that injects one pod-kill fault in `default` (the REPL prints `inject: ...`).
 pub const INJECT: &[u8] =
-    b"let f = chaos::pod_kill(#{ selector: #{ namespaces: [\"default\"] } });\n";
+    b"let f = chaos::pod_kill(#{ selector: #{ namespaces: [\"training\"], labelSelectors: #{ app: \"trainer\" } } });\n";
 
 /// `playbook repl` against the cluster of `kubeconfig` (statements piped), with `INJECT`
 /// already written; the process and its standard input.
