@@ -13,8 +13,8 @@ use crate::connection::{self, Target, TargetChoice, TargetKind};
 use crate::engine::{self, Diagnostic, EngineConfig};
 use crate::outcome::Verdict;
 use crate::report::{ErrorInfo, PlaybookReport};
-use crate::session::{Failure, Journal, Session};
-use crate::stop::{self, Signal, StopReason};
+use crate::session::{Journal, Session};
+use crate::stop::{self, Signal};
 
 /// What the signal handler says when a signal arrives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -373,7 +373,6 @@ impl Run {
 }
 
 pub use crate::proof::ErrorKind;
-
 
 fn error_info(kind: ErrorKind, d: &Diagnostic) -> ErrorInfo {
     ErrorInfo {

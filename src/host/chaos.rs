@@ -187,14 +187,13 @@ pub(crate) fn candidates(
     } else {
         Vec::new()
     };
-    selection::candidates(&sel, &pods, &nodes).map_err(|e| {
+    selection::candidates(&sel, &built.namespace, &pods, &nodes).map_err(|e| {
         error(
             ctx,
             format!("{} {}: the selector: {e}", built.kind, built.name),
         )
     })
 }
-
 
 /// The safety rules: no protected namespace among those the fault (selector, target, the
 /// object itself) reaches, and no selection that can hit more than a few pods, in any mode.
@@ -361,8 +360,11 @@ fn fetch(ctx: &NativeCallContext, s: &Session, h: &FaultHandle) -> RhaiResultOf<
 pub(crate) fn fetch_object(s: &Session, object: &ObjectRef) -> Result<Option<Value>, String> {
     let ar = crate::session::resource_for(&s.target, &s.rt, object).map_err(|e| e.to_string())?;
     let got =
-        s.rt.block_on(s.target.get_opt(&ar, object.namespace.as_deref(), &object.name))
-            .map_err(|e| format!("reading {object}: {}", crate::session::describe(&e)))?;
+        s.rt.block_on(
+            s.target
+                .get_opt(&ar, object.namespace.as_deref(), &object.name),
+        )
+        .map_err(|e| format!("reading {object}: {}", crate::session::describe(&e)))?;
     Ok(got.map(|o| serde_json::to_value(o).unwrap_or_default()))
 }
 

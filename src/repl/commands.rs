@@ -86,7 +86,7 @@ pub(crate) fn dispatch(repl: &mut Repl, line: &str) -> Flow {
                     !name.is_empty()
                         && (c.name.starts_with(name)
                             || name.starts_with(c.name)
-                            || crate::engine::edit_distance(name, c.name) <= 2)
+                            || crate::suggest::edit_distance(name, c.name) <= 2)
                 })
                 .map(|c| format!(":{}", c.name))
                 .collect();
@@ -227,10 +227,10 @@ fn fetch(s: &crate::session::Session, o: &ObjectRef) -> Result<Option<Value>, St
 }
 
 fn cleanup(repl: &mut Repl, _: &str) -> Flow {
-    let before = repl.session.record().cleanup.len();
+    let before = repl.run.session.record().cleanup.len();
     repl.cleanup();
     // What changed the cluster is saved, so the saved playbook does what the session did.
-    if repl.session.record().cleanup.len() > before {
+    if repl.run.session.record().cleanup.len() > before {
         repl.saved.push("chaos::cleanup();".into());
     }
     Flow::Continue

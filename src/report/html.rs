@@ -421,10 +421,12 @@ fn timeline(p: &PlaybookReport, end: f64) -> Result<String, String> {
                     let color = match e.status {
                         crate::session::Status::Passed => GREEN,
                         crate::session::Status::Failed => RED,
+                        crate::session::Status::Inconclusive => GREY,
                     };
                     let word = match e.status {
                         crate::session::Status::Passed => "passed",
                         crate::session::Status::Failed => "FAILED",
+                        crate::session::Status::Inconclusive => "inconclusive",
                     };
                     let known = e
                         .started_s
@@ -702,6 +704,7 @@ fn tables(p: &PlaybookReport) -> String {
             let (cls, word) = match e.status {
                 crate::session::Status::Passed => ("ok", "passed"),
                 crate::session::Status::Failed => ("bad", "failed"),
+                crate::session::Status::Inconclusive => ("unknown", "inconclusive"),
             };
             let _ = writeln!(
                 h,

@@ -34,54 +34,6 @@ fn wait_for_line(child: &mut Proc, prefix: &str) -> (Vec<String>, Lines) {
     (lines.seen.clone(), lines)
 }
 
-/// A child's standard output as lines, read on a thread, each wait bounded.
-struct Lines(std::sync::mpsc::Receiver<String>);
-
-impl Lines {
-    fn of(stdout: Option<std::process::ChildStdout>) -> Lines {
-        use std::io::BufRead;
-        let (tx, rx) = std::sync::mpsc::channel();
-        let stdout = stdout.expect("stdout is piped");
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-            {
-                let _ = tx.send(line);
-            }
-        });
-        Lines(rx)
-    }
-
-    /// Reads into `seen` until a line starts with `prefix` (20 s at most).
-    fn until(&self, prefix: &str, seen: &mut Vec<String>) -> Result<(), String> {
-        while !seen.iter().any(|l| l.starts_with(prefix)) {
-            match self.0.recv_timeout(std::time::Duration::from_secs(20)) {
-                Ok(line) => seen.push(line),
-                Err(_) => {
-                    return Err(format!(
-                        "never saw a line starting with {prefix:?}: {seen:?}"
-                    ));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Reads into `seen` until the output ends (a minute at most); false if it did not end.
-    fn rest(&self, seen: &mut Vec<String>) -> bool {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match self.0.recv_timeout(left) {
-                Ok(line) => seen.push(line),
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return true,
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => return false,
-            }
-        }
-    }
-}
-
 #[test]
 fn piped_statements_print_results_plainly_without_prompts() {
     let dir = scratch("plain");
