@@ -329,6 +329,20 @@ pub struct ReportCmdArgs {
     pub max_regression: Option<f64>,
 }
 
+impl ReportCmdArgs {
+    /// The report command's own job for these arguments.
+    pub fn job(&self) -> crate::report::Job {
+        crate::report::Job {
+            report: self.report.clone(),
+            html: self.html.clone(),
+            markdown: self.markdown.clone(),
+            junit: self.junit.clone(),
+            baseline: self.baseline.clone(),
+            max_regression: self.max_regression,
+        }
+    }
+}
+
 /// `20%` or `20`: a fraction (0.2).
 fn parse_percent(s: &str) -> Result<f64, String> {
     let n = s.trim().trim_end_matches('%').trim();

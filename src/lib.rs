@@ -31,6 +31,7 @@ pub mod connection;
 pub mod duration;
 pub mod engine;
 pub mod faults;
+pub mod files;
 pub mod host;
 pub mod outcome;
 pub mod preflight;

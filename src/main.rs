@@ -31,7 +31,7 @@ fn main() -> ExitCode {
         Command::Render(args) => start(Front::Batch, move || playbook::runner::render(&args)),
         Command::Repl(args) => start(Front::Repl, move || playbook::repl::run(&args)),
         Command::Doc(args) => playbook::doc(args.name.as_deref()),
-        Command::Report(args) => playbook::report::command(&args),
+        Command::Report(args) => playbook::report::command(&args.job()),
         Command::Sim {
             cmd: SimCmd::Serve(args),
         } => match playbook_sim::serve::run(args.config()) {

@@ -328,7 +328,17 @@ impl Run {
         self.session.stop.after_playbook();
         crate::proof::confirm_injections(&self.session);
         let cleanup = self.cleanup(name);
-        self.conclude(name, verdict, error, cleanup)
+        let mut outcome = self.conclude(name, verdict, error, cleanup);
+        // A playbook's verdict needs proof that its faults took effect (the REPL's session,
+        // whose faults come and go by hand, is not held to it).
+        let (verdict, why) = crate::proof::settle(outcome.verdict, &self.session);
+        if let Some(message) = why {
+            outcome
+                .error
+                .get_or_insert_with(|| crate::proof::inconclusive_info(message));
+        }
+        outcome.verdict = verdict;
+        outcome
     }
 
     /// After cleanup (`(everything removed, steps)` from [`Run::cleanup`]): if the run passed
@@ -358,10 +368,6 @@ impl Run {
                     verdict = verdict.worst(v);
                 }
             }
-        }
-        let (verdict, why) = crate::proof::settle(verdict, &self.session);
-        if let Some(message) = why {
-            error.get_or_insert_with(|| crate::proof::inconclusive_info(message));
         }
         Outcome {
             verdict,

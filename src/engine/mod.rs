@@ -37,11 +37,7 @@ pub mod limits {
     pub const MODULES: usize = 64;
     /// How often (in operations) the deadline and Ctrl-C are checked.
     pub const CHECK_EVERY: u64 = 1024;
-    /// Bytes of output (`print`, `log`, `debug`) one playbook may write.
-    pub const OUTPUT: usize = 16 << 20;
-    /// Bytes one `record` value may take (as JSON), and all of a playbook's records together.
-    pub const RECORD_VALUE: usize = 1 << 20;
-    pub const RECORDS: usize = 8 << 20;
+    pub use crate::session::limits::{OUTPUT, RECORD_VALUE, RECORDS};
 }
 
 /// What every engine is built from.
@@ -109,13 +105,8 @@ pub fn build(config: &EngineConfig, session: Option<Arc<Session>>) -> Engine {
     engine
 }
 
-/// Why a playbook that printed too much was stopped.
-pub fn output_limit_message() -> String {
-    format!(
-        "the playbook wrote more than {} MiB of output (print, log, debug): stopped",
-        limits::OUTPUT >> 20
-    )
-}
+pub use crate::session::limits::output_limit_message;
+
 
 /// `replace` computes the size of its result before building it: Rhai checks a string's size
 /// only after an operation, too late for `x.replace("x", x)` on a long `x`.

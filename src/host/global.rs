@@ -22,7 +22,7 @@ pub mod api {
         if !s.allow_output(message.len()) {
             return Err(crate::host::error(
                 &ctx,
-                crate::engine::output_limit_message(),
+                crate::session::limits::output_limit_message(),
             ));
         }
         (s.output)(Line::Print(message.to_string()));

@@ -336,10 +336,27 @@ pub fn load(path: &Path) -> Result<RunReport, String> {
     serde_json::from_str(&text).map_err(|e| format!("{} is damaged: {e}", path.display()))
 }
 
+/// What `playbook report` is asked to do (the front end builds it from the command line).
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// The saved JSON report.
+    pub report: std::path::PathBuf,
+    /// Render it as HTML here.
+    pub html: Option<std::path::PathBuf>,
+    /// Render it as Markdown here.
+    pub markdown: Option<std::path::PathBuf>,
+    /// Render it as JUnit XML here.
+    pub junit: Option<std::path::PathBuf>,
+    /// Compare it with this older report.
+    pub baseline: Option<std::path::PathBuf>,
+    /// Fail when a record got worse by more than this fraction.
+    pub max_regression: Option<f64>,
+}
+
 /// `playbook report REPORT.json [--html F] [--markdown F] [--junit F] [--baseline OLD.json
 /// [--max-regression PCT]]`: exit 0, 1 when the comparison found a regression, 2 on bad input,
 /// 3 when a file could not be written.
-pub fn command(args: &crate::cli::ReportCmdArgs) -> Verdict {
+pub fn command(args: &Job) -> Verdict {
     let run = match load(&args.report) {
         Ok(r) => r,
         Err(e) => {

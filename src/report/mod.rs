@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use compare::{Comparison, FigureChange, PlaybookChange, command};
+pub use compare::{Comparison, FigureChange, Job, PlaybookChange, command};
 pub use console::{Console, Mode, Sink, Verbosity};
 pub use json::Records;
 pub use junit::{escape_attr, escape_text};
@@ -577,7 +577,7 @@ impl Outputs {
             };
             match std::fs::symlink_metadata(path) {
                 Ok(_) => {
-                    regular_or_absent(path).map_err(err)?;
+                    crate::files::regular_or_absent(path).map_err(err)?;
                     std::fs::OpenOptions::new()
                         .append(true)
                         .open(path)
@@ -633,76 +633,11 @@ fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
     write_safely(path, text.as_bytes())
 }
 
-/// An error unless `path` is absent or a regular file (not a link, FIFO, device, folder...).
-fn regular_or_absent(path: &Path) -> std::io::Result<()> {
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_file() => Ok(()),
-        Ok(m) => {
-            let what = if m.file_type().is_symlink() {
-                "a symbolic link"
-            } else if m.is_dir() {
-                "a folder"
-            } else {
-                "not a regular file (a FIFO, socket or device)"
-            };
-            Err(std::io::Error::other(format!(
-                "refusing to replace it: it is {what}"
-            )))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
-    }
-}
+pub use crate::files::write_safely;
 
-/// Writes `bytes` to `path` atomically: a new temporary file beside it (never an existing
-/// one), then a rename over `path` — only if `path` is absent or a regular file.
-pub fn write_safely(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static N: AtomicUsize = AtomicUsize::new(0);
-    regular_or_absent(path)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "report".into());
-    let tmp = path.with_file_name(format!(
-        ".{name}.{}.{}.tmp",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let written = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp)
-        .and_then(|mut f| {
-            f.write_all(bytes)?;
-            f.sync_all()
-        })
-        .and_then(|_| regular_or_absent(path))
-        .and_then(|_| std::fs::rename(&tmp, path));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written
-}
 
-/// A record's value for tables: numbers rounded, strings bare, the rest as compact JSON.
-pub fn figure(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Number(n) => match (n.as_i64(), n.as_f64()) {
-            (Some(i), _) => i.to_string(),
-            (None, Some(f)) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{f:.0}"),
-            (None, Some(f)) if f.abs() >= 100.0 => format!("{f:.1}"),
-            (None, Some(f)) => format!("{f:.3}")
-                .trim_end_matches('0')
-                .trim_end_matches('.')
-                .to_string(),
-            _ => n.to_string(),
-        },
-        other => other.to_string(),
-    }
-}
+pub use crate::session::figure;
+
 
 /// Seconds for tables: `850ms`, `12.3s`, `2m05s`.
 pub fn seconds(s: f64) -> String {

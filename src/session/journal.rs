@@ -199,7 +199,7 @@ impl Journal {
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        crate::report::write_safely(
+        crate::files::write_safely(
             &self.path,
             &serde_json::to_vec_pretty(self).unwrap_or_default(),
         )

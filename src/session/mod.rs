@@ -2,6 +2,7 @@
 //! cleanup ledger and journal, and the record of what it observed.
 
 mod journal;
+pub mod limits;
 mod ledger;
 mod phase;
 mod record;
@@ -20,6 +21,7 @@ pub use ledger::{
 };
 pub use phase::{Phase, PhaseObserver};
 pub use record::{
+    figure,
     CleanupStep, Event, Expectation, Fault, LogLine, MAX_EVENTS, MAX_POINTS, MAX_SERIES, Record,
     Series, Status, evaluated, expectation_done, mark, recorded, sample_map,
 };
@@ -285,12 +287,12 @@ impl Session {
     }
 
     /// Counts `bytes` of playbook output; false (and the playbook is to stop) once the
-    /// output went over [`crate::engine::limits::OUTPUT`].
+    /// output went over [`limits::OUTPUT`].
     pub fn allow_output(&self, bytes: usize) -> bool {
         let before = self.printed.fetch_add(bytes, Ordering::Relaxed);
-        if before.saturating_add(bytes) > crate::engine::limits::OUTPUT {
+        if before.saturating_add(bytes) > limits::OUTPUT {
             if !self.print_exhausted.swap(true, Ordering::Relaxed) {
-                (self.output)(Line::Print(crate::engine::output_limit_message()));
+                (self.output)(Line::Print(limits::output_limit_message()));
             }
             return false;
         }
@@ -304,7 +306,7 @@ impl Session {
 
     /// Checks that recording `bytes` under `key` keeps the record within its limits.
     pub fn allow_record(&self, key: &str, bytes: usize) -> Result<(), String> {
-        use crate::engine::limits::{RECORD_VALUE, RECORDS};
+        use limits::{RECORD_VALUE, RECORDS};
         if bytes > RECORD_VALUE {
             return Err(format!(
                 "record(\"{key}\"): the value takes {} KiB as JSON, more than the {} KiB a record may hold",

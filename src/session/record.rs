@@ -329,7 +329,7 @@ pub fn recorded(session: &super::Session, key: &str, value: serde_json::Value) {
         at_s: at,
         kind: "record".into(),
         name: key.to_string(),
-        detail: crate::report::figure(&value),
+        detail: figure(&value),
     });
     r.set(key, value);
 }
@@ -423,5 +423,23 @@ mod tests {
         assert_eq!(unit_of("condition", "rise_ms"), "ms");
         assert_eq!(unit_of("probe", "max"), "ms");
         assert_eq!(unit_of("hpa", "max"), "replicas");
+    }
+}
+
+/// A record's value for tables: numbers rounded, strings bare, the rest as compact JSON.
+pub fn figure(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => i.to_string(),
+            (None, Some(f)) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{f:.0}"),
+            (None, Some(f)) if f.abs() >= 100.0 => format!("{f:.1}"),
+            (None, Some(f)) => format!("{f:.3}")
+                .trim_end_matches('0')
+                .trim_end_matches('.')
+                .to_string(),
+            _ => n.to_string(),
+        },
+        other => other.to_string(),
     }
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 /// except where [`SAME_LAYER`] orders two modules of one layer.
 const LAYERS: &[&[&str]] = &[
     // The model: types, units, faults as data, verdicts, stop reasons.
-    &["duration", "faults", "outcome", "stop", "suggest"],
+    &["duration", "faults", "files", "outcome", "stop", "suggest"],
     // What a run talks to, and its clock.
     &["connection"],
     // One run's state: ledger, journal, record.
@@ -31,6 +31,10 @@ const SAME_LAYER: &[(&str, &str)] = &[
     ("runner", "cli"),
     ("repl", "cli"),
     ("sweep", "cli"),
+    ("rbac", "cli"),
+    ("rbac", "runner"),
+    ("preflight", "cli"),
+    ("preflight", "rbac"),
 ];
 
 fn layer_of(module: &str) -> Option<usize> {
