@@ -9,6 +9,13 @@
 //! as fast as page faults go ([`FIRST_TOUCH_BYTES_PER_S`]), or linearly over `--time` when the
 //! options give it. The stress processes live in the container's cgroup: a restart of the
 //! container (an OOM kill, which on cgroup v2 kills the whole group) ends them for good.
+//! Chaos Mesh never starts them again: chaos-daemon attaches them to the cgroup of the
+//! container *instance* it resolved at injection (`pkg/chaosdaemon/stress_server_linux.go`
+//! `ExecMemoryStressors`: `GetPidFromContainerID`, `AttachProcess`), and `Apply`
+//! (`controllers/chaosimpl/stresschaos/impl.go`) returns Injected without executing anything
+//! while `status.instances` holds the record. So an instance is tied to the containerID that
+//! ran at injection, and ends the moment that container stops running (the kill itself, not
+//! the later restart that bumps `restartCount`).
 //! The annotation is rewritten as the memory grows, every [`RAMP_STEP`] at most.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -173,8 +180,8 @@ fn node_memory(ctx: &Ctx<'_>, pod: &Value) -> Option<f64> {
 
 /// When each memStress instance started, to the nanosecond (`status.instances` keeps whole
 /// seconds), by `<chaos uid>/<record id>`.
-/// With the container's restart count then (a restart since ends the instance).
-pub type Starts = BTreeMap<String, (Timestamp, i64)>;
+/// With the container instance then running (see [`instance_of`]; the stress ends when it does).
+pub type Starts = BTreeMap<String, (Timestamp, Option<String>)>;
 
 /// Injects a StressChaos record: starts its "stress-ng" instance and re-sums the pod's load.
 pub fn apply(
@@ -197,10 +204,10 @@ pub fn apply(
     )?;
     let instances = object_at(chaos, &["status", "instances"]);
     if !instances.contains_key(&rec.id) {
-        let restarts = restart_count(&pod, container.unwrap_or_default());
+        let target = instance_of(&pod, container.unwrap_or_default());
         starts.insert(
             format!("{}/{}", meta_str(chaos, "uid"), rec.id),
-            (ctx.now(), restarts),
+            (ctx.now(), target),
         );
         let now = seconds(ctx.now());
         let uid = format!("{:08x}", rand::Rng::random::<u32>(ctx.rng()));
@@ -246,7 +253,7 @@ pub fn ramp(ctx: &mut Ctx<'_>, starts: &mut Starts) {
         };
         for id in inst.keys() {
             let key = format!("{uid}/{id}");
-            let Some(start) = starts.get(&key).copied() else {
+            let Some(start) = starts.get(&key).map(|s| s.0) else {
                 continue;
             };
             live.insert(key);
@@ -256,7 +263,7 @@ pub fn ramp(ctx: &mut Ctx<'_>, starts: &mut Starts) {
             };
             let node_mem = node_memory(ctx, &pod);
             // Still growing, or it was one step ago (its last rewrite is due).
-            let back = now.duration_since(start.0) - RAMP_STEP - RAMP_STEP;
+            let back = now.duration_since(start) - RAMP_STEP - RAMP_STEP;
             let grows = load_of(&stressors, &pod, container.unwrap_or_default(), node_mem)
                 .is_ok_and(|(_, plan)| plan.at(back.as_secs_f64()).1);
             if grows {
@@ -308,9 +315,14 @@ pub fn sync_pod(
             let Some(container) = id.strip_prefix(&prefix) else {
                 continue;
             };
-            // The stress processes died with the container if it restarted since.
+            // The stress processes died with the container instance they joined: it stopped
+            // running (killed, waiting in CrashLoopBackOff) or another one runs now.
             let start = match starts.get(&format!("{}/{id}", meta_str(c, "uid"))) {
-                Some((t, n)) if restart_count(&pod, container) == *n => *t,
+                Some((t, target))
+                    if target.is_some() && instance_of(&pod, container) == *target =>
+                {
+                    *t
+                }
                 Some(_) => continue,
                 None => {
                     let t = inst
@@ -318,7 +330,7 @@ pub fn sync_pod(
                         .and_then(Value::as_str)
                         .and_then(|t| t.parse().ok())
                         .unwrap_or(now);
-                    if restarted_since(&pod, container, t) {
+                    if ended_since(&pod, container, t) {
                         continue;
                     }
                     t
@@ -370,29 +382,33 @@ pub fn sync_pod(
     .map_err(|e| e.to_string())
 }
 
-/// The restart count of `container` of `pod` (0 without a status).
-fn restart_count(pod: &Value, container: &str) -> i64 {
+/// The status of `container` of `pod`.
+fn status_of<'a>(pod: &'a Value, container: &str) -> Option<&'a Value> {
     pod.pointer("/status/containerStatuses")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
         .find(|c| c.get("name").and_then(Value::as_str) == Some(container))
-        .and_then(|c| c.get("restartCount")?.as_i64())
-        .unwrap_or(0)
 }
 
-/// Has `container` of `pod` (re)started after `t`?
-fn restarted_since(pod: &Value, container: &str, t: Timestamp) -> bool {
-    pod.pointer("/status/containerStatuses")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .find(|c| c.get("name").and_then(Value::as_str) == Some(container))
-        .and_then(|c| {
-            c.pointer("/state/running/startedAt")?
-                .as_str()?
-                .parse::<Timestamp>()
-                .ok()
-        })
-        .is_some_and(|started| started > t)
+/// The instance of `container` of `pod` the stress joins: its containerID while it runs;
+/// None while it does not (terminated, waiting); `""` without a status (no kubelet runs it).
+fn instance_of(pod: &Value, container: &str) -> Option<String> {
+    let Some(cs) = status_of(pod, container) else {
+        return Some(String::new());
+    };
+    cs.pointer("/state/running")?;
+    Some(cs.get("containerID")?.as_str()?.to_string())
+}
+
+/// Has the instance of `container` of `pod` that ran at `t` ended: not running now, or
+/// (re)started after `t`?
+fn ended_since(pod: &Value, container: &str, t: Timestamp) -> bool {
+    let started = status_of(pod, container)
+        .and_then(|c| c.pointer("/state/running/startedAt")?.as_str())
+        .map(|s| s.parse::<Timestamp>().ok());
+    match started {
+        None => status_of(pod, container).is_some(),
+        Some(started) => started.is_some_and(|started| started > t),
+    }
 }

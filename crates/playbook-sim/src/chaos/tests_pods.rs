@@ -202,6 +202,69 @@ fn memory_stress_ramps_to_an_oom_kill_and_the_kubelet_restarts_the_container() {
 /// (helm/chaos-mesh/values.yaml `tolerations: []`): on a GPU node tainted `nvidia.com/gpu`
 /// there is none, and FindDaemonIP (controllers/utils/chaosdaemon/chaosdaemon.go) fails, so
 /// StressChaos and NetworkChaos stay not injected there; pod-kill needs no daemon.
+/// A container that restarted before goes into CrashLoopBackOff after the OOM kill (restartCount
+/// only moves when the kubelet starts it again, 10 s later) while memStress would still be
+/// growing: the stress died with the killed container instance all the same
+/// (pkg/chaosdaemon/stress_server_linux.go attaches it to that instance's cgroup;
+/// controllers/chaosimpl/stresschaos/impl.go never executes it again while the record has an
+/// instance), so the container is OOM-killed exactly once.
+#[test]
+fn memory_stress_kills_a_backing_off_container_exactly_once() {
+    let mut w = world(9);
+    seed(&mut w, deployment("mem", json!({}), json!({})));
+    advance_secs(&mut w, 10.0);
+    seed(
+        &mut w,
+        chaos(
+            "PodChaos",
+            "kill",
+            "mem",
+            json!({"action": "container-kill", "containerNames": ["app"]}),
+        ),
+    );
+    advance_secs(&mut w, 30.0);
+    let p = the_pod(&w, "mem");
+    assert_eq!(restarts(&p), 1, "{:#}", p["status"]);
+    assert!(ready(&p));
+    // 2 GiB at 2 GiB/s: the kill (~100 ms in) comes long before memStress would be done.
+    seed(
+        &mut w,
+        chaos(
+            "StressChaos",
+            "oom",
+            "mem",
+            json!({"stressors": {"memory": {"workers": 1, "size": "2GiB"}}, "duration": "5m"}),
+        ),
+    );
+    advance_ms(&mut w, 2_000);
+    let p = the_pod(&w, "mem");
+    let cs = &p["status"]["containerStatuses"][0];
+    assert_eq!(cs["lastState"]["terminated"]["reason"], "OOMKilled");
+    assert_eq!(
+        cs["state"]["waiting"]["reason"], "CrashLoopBackOff",
+        "{cs:#}"
+    );
+    assert_eq!(
+        stress_memory(&p),
+        None,
+        "the stress died with the killed instance"
+    );
+    advance_secs(&mut w, 120.0);
+    let p = the_pod(&w, "mem");
+    assert_eq!(restarts(&p), 2, "one OOM kill only: {:#}", p["status"]);
+    assert!(ready(&p));
+    assert_eq!(stress_memory(&p), None);
+    let res = w.store().registry().lookup("stresschaos").expect("kind");
+    let c = w.store().get(res, "default", "oom").expect("chaos");
+    assert!(
+        c["status"]["instances"]
+            .as_object()
+            .is_some_and(|i| i.len() == 1),
+        "the record keeps its (dead) instance: {:#}",
+        c["status"]
+    );
+}
+
 #[test]
 fn no_chaos_daemon_on_a_tainted_node() {
     let mut w = world(9);
