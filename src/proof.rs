@@ -11,6 +11,13 @@ use crate::session::{Failure, Line, Session, StopReason};
 /// "interrupted"; anything else is "error". With the kind of error the reports name: failure,
 /// inconclusive, timeout, interrupted or script.
 pub fn classify(err: &EvalAltResult, stopped: Option<StopReason>) -> (Verdict, ErrorKind) {
+    // A signal ends whatever was running, a request in flight included (its error is the
+    // signal's doing, not the script's).
+    if stopped == Some(StopReason::Interrupted)
+        && !matches!(err.unwrap_inner(), EvalAltResult::ErrorRuntime(v, _) if v.is::<Failure>())
+    {
+        return (Verdict::Interrupted, ErrorKind::Interrupted);
+    }
     match err.unwrap_inner() {
         EvalAltResult::ErrorRuntime(v, _) if v.is::<Failure>() => {
             (Verdict::Failed, ErrorKind::Failure)

@@ -107,7 +107,6 @@ pub fn build(config: &EngineConfig, session: Option<Arc<Session>>) -> Engine {
 
 pub use crate::session::limits::output_limit_message;
 
-
 /// `replace` computes the size of its result before building it: Rhai checks a string's size
 /// only after an operation, too late for `x.replace("x", x)` on a long `x`.
 fn register_bounded_replace(engine: &mut Engine) {

@@ -676,11 +676,14 @@ pub mod api {
     #[rhai_fn(name = "cleanup", return_raw)]
     pub fn cleanup_now(ctx: NativeCallContext) -> RhaiResultOf<bool> {
         let s = session(&ctx)?;
-        Ok(s.cleanup(|f| {
+        let cleaned = s.cleanup(|f| {
             f.call_within_context::<Dynamic>(&ctx, ())
                 .map(|_| ())
                 .map_err(|e| e.to_string())
-        }))
+        });
+        // The playbook goes on after it: faults may be created again.
+        s.reopen();
+        Ok(cleaned)
     }
 
     /// Applies a Chaos Mesh manifest (YAML text or a map) of any kind whose v2.8.1 CRD is in

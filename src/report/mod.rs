@@ -635,9 +635,7 @@ fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
 
 pub use crate::files::write_safely;
 
-
 pub use crate::session::figure;
-
 
 /// Seconds for tables: `850ms`, `12.3s`, `2m05s`.
 pub fn seconds(s: f64) -> String {

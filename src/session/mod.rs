@@ -2,8 +2,8 @@
 //! cleanup ledger and journal, and the record of what it observed.
 
 mod journal;
-pub mod limits;
 mod ledger;
+pub mod limits;
 mod phase;
 mod record;
 
@@ -21,9 +21,8 @@ pub use ledger::{
 };
 pub use phase::{Phase, PhaseObserver};
 pub use record::{
-    figure,
     CleanupStep, Event, Expectation, Fault, LogLine, MAX_EVENTS, MAX_POINTS, MAX_SERIES, Record,
-    Series, Status, evaluated, expectation_done, mark, recorded, sample_map,
+    Series, Status, evaluated, expectation_done, figure, mark, recorded, sample_map,
 };
 
 use crate::connection::Target;

@@ -32,7 +32,7 @@ fn repl(server: &Server) -> (Proc, std::process::ChildStdin) {
 
 #[test]
 fn a_signal_at_start_up_stops_run_and_the_repl_with_130() {
-    let server = Server::start();
+    let server = Server::start_with(&["--scenario", "mlops"]);
     for signal in SIGNALS {
         // run: signalled as soon as it names its target, before the playbook's first statement
         // (or during it, on a fast machine): either way it stops, cleans up, exits 130.
@@ -72,7 +72,7 @@ fn a_signal_at_start_up_stops_run_and_the_repl_with_130() {
 
 #[test]
 fn a_signal_between_repl_statements_ends_the_session_before_the_next_one() {
-    let server = Server::start();
+    let server = Server::start_with(&["--scenario", "mlops"]);
     for signal in SIGNALS {
         let (mut child, mut stdin) = repl(&server);
         let mut lines = child.lines();
@@ -94,7 +94,7 @@ fn a_signal_between_repl_statements_ends_the_session_before_the_next_one() {
 
 #[test]
 fn a_signal_during_a_repl_wait_stops_it_cleans_up_and_exits_130() {
-    let server = Server::start();
+    let server = Server::start_with(&["--scenario", "mlops"]);
     for signal in SIGNALS {
         let (mut child, mut stdin) = repl(&server);
         stdin
@@ -117,7 +117,7 @@ fn a_signal_during_a_repl_wait_stops_it_cleans_up_and_exits_130() {
 
 #[test]
 fn a_second_signal_during_cleanup_is_reported_and_cleanup_goes_on() {
-    let server = Server::start();
+    let server = Server::start_with(&["--scenario", "mlops"]);
     for (first, second) in [("TERM", "INT"), ("INT", "QUIT"), ("HUP", "TERM")] {
         let mut child = run(&server, "tests/fixtures/signals/slow_cleanup.rhai");
         let mut lines = child.lines();
