@@ -345,6 +345,24 @@ pub fn mark(session: &super::Session, kind: &str, name: &str, detail: &str) {
     });
 }
 
+/// A record's value for tables: numbers rounded, strings bare, the rest as compact JSON.
+pub fn figure(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => i.to_string(),
+            (None, Some(f)) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{f:.0}"),
+            (None, Some(f)) if f.abs() >= 100.0 => format!("{f:.1}"),
+            (None, Some(f)) => format!("{f:.3}")
+                .trim_end_matches('0')
+                .trim_end_matches('.')
+                .to_string(),
+            _ => n.to_string(),
+        },
+        other => other.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -423,23 +441,5 @@ mod tests {
         assert_eq!(unit_of("condition", "rise_ms"), "ms");
         assert_eq!(unit_of("probe", "max"), "ms");
         assert_eq!(unit_of("hpa", "max"), "replicas");
-    }
-}
-
-/// A record's value for tables: numbers rounded, strings bare, the rest as compact JSON.
-pub fn figure(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Number(n) => match (n.as_i64(), n.as_f64()) {
-            (Some(i), _) => i.to_string(),
-            (None, Some(f)) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{f:.0}"),
-            (None, Some(f)) if f.abs() >= 100.0 => format!("{f:.1}"),
-            (None, Some(f)) => format!("{f:.3}")
-                .trim_end_matches('0')
-                .trim_end_matches('.')
-                .to_string(),
-            _ => n.to_string(),
-        },
-        other => other.to_string(),
     }
 }

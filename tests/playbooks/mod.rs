@@ -125,7 +125,7 @@ fn each_seed_playbook_fails_on_the_fragile_platform_naming_what_it_saw() {
         (
             "memory-stress",
             "guard \"inference keeps being served\" violated while a fault was active",
-            "success_rate: 0.0",
+            "success_rate: 0.8",
         ),
     ];
     for (name, expectation, observed) in expected {
