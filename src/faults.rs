@@ -548,10 +548,14 @@ fn finish(
     if let Some(v) = schema::validate(&schema, &object).into_iter().next() {
         return Err(bad(&v.path, v.message));
     }
+    // Every pod selection the object makes: its own spec's, or those of the fault templates it
+    // carries (a Schedule's, each template of a Workflow). The safety rules read them all.
     let spec = object["spec"].as_object().cloned().unwrap_or_default();
-    if !spec.get("selector").is_some_and(Value::is_object) {
-        // Schedule, Workflow, the cloud kinds...: what they reach is not a pod selector the
-        // safety rules can read, so they are not created.
+    let mut selections = Vec::new();
+    selecting_maps(&spec, &mut selections);
+    if selections.is_empty() && kind != "StatusCheck" {
+        // The cloud kinds and the like: what they reach is not a pod selector the safety rules
+        // can read, so they are not created.
         return Err(bad(
             "spec.selector",
             format!(
@@ -559,17 +563,18 @@ fn finish(
             ),
         ));
     }
-    check_mode(&spec, "")?;
-    if let Some(Value::Object(target)) = spec.get("target") {
-        check_mode(target, "target.")?;
-    }
     let namespace = object["metadata"]["namespace"]
         .as_str()
         .unwrap_or_default()
         .to_string();
-    let mut reach = vec![reach_of("selector", &spec, &namespace)];
-    if let Some(Value::Object(target)) = spec.get("target") {
-        reach.push(reach_of("target", target, &namespace));
+    let mut reach = Vec::new();
+    for sel in &selections {
+        check_mode(sel, "")?;
+        reach.push(reach_of("selector", sel, &namespace));
+        if let Some(Value::Object(target)) = sel.get("target") {
+            check_mode(target, "target.")?;
+            reach.push(reach_of("target", target, &namespace));
+        }
     }
     let mut target_namespaces: Vec<String> = Vec::new();
     for ns in reach
@@ -588,13 +593,38 @@ fn finish(
             .as_str()
             .unwrap_or_default()
             .to_string(),
-        mode: mode_of(&spec, "")?,
+        mode: match selections.first() {
+            Some(sel) => mode_of(sel, "")?,
+            None => Mode::One,
+        },
         namespace,
         target_namespaces,
         allow_protected_namespaces: allow_protected,
         allow_large_blast_radius: allow_wide,
         object,
     })
+}
+
+/// The maps of `spec` that select pods (a `selector` object beside `mode`/`value`): the spec
+/// itself for the fault kinds, the fault templates inside a Schedule or a Workflow.
+fn selecting_maps(spec: &Map<String, Value>, out: &mut Vec<Map<String, Value>>) {
+    if spec.get("selector").is_some_and(Value::is_object) {
+        out.push(spec.clone());
+        return;
+    }
+    for (key, v) in spec {
+        match v {
+            Value::Object(m) if key != "target" => selecting_maps(m, out),
+            Value::Array(items) => {
+                for item in items {
+                    if let Value::Object(m) = item {
+                        selecting_maps(m, out);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// The rules Chaos Mesh's webhook adds to the schema: modes that need a `value`, and its range.
@@ -893,10 +923,12 @@ mod tests {
             "metadata": { "name": "s", "namespace": "a" },
             "spec": { "schedule": "@every 1m", "type": "PodChaos", "historyLimit": 1, "concurrencyPolicy": "Forbid",
                       "podChaos": { "action": "pod-kill", "mode": "all", "selector": { "namespaces": ["kube-system"] } } } });
-        let e = from_manifest(&schedule, &cx(), false).unwrap_err();
+        // A Schedule's fault template is read like a fault: the safety rules see kube-system.
+        let b = from_manifest(&schedule, &cx(), false).expect("a bounded Schedule");
         assert!(
-            e.field == "spec.selector" || e.field == "kind",
-            "a Schedule is never created: {e}"
+            b.target_namespaces.iter().any(|n| n == "kube-system"),
+            "{:?}",
+            b.target_namespaces
         );
     }
 }
