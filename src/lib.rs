@@ -5,22 +5,25 @@
 //! `tests/layering`).
 //! - Front ends: [`cli`] (clap, one struct per subcommand; the only module that knows clap's
 //!   types), [`runner`] (`playbook run`, `check`, `render`), [`repl`] (`playbook repl`),
-//!   [`sweep`] (`playbook cleanup`: what killed runs left, from journals and labels).
+//!   [`sweep`] (`playbook cleanup`: what killed runs left, from journals and labels),
+//!   [`rbac`] (`playbook rbac`: least-privilege rules from the playbooks), [`preflight`]
+//!   (`playbook preflight`: what would make a run fail or lie, checked first).
 //! - Run lifecycle: [`run`] — start-up with signals caught, the target, the run id, and
 //!   [`run::Run`]: evaluation, then `finish` (cleanup, steady-state re-checks, verdict).
-//! - Engine and host: [`engine`] (the one Rhai engine constructor, resolver and embedded
-//!   stdlib, diagnostics, static checks, the API reference); [`host`] (the functions playbooks
+//! - Engine, proof and host: [`engine`] (the one Rhai engine constructor, resolver and
+//!   embedded stdlib, diagnostics, static checks, the API reference); [`proof`] (how a run
+//!   earns its verdict: errors classified, proof of injection, inconclusive); [`host`] (the functions playbooks
 //!   call, one file per Rhai namespace); [`report`] (live progress or plain lines, the summary
-//!   table, JSON, JUnit XML, Markdown).
+//!   table, JSON, JUnit XML, Markdown, HTML; `playbook report`).
 //! - [`session`]: one run's state: parameters, output, the cleanup ledger and journal, the
 //!   record of observations.
 //! - [`connection`]: what a run talks to (a real cluster or the simulator) and its clock.
 //! - Model: [`stop`] (signals and deadlines), [`faults`] (Chaos Mesh objects built and checked
-//!   from a playbook's options), [`outcome`] (verdicts, exit codes), [`duration`] (the parser
+//!   from a playbook's options), [`files`] (reports and journals written safely), [`outcome`] (verdicts, exit codes), [`duration`] (the parser
 //!   of "30s", "1m30s"), [`suggest`] (edit distance for "did you mean").
 //!
 //! Two crates of the workspace sit below this one: `playbook-model` (the CRDs, schema
-//! validation, the generated Chaos Mesh types, units) and `playbook-sim` (the simulated
+//! validation, the generated Chaos Mesh types, units, Chaos Mesh's pod selection) and `playbook-sim` (the simulated
 //! cluster, which knows nothing of playbooks).
 //!
 //! The binary (`src/main.rs`) only parses the command line, dispatches through
