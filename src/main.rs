@@ -1,5 +1,6 @@
 //! The `playbook` binary: parse the command line, dispatch, map the outcome to an exit code.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -29,7 +30,15 @@ fn main() -> ExitCode {
         }
         Command::Cleanup(args) => start(Front::Batch, move || playbook::sweep::cleanup(&args)),
         Command::Render(args) => start(Front::Batch, move || playbook::runner::render(&args)),
-        Command::Repl(args) => start(Front::Repl, move || playbook::repl::run(&args)),
+        Command::Repl(args) => {
+            // Statements from a pipe are a batch: any signal ends the session, and says so.
+            let front = if std::io::stdin().is_terminal() {
+                Front::Repl
+            } else {
+                Front::Batch
+            };
+            start(front, move || playbook::repl::run(&args))
+        }
         Command::Doc(args) => playbook::doc(args.name.as_deref()),
         Command::Report(args) => playbook::report::command(&args.job()),
         Command::Sim {

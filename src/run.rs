@@ -19,9 +19,10 @@ use crate::stop::{self, Signal};
 /// What the signal handler says when a signal arrives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Front {
-    /// A batch: the first signal stops the run, which cleans up and exits 130.
+    /// A batch (also the REPL reading a pipe): the first signal stops the run, which cleans up
+    /// and exits 130.
     Batch,
-    /// The REPL: Ctrl-C stops one evaluation (the REPL says so); other signals end the session.
+    /// The REPL at a terminal: Ctrl-C stops one evaluation (the REPL says so); other signals end the session.
     Repl,
 }
 

@@ -436,12 +436,15 @@ impl Repl {
     /// are checked again (unless a signal ended it); the session's verdict.
     fn finish(&mut self, interrupted_at_exit: bool) -> Verdict {
         self.reset_stop();
-        let verdict = if interrupted_at_exit {
+        let cleanup = self.cleanup();
+        // A signal that ends the session counts even when it arrived as the session was
+        // already ending (its input over, cleanup under way): the verdict is "interrupted".
+        let signalled = stop::ending() || (self.piped && interrupted().load(Ordering::SeqCst));
+        let verdict = if interrupted_at_exit || signalled {
             Verdict::Interrupted
         } else {
             Verdict::Passed
         };
-        let cleanup = self.cleanup();
         self.run.conclude("repl", verdict, None, cleanup).verdict
     }
 }

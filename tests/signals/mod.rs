@@ -76,12 +76,17 @@ fn a_signal_between_repl_statements_ends_the_session_before_the_next_one() {
     for signal in SIGNALS {
         let (mut child, mut stdin) = repl(&server);
         let mut lines = child.lines();
+        let mut errors = child.err_lines();
         lines.wait_for("inject: PodChaos training/");
-        // The REPL now waits for its next input: the signal arrives between statements.
+        // The REPL now waits for its next input: the signal arrives between statements. The
+        // next statement is written once the REPL has said it saw the signal (a signal is
+        // delivered asynchronously: written at once, the statement could overtake it).
         child.signal(signal);
+        errors.wait_for(&format!("interrupted by SIG{signal}"));
         let _ = stdin.write_all(b"print(\"after the signal\");\n");
         drop(stdin);
-        let (code, stdout, stderr) = child.finish(lines, PROCESS_LIMIT);
+        let code = child.wait(PROCESS_LIMIT).code();
+        let (stdout, stderr) = (lines.rest(), errors.rest());
         assert_eq!(code, Some(130), "{signal}: {stdout}\n{stderr}");
         assert!(!stdout.contains("after the signal"), "{signal}: {stdout}");
         assert!(
