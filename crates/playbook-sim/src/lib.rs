@@ -34,7 +34,8 @@
 //! - [`selector`], [`patch`], `defaults`: label/field selectors, patch kinds, defaulting.
 //! - [`api`]: the HTTP facade (discovery, legacy and aggregated; CRUD, watch, tables, openapi,
 //!   service proxy; autoscaling/v1 and events.k8s.io/v1 served by conversion).
-//! - [`controllers`]: the core controllers, run in a fixed order.
+//! - [`controllers`]: the core controllers, run in a fixed order (with the CRD finalizer: a
+//!   deleted CRD is emptied, then its kind is no longer served).
 //! - [`chaos`]: the simulated Chaos Mesh (PodChaos, NetworkChaos, StressChaos), run after them.
 //! - [`platform`]: the simulated MLOps platform (scenarios `mlops`, `mlops-fragile`).
 //! - [`serve`]: the simulator in wall time on loopback, with a kubeconfig (`playbook sim serve`).

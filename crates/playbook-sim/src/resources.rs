@@ -544,7 +544,7 @@ impl Registry {
             .defs
             .iter()
             .enumerate()
-            .filter(|(_, d)| d.plural == name);
+            .filter(|&(id, d)| d.plural == name && self.is_served(id));
         match (found.next(), found.next()) {
             (Some((id, _)), None) => Some(id),
             _ => None,
@@ -596,10 +596,24 @@ impl Registry {
             })
     }
 
+    /// Stops serving a kind (its CRD is gone): lookups no longer find it and discovery no
+    /// longer lists it. Its id stays allocated (ids index the store's tables); a CRD created
+    /// again registers the kind under a new id.
+    pub fn withdraw(&mut self, id: ResId) {
+        self.by_key.retain(|_, v| *v != id);
+        self.by_gvk.retain(|_, v| *v != id);
+    }
+
+    /// Whether `id` is served (not withdrawn).
+    fn is_served(&self, id: ResId) -> bool {
+        self.by_key.get(&self.defs[id].key()) == Some(&id)
+    }
+
     /// Every served (definition, view) pair: stored kinds first, in registration order, then
     /// the views.
     pub fn served_defs(&self) -> impl Iterator<Item = (&ResourceDef, Option<ViewId>)> {
-        self.defs.iter().map(|d| (d, None)).chain(
+        let served = (0..self.defs.len()).filter(|&id| self.is_served(id));
+        served.map(|id| (&self.defs[id], None)).chain(
             self.views
                 .iter()
                 .enumerate()

@@ -157,13 +157,7 @@ pub(crate) async fn serve(sim: &Sim, r: Req, t: Target) -> Result<Response, ApiE
         (None, &Method::DELETE, true) => {
             verb_ok("delete")?;
             let opts = delete_options(&r)?;
-            let obj = mutate(sim, &r, |w| {
-                let res = w.store_mut().delete(t.res, &ns, &name, &opts);
-                if res.is_ok() && def.kind == "CustomResourceDefinition" {
-                    // the kind stays registered; its objects are removed
-                }
-                res
-            })?;
+            let obj = mutate(sim, &r, |w| w.store_mut().delete(t.res, &ns, &name, &opts))?;
             Ok(object_response(StatusCode::OK, &r, &k, &obj, sim))
         }
         (None, &Method::DELETE, false) => {
@@ -384,6 +378,16 @@ fn register_crd(w: &mut World, obj: &Value) {
     }
 }
 
+/// Whether the CRD of a custom kind is being deleted (controllers/crd.rs empties it).
+fn crd_terminating(w: &World, def: &ResourceDef) -> bool {
+    let crd = format!("{}.{}", def.plural, def.group);
+    w.store()
+        .registry()
+        .id(crate::resources::res::CRDS)
+        .and_then(|id| w.store().get(id, "", &crd))
+        .is_some_and(|o| o.pointer("/metadata/deletionTimestamp").is_some())
+}
+
 fn crd_status(obj: &mut Value, now: &str) {
     let names = obj.pointer("/spec/names").cloned().unwrap_or(json!({}));
     let versions: Vec<Value> = obj
@@ -418,6 +422,13 @@ fn create(sim: &Sim, r: &Req, t: &Target, k: &Kind) -> Result<Response, ApiError
         if is_crd {
             let now = Timestamp(w.now()).to_string();
             crd_status(&mut body, &now);
+        }
+        if def.is_custom() && crd_terminating(w, def) {
+            // customresource_handler.go: no new instances while the CRD is being emptied.
+            return Err(ApiError::new(
+                Reason::MethodNotAllowed,
+                "create not allowed while custom resource definition is terminating",
+            ));
         }
         let obj = w
             .store_mut()

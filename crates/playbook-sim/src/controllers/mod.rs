@@ -4,6 +4,7 @@
 //! annotations: resource use, startup, run time, shutdown) that the kubelet, metrics and HPA
 //! share, and that later controllers (MLOps platform, Chaos Mesh) write to.
 
+pub mod crd;
 pub mod deployment;
 pub mod endpoints;
 pub mod hpa;
@@ -33,6 +34,7 @@ pub fn core() -> Vec<Box<dyn Controller>> {
         Box::new(Reconciler::new(endpoints::Endpoints)),
         Box::new(metrics::Metrics::default()),
         Box::new(Reconciler::new(hpa::Hpa::default())),
+        Box::new(Reconciler::new(crd::CrdFinalizer)),
     ]
 }
 

@@ -10,6 +10,8 @@ use super::super::error::{ApiError, Reason};
 use super::super::resources::ResId;
 use jiff::Timestamp;
 
+use crate::controllers::crd::CLEANUP_FINALIZER;
+
 use super::{
     DeleteOptions, EventKind, ObjKey, Propagation, Store, finalizers, meta_str, owner_uids, str_at,
 };
@@ -367,6 +369,12 @@ impl Store {
             self.orphan_dependents(&uid);
         }
         let mut fins = finalizers(&cur);
+        // A CRD keeps its finalizer until every instance is gone (CRD registry `Delete` in
+        // apiextensions-apiserver; the rest is controllers/crd.rs).
+        let is_crd = Some(res) == self.registry.id(crate::resources::res::CRDS);
+        if is_crd && !fins.iter().any(|f| f == CLEANUP_FINALIZER) {
+            fins.push(CLEANUP_FINALIZER.into());
+        }
         if opts.propagation == Propagation::Foreground
             && has_dependents
             && !fins.iter().any(|f| f == "foregroundDeletion")
@@ -404,6 +412,15 @@ impl Store {
         }
         if is_namespace {
             marked["status"]["phase"] = json!("Terminating");
+        }
+        if is_crd {
+            crate::controllers::crd::set_terminating(
+                &mut marked,
+                "True",
+                "InstanceDeletionPending",
+                "CustomResourceDefinition marked for deletion; CustomResource deletion will begin soon",
+                self.now,
+            );
         }
         let rv = self.next_rv();
         marked["metadata"]["resourceVersion"] = Value::String(rv.to_string());
@@ -466,7 +483,28 @@ impl Store {
         if !ns.is_empty() {
             self.check_namespace_gone(ns);
         }
+        if Some(res) == self.registry.id(crate::resources::res::CRDS) {
+            self.withdraw_custom_kind(&old);
+        }
         Ok(last)
+    }
+
+    /// A CRD is gone: its kind is no longer served (controllers/crd.rs emptied it first).
+    fn withdraw_custom_kind(&mut self, crd: &Value) {
+        let group = crd
+            .pointer("/spec/group")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let plural = crd
+            .pointer("/spec/names/plural")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let key = format!("{plural}.{group}");
+        if let Some(id) = self.registry.lookup(&key)
+            && self.registry.def(id).is_custom()
+        {
+            self.registry.withdraw(id);
+        }
     }
 
     fn delete_dependents(&mut self, owner_uid: &str) {

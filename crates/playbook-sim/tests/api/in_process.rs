@@ -524,3 +524,108 @@ async fn metrics_are_ordinary_read_only_objects() {
         "{err:?}"
     );
 }
+
+/// A CRD being deleted is emptied first (its instances' own finalizers still run), refuses
+/// new instances meanwhile, and once gone its kind is no longer served
+/// (apiextensions-apiserver `crd_finalizer.go`, `customresource_handler.go`).
+#[tokio::test]
+async fn a_deleted_crd_is_emptied_then_its_kind_is_no_longer_served() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
+    let sim = sim();
+    let client = sim.client();
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd: CustomResourceDefinition = serde_json::from_value(json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {"group": "example.com", "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}}))
+    .expect("crd");
+    crds.create(&PostParams::default(), &crd)
+        .await
+        .expect("create crd");
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("example.com", "v1", "Widget"),
+        "widgets",
+    );
+    let widgets: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &ar);
+    let widget = |name: &str| -> DynamicObject {
+        serde_json::from_value(json!({"apiVersion": "example.com/v1", "kind": "Widget",
+            "metadata": {"name": name, "finalizers": ["example.com/hold"]}}))
+        .expect("widget")
+    };
+    widgets
+        .create(&PostParams::default(), &widget("a"))
+        .await
+        .expect("create a");
+
+    crds.delete("widgets.example.com", &DeleteParams::default())
+        .await
+        .expect("delete crd");
+    sim.advance_by(jiff::SignedDuration::from_secs(1));
+    let held = crds.get("widgets.example.com").await.expect("still there");
+    assert!(held.metadata.deletion_timestamp.is_some());
+    let terminating = held
+        .status
+        .and_then(|s| s.conditions)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|c| c.type_ == "Terminating")
+        .expect("Terminating condition");
+    assert_eq!(
+        (terminating.status.as_str(), terminating.reason.as_deref()),
+        ("True", Some("InstanceDeletionInProgress"))
+    );
+    let a = widgets.get("a").await.expect("a is held by its finalizer");
+    assert!(
+        a.metadata.deletion_timestamp.is_some(),
+        "the instance is being deleted"
+    );
+    match widgets.create(&PostParams::default(), &widget("b")).await {
+        Err(kube::Error::Api(s)) => {
+            assert_eq!(s.code, 405);
+            assert_eq!(
+                s.message,
+                "create not allowed while custom resource definition is terminating"
+            );
+        }
+        other => panic!("create during termination: {other:?}"),
+    }
+
+    // The instance's own finalizer goes; the CRD finalizer's next check (every 5 s) releases
+    // the CRD, and the kind is no longer served.
+    widgets
+        .patch(
+            "a",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+        )
+        .await
+        .expect("release a");
+    sim.advance_by(jiff::SignedDuration::from_secs(6));
+    match crds.get("widgets.example.com").await {
+        Err(kube::Error::Api(s)) => assert_eq!(s.code, 404),
+        other => panic!("the CRD should be gone: {other:?}"),
+    }
+    match widgets.list(&ListParams::default()).await {
+        Err(kube::Error::Api(s)) => assert_eq!(s.code, 404, "{s:?}"),
+        other => panic!("the kind should not be served: {other:?}"),
+    }
+    let groups = client.list_api_groups().await.expect("groups");
+    assert!(
+        !groups.groups.iter().any(|g| g.name == "example.com"),
+        "discovery still lists example.com"
+    );
+
+    // Created again, the kind is served again, empty.
+    crds.create(&PostParams::default(), &crd)
+        .await
+        .expect("create crd again");
+    let list = widgets
+        .list(&ListParams::default())
+        .await
+        .expect("served again");
+    assert!(list.items.is_empty());
+}
