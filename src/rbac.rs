@@ -109,11 +109,102 @@ struct Consts {
     aliases: HashMap<String, String>,
 }
 
+/// A call found in a body: the namespace path (`cluster`, a module alias, or none), the
+/// function's name, its arguments; or a method call (`x.f(...)`, args unknown).
+struct Call {
+    ns: Vec<String>,
+    name: String,
+    args: Vec<Expr>,
+    method: bool,
+}
+
+/// How deep script functions are followed with their arguments; deeper calls (a recursion)
+/// are walked once with every parameter unknown.
+const MAX_DEPTH: usize = 8;
+
 struct Walker<'a> {
     engine: &'a Engine,
     resolver: Resolver,
     files: HashMap<String, Consts>,
     needs: Needs,
+    /// The parameters of the script function being walked, with their values where the call
+    /// site made them known (`None`: the file's top level or a closure, whose variables are
+    /// the file's constants). Rhai functions see only their parameters.
+    frame: Option<HashMap<String, Option<Value>>>,
+    /// Script functions already walked, with the arguments they were walked with.
+    walked: BTreeSet<String>,
+    depth: usize,
+}
+
+/// The part of `ast` to walk: its statements (if `statements`) and the functions `keep`
+/// accepts by name and arity. (`AST::clone_functions_only_filtered` does not filter into an
+/// empty module in rhai 1.27, so the part is built function by function.)
+fn part_of(ast: &AST, statements: bool, keep: impl Fn(&str, usize) -> bool) -> AST {
+    let mut functions = rhai::Module::new();
+    for f in ast.iter_fn_def() {
+        if keep(&f.name, f.params.len()) {
+            functions.set_script_fn(f.clone());
+        }
+    }
+    let stmts = if statements {
+        ast.statements().to_vec()
+    } else {
+        Vec::new()
+    };
+    AST::new(stmts, functions)
+}
+
+/// A walk over some nodes of an AST.
+type Walk<'w> = &'w mut dyn FnMut(&[ASTNode]) -> bool;
+
+/// Every call `walk` meets.
+fn calls_in(walk: impl FnOnce(Walk<'_>)) -> Vec<Call> {
+    let mut calls = Vec::new();
+    walk(&mut |path: &[ASTNode]| {
+        match path.last() {
+            Some(ASTNode::Expr(Expr::FnCall(f, _)) | ASTNode::Stmt(Stmt::FnCall(f, _))) => {
+                calls.push(Call {
+                    ns: f
+                        .namespace
+                        .path
+                        .iter()
+                        .map(|i| i.name.to_string())
+                        .collect(),
+                    name: f.name.to_string(),
+                    args: f.args.to_vec(),
+                    method: false,
+                });
+            }
+            Some(ASTNode::Expr(Expr::MethodCall(f, _))) => calls.push(Call {
+                ns: Vec::new(),
+                name: f.name.to_string(),
+                args: Vec::new(),
+                method: true,
+            }),
+            _ => {}
+        }
+        true
+    });
+    calls
+}
+
+/// The names `ast` mentions as strings or function pointers (`Fn("name")`, `call("name")`):
+/// functions that may be called dynamically.
+fn names_mentioned(ast: &AST, out: &mut BTreeSet<String>) {
+    ast.walk(&mut |path: &[ASTNode]| {
+        match path.last() {
+            Some(ASTNode::Expr(Expr::StringConstant(s, _))) => {
+                out.insert(s.to_string());
+            }
+            Some(ASTNode::Expr(Expr::DynamicConstant(d, _))) => {
+                if let Some(f) = d.read_lock::<rhai::FnPtr>() {
+                    out.insert(f.fn_name().to_string());
+                }
+            }
+            _ => {}
+        }
+        true
+    });
 }
 
 impl Walker<'_> {
@@ -154,20 +245,118 @@ impl Walker<'_> {
                 }
             }
         }
-        let mut calls = Vec::new();
-        ast.walk(&mut |path: &[ASTNode]| {
-            if let Some(ASTNode::Expr(Expr::FnCall(f, _)) | ASTNode::Stmt(Stmt::FnCall(f, _))) =
-                path.last()
-            {
-                let ns: Vec<&str> = f.namespace.path.iter().map(|i| i.name.as_str()).collect();
-                if ns.len() == 1 && ["cluster", "chaos", "metrics"].contains(&ns[0]) {
-                    calls.push((format!("{}::{}", ns[0], f.name), f.args.to_vec()));
-                }
+        // The top level and the closures (anonymous functions, whose variables are the file's
+        // constants); named functions are walked where they are called, with their arguments.
+        let top = part_of(ast, true, |f, _| f.starts_with("anon$"));
+        self.visit_all(
+            name,
+            calls_in(|walk| {
+                top.walk(walk);
+            }),
+        );
+    }
+
+    /// Visits the calls of one body of `file`.
+    fn visit_all(&mut self, file: &str, calls: Vec<Call>) {
+        for c in calls {
+            self.visit(file, c);
+        }
+    }
+
+    /// A host call is granted; a call of a script function (this file's or an imported
+    /// module's) walks its body with the parameters bound to the arguments known here.
+    fn visit(&mut self, file: &str, c: Call) {
+        if let [host] = c.ns.as_slice()
+            && ["cluster", "chaos", "metrics"].contains(&host.as_str())
+        {
+            self.call(file, &format!("{host}::{}", c.name), &c.args);
+            return;
+        }
+        let target = match c.ns.as_slice() {
+            [] => file.to_string(),
+            [alias] => match self.files.get(file).and_then(|f| f.aliases.get(alias)) {
+                Some(t) => t.clone(),
+                None => return,
+            },
+            _ => return,
+        };
+        let Some(ast) = self.files.get(&target).map(|f| f.ast.clone()) else {
+            return;
+        };
+        for f in ast.iter_functions() {
+            if f.name != c.name || (!c.method && f.params.len() != c.args.len()) {
+                continue;
             }
-            true
-        });
-        for (path, args) in calls {
-            self.call(name, &path, &args);
+            let params: Vec<String> = f.params.iter().map(|p| p.to_string()).collect();
+            let known = !c.method && self.depth < MAX_DEPTH;
+            let values: Vec<Option<Value>> = params
+                .iter()
+                .enumerate()
+                .map(|(i, _)| {
+                    known
+                        .then(|| c.args.get(i).and_then(|a| self.value(file, a, 0)))
+                        .flatten()
+                })
+                .collect();
+            self.walk_function(&target, &ast, &c.name, params, values);
+        }
+    }
+
+    /// Walks the body of `target`'s function `name` (of `params.len()` parameters) once per
+    /// distinct set of argument values.
+    fn walk_function(
+        &mut self,
+        target: &str,
+        ast: &AST,
+        name: &str,
+        params: Vec<String>,
+        values: Vec<Option<Value>>,
+    ) {
+        let key = format!("{target}::{name}/{}{}", params.len(), json!(values));
+        if !self.walked.insert(key) {
+            return;
+        }
+        let arity = params.len();
+        let body = part_of(ast, false, |f, n| f == name && n == arity);
+        let frame = params.into_iter().zip(values).collect();
+        let saved = self.frame.replace(frame);
+        self.depth += 1;
+        self.visit_all(
+            target,
+            calls_in(|walk| {
+                body.walk(walk);
+            }),
+        );
+        self.depth -= 1;
+        self.frame = saved;
+    }
+
+    /// Named functions no call reached statically but whose names appear as strings or
+    /// function pointers (called dynamically): walked with every parameter unknown.
+    fn dynamic_calls(&mut self) {
+        let mut mentioned = BTreeSet::new();
+        for c in self.files.values() {
+            names_mentioned(&c.ast, &mut mentioned);
+        }
+        let files: Vec<(String, AST)> = self
+            .files
+            .iter()
+            .map(|(n, c)| (n.clone(), c.ast.clone()))
+            .collect();
+        for (file, ast) in files {
+            for f in ast.iter_functions() {
+                let reached = self
+                    .walked
+                    .range(format!("{file}::{}/", f.name)..)
+                    .next()
+                    .is_some_and(|k| k.starts_with(&format!("{file}::{}/", f.name)));
+                if reached || f.name.starts_with("anon$") || !mentioned.contains(f.name) {
+                    continue;
+                }
+                let params: Vec<String> = f.params.iter().map(|p| p.to_string()).collect();
+                let values = vec![None; params.len()];
+                self.walk_function(&file, &ast, f.name, params, values);
+            }
         }
     }
 
@@ -209,6 +398,9 @@ impl Walker<'_> {
                 Some(Value::Object(out))
             }
             Expr::Variable(x, _, _) if x.2.path.is_empty() => {
+                if let Some(frame) = &self.frame {
+                    return frame.get(x.1.as_str()).cloned().flatten();
+                }
                 let e = c.vars.get(x.1.as_str())?;
                 self.value(file, e, depth + 1)
             }
@@ -452,6 +644,9 @@ pub fn needs_of(
             vars,
             default_namespace: default_namespace.to_string(),
         },
+        frame: None,
+        walked: BTreeSet::new(),
+        depth: 0,
     };
     w.grant(None, "", "namespaces", &["get"]);
     w.grant(
@@ -469,6 +664,7 @@ pub fn needs_of(
             .map_err(|d| d.render(&config.sources))?;
         w.file(&name, &ast);
     }
+    w.dynamic_calls();
     Ok(w.needs)
 }
 
@@ -594,4 +790,101 @@ pub fn rbac(args: &crate::cli::RbacArgs) -> Verdict {
     }
     crate::session::say(text.trim_end());
     Verdict::Passed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The needs of `playbook` with `module` importable as `"lib"` beside it.
+    fn needs(playbook: &str, module: &str) -> Needs {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("playbook-rbac-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        std::fs::write(dir.join("lib.rhai"), module).expect("module");
+        let path = dir.join("p.rhai");
+        std::fs::write(&path, playbook).expect("playbook");
+        let config = EngineConfig::default();
+        needs_of(&config, &[path], BTreeMap::new(), "default").expect("analysed")
+    }
+
+    /// Where `resource` may be listed, apart from what preflight always reads.
+    fn scopes(n: &Needs, resource: &str) -> Vec<Scope> {
+        n.permissions()
+            .filter(|(s, (_, r, v))| {
+                r == resource && v == "list" && s.as_deref() != Some("chaos-testing")
+            })
+            .map(|(s, _)| s.clone())
+            .collect()
+    }
+
+    const LIB: &str = r#"
+        fn pods_of(namespace) { cluster::pods(namespace, "app=x") }
+        fn twice(namespace) { pods_of(namespace) + pods_of(namespace) }
+        fn unused(namespace) { cluster::pods(namespace, "app=y") }
+    "#;
+
+    #[test]
+    fn a_module_function_is_walked_with_the_arguments_of_each_call() {
+        let n = needs(
+            r#"import "lib" as lib;
+               let ns = "serving";
+               lib::twice(ns);
+               expect("x", "1m", || lib::pods_of("training").len() > 0);"#,
+            LIB,
+        );
+        assert_eq!(
+            scopes(&n, "pods"),
+            vec![Some("serving".into()), Some("training".into())],
+            "{:?}",
+            n.notes
+        );
+        assert!(n.notes.is_empty(), "{:?}", n.notes);
+    }
+
+    #[test]
+    fn an_argument_not_known_statically_makes_the_rule_cluster_wide_and_says_why() {
+        let n = needs(
+            r#"import "lib" as lib;
+               let ns = cluster::namespaces()[0];
+               lib::pods_of(ns);"#,
+            LIB,
+        );
+        assert_eq!(scopes(&n, "pods"), vec![None]);
+        assert!(
+            n.notes.iter().any(|t| t.contains("lib.rhai")
+                && t.contains("namespace of a cluster::pods call is not known statically")),
+            "{:?}",
+            n.notes
+        );
+    }
+
+    #[test]
+    fn a_parameter_is_never_read_from_a_top_level_let_of_the_same_name() {
+        // Rhai functions see only their parameters: `namespace` inside `pods_of` is the
+        // argument (unknown here), not the playbook's `namespace`.
+        let n = needs(
+            r#"import "lib" as lib;
+               let namespace = "serving";
+               fn mine(namespace) { cluster::pods(namespace, "app=z") }
+               mine(cluster::namespaces()[0]);"#,
+            LIB,
+        );
+        assert_eq!(scopes(&n, "pods"), vec![None]);
+    }
+
+    #[test]
+    fn a_function_called_by_name_at_run_time_is_granted_everywhere() {
+        let n = needs(
+            r#"import "lib" as lib;
+               fn mine(namespace) { cluster::pods(namespace, "app=z") }
+               call(Fn("mine"), "serving");"#,
+            LIB,
+        );
+        assert_eq!(scopes(&n, "pods"), vec![None]);
+        // Neither `lib::unused` nor any module function no call reaches is granted.
+        let n = needs(r#"import "lib" as lib; log("nothing");"#, LIB);
+        assert_eq!(scopes(&n, "pods"), Vec::<Scope>::new());
+    }
 }
