@@ -24,6 +24,9 @@ pub enum Verdict {
     Interrupted,
     /// Cleanup could not remove everything the run created: exit code 4.
     CleanupIncomplete,
+    /// Not run: another run holds the cluster's lease (past `--lock-wait`), or the cluster is
+    /// frozen (`playbook freeze`); nothing was injected: exit code 6.
+    Refused,
 }
 
 impl Verdict {
@@ -37,6 +40,7 @@ impl Verdict {
             Verdict::CleanupIncomplete => 4,
             Verdict::Inconclusive => 5,
             Verdict::Interrupted => 130,
+            Verdict::Refused => 6,
         }
     }
 
@@ -47,7 +51,7 @@ impl Verdict {
             Verdict::DryRun => 1,
             Verdict::Failed => 2,
             Verdict::Inconclusive => 3,
-            Verdict::Invalid => 4,
+            Verdict::Invalid | Verdict::Refused => 4,
             Verdict::Error => 5,
             Verdict::Interrupted => 6,
             Verdict::CleanupIncomplete => 7,
@@ -74,6 +78,7 @@ impl Verdict {
             Verdict::Error => "error",
             Verdict::Interrupted => "interrupted",
             Verdict::CleanupIncomplete => "cleanup incomplete",
+            Verdict::Refused => "refused (locked or frozen)",
         }
     }
 }
