@@ -151,6 +151,16 @@ impl Freeze {
     }
 }
 
+/// The metadata of `name` in [`NAMESPACE`], labelled as playbook's.
+fn ours(name: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.into()),
+        namespace: Some(NAMESPACE.into()),
+        labels: Some([(MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string())].into()),
+        ..Default::default()
+    }
+}
+
 fn configmaps(target: &Target) -> Api<ConfigMap> {
     Api::namespaced(target.client.clone(), NAMESPACE)
 }
@@ -199,12 +209,7 @@ pub async fn freeze(target: &Target, reason: &str) -> Result<(Freeze, bool), Str
         at: Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
     };
     let cm = ConfigMap {
-        metadata: ObjectMeta {
-            name: Some(FREEZE.into()),
-            namespace: Some(NAMESPACE.into()),
-            labels: Some([(MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string())].into()),
-            ..Default::default()
-        },
+        metadata: ours(FREEZE),
         data: Some(
             [
                 ("reason".to_string(), mark.reason.clone()),
@@ -282,12 +287,7 @@ async fn try_acquire_or_renew(
     let now = Timestamp::now();
     let Some(old) = api.get_opt(LEASE).await? else {
         let lease = Lease {
-            metadata: ObjectMeta {
-                name: Some(LEASE.into()),
-                namespace: Some(NAMESPACE.into()),
-                labels: Some([(MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string())].into()),
-                ..Default::default()
-            },
+            metadata: ours(LEASE),
             spec: Some(LeaseSpec {
                 holder_identity: Some(me.into()),
                 lease_duration_seconds: Some(seconds(LEASE_DURATION)),

@@ -131,16 +131,7 @@ pub fn stop(args: &StopArgs) -> Verdict {
         );
         return Verdict::Interrupted;
     }
-    if !swept.unswept.is_empty() {
-        eprintln!(
-            "error: could not sweep kind(s) {} (see above); objects of those kinds may be left",
-            swept.unswept.join(", ")
-        );
-    }
-    if !swept.left.is_empty() {
-        eprintln!("error: could not remove: {}", swept.left.join(", "));
-    }
-    if swept.left.is_empty() && swept.unswept.is_empty() {
+    if swept.complain() {
         say(&format!(
             "stopped: removed {} object(s); nothing created by playbook is left; the cluster stays frozen until `playbook unfreeze`",
             swept.removed

@@ -44,7 +44,8 @@ impl Verdict {
         }
     }
 
-    /// In a batch the most severe wins: 4, 130, 3, 2, 5, 1, 0 (dry run), 0.
+    /// In a batch the most severe wins: 4, 130, 3, 2, 5, 1, 0 (dry run), 0 (6, refused, stands
+    /// alone: nothing ran).
     fn severity(self) -> u8 {
         match self {
             Verdict::Passed => 0,

@@ -161,21 +161,17 @@ pub fn cleanup(args: &CleanupArgs) -> Verdict {
         );
         return Verdict::Interrupted;
     }
-    if !unswept.is_empty() {
-        eprintln!(
-            "error: could not sweep kind(s) {} (see above); objects of those kinds may be left",
-            unswept.join(", ")
-        );
-    }
-    if left.is_empty() && unswept.is_empty() {
+    let all = Swept {
+        removed,
+        left,
+        unswept,
+    };
+    if all.complain() {
         say(&format!(
             "removed {removed} object(s); nothing created by playbook is left"
         ));
         Verdict::Passed
     } else {
-        if !left.is_empty() {
-            eprintln!("error: could not remove: {}", left.join(", "));
-        }
         Verdict::CleanupIncomplete
     }
 }
@@ -186,6 +182,22 @@ pub struct Swept {
     pub removed: usize,
     pub left: Vec<String>,
     pub unswept: Vec<String>,
+}
+
+impl Swept {
+    /// Says on standard error what could not be swept or removed; true when nothing was left.
+    pub fn complain(&self) -> bool {
+        if !self.unswept.is_empty() {
+            eprintln!(
+                "error: could not sweep kind(s) {} (see above); objects of those kinds may be left",
+                self.unswept.join(", ")
+            );
+        }
+        if !self.left.is_empty() {
+            eprintln!("error: could not remove: {}", self.left.join(", "));
+        }
+        self.left.is_empty() && self.unswept.is_empty()
+    }
 }
 
 /// Removes every Chaos Mesh object labelled as created by playbook (of run `run` only, if

@@ -59,6 +59,16 @@ fn command(server: &Server, args: &[&str]) -> (Option<i32>, String) {
     )
 }
 
+/// A server, the playbook, and a run of it holding its fault for 5 minutes (injected).
+fn holding() -> (Server, PathBuf, Proc, crate::support::Lines) {
+    let server = Server::start_with(&["--scenario", "mlops"]);
+    let file = playbook_file();
+    let mut child = run(&server, &file, &["--var", "hold=5m"]);
+    let mut lines = child.lines();
+    lines.wait_for("injected");
+    (server, file, child, lines)
+}
+
 fn holder(server: &Server) -> String {
     server.ok(&[
         "get",
@@ -200,11 +210,7 @@ fn a_killed_holders_lease_expires_and_the_next_run_proceeds() {
 
 #[test]
 fn a_frozen_run_cleans_up_within_5s_and_a_frozen_cluster_refuses_until_unfrozen() {
-    let server = Server::start_with(&["--scenario", "mlops"]);
-    let file = playbook_file();
-    let mut child = run(&server, &file, &["--var", "hold=5m"]);
-    let mut lines = child.lines();
-    lines.wait_for("injected");
+    let (server, file, mut child, lines) = holding();
     assert_eq!(leftovers(&server).len(), 1);
     let t0 = Instant::now();
     let (code, all) = command(&server, &["freeze", "--reason", "GameDay called off"]);
@@ -279,11 +285,7 @@ fn a_frozen_run_cleans_up_within_5s_and_a_frozen_cluster_refuses_until_unfrozen(
 
 #[test]
 fn stop_all_removes_the_faults_of_a_run_in_another_process() {
-    let server = Server::start_with(&["--scenario", "mlops"]);
-    let file = playbook_file();
-    let mut child = run(&server, &file, &["--var", "hold=5m"]);
-    let mut lines = child.lines();
-    lines.wait_for("injected");
+    let (server, _, child, lines) = holding();
     // The run is stopped in its tracks (it cannot clean up itself): `stop --all` removes its fault.
     child.signal("STOP");
     let (code, all) = command(&server, &["stop", "--all"]);
