@@ -252,7 +252,7 @@ pub async fn unfreeze(target: &Target) -> Result<Option<Freeze>, String> {
 /// What one try of [`try_acquire_or_renew`] found.
 enum Try {
     /// The lease is ours now (as written).
-    Held(Lease),
+    Held(Box<Lease>),
     /// Another run holds it: its holder and since when.
     Busy { holder: String, since: String },
 }
@@ -298,7 +298,7 @@ async fn try_acquire_or_renew(
             }),
         };
         return match api.create(&PostParams::default(), &lease).await {
-            Ok(l) => Ok(Try::Held(l)),
+            Ok(l) => Ok(Try::Held(Box::new(l))),
             // Another run created it first.
             Err(kube::Error::Api(s)) if s.code == 409 => Ok(Try::Busy {
                 holder: "another run".into(),
@@ -346,7 +346,7 @@ async fn try_acquire_or_renew(
         ..spec.clone()
     });
     match api.replace(LEASE, &PostParams::default(), &new).await {
-        Ok(l) => Ok(Try::Held(l)),
+        Ok(l) => Ok(Try::Held(Box::new(l))),
         Err(kube::Error::Api(s)) if s.code == 409 => Ok(Try::Busy {
             holder: if holder.is_empty() {
                 "another run".into()
@@ -430,7 +430,7 @@ impl Guard {
                 });
                 match tried {
                     Ok(Try::Held(l)) => {
-                        held = Some(l);
+                        held = Some(*l);
                         break;
                     }
                     Ok(Try::Busy { holder, since }) => {
