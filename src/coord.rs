@@ -101,6 +101,16 @@ pub enum Refusal {
     Error(String),
 }
 
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::Refused(m) => write!(f, "refused: {m}"),
+            Refusal::Interrupted => write!(f, "interrupted while waiting for the lease"),
+            Refusal::Error(m) => write!(f, "not run: {m}"),
+        }
+    }
+}
+
 impl Refusal {
     /// Says why, on standard error; the verdict of the run that was not run.
     pub fn report(&self) -> Verdict {

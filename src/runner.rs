@@ -251,7 +251,21 @@ fn run_with(args: &RunArgs, console: Arc<Console>, after: &dyn Fn(&Session)) -> 
         };
         match crate::coord::Guard::enter(&first, &rt, &run_id, &options) {
             Ok(g) => g,
-            Err(refusal) => return refusal.report(),
+            Err(refusal) => {
+                // Every playbook skipped, and the reports say why (with the refusal's own
+                // status and exit code: a report of skipped playbooks alone would say "passed").
+                let verdict = refusal.report();
+                for pb in &playbooks {
+                    journal.push(PlaybookReport::skipped(&pb.meta, refusal.to_string()));
+                }
+                journal.status = Status::of(verdict);
+                journal.exit_code = verdict.exit_code();
+                journal.finish();
+                for e in outputs.write(&journal) {
+                    eprintln!("error: {e}");
+                }
+                return verdict;
+            }
         }
     };
     let mut failed_writes: BTreeMap<PathBuf, String> = BTreeMap::new();

@@ -125,11 +125,31 @@ fn two_runs_at_once_take_turns_and_a_third_refuses_naming_the_holder() {
     let held_by = holder(&server);
     assert!(held_by.contains(" run pb-"), "{held_by}");
     let t0 = Instant::now();
+    let report = scratch("coord-report").join("r.json");
     let (code, all) = command(
         &server,
-        &["run", "--lock-wait", "2s", file.to_str().unwrap()],
+        &[
+            "run",
+            "--lock-wait",
+            "2s",
+            "--report",
+            report.to_str().unwrap(),
+            file.to_str().unwrap(),
+        ],
     );
     assert_eq!(code, Some(6), "{all}");
+    // The report says so too: not a pass, every playbook skipped with the reason.
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).expect("a report")).unwrap();
+    assert_eq!(json["exit_code"], 6, "{json}");
+    assert_eq!(json["status"], "error", "{json}");
+    assert_eq!(json["playbooks"][0]["status"], "skipped", "{json}");
+    assert!(
+        json["playbooks"][0]["skip_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("another run holds the lease")),
+        "{json}"
+    );
     assert!(
         all.contains(&format!(
             "refused: another run holds the lease chaos-testing/playbook: {held_by}, since "
