@@ -41,6 +41,14 @@ pub enum Command {
     /// Render a saved JSON report again (HTML, Markdown, JUnit), or compare it with a
     /// baseline report and fail on a regression.
     Report(ReportCmdArgs),
+    /// The kill switch: mark the cluster frozen (a ConfigMap `playbook-freeze` in
+    /// chaos-testing); running runs stop and clean up within seconds, new ones are refused.
+    Freeze(FreezeArgs),
+    /// Lift the freeze: runs may inject again.
+    Unfreeze(UnfreezeArgs),
+    /// Freeze the cluster and remove every Chaos Mesh object labelled as playbook's, whoever
+    /// created it.
+    Stop(StopArgs),
     /// The simulated Kubernetes cluster.
     Sim {
         #[command(subcommand)]
@@ -142,6 +150,59 @@ pub struct RunArgs {
     pub stdlib: StdlibArgs,
     #[command(flatten)]
     pub report: ReportArgs,
+    #[command(flatten)]
+    pub lock: LockArgs,
+}
+
+/// One run at a time per cluster: the lease a run holds while it can inject.
+#[derive(Debug, Clone, Args)]
+pub struct LockArgs {
+    /// How long to wait for the cluster's lease when another run holds it, then refuse (exit 6).
+    #[arg(long, default_value = "1m", value_parser = crate::duration::parse, value_name = "DURATION")]
+    pub lock_wait: Duration,
+    /// Do not take the lease (another run may inject at the same time); the freeze is still obeyed.
+    #[arg(long)]
+    pub no_lock: bool,
+}
+
+impl Default for LockArgs {
+    fn default() -> Self {
+        LockArgs {
+            lock_wait: Duration::from_secs(60),
+            no_lock: false,
+        }
+    }
+}
+
+/// `playbook freeze`
+#[derive(Debug, Clone, Args)]
+pub struct FreezeArgs {
+    /// Why (shown to every run that is stopped or refused, and by kubectl).
+    #[arg(long, value_name = "TEXT")]
+    pub reason: String,
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+/// `playbook unfreeze`
+#[derive(Debug, Clone, Args)]
+pub struct UnfreezeArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+/// `playbook stop --all`
+#[derive(Debug, Clone, Args)]
+pub struct StopArgs {
+    /// Every run: freeze the cluster and remove every object labelled
+    /// app.kubernetes.io/managed-by=playbook.
+    #[arg(long, required = true)]
+    pub all: bool,
+    /// Why (the freeze's reason).
+    #[arg(long, value_name = "TEXT", default_value = "playbook stop --all")]
+    pub reason: String,
+    #[command(flatten)]
+    pub target: TargetArgs,
 }
 
 /// What a batch shows while it runs and the reports it writes (CI).
@@ -194,6 +255,8 @@ pub struct ReplArgs {
     pub state_dir: Option<PathBuf>,
     #[command(flatten)]
     pub stdlib: StdlibArgs,
+    #[command(flatten)]
+    pub lock: LockArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -223,6 +286,7 @@ impl RenderArgs {
             state_dir: None,
             stdlib: self.stdlib.clone(),
             report: ReportArgs::default(),
+            lock: LockArgs::default(),
         }
     }
 }

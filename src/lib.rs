@@ -7,9 +7,11 @@
 //!   types), [`runner`] (`playbook run`, `check`, `render`), [`repl`] (`playbook repl`),
 //!   [`sweep`] (`playbook cleanup`: what killed runs left, from journals and labels),
 //!   [`rbac`] (`playbook rbac`: least-privilege rules from the playbooks), [`preflight`]
-//!   (`playbook preflight`: what would make a run fail or lie, checked first).
+//!   (`playbook preflight`: what would make a run fail or lie, checked first), [`freeze`]
+//!   (`playbook freeze`, `unfreeze`, `stop --all`: the kill switch).
 //! - Run lifecycle: [`run`] — start-up with signals caught, the target, the run id, and
-//!   [`run::Run`]: evaluation, then `finish` (cleanup, steady-state re-checks, verdict).
+//!   [`run::Run`]: evaluation, then `finish` (cleanup, steady-state re-checks, verdict);
+//!   [`coord`]: one run at a time per cluster (a Lease) and the freeze mark that stops them.
 //! - Engine, proof and host: [`engine`] (the one Rhai engine constructor, resolver and
 //!   embedded stdlib, diagnostics, static checks, the API reference); [`proof`] (how a run
 //!   earns its verdict: errors classified, proof of injection, inconclusive); [`host`] (the functions playbooks
@@ -31,10 +33,12 @@
 
 pub mod cli;
 pub mod connection;
+pub mod coord;
 pub mod duration;
 pub mod engine;
 pub mod faults;
 pub mod files;
+pub mod freeze;
 pub mod host;
 pub mod outcome;
 pub mod preflight;

@@ -39,6 +39,9 @@ fn main() -> ExitCode {
             };
             start(front, move || playbook::repl::run(&args))
         }
+        Command::Freeze(args) => start(Front::Batch, move || playbook::freeze::freeze(&args)),
+        Command::Unfreeze(args) => start(Front::Batch, move || playbook::freeze::unfreeze(&args)),
+        Command::Stop(args) => start(Front::Batch, move || playbook::freeze::stop(&args)),
         Command::Doc(args) => playbook::doc(args.name.as_deref()),
         Command::Report(args) => playbook::report::command(&args.job()),
         Command::Sim {

@@ -24,6 +24,9 @@ pub enum Verdict {
     Interrupted,
     /// Cleanup could not remove everything the run created: exit code 4.
     CleanupIncomplete,
+    /// Not run: another run holds the cluster's lease (past `--lock-wait`), or the cluster is
+    /// frozen (`playbook freeze`); nothing was injected: exit code 6.
+    Refused,
 }
 
 impl Verdict {
@@ -37,17 +40,19 @@ impl Verdict {
             Verdict::CleanupIncomplete => 4,
             Verdict::Inconclusive => 5,
             Verdict::Interrupted => 130,
+            Verdict::Refused => 6,
         }
     }
 
-    /// In a batch the most severe wins: 4, 130, 3, 2, 5, 1, 0 (dry run), 0.
+    /// In a batch the most severe wins: 4, 130, 3, 2, 5, 1, 0 (dry run), 0 (6, refused, stands
+    /// alone: nothing ran).
     fn severity(self) -> u8 {
         match self {
             Verdict::Passed => 0,
             Verdict::DryRun => 1,
             Verdict::Failed => 2,
             Verdict::Inconclusive => 3,
-            Verdict::Invalid => 4,
+            Verdict::Invalid | Verdict::Refused => 4,
             Verdict::Error => 5,
             Verdict::Interrupted => 6,
             Verdict::CleanupIncomplete => 7,
@@ -74,6 +79,7 @@ impl Verdict {
             Verdict::Error => "error",
             Verdict::Interrupted => "interrupted",
             Verdict::CleanupIncomplete => "cleanup incomplete",
+            Verdict::Refused => "refused (locked or frozen)",
         }
     }
 }

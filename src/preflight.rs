@@ -3,7 +3,8 @@
 //! 2.8.x controller that is running, a chaos-daemon running on every node that holds a target
 //! pod: a taint that keeps the daemon off GPU nodes means faults there are never injected);
 //! every permission the playbooks need, asked of the server with SelfSubjectAccessReview; the
-//! target namespaces exist and are not protected. A table for people, JSON for machines.
+//! target namespaces exist and are not protected; the cluster is not frozen. A table for
+//! people, JSON for machines.
 
 use std::collections::BTreeSet;
 
@@ -119,6 +120,21 @@ fn run_checks(
             ));
             return out;
         }
+    }
+    // The kill switch and the lock (coord): a frozen cluster refuses every run; a held lease
+    // makes a run wait (--lock-wait).
+    match rt.block_on(crate::coord::read_freeze(target)) {
+        Ok(None) => out.push(check("not frozen", true, "no freeze mark")),
+        Ok(Some(f)) => out.push(check(
+            "not frozen",
+            false,
+            format!("{f}: a run would be refused"),
+        )),
+        Err(e) => out.push(check(
+            "not frozen",
+            false,
+            format!("cannot read the freeze mark: {}", describe(&e)),
+        )),
     }
     // Chaos Mesh: CRDs, controller, version.
     // Each kind's CRD object, and the kind served (discovery).

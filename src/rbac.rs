@@ -657,6 +657,16 @@ pub fn needs_of(
     );
     w.grant(Some(chaos_ns.clone()), "apps", "deployments", &["list"]);
     w.grant(Some(chaos_ns), "", "pods", &["list"]);
+    // One run at a time (the Lease, taken, renewed and given back) and the kill switch (the
+    // freeze mark, read and watched), beside Chaos Mesh (see `coord`).
+    let coord_ns = Some(crate::coord::NAMESPACE.to_string());
+    w.grant(
+        coord_ns.clone(),
+        "coordination.k8s.io",
+        "leases",
+        &["get", "create", "update"],
+    );
+    w.grant(coord_ns, "", "configmaps", READ);
     for path in paths {
         let name = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {name}: {e}"))?;

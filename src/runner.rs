@@ -239,6 +239,35 @@ fn run_with(args: &RunArgs, console: Arc<Console>, after: &dyn Fn(&Session)) -> 
             filter: args.report.filter.clone(),
         },
     );
+    // One run at a time per cluster, and the freeze obeyed: held for the whole batch, given
+    // back after the last playbook's cleanup (a dry run injects nothing and takes nothing).
+    let guard = if args.dry_run {
+        crate::coord::Guard::none(&rt)
+    } else {
+        let options = crate::coord::Options {
+            lock: !args.lock.no_lock,
+            wait: args.lock.lock_wait,
+            reach: args.timeout,
+        };
+        match crate::coord::Guard::enter(&first, &rt, &run_id, &options) {
+            Ok(g) => g,
+            Err(refusal) => {
+                // Every playbook skipped, and the reports say why (with the refusal's own
+                // status and exit code: a report of skipped playbooks alone would say "passed").
+                let verdict = refusal.report();
+                for pb in &playbooks {
+                    journal.push(PlaybookReport::skipped(&pb.meta, refusal.to_string()));
+                }
+                journal.status = Status::of(verdict);
+                journal.exit_code = verdict.exit_code();
+                journal.finish();
+                for e in outputs.write(&journal) {
+                    eprintln!("error: {e}");
+                }
+                return verdict;
+            }
+        }
+    };
     let mut failed_writes: BTreeMap<PathBuf, String> = BTreeMap::new();
     let mut write = |journal: &RunReport| {
         for e in outputs.write(journal) {
@@ -296,6 +325,7 @@ fn run_with(args: &RunArgs, console: Arc<Console>, after: &dyn Fn(&Session)) -> 
         journal.push(report);
         write(&journal);
     }
+    guard.release();
     journal.finish();
     write(&journal);
     console.summary(&journal);

@@ -1,5 +1,6 @@
-//! Why a run must stop now: a terminating signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT), or the
-//! playbook's deadline on its clock or the wall clock. A leaf of the core: the clock, the
+//! Why a run must stop now: a terminating signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT), a halt
+//! from outside (the cluster frozen, the run's lease lost), or the playbook's deadline on its
+//! clock or the wall clock. A leaf of the core: the clock, the
 //! session and the engine all check it.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -68,6 +69,35 @@ pub fn ending_flag() -> &'static Arc<AtomicBool> {
     static ENDING: OnceLock<Arc<AtomicBool>> = OnceLock::new();
     ENDING.get_or_init(|| Arc::new(AtomicBool::new(false)))
 }
+/// Why the run was stopped from outside the process (the cluster frozen, the lease lost), if
+/// it was; set once, by [`halt`].
+fn halt_note() -> &'static Mutex<Option<String>> {
+    static NOTE: OnceLock<Mutex<Option<String>>> = OnceLock::new();
+    NOTE.get_or_init(|| Mutex::new(None))
+}
+
+/// Stops the whole run from outside, as a session-ending signal does, for `why` (e.g. "the
+/// cluster was frozen by ..."): every stop check from now on sees it, cleanup still runs, and
+/// the verdict is "interrupted". The first reason stays. True if this call set it.
+pub fn halt(why: String) -> bool {
+    let mut note = halt_note().lock().unwrap_or_else(|e| e.into_inner());
+    if note.is_some() {
+        return false;
+    }
+    *note = Some(why);
+    ending_flag().store(true, Ordering::SeqCst);
+    interrupted().store(true, Ordering::SeqCst);
+    true
+}
+
+/// Why the run was stopped from outside the process, if it was (see [`halt`]).
+pub fn halted() -> Option<String> {
+    halt_note()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+}
+
 /// Cleanup is under way: a signal now is reported and cleanup goes on.
 static CLEANING: AtomicBool = AtomicBool::new(false);
 
@@ -120,7 +150,8 @@ pub enum StopReason {
     Timeout(Duration),
     /// Its `--timeout` and the [`AFTER_GRACE`] after it passed, in cleanup or the re-check.
     TimeoutAfter(Duration),
-    /// A signal (Ctrl-C, SIGTERM, SIGHUP, SIGQUIT).
+    /// A signal (Ctrl-C, SIGTERM, SIGHUP, SIGQUIT), or a [`halt`] (the cluster frozen, the
+    /// lease lost).
     Interrupted,
 }
 
@@ -139,6 +170,9 @@ impl std::fmt::Display for StopReason {
                 crate::duration::format(AFTER_GRACE)
             ),
             StopReason::Interrupted => match last_signal() {
+                _ if halted().is_some() => {
+                    write!(f, "stopped: {}", halted().unwrap_or_default())
+                }
                 Some(s) if s != Signal::Interrupt => write!(f, "interrupted ({})", s.name()),
                 _ => write!(f, "interrupted (Ctrl-C or SIGTERM)"),
             },

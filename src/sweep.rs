@@ -143,42 +143,11 @@ pub fn cleanup(args: &CleanupArgs) -> Verdict {
     }
     let mut unswept: Vec<String> = Vec::new();
     if (args.all || args.run.is_some()) && !interrupted() {
-        match chaos_kinds(&target, &rt) {
-            Ok(kinds) => {
-                for ar in kinds {
-                    if interrupted() {
-                        break;
-                    }
-                    let objects = match labelled(&target, &rt, &ar, args.run.as_deref()) {
-                        Ok(o) => o,
-                        Err(e) => {
-                            eprintln!("  error: {e}; other kinds are still swept");
-                            unswept.push(ar.kind.clone());
-                            continue;
-                        }
-                    };
-                    for (object, run) in objects {
-                        if interrupted() {
-                            break;
-                        }
-                        if spared.contains(&run) {
-                            say(&format!(
-                                "  by label: {object} belongs to run {run}, left alone (see above)"
-                            ));
-                            continue;
-                        }
-                        match remove(&target, &rt, &object) {
-                            Ok(said) => {
-                                say(&format!("  by label: {said}"));
-                                removed += 1;
-                            }
-                            Err(e) => {
-                                eprintln!("  error: {e}");
-                                left.push(object.leftover());
-                            }
-                        }
-                    }
-                }
+        match sweep_labelled(&target, &rt, args.run.as_deref(), &spared, &interrupted) {
+            Ok(swept) => {
+                removed += swept.removed;
+                left.extend(swept.left);
+                unswept = swept.unswept;
             }
             Err(e) => {
                 eprintln!("error: {e}");
@@ -192,23 +161,92 @@ pub fn cleanup(args: &CleanupArgs) -> Verdict {
         );
         return Verdict::Interrupted;
     }
-    if !unswept.is_empty() {
-        eprintln!(
-            "error: could not sweep kind(s) {} (see above); objects of those kinds may be left",
-            unswept.join(", ")
-        );
-    }
-    if left.is_empty() && unswept.is_empty() {
+    let all = Swept {
+        removed,
+        left,
+        unswept,
+    };
+    if all.complain() {
         say(&format!(
             "removed {removed} object(s); nothing created by playbook is left"
         ));
         Verdict::Passed
     } else {
-        if !left.is_empty() {
-            eprintln!("error: could not remove: {}", left.join(", "));
-        }
         Verdict::CleanupIncomplete
     }
+}
+
+/// What a label sweep did: objects removed, objects it could not remove, kinds it could not list.
+#[derive(Debug, Default)]
+pub struct Swept {
+    pub removed: usize,
+    pub left: Vec<String>,
+    pub unswept: Vec<String>,
+}
+
+impl Swept {
+    /// Says on standard error what could not be swept or removed; true when nothing was left.
+    pub fn complain(&self) -> bool {
+        if !self.unswept.is_empty() {
+            eprintln!(
+                "error: could not sweep kind(s) {} (see above); objects of those kinds may be left",
+                self.unswept.join(", ")
+            );
+        }
+        if !self.left.is_empty() {
+            eprintln!("error: could not remove: {}", self.left.join(", "));
+        }
+        self.left.is_empty() && self.unswept.is_empty()
+    }
+}
+
+/// Removes every Chaos Mesh object labelled as created by playbook (of run `run` only, if
+/// given), kind by kind, except those of the runs in `spared`; a kind that cannot be listed is
+/// reported and the others are still swept; stops after the removal in flight once
+/// `interrupted`. An error if the Chaos Mesh kinds cannot be discovered.
+pub fn sweep_labelled(
+    target: &Target,
+    rt: &tokio::runtime::Handle,
+    run: Option<&str>,
+    spared: &BTreeSet<String>,
+    interrupted: &dyn Fn() -> bool,
+) -> Result<Swept, String> {
+    let mut swept = Swept::default();
+    for ar in chaos_kinds(target, rt)? {
+        if interrupted() {
+            break;
+        }
+        let objects = match labelled(target, rt, &ar, run) {
+            Ok(o) => o,
+            Err(e) => {
+                eprintln!("  error: {e}; other kinds are still swept");
+                swept.unswept.push(ar.kind.clone());
+                continue;
+            }
+        };
+        for (object, run) in objects {
+            if interrupted() {
+                break;
+            }
+            if spared.contains(&run) {
+                say(&format!(
+                    "  by label: {object} belongs to run {run}, left alone (see above)"
+                ));
+                continue;
+            }
+            match remove(target, rt, &object) {
+                Ok(said) => {
+                    say(&format!("  by label: {said}"));
+                    swept.removed += 1;
+                }
+                Err(e) => {
+                    eprintln!("  error: {e}");
+                    swept.left.push(object.leftover());
+                }
+            }
+        }
+    }
+    Ok(swept)
 }
 
 /// Removes a journal's object only if it is a Chaos Mesh object labelled as run `run`'s

@@ -3,6 +3,7 @@
 
 mod api_faults;
 mod cli;
+mod coord;
 mod host;
 mod hostile;
 mod inprocess;

@@ -85,6 +85,19 @@ pub fn run(args: &ReplArgs) -> Verdict {
     }
     let state_dir = session::state_dir(args.state_dir.as_deref());
     let run_id = new_run_id();
+    // The lease is held from the start of the session to its end (after its cleanup).
+    let options = crate::coord::Options {
+        lock: !args.lock.no_lock,
+        wait: args.lock.lock_wait,
+        reach: args.timeout,
+    };
+    let guard = match crate::coord::Guard::enter(&target, &rt, &run_id, &options) {
+        Ok(g) => g,
+        // A signal while waiting ends the session as it would have ended it later (nothing
+        // was created: its cleanup says so).
+        Err(crate::coord::Refusal::Interrupted) => crate::coord::Guard::none(&rt),
+        Err(refusal) => return refusal.report(),
+    };
     let journal = journal_for(&target, &state_dir, &run_id);
     let stop = Stop::new(args.timeout);
     // The session's budget is wall time: against the simulator, virtual time runs ahead with
@@ -126,7 +139,9 @@ pub fn run(args: &ReplArgs) -> Verdict {
     } else {
         repl.piped()
     };
-    repl.finish(interrupted_at_exit)
+    let verdict = repl.finish(interrupted_at_exit);
+    guard.release();
+    verdict
 }
 
 impl Repl {

@@ -118,7 +118,7 @@ impl Status {
             Verdict::DryRun => Status::DryRun,
             Verdict::Failed => Status::Failed,
             Verdict::Inconclusive => Status::Inconclusive,
-            Verdict::Invalid | Verdict::Error => Status::Error,
+            Verdict::Invalid | Verdict::Error | Verdict::Refused => Status::Error,
             Verdict::Interrupted => Status::Interrupted,
             Verdict::CleanupIncomplete => Status::CleanupIncomplete,
         }

@@ -204,6 +204,10 @@ impl Session {
                 "refusing to create {object}: cleanup has begun (no fault may be created in an on_cleanup step or a steady-state re-check)"
             ));
         }
+        // The cluster frozen, or the lease lost: nothing more is injected (cleanup goes on).
+        if let Some(why) = crate::stop::halted() {
+            return Err(format!("refusing to create {object}: {why}"));
+        }
         if let Some(live) = lock(&self.ledger).live_named(object) {
             return Err(format!(
                 "refusing to create {object}: this run already created {live} and it is still there (give each fault its own `name`, or delete the first one before)"

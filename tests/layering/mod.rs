@@ -18,9 +18,17 @@ const LAYERS: &[&[&str]] = &[
     // The one engine constructor (registers the host API).
     &["engine", "proof"],
     // The run lifecycle below both front ends.
-    &["run"],
+    &["run", "coord"],
     // The front ends.
-    &["cli", "runner", "repl", "sweep", "rbac", "preflight"],
+    &[
+        "cli",
+        "runner",
+        "repl",
+        "sweep",
+        "rbac",
+        "preflight",
+        "freeze",
+    ],
 ];
 
 /// Within one layer, (user, used) pairs that are allowed; any other use inside a layer is not.
@@ -35,6 +43,8 @@ const SAME_LAYER: &[(&str, &str)] = &[
     ("rbac", "runner"),
     ("preflight", "cli"),
     ("preflight", "rbac"),
+    ("freeze", "cli"),
+    ("freeze", "sweep"),
 ];
 
 fn layer_of(module: &str) -> Option<usize> {

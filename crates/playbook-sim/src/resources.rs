@@ -341,6 +341,9 @@ const BUILTINS: &[Builtin] = &[
             "customresourcedefinitions",
         )
     },
+    // Held by `playbook run` so that two runs never inject on one cluster at once
+    // (client-go tools/leaderelection/resourcelock/leaselock.go).
+    b("coordination.k8s.io", "v1", "Lease", "leases"),
     b("metrics.k8s.io", "v1beta1", "PodMetrics", "pods"),
     Builtin {
         namespaced: false,

@@ -161,6 +161,9 @@ fn typed_check(def: &ResourceDef, obj: &Value) -> Result<Vec<String>, TypeError>
         ("autoscaling", "HorizontalPodAutoscaler") => {
             check::<hpa::HorizontalPodAutoscaler>(obj, "v2")
         }
+        ("coordination.k8s.io", "Lease") => {
+            check::<k8s_openapi::api::coordination::v1::Lease>(obj, "v1")
+        }
         ("events.k8s.io", "Event") => check::<k8s_openapi::api::events::v1::Event>(obj, "v1"),
         ("apiextensions.k8s.io", "CustomResourceDefinition") => {
             check::<ext::CustomResourceDefinition>(obj, "v1")

@@ -35,6 +35,7 @@ fn priority(group: &str, version: &str) -> (i32, i32) {
         ("autoscaling", "v2") => (17500, 30),
         ("autoscaling", "v1") => (17500, 15),
         ("apiextensions.k8s.io", "v1") => (16700, 15),
+        ("coordination.k8s.io", "v1") => (16500, 15),
         ("metrics.k8s.io", _) => (100, 100),
         _ => (1000, 15),
     }

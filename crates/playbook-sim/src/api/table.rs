@@ -112,6 +112,8 @@ fn builtin_columns(def: &ResourceDef) -> Option<Vec<Col>> {
             AGE,
         ],
         ("", "ConfigMap") => vec![NAME, i("Data", 0), AGE],
+        // pkg/printers/internalversion/printers.go leaseColumnDefinitions.
+        ("coordination.k8s.io", "Lease") => vec![NAME, s("Holder", 0), AGE],
         ("", "Endpoints") => vec![NAME, s("Endpoints", 0), AGE],
         ("apiextensions.k8s.io", _) => vec![NAME, ("Created At", "date", 0, "")],
         _ => return None,
@@ -437,6 +439,7 @@ fn builtin_cells(def: &ResourceDef, o: &Value, now: Timestamp) -> Vec<Value> {
                 name,
             ]
         }
+        "Lease" => vec![name, json!(str_at(o, "/spec/holderIdentity")), age_v],
         "HorizontalPodAutoscaler" => vec![
             name,
             json!(format!(

@@ -48,6 +48,7 @@ pub(crate) fn validate(def: &ResourceDef, obj: &Value, old: Option<&Value>) -> E
         ("", "Pod") => pod_spec(spec, "spec", &mut e),
         ("", "Service") => service_spec(spec, &mut e),
         ("", "ConfigMap") => config_map(obj, &mut e),
+        ("coordination.k8s.io", "Lease") => lease_spec(spec, &mut e),
         ("autoscaling", "HorizontalPodAutoscaler") => hpa_spec(spec, &mut e),
         _ => {}
     }
@@ -984,6 +985,38 @@ fn config_map(obj: &Value, e: &mut Errors) {
                 invalid(e, &format!("{field}[{k}]"), &go_quote(k), &m);
             }
         }
+    }
+}
+
+/// coordination ValidateLeaseSpec (pkg/apis/coordination/validation/validation.go): a positive
+/// duration, transitions not negative, a preferred holder only with a strategy.
+fn lease_spec(spec: &Value, e: &mut Errors) {
+    if let Some(d) = int_of(spec.get("leaseDurationSeconds"))
+        && d <= 0
+    {
+        invalid(
+            e,
+            "spec.leaseDurationSeconds",
+            &d.to_string(),
+            "must be greater than 0",
+        );
+    }
+    if let Some(t) = int_of(spec.get("leaseTransitions"))
+        && t < 0
+    {
+        invalid(
+            e,
+            "spec.leaseTransitions",
+            &t.to_string(),
+            "must be greater than or equal to 0",
+        );
+    }
+    if !str_of(spec.get("preferredHolder")).is_empty() && str_of(spec.get("strategy")).is_empty() {
+        required(
+            e,
+            "spec.strategy",
+            "must be specified when preferredHolder is set",
+        );
     }
 }
 
