@@ -5,6 +5,7 @@ mod api_faults;
 mod cli;
 mod host;
 mod hostile;
+mod image;
 mod inprocess;
 mod layering;
 mod platform;
