@@ -377,6 +377,10 @@ pub struct ServeArgs {
     /// Log one line per request (method, path, status, duration) on stderr.
     #[arg(short, long)]
     pub verbose: bool,
+    /// Serve HTTPS with a certificate signed by a CA made at start-up, written beside the
+    /// kubeconfig as KUBECONFIG.ca.crt (what a pod's service account mounts as ca.crt).
+    #[arg(long)]
+    pub tls: bool,
 }
 
 impl ServeArgs {
@@ -388,6 +392,7 @@ impl ServeArgs {
             seed: self.seed,
             scenario: self.scenario,
             verbose: self.verbose,
+            tls: self.tls,
         }
     }
 }

@@ -8,7 +8,7 @@
 //! build would add minutes to CI for the same packaging. Its storage is private (vfs under the
 //! target dir, chroot isolation: no daemon, no user namespaces, nothing pulled).
 
-// mod in_cluster;
+mod in_cluster;
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
