@@ -7,7 +7,8 @@
 //!   types), [`runner`] (`playbook run`, `check`, `render`), [`repl`] (`playbook repl`),
 //!   [`sweep`] (`playbook cleanup`: what killed runs left, from journals and labels),
 //!   [`rbac`] (`playbook rbac`: least-privilege rules from the playbooks), [`preflight`]
-//!   (`playbook preflight`: what would make a run fail or lie, checked first).
+//!   (`playbook preflight`: what would make a run fail or lie, checked first), [`deploy`]
+//!   (`playbook deploy`: a Job or CronJob that runs the playbooks in the cluster).
 //! - Run lifecycle: [`run`] — start-up with signals caught, the target, the run id, and
 //!   [`run::Run`]: evaluation, then `finish` (cleanup, steady-state re-checks, verdict).
 //! - Engine, proof and host: [`engine`] (the one Rhai engine constructor, resolver and
@@ -31,6 +32,7 @@
 
 pub mod cli;
 pub mod connection;
+pub mod deploy;
 pub mod duration;
 pub mod engine;
 pub mod faults;

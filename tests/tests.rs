@@ -3,6 +3,7 @@
 
 mod api_faults;
 mod cli;
+mod deploy;
 mod host;
 mod hostile;
 mod image;

@@ -20,7 +20,15 @@ const LAYERS: &[&[&str]] = &[
     // The run lifecycle below both front ends.
     &["run"],
     // The front ends.
-    &["cli", "runner", "repl", "sweep", "rbac", "preflight"],
+    &[
+        "cli",
+        "runner",
+        "repl",
+        "sweep",
+        "rbac",
+        "preflight",
+        "deploy",
+    ],
 ];
 
 /// Within one layer, (user, used) pairs that are allowed; any other use inside a layer is not.
@@ -35,6 +43,8 @@ const SAME_LAYER: &[(&str, &str)] = &[
     ("rbac", "runner"),
     ("preflight", "cli"),
     ("preflight", "rbac"),
+    ("deploy", "cli"),
+    ("deploy", "rbac"),
 ];
 
 fn layer_of(module: &str) -> Option<usize> {

@@ -341,6 +341,21 @@ const BUILTINS: &[Builtin] = &[
             "customresourcedefinitions",
         )
     },
+    // batch/v1: stored, defaulted, validated and discovered (what `playbook deploy` renders);
+    // no CronJob controller runs, so a CronJob never creates its Jobs here.
+    Builtin {
+        status: true,
+        all: true,
+        generation: true,
+        ..b("batch", "v1", "Job", "jobs")
+    },
+    Builtin {
+        short: &["cj"],
+        status: true,
+        all: true,
+        generation: true,
+        ..b("batch", "v1", "CronJob", "cronjobs")
+    },
     b("metrics.k8s.io", "v1beta1", "PodMetrics", "pods"),
     Builtin {
         namespaced: false,
