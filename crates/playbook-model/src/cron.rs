@@ -12,21 +12,18 @@ struct Bounds {
     names: &'static [(&'static str, i64)],
 }
 
-const MINUTES: Bounds = Bounds {
-    min: 0,
-    max: 59,
-    names: &[],
-};
-const HOURS: Bounds = Bounds {
-    min: 0,
-    max: 23,
-    names: &[],
-};
-const DOM: Bounds = Bounds {
-    min: 1,
-    max: 31,
-    names: &[],
-};
+/// A field without names.
+const fn numeric(min: i64, max: i64) -> Bounds {
+    Bounds {
+        min,
+        max,
+        names: &[],
+    }
+}
+
+const MINUTES: Bounds = numeric(0, 59);
+const HOURS: Bounds = numeric(0, 23);
+const DOM: Bounds = numeric(1, 31);
 const MONTHS: Bounds = Bounds {
     min: 1,
     max: 12,
