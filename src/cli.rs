@@ -38,6 +38,10 @@ pub enum Command {
     /// targets are, permissions, targets and protected namespaces. Non-zero exit if a run would
     /// fail or lie.
     Preflight(PreflightArgs),
+    /// Print, as YAML for `kubectl apply -f -`, what runs the playbooks inside the cluster: a
+    /// ServiceAccount with least-privilege RBAC, a ConfigMap holding the playbooks, and a Job
+    /// (or, with --schedule, a CronJob that never runs twice at once).
+    Deploy(DeployArgs),
     /// Render a saved JSON report again (HTML, Markdown, JUnit), or compare it with a
     /// baseline report and fail on a regression.
     Report(ReportCmdArgs),
@@ -333,6 +337,36 @@ pub struct RbacArgs {
     pub stdlib: StdlibArgs,
 }
 
+/// Arguments of `playbook deploy`.
+#[derive(Debug, Clone, Args)]
+pub struct DeployArgs {
+    /// Playbook files, or folders of them (with their modules in subfolders).
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Run on this cron schedule (a CronJob, e.g. "0 3 * * 1") instead of once (a Job).
+    #[arg(long, value_name = "CRON")]
+    pub schedule: Option<String>,
+    /// Time budget of each playbook (`playbook run --timeout`); the Job's deadline is each
+    /// playbook's budget and the 30s cleanup grace, summed.
+    #[arg(long, default_value = "10m", value_parser = crate::duration::parse)]
+    pub timeout: Duration,
+    /// The namespace of the Job, its ServiceAccount and ConfigMaps, and where chaos objects go
+    /// when a playbook does not name one.
+    #[arg(long, default_value = "default")]
+    pub namespace: String,
+    /// The container image (scripts/image.sh builds it) [default: localhost/playbook:VERSION].
+    #[arg(long)]
+    pub image: Option<String>,
+    /// The name of the Job or CronJob, its ServiceAccount and its summary ConfigMap.
+    #[arg(long, default_value = "playbook")]
+    pub name: String,
+    /// A parameter the playbooks read with param("KEY") (repeatable).
+    #[arg(long = "var", value_name = "KEY=VALUE", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
+    #[command(flatten)]
+    pub stdlib: StdlibArgs,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct PreflightArgs {
     /// Playbook files, or folders of them (their permissions and targets are checked).
@@ -441,6 +475,10 @@ pub struct ServeArgs {
     /// Log one line per request (method, path, status, duration) on stderr.
     #[arg(short, long)]
     pub verbose: bool,
+    /// Serve HTTPS with a certificate signed by a CA made at start-up, written beside the
+    /// kubeconfig as KUBECONFIG.ca.crt (what a pod's service account mounts as ca.crt).
+    #[arg(long)]
+    pub tls: bool,
 }
 
 impl ServeArgs {
@@ -452,6 +490,7 @@ impl ServeArgs {
             seed: self.seed,
             scenario: self.scenario,
             verbose: self.verbose,
+            tls: self.tls,
         }
     }
 }

@@ -8,7 +8,8 @@
 //!   [`sweep`] (`playbook cleanup`: what killed runs left, from journals and labels),
 //!   [`rbac`] (`playbook rbac`: least-privilege rules from the playbooks), [`preflight`]
 //!   (`playbook preflight`: what would make a run fail or lie, checked first), [`freeze`]
-//!   (`playbook freeze`, `unfreeze`, `stop --all`: the kill switch).
+//!   (`playbook freeze`, `unfreeze`, `stop --all`: the kill switch), [`deploy`]
+//!   (`playbook deploy`: a Job or CronJob that runs the playbooks in the cluster).
 //! - Run lifecycle: [`run`] — start-up with signals caught, the target, the run id, and
 //!   [`run::Run`]: evaluation, then `finish` (cleanup, steady-state re-checks, verdict);
 //!   [`coord`]: one run at a time per cluster (a Lease) and the freeze mark that stops them.
@@ -34,6 +35,7 @@
 pub mod cli;
 pub mod connection;
 pub mod coord;
+pub mod deploy;
 pub mod duration;
 pub mod engine;
 pub mod faults;

@@ -25,6 +25,7 @@ fn main() -> ExitCode {
         Command::Run(args) => start(Front::Batch, move || playbook::runner::run(&args)),
         Command::Check(args) => playbook::runner::check(&args),
         Command::Rbac(args) => playbook::rbac::rbac(&args),
+        Command::Deploy(args) => playbook::deploy::deploy(&args),
         Command::Preflight(args) => {
             start(Front::Batch, move || playbook::preflight::preflight(&args))
         }

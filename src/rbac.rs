@@ -443,10 +443,7 @@ impl Walker<'_> {
     }
 
     fn grant(&mut self, scope: Scope, group: &str, resource: &str, verbs: &[&str]) {
-        let set = self.needs.perms.entry(scope).or_default();
-        for v in verbs {
-            set.insert((group.to_string(), resource.to_string(), v.to_string()));
-        }
+        self.needs.grant(scope, group, resource, verbs);
     }
 
     /// A namespace argument: known, or every namespace (with a note).
@@ -700,6 +697,24 @@ impl Needs {
             .map(|((g, verbs), resources)| {
                 json!({ "apiGroups": [g], "resources": resources, "verbs": verbs })
             })
+            .collect()
+    }
+
+    /// Adds a permission in `scope` (a namespace, or `None` for cluster-wide) that the
+    /// playbooks do not call for but what runs them needs (`playbook deploy`).
+    pub fn grant(&mut self, scope: Scope, group: &str, resource: &str, verbs: &[&str]) {
+        let set = self.perms.entry(scope).or_default();
+        for v in verbs {
+            set.insert((group.to_string(), resource.to_string(), v.to_string()));
+        }
+    }
+
+    /// Where faults go: the scopes holding a Chaos Mesh permission.
+    pub fn fault_scopes(&self) -> BTreeSet<Scope> {
+        self.perms
+            .iter()
+            .filter(|(_, ps)| ps.iter().any(|(g, _, _)| g == "chaos-mesh.org"))
+            .map(|(s, _)| s.clone())
             .collect()
     }
 

@@ -4,8 +4,10 @@
 mod api_faults;
 mod cli;
 mod coord;
+mod deploy;
 mod host;
 mod hostile;
+mod image;
 mod inprocess;
 mod layering;
 mod platform;

@@ -232,7 +232,15 @@ async fn real(args: &TargetChoice) -> Result<Target, TargetError> {
                 .map_err(wrap)?;
             (config, context, shown)
         }
-        None if in_cluster() => (Config::incluster()?, None, "in-cluster config".to_string()),
+        None if in_cluster() => {
+            let config = Config::incluster()?;
+            let account = service_account(&config.default_namespace);
+            (
+                config,
+                None,
+                format!("in-cluster, service account {account}"),
+            )
+        }
         None => return Err(TargetError::NoCluster),
     };
     let server = config.cluster_url.to_string();
@@ -245,17 +253,48 @@ async fn real(args: &TargetChoice) -> Result<Target, TargetError> {
         .build();
     let changes = clock::Changes::new();
     let caches = cache::Caches::new(client.clone(), changes.notifier());
+    let description = match &context {
+        Some(c) => format!("target: cluster {c} at {server} ({source})"),
+        None => format!("target: cluster ({source}) at {server}"),
+    };
     Ok(Target {
         clock: Clock::Wall(changes),
         kinds: Arc::default(),
         caches: Some(Arc::new(caches)),
         client,
-        description: format!(
-            "target: cluster {} at {server} ({source})",
-            context.as_deref().unwrap_or("(in-cluster)")
-        ),
+        description,
         context,
     })
+}
+
+/// The pod's service account token (client-go rest.InClusterConfig's tokenFile; kube's
+/// `Config::incluster` reads and refreshes it from there).
+const SERVICE_ACCOUNT_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+
+/// `NAMESPACE/NAME` of the pod's service account, from its token's `sub` claim
+/// (`system:serviceaccount:NS:NAME`, which both bound and legacy service account tokens carry:
+/// pkg/serviceaccount/claims.go, legacy.go). The claim is only read, for the description: the
+/// API server is what checks the token. A token that is not such a JWT gives `NAMESPACE/?`.
+fn service_account(namespace: &str) -> String {
+    std::fs::read_to_string(SERVICE_ACCOUNT_TOKEN)
+        .ok()
+        .and_then(|t| subject(t.trim()))
+        .unwrap_or_else(|| format!("{namespace}/?"))
+}
+
+/// The service account a JWT's payload names in `sub`, as `NAMESPACE/NAME`.
+fn subject(token: &str) -> Option<String> {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let sub = claims.get("sub")?.as_str()?;
+    let (ns, name) = sub
+        .strip_prefix("system:serviceaccount:")?
+        .split_once(':')?;
+    Some(format!("{ns}/{name}"))
 }
 
 /// The API resource of a kind, for `Api::*_with` (for kinds the client has no types for).
@@ -305,6 +344,22 @@ pub fn forbidden(message: &str) -> String {
         None => out += " (cluster-wide)",
     }
     out
+}
+
+#[cfg(test)]
+mod service_account_tests {
+    use super::subject;
+
+    #[test]
+    fn a_token_names_its_service_account_in_sub() {
+        // {"alg":"RS256"} . {"sub":"system:serviceaccount:chaos:playbook"} . signature
+        let jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6Y2hhb3M6cGxheWJvb2sifQ.c2ln";
+        assert_eq!(subject(jwt).as_deref(), Some("chaos/playbook"));
+        assert_eq!(subject("pb-token"), None);
+        // A user's token (not a service account's) names none.
+        let user = "e30.eyJzdWIiOiJhbGljZSJ9.c2ln";
+        assert_eq!(subject(user), None);
+    }
 }
 
 #[cfg(test)]

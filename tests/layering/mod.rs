@@ -28,6 +28,7 @@ const LAYERS: &[&[&str]] = &[
         "rbac",
         "preflight",
         "freeze",
+        "deploy",
     ],
 ];
 
@@ -45,6 +46,8 @@ const SAME_LAYER: &[(&str, &str)] = &[
     ("preflight", "rbac"),
     ("freeze", "cli"),
     ("freeze", "sweep"),
+    ("deploy", "cli"),
+    ("deploy", "rbac"),
 ];
 
 fn layer_of(module: &str) -> Option<usize> {

@@ -18,7 +18,7 @@ pub struct Server {
     _stdout: BufReader<std::process::ChildStdout>,
     dir: PathBuf,
     pub kubeconfig: PathBuf,
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (`https://` with `--tls`).
     pub url: String,
 }
 
@@ -70,7 +70,7 @@ impl Server {
             .expect("address on the first line")
             .to_string();
         assert!(
-            url.starts_with("http://127.0.0.1:"),
+            url.starts_with("http://127.0.0.1:") || url.starts_with("https://127.0.0.1:"),
             "first line names the address: {line}"
         );
         assert!(!url.ends_with(":0"), "a real port was chosen: {line}");

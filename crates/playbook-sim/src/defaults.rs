@@ -101,8 +101,62 @@ pub fn apply(def: &ResourceDef, obj: &mut Value, rng: &mut ChaCha8Rng) {
             set_default(spec, "revisionHistoryLimit", json!(10));
             template(spec);
         }
+        // pkg/apis/batch/v1/defaults.go SetDefaults_Job (the selector and its pod labels are
+        // made by the Job strategy, pkg/registry/batch/job/strategy.go, not here).
+        ("batch", "Job") => {
+            set_default(obj, "spec", json!({}));
+            let spec = &mut obj["spec"];
+            job_spec(spec);
+            let labels = spec.pointer("/template/metadata/labels").cloned();
+            if let Some(l) = labels.filter(|l| l.as_object().is_some_and(|m| !m.is_empty()))
+                && obj
+                    .pointer("/metadata/labels")
+                    .and_then(Value::as_object)
+                    .is_none_or(|m| m.is_empty())
+                && let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut)
+            {
+                meta.insert("labels".into(), l);
+            }
+        }
+        // SetDefaults_CronJob; the job template's pod spec is defaulted as any pod spec
+        // (zz_generated.defaults.go SetObjectDefaults_CronJob), the Job's own fields when a
+        // Job is made from it.
+        ("batch", "CronJob") => {
+            set_default(obj, "spec", json!({}));
+            let spec = &mut obj["spec"];
+            set_default(spec, "concurrencyPolicy", json!("Allow"));
+            set_default(spec, "suspend", json!(false));
+            set_default(spec, "successfulJobsHistoryLimit", json!(3));
+            set_default(spec, "failedJobsHistoryLimit", json!(1));
+            if let Some(js) = spec.pointer_mut("/jobTemplate/spec") {
+                template(js);
+            }
+        }
         _ => {}
     }
+}
+
+/// SetDefaults_Job's fields of a JobSpec, and its pod template's.
+fn job_spec(spec: &mut Value) {
+    if spec.get("completions").is_none() && spec.get("parallelism").is_none() {
+        set_default(spec, "completions", json!(1));
+    }
+    set_default(spec, "parallelism", json!(1));
+    let per_index = spec.get("backoffLimitPerIndex").is_some();
+    set_default(
+        spec,
+        "backoffLimit",
+        json!(if per_index { i64::from(i32::MAX) } else { 6 }),
+    );
+    set_default(spec, "completionMode", json!("NonIndexed"));
+    set_default(spec, "suspend", json!(false));
+    let replacement = if spec.get("podFailurePolicy").is_some() {
+        "Failed"
+    } else {
+        "TerminatingOrFailed"
+    };
+    set_default(spec, "podReplacementPolicy", json!(replacement));
+    template(spec);
 }
 
 fn template(spec: &mut Value) {

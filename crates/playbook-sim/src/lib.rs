@@ -38,7 +38,8 @@
 //!   deleted CRD is emptied, then its kind is no longer served).
 //! - [`chaos`]: the simulated Chaos Mesh (PodChaos, NetworkChaos, StressChaos), run after them.
 //! - [`platform`]: the simulated MLOps platform (scenarios `mlops`, `mlops-fragile`).
-//! - [`serve`]: the simulator in wall time on loopback, with a kubeconfig (`playbook sim serve`).
+//! - [`serve`]: the simulator in wall time on loopback, with a kubeconfig (`playbook sim serve`);
+//!   [`tls`]: its HTTPS (`--tls`), with a CA made at start-up.
 //!
 //! What the product shares with the simulator (CRDs, schema validation, the Chaos Mesh types,
 //! units) lives in `playbook-model`; this crate knows nothing of playbooks.
@@ -56,6 +57,7 @@ pub mod resources;
 pub mod selector;
 pub mod serve;
 pub mod store;
+pub mod tls;
 pub mod world;
 
 #[cfg(test)]

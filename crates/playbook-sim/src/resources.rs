@@ -344,6 +344,21 @@ const BUILTINS: &[Builtin] = &[
     // Held by `playbook run` so that two runs never inject on one cluster at once
     // (client-go tools/leaderelection/resourcelock/leaselock.go).
     b("coordination.k8s.io", "v1", "Lease", "leases"),
+    // batch/v1: stored, defaulted, validated and discovered (what `playbook deploy` renders);
+    // no CronJob controller runs, so a CronJob never creates its Jobs here.
+    Builtin {
+        status: true,
+        all: true,
+        generation: true,
+        ..b("batch", "v1", "Job", "jobs")
+    },
+    Builtin {
+        short: &["cj"],
+        status: true,
+        all: true,
+        generation: true,
+        ..b("batch", "v1", "CronJob", "cronjobs")
+    },
     b("metrics.k8s.io", "v1beta1", "PodMetrics", "pods"),
     Builtin {
         namespaced: false,

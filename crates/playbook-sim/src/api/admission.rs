@@ -165,6 +165,18 @@ fn typed_check(def: &ResourceDef, obj: &Value) -> Result<Vec<String>, TypeError>
             check::<k8s_openapi::api::coordination::v1::Lease>(obj, "v1")
         }
         ("events.k8s.io", "Event") => check::<k8s_openapi::api::events::v1::Event>(obj, "v1"),
+        ("", "ServiceAccount") => check::<core::ServiceAccount>(obj, "v1"),
+        ("batch", "Job") => check::<k8s_openapi::api::batch::v1::Job>(obj, "v1"),
+        ("batch", "CronJob") => check::<k8s_openapi::api::batch::v1::CronJob>(obj, "v1"),
+        ("rbac.authorization.k8s.io", kind) => {
+            use k8s_openapi::api::rbac::v1 as rbac;
+            match kind {
+                "Role" => check::<rbac::Role>(obj, "v1"),
+                "RoleBinding" => check::<rbac::RoleBinding>(obj, "v1"),
+                "ClusterRole" => check::<rbac::ClusterRole>(obj, "v1"),
+                _ => check::<rbac::ClusterRoleBinding>(obj, "v1"),
+            }
+        }
         ("apiextensions.k8s.io", "CustomResourceDefinition") => {
             check::<ext::CustomResourceDefinition>(obj, "v1")
         }

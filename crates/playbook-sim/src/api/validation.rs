@@ -5,7 +5,9 @@
 //! Namespace, resources), pkg/apis/autoscaling/validation/validation.go (HPA),
 //! staging/src/k8s.io/apimachinery/pkg/api/validation/objectmeta.go and
 //! .../apis/meta/v1/validation/validation.go (metadata, labels, selectors),
-//! .../util/validation/validation.go (name syntaxes). Not ported: volumes, probes, env,
+//! .../util/validation/validation.go (name syntaxes), pkg/apis/batch/validation/validation.go
+//! (Job and CronJob specs; not the Job's generated selector, which its strategy makes). Not
+//! ported: volumes, probes, env,
 //! security contexts, affinity/tolerations, Service IP families and node ports, HPA metric
 //! specs, Pod spec immutability on update, status validation.
 
@@ -50,6 +52,8 @@ pub(crate) fn validate(def: &ResourceDef, obj: &Value, old: Option<&Value>) -> E
         ("", "ConfigMap") => config_map(obj, &mut e),
         ("coordination.k8s.io", "Lease") => lease_spec(spec, &mut e),
         ("autoscaling", "HorizontalPodAutoscaler") => hpa_spec(spec, &mut e),
+        ("batch", "Job") => job_spec(spec, "spec", &mut e),
+        ("batch", "CronJob") => cron_job(obj, old.is_none(), &mut e),
         _ => {}
     }
     e
@@ -1130,5 +1134,82 @@ fn hpa_resource_metrics(spec: &Value, e: &mut Errors) {
                 "Forbidden: may not set both a target raw value and a target utilization".into(),
             ));
         }
+    }
+}
+
+/// batch validateJobSpec: counts and deadline not negative, the pod template, and a restart
+/// policy a Job can finish with.
+fn job_spec(spec: &Value, path: &str, e: &mut Errors) {
+    for field in [
+        "parallelism",
+        "completions",
+        "activeDeadlineSeconds",
+        "backoffLimit",
+    ] {
+        nonnegative(spec.get(field), &format!("{path}.{field}"), e);
+    }
+    let t = spec.get("template").unwrap_or(&Value::Null);
+    labels(
+        t.pointer("/metadata/labels"),
+        &format!("{path}.template.metadata.labels"),
+        e,
+    );
+    let pod = t.get("spec").unwrap_or(&Value::Null);
+    pod_spec(pod, &format!("{path}.template.spec"), e);
+    let rp = str_of(pod.get("restartPolicy"));
+    if !rp.is_empty() && rp != "OnFailure" && rp != "Never" {
+        not_supported(
+            e,
+            &format!("{path}.template.spec.restartPolicy"),
+            rp,
+            &["OnFailure", "Never"],
+        );
+    }
+}
+
+/// batch ValidateCronJobCreate / ValidateCronJobSpec: the name leaves room for the Jobs'
+/// suffix, the schedule parses (playbook_model::cron, as robfig/cron ParseStandard), the
+/// concurrency policy is known, and the job template is a Job spec without a selector.
+fn cron_job(obj: &Value, create: bool, e: &mut Errors) {
+    let name = str_of(obj.pointer("/metadata/name"));
+    if create && name.len() > 52 {
+        invalid(
+            e,
+            "metadata.name",
+            &go_quote(name),
+            "must be no more than 52 characters",
+        );
+    }
+    let spec = obj.get("spec").unwrap_or(&Value::Null);
+    let schedule = str_of(spec.get("schedule"));
+    if schedule.is_empty() {
+        required(e, "spec.schedule", "");
+    } else if let Err(msg) = playbook_model::cron::check(schedule) {
+        invalid(e, "spec.schedule", &go_quote(schedule), &msg);
+    }
+    nonnegative(
+        spec.get("startingDeadlineSeconds"),
+        "spec.startingDeadlineSeconds",
+        e,
+    );
+    match str_of(spec.get("concurrencyPolicy")) {
+        "Allow" | "Forbid" | "Replace" => {}
+        "" => required(e, "spec.concurrencyPolicy", ""),
+        other => not_supported(
+            e,
+            "spec.concurrencyPolicy",
+            other,
+            &["Allow", "Forbid", "Replace"],
+        ),
+    }
+    let job = spec.pointer("/jobTemplate/spec").unwrap_or(&Value::Null);
+    job_spec(job, "spec.jobTemplate.spec", e);
+    if let Some(sel) = job.get("selector").filter(|s| !s.is_null()) {
+        invalid(
+            e,
+            "spec.jobTemplate.spec.selector",
+            &go_selector(sel),
+            "`selector` will be auto-generated",
+        );
     }
 }
