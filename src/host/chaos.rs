@@ -376,12 +376,39 @@ pub(crate) fn note_status(s: &Session, name: &str, obj: &Value) {
     }
     let at = s.elapsed_s();
     let mut record = s.record();
-    if let Some(f) = record.faults.iter_mut().find(|f| f.name == name) {
-        if f.injected_s.is_none() {
-            f.injected_s = Some(at);
-            f.selected = selected(obj);
-        }
+    let Some(f) = record.faults.iter_mut().find(|f| f.name == name) else {
+        return;
+    };
+    if f.injected_s.is_some() {
+        return;
     }
+    f.injected_s = Some(at);
+    f.selected = selected(obj);
+    let what = format!("{} {}/{}", f.kind, f.namespace, f.name);
+    let targets = f.selected.join(", ");
+    let kind = f.kind.clone();
+    drop(record);
+    let meta = |k: &str| obj["metadata"][k].as_str().map(str::to_string);
+    let mut object = ObjectRef::new(
+        obj["apiVersion"].as_str().unwrap_or(faults::API_VERSION),
+        obj["kind"].as_str().unwrap_or(&kind),
+        meta("namespace").as_deref(),
+        name,
+    );
+    object.uid = meta("uid");
+    s.tell_fault(
+        &object,
+        crate::session::events::selected_pods(obj),
+        crate::session::events::Told {
+            warning: false,
+            action: "Inject".into(),
+            reason: "FaultInjected".into(),
+            note: format!(
+                "{what} injected after {at:.1}s of run {} ({}); targets: {targets}",
+                s.run_id, s.playbook
+            ),
+        },
+    );
 }
 
 fn selected(obj: &Value) -> Vec<String> {
@@ -483,6 +510,19 @@ fn wait_condition(
         {
             f.recovered_s = Some(at);
         }
+        s.tell_fault(
+            &h.object,
+            Vec::new(),
+            crate::session::events::Told {
+                warning: false,
+                action: "Recover".into(),
+                reason: "FaultRecovered".into(),
+                note: format!(
+                    "{} recovered ({kind}) after {at:.1}s of run {} ({})",
+                    h.object, s.run_id, s.playbook
+                ),
+            },
+        );
     }
     Ok(took.as_secs_f64() * 1000.0)
 }
