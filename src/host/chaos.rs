@@ -312,6 +312,7 @@ fn inject(
             return Err(api_error(ctx, &format!("creating {object}"), e));
         }
     };
+    s.fault_targets(&object, preview.clone());
     (s.output)(Line::Print(format!("inject: {summary}")));
     s.phase(crate::session::Phase::Running);
     s.record().faults.push(crate::session::Fault {

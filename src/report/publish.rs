@@ -240,11 +240,17 @@ pub async fn send(method: &str, url: &str, content_type: &str, body: Vec<u8>) ->
         .map_err(|e| e.to_string())?;
     let answer = tokio::time::timeout(SEND_TIMEOUT, async {
         let res = client.request(req).await.map_err(|e| {
-            use std::error::Error;
-            match e.source() {
-                Some(s) => format!("{e}: {s}"),
-                None => e.to_string(),
+            // The whole chain: "client error (Connect): tcp connect error: Connection refused".
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                let more = s.to_string();
+                if !text.contains(&more) {
+                    text.push_str(&format!(": {more}"));
+                }
+                source = s.source();
             }
+            text
         })?;
         let status = res.status();
         let body = res

@@ -61,10 +61,12 @@ pub struct Told {
 /// A message to the posting task.
 enum Message {
     /// A fault took this phase; its pods (`ns/name`), when known, give the related workload.
+    /// (`told` absent: the fault was just created, and `selected` are the pods it may select,
+    /// read while they still exist — a pod-kill's victim is gone once it is injected.)
     Fault {
         object: ObjectRef,
         selected: Vec<String>,
-        told: Told,
+        told: Option<Told>,
         at: Timestamp,
     },
     /// An expectation or the verdict: regarding the latest fault, once there is one.
@@ -106,8 +108,8 @@ impl Recorder {
         }
     }
 
-    /// A fault (`object`) took a phase.
-    pub fn fault(&self, object: &ObjectRef, selected: Vec<String>, told: Told) {
+    /// A fault (`object`) took a phase (`None`: it was created and may select `selected`).
+    pub fn fault(&self, object: &ObjectRef, selected: Vec<String>, told: Option<Told>) {
         self.send(Message::Fault {
             object: object.clone(),
             selected,
@@ -216,12 +218,13 @@ impl Poster {
                     told,
                     at,
                 } => {
-                    if !self.related.contains_key(&object.name) || !selected.is_empty() {
+                    if !selected.is_empty() || !self.related.contains_key(&object.name) {
                         let found = self.workload_of(&selected).await;
                         let known = self.related.get(&object.name).cloned().flatten();
                         self.related
                             .insert(object.name.clone(), found.or(known));
                     }
+                    let Some(told) = told else { continue };
                     self.regarding = Some(object.clone());
                     for (told, at) in std::mem::take(&mut self.pending) {
                         self.post(&object, &told, at).await;

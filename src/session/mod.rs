@@ -189,7 +189,15 @@ impl Session {
     /// the pods it reached, `ns/name`, when known). Never waits for the post.
     pub fn tell_fault(&self, object: &ObjectRef, selected: Vec<String>, told: events::Told) {
         if let Some(e) = &self.events {
-            e.fault(object, selected, told);
+            e.fault(object, selected, Some(told));
+        }
+    }
+
+    /// A fault was created and may select `pods` (`ns/name`): its Events' related workload is
+    /// found from them now, while they exist.
+    pub fn fault_targets(&self, object: &ObjectRef, pods: Vec<String>) {
+        if let Some(e) = &self.events {
+            e.fault(object, pods, None);
         }
     }
 
