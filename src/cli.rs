@@ -143,7 +143,7 @@ pub struct RunArgs {
     #[command(flatten)]
     pub report: ReportArgs,
     #[command(flatten)]
-    pub publish: PublishArgs,
+    pub publish: Box<PublishArgs>,
 }
 
 /// Where a run's results go besides its files (none of them changes a verdict, except a
@@ -252,7 +252,7 @@ impl RenderArgs {
             state_dir: None,
             stdlib: self.stdlib.clone(),
             report: ReportArgs::default(),
-            publish: PublishArgs::default(),
+            publish: Box::default(),
         }
     }
 }

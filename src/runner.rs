@@ -218,7 +218,8 @@ fn run_with(args: &RunArgs, console: Arc<Console>, after: &dyn Fn(&Session)) -> 
             return Verdict::Error;
         }
     };
-    if args.publish.summary_configmap.is_some() && targets.kind() == crate::connection::TargetKind::Sim
+    if args.publish.summary_configmap.is_some()
+        && targets.kind() == crate::connection::TargetKind::Sim
     {
         eprintln!(
             "error: --summary-configmap needs a cluster (--cluster kube, or `playbook sim serve`'s kubeconfig): the in-process simulator is gone when the run ends"
@@ -345,8 +346,8 @@ fn run_with(args: &RunArgs, console: Arc<Console>, after: &dyn Fn(&Session)) -> 
         }
     }
     if let Some(url) = &args.publish.notify {
-        let body = serde_json::to_vec(&crate::report::publish::notification(&journal))
-            .unwrap_or_default();
+        let body =
+            serde_json::to_vec(&crate::report::publish::notification(&journal)).unwrap_or_default();
         let sent = rt.block_on(crate::report::publish::send(
             "POST",
             url,

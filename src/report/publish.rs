@@ -198,8 +198,7 @@ fn escape_label(s: &str) -> String {
 
 /// RFC 4648 base64url with padding (what the Pushgateway decodes after `@base64`).
 fn base64url(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
         let b = [
@@ -221,7 +220,12 @@ fn base64url(bytes: &[u8]) -> String {
 
 /// Sends `body` to `url` with `method` within [`SEND_TIMEOUT`] (http or https); `Err` says the
 /// HTTP status and the start of the answer, or the error.
-pub async fn send(method: &str, url: &str, content_type: &str, body: Vec<u8>) -> Result<(), String> {
+pub async fn send(
+    method: &str,
+    url: &str,
+    content_type: &str,
+    body: Vec<u8>,
+) -> Result<(), String> {
     let uri: http::Uri = url.parse().map_err(|e| format!("bad URL {url:?}: {e}"))?;
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_native_roots()
@@ -235,7 +239,10 @@ pub async fn send(method: &str, url: &str, content_type: &str, body: Vec<u8>) ->
         .method(method)
         .uri(uri)
         .header(http::header::CONTENT_TYPE, content_type)
-        .header(http::header::USER_AGENT, concat!("playbook/", env!("CARGO_PKG_VERSION")))
+        .header(
+            http::header::USER_AGENT,
+            concat!("playbook/", env!("CARGO_PKG_VERSION")),
+        )
         .body(http_body_util::Full::new(bytes::Bytes::from(body)))
         .map_err(|e| e.to_string())?;
     let answer = tokio::time::timeout(SEND_TIMEOUT, async {
@@ -298,7 +305,10 @@ pub async fn write_configmap(
             namespace: Some(namespace.to_string()),
             labels: Some(
                 [
-                    ("app.kubernetes.io/managed-by".to_string(), "playbook".to_string()),
+                    (
+                        "app.kubernetes.io/managed-by".to_string(),
+                        "playbook".to_string(),
+                    ),
                     ("playbook.dev/run-id".to_string(), run_id.to_string()),
                 ]
                 .into(),
@@ -331,7 +341,9 @@ pub async fn write_configmap(
             }
         }
     }
-    Err(format!("{what}: changed by someone else while it was written"))
+    Err(format!(
+        "{what}: changed by someone else while it was written"
+    ))
 }
 
 /// `NAMESPACE/NAME` of `--summary-configmap`, checked as the API server would.
@@ -342,8 +354,7 @@ pub fn parse_configmap(s: &str) -> Result<(String, String), String> {
     let dns = |what: &str, v: &str, max: usize| {
         let ok = !v.is_empty()
             && v.len() <= max
-            && v
-                .bytes()
+            && v.bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
             && v.as_bytes()[0].is_ascii_alphanumeric()
             && v.as_bytes()[v.len() - 1].is_ascii_alphanumeric();
@@ -368,7 +379,10 @@ mod tests {
         assert_eq!(base64url(b"f"), "Zg==");
         assert_eq!(base64url(b"fo"), "Zm8=");
         assert_eq!(base64url(b"foo"), "Zm9v");
-        assert_eq!(base64url(b"playbooks/pod-failure.rhai"), "cGxheWJvb2tzL3BvZC1mYWlsdXJlLnJoYWk=");
+        assert_eq!(
+            base64url(b"playbooks/pod-failure.rhai"),
+            "cGxheWJvb2tzL3BvZC1mYWlsdXJlLnJoYWk="
+        );
         assert_eq!(base64url(&[0xfb, 0xff]), "-_8=");
     }
 

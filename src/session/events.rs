@@ -103,7 +103,12 @@ impl Recorder {
     }
 
     fn send(&self, m: Message) {
-        if let Some(q) = self.queue.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        if let Some(q) = self
+            .queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
             let _ = q.send(m);
         }
     }
@@ -221,8 +226,7 @@ impl Poster {
                     if !selected.is_empty() || !self.related.contains_key(&object.name) {
                         let found = self.workload_of(&selected).await;
                         let known = self.related.get(&object.name).cloned().flatten();
-                        self.related
-                            .insert(object.name.clone(), found.or(known));
+                        self.related.insert(object.name.clone(), found.or(known));
                     }
                     let Some(told) = told else { continue };
                     self.regarding = Some(object.clone());
@@ -267,16 +271,15 @@ impl Poster {
                 .find(|r| r.controller == Some(true))
                 .cloned()
         };
-        let as_ref = |o: &kube::api::DynamicObject, api_version: &str, kind: &str| {
-            ObjectReference {
+        let as_ref =
+            |o: &kube::api::DynamicObject, api_version: &str, kind: &str| ObjectReference {
                 api_version: Some(api_version.to_string()),
                 kind: Some(kind.to_string()),
                 namespace: Some(ns.to_string()),
                 name: o.metadata.name.clone(),
                 uid: o.metadata.uid.clone(),
                 ..Default::default()
-            }
-        };
+            };
         scoped(budget, async {
             let p = get("v1", "Pod", pod).await?;
             let Some(owner) = controller(&p) else {
@@ -354,7 +357,11 @@ impl Poster {
                 )),
                 namespace: Some(ns.clone()),
                 labels: Some(
-                    [("app.kubernetes.io/managed-by".to_string(), CONTROLLER.into())].into(),
+                    [(
+                        "app.kubernetes.io/managed-by".to_string(),
+                        CONTROLLER.into(),
+                    )]
+                    .into(),
                 ),
                 ..Default::default()
             },
@@ -427,6 +434,67 @@ mod tests {
         assert!(c.ends_with('…'));
         assert_eq!(clip("short", 10), "short");
         assert!(instance("pb-1").ends_with("/pb-1"));
+    }
+
+    /// Against the in-process simulator (which validates Events as the API server does): a
+    /// steady state before any fault waits for one; a repeat becomes a series; the verdict
+    /// comes last; every Event is regarding the fault.
+    #[test]
+    fn events_are_posted_in_order_with_series_for_repeats() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let target = {
+            let _in = rt.enter();
+            crate::connection::simulated(1, playbook_sim::platform::Scenario::Empty)
+        };
+        let recorder = Recorder::start(target.client.clone(), rt.handle(), "pb-test");
+        let told = |reason: &str, note: &str| Told {
+            warning: false,
+            action: "Expect".into(),
+            reason: reason.into(),
+            note: note.into(),
+        };
+        recorder.run(told("ExpectationPassed", "steady"));
+        let mut fault = ObjectRef::new("chaos-mesh.org/v1alpha1", "PodChaos", Some("default"), "f");
+        fault.uid = Some("u-1".into());
+        recorder.fault(&fault, Vec::new(), Some(told("FaultInjected", "in")));
+        recorder.run(told("ExpectationPassed", "again"));
+        recorder.run(told("ExpectationPassed", "again"));
+        recorder.run(told("Passed", "verdict"));
+        recorder.flush();
+        let api: Api<Event> = Api::namespaced(target.client.clone(), "default");
+        let list = rt
+            .block_on(api.list(&Default::default()))
+            .expect("events are listed");
+        let mut items = list.items;
+        items.sort_by_key(|e| e.event_time.as_ref().map(|t| t.0));
+        let reasons: Vec<(&str, &str)> = items
+            .iter()
+            .map(|e| (e.reason.as_deref().unwrap(), e.note.as_deref().unwrap()))
+            .collect();
+        assert_eq!(
+            reasons,
+            vec![
+                ("ExpectationPassed", "steady"),
+                ("FaultInjected", "in"),
+                ("ExpectationPassed", "again"),
+                ("Passed", "verdict"),
+            ]
+        );
+        let again = &items[2];
+        assert_eq!(again.series.as_ref().map(|s| s.count), Some(2));
+        for e in &items {
+            let r = e.regarding.as_ref().unwrap();
+            assert_eq!(r.name.as_deref(), Some("f"));
+            assert_eq!(r.uid.as_deref(), Some("u-1"));
+            assert_eq!(e.reporting_controller.as_deref(), Some("playbook"));
+            assert!(e.event_time.is_some());
+        }
+        // Nothing is posted after the flush.
+        recorder.run(told("Passed", "late"));
     }
 
     #[test]

@@ -318,7 +318,10 @@ impl Session {
                     warning: false,
                     action: "Remove".into(),
                     reason: "FaultRemoved".into(),
-                    note: format!("{object} removed by run {} ({})", self.run_id, self.playbook),
+                    note: format!(
+                        "{object} removed by run {} ({})",
+                        self.run_id, self.playbook
+                    ),
                 },
             );
         }

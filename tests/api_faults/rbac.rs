@@ -243,7 +243,12 @@ expect("the fault is there", "5s", || true);
         "-l",
         "app.kubernetes.io/managed-by=playbook",
     ]);
-    for reason in ["FaultInjected", "ExpectationPassed", "FaultRemoved", "Passed"] {
+    for reason in [
+        "FaultInjected",
+        "ExpectationPassed",
+        "FaultRemoved",
+        "Passed",
+    ] {
         assert!(events.contains(reason), "{reason} in {events}");
     }
 }

@@ -203,7 +203,12 @@ fn a_seed_playbook_is_seen_in_events_prometheus_a_webhook_and_a_configmap() {
     .unwrap();
     let items = events["items"].as_array().unwrap();
     let reasons: Vec<&str> = items.iter().filter_map(|e| e["reason"].as_str()).collect();
-    for r in ["ExpectationPassed", "FaultInjected", "FaultRemoved", "Passed"] {
+    for r in [
+        "ExpectationPassed",
+        "FaultInjected",
+        "FaultRemoved",
+        "Passed",
+    ] {
         assert!(reasons.contains(&r), "{r} in {reasons:?}");
     }
     for e in items {
@@ -234,7 +239,10 @@ fn a_seed_playbook_is_seen_in_events_prometheus_a_webhook_and_a_configmap() {
     );
     // kubectl's own table shows them.
     let table = server.ok(&["get", "events", "-n", "kserve-inference"]);
-    assert!(table.contains("FaultInjected") && table.contains("podchaos/"), "{table}");
+    assert!(
+        table.contains("FaultInjected") && table.contains("podchaos/"),
+        "{table}"
+    );
 
     // The ConfigMap holds the report, the verdicts readable as JSON.
     let cm = server.ok(&[
@@ -255,7 +263,9 @@ fn a_seed_playbook_is_seen_in_events_prometheus_a_webhook_and_a_configmap() {
     let sent: Value = serde_json::from_str(&body).expect("JSON");
     let shown = sent["text"].as_str().expect("a text field");
     assert!(
-        shown.contains("passed") && shown.contains("pod-failure.rhai") && shown.contains("recovery_ms="),
+        shown.contains("passed")
+            && shown.contains("pod-failure.rhai")
+            && shown.contains("recovery_ms="),
         "{shown}"
     );
     assert_eq!(sent["playbooks"][0]["status"], "passed");
@@ -322,7 +332,10 @@ fn a_failing_webhook_or_pushgateway_is_said_and_leaves_the_verdict() {
         assert_eq!(out.status.code(), Some(code), "{stdout}\n{stderr}");
         let (_, body) = hook.next();
         let sent: Value = serde_json::from_str(&body).unwrap();
-        assert!(sent["text"].as_str().unwrap().contains("answer_ms=42"), "{sent}");
+        assert!(
+            sent["text"].as_str().unwrap().contains("answer_ms=42"),
+            "{sent}"
+        );
         assert!(
             stderr.contains("--notify: could not post the run's summary")
                 && stderr.contains("HTTP 500"),

@@ -1030,7 +1030,10 @@ fn legacy_event(obj: &Value, e: &mut Errors) {
         if controller.is_empty() {
             required(e, "reportingController", "");
         }
-        for m in qualified_name(controller).into_iter().filter(|_| !controller.is_empty()) {
+        for m in qualified_name(controller)
+            .into_iter()
+            .filter(|_| !controller.is_empty())
+        {
             invalid(e, "reportingController", &go_quote(controller), &m);
         }
         let short = [

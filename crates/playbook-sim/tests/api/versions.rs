@@ -504,10 +504,9 @@ async fn events_are_validated_as_the_api_server_does() {
     let c = write(&s, "POST", EVENTS, J, core).await;
     assert_eq!(c.code, 422, "{}", c.body);
     assert!(
-        c.body["message"]
-            .as_str()
-            .unwrap()
-            .contains("involvedObject.namespace: Invalid value: \"other\": does not match event.namespace"),
+        c.body["message"].as_str().unwrap().contains(
+            "involvedObject.namespace: Invalid value: \"other\": does not match event.namespace"
+        ),
         "{}",
         c.body
     );
@@ -519,7 +518,11 @@ async fn events_are_validated_as_the_api_server_does() {
     let d = write(&s, "POST", EVENTS, J, core_v).await;
     assert_eq!(d.code, 422, "{}", d.body);
     let msg = d.body["message"].as_str().unwrap();
-    for part in ["reportingController: Required value", "action: Required value", "message: Invalid value"] {
+    for part in [
+        "reportingController: Required value",
+        "action: Required value",
+        "message: Invalid value",
+    ] {
         assert!(msg.contains(part), "{part} in {msg}");
     }
 }
