@@ -280,6 +280,15 @@ impl Poster {
                 uid: o.metadata.uid.clone(),
                 ..Default::default()
             };
+        let owned =
+            |o: k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference| ObjectReference {
+                api_version: Some(o.api_version),
+                kind: Some(o.kind),
+                namespace: Some(ns.to_string()),
+                name: Some(o.name),
+                uid: Some(o.uid),
+                ..Default::default()
+            };
         scoped(budget, async {
             let p = get("v1", "Pod", pod).await?;
             let Some(owner) = controller(&p) else {
@@ -290,26 +299,12 @@ impl Poster {
             if owner.kind == "ReplicaSet" {
                 if let Some(rs) = get(&owner.api_version, "ReplicaSet", &owner.name).await {
                     if let Some(d) = controller(&rs).filter(|d| d.kind == "Deployment") {
-                        return Some(ObjectReference {
-                            api_version: Some(d.api_version),
-                            kind: Some(d.kind),
-                            namespace: Some(ns.to_string()),
-                            name: Some(d.name),
-                            uid: Some(d.uid),
-                            ..Default::default()
-                        });
+                        return Some(owned(d));
                     }
                     return Some(as_ref(&rs, &owner.api_version, "ReplicaSet"));
                 }
             }
-            Some(ObjectReference {
-                api_version: Some(owner.api_version),
-                kind: Some(owner.kind),
-                namespace: Some(ns.to_string()),
-                name: Some(owner.name),
-                uid: Some(owner.uid),
-                ..Default::default()
-            })
+            Some(owned(owner))
         })
         .await
     }
