@@ -348,9 +348,13 @@ impl Run {
     pub fn announce(&self, name: &str, outcome: &Outcome) {
         let s = &self.session;
         let status = crate::report::Status::of(outcome.verdict);
-        let reason: String = status
-            .word()
-            .split(' ')
+        // `cleanup_incomplete` -> `CleanupIncomplete` (the JSON report's spelling, as a reason).
+        let label = serde_json::to_value(status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let reason: String = label
+            .split('_')
             .map(|w| {
                 let mut c = w.chars();
                 c.next()

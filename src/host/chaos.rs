@@ -312,7 +312,11 @@ fn inject(
             return Err(api_error(ctx, &format!("creating {object}"), e));
         }
     };
-    s.fault_targets(&object, preview.clone());
+    if s.posts_events() {
+        if let Some(owner) = owner_of_first(ctx, &s, &preview) {
+            s.fault_created(&object, owner);
+        }
+    }
     (s.output)(Line::Print(format!("inject: {summary}")));
     s.phase(crate::session::Phase::Running);
     s.record().faults.push(crate::session::Fault {
@@ -345,6 +349,29 @@ fn build_fault(ctx: &NativeCallContext, fault: Fault, options: Map) -> RhaiResul
                 e.message
             ),
         )
+    })
+}
+
+/// The controller of the first pod of `pods` (`ns/name`), or that pod, as the run's pod list
+/// has it (the list the selection preview just read): its Events' related workload.
+fn owner_of_first(ctx: &NativeCallContext, s: &Session, pods: &[String]) -> Option<ObjectRef> {
+    let (ns, name) = pods.first()?.split_once('/')?;
+    let pod = crate::host::cluster::list_pods(ctx, s, ns, "")
+        .ok()?
+        .into_iter()
+        .find(|p| p.metadata.name.as_deref() == Some(name))?;
+    let owner = pod
+        .metadata
+        .owner_references
+        .as_ref()
+        .and_then(|rs| rs.iter().find(|r| r.controller == Some(true)).cloned());
+    Some(match owner {
+        Some(o) => crate::session::events::owned(ns, o),
+        None => {
+            let mut me = ObjectRef::new("v1", "Pod", Some(ns), name);
+            me.uid = pod.metadata.uid.clone();
+            me
+        }
     })
 }
 

@@ -61,11 +61,13 @@ pub struct Told {
 /// A message to the posting task.
 enum Message {
     /// A fault took this phase; its pods (`ns/name`), when known, give the related workload.
-    /// (`told` absent: the fault was just created, and `selected` are the pods it may select,
-    /// read while they still exist — a pod-kill's victim is gone once it is injected.)
+    /// (`told` absent: the fault was just created, and `owner` is the controller of a pod it
+    /// may select, read while that pod exists — a pod-kill's victim is gone once injected.)
     Fault {
         object: ObjectRef,
         selected: Vec<String>,
+        /// The controller of a pod it may select (or that pod), known when it was created.
+        owner: Option<Box<ObjectRef>>,
         told: Option<Told>,
         at: Timestamp,
     },
@@ -89,6 +91,7 @@ impl Recorder {
             instance: instance(run_id),
             regarding: None,
             pending: Vec::new(),
+            owners: HashMap::new(),
             related: HashMap::new(),
             seen: HashMap::new(),
             warned: false,
@@ -113,12 +116,25 @@ impl Recorder {
         }
     }
 
-    /// A fault (`object`) took a phase (`None`: it was created and may select `selected`).
-    pub fn fault(&self, object: &ObjectRef, selected: Vec<String>, told: Option<Told>) {
+    /// A fault (`object`) took a phase; `selected`: the pods it reached, when known.
+    pub fn fault(&self, object: &ObjectRef, selected: Vec<String>, told: Told) {
         self.send(Message::Fault {
             object: object.clone(),
             selected,
-            told,
+            owner: None,
+            told: Some(told),
+            at: Timestamp::now(),
+        });
+    }
+
+    /// A fault was created; `owner` is the controller of a pod it may select (or the pod).
+    /// Nothing is posted or looked up now.
+    pub fn created(&self, object: &ObjectRef, owner: ObjectRef) {
+        self.send(Message::Fault {
+            object: object.clone(),
+            selected: Vec::new(),
+            owner: Some(Box::new(owner)),
+            told: None,
             at: Timestamp::now(),
         });
     }
@@ -187,6 +203,8 @@ struct Poster {
     regarding: Option<ObjectRef>,
     /// Expectations that ended before any fault (steady states): posted once one exists.
     pending: Vec<(Told, Timestamp)>,
+    /// Each fault's selected pod's owner, from when it was created (by fault name).
+    owners: HashMap<String, ObjectRef>,
     /// Each fault's related workload, found once (by fault name).
     related: HashMap<String, Option<ObjectReference>>,
     /// Events posted (isomorphism key -> name, namespace, count, first seen) for series.
@@ -206,6 +224,28 @@ fn reference(o: &ObjectRef) -> ObjectReference {
     }
 }
 
+/// The controller among an object's owners.
+pub fn controller_of(
+    o: &kube::api::DynamicObject,
+) -> Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference> {
+    o.metadata
+        .owner_references
+        .as_ref()?
+        .iter()
+        .find(|r| r.controller == Some(true))
+        .cloned()
+}
+
+/// An owner reference in namespace `ns` as an object reference.
+pub fn owned(
+    ns: &str,
+    o: k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,
+) -> ObjectRef {
+    let mut r = ObjectRef::new(&o.api_version, &o.kind, Some(ns), &o.name);
+    r.uid = Some(o.uid);
+    r
+}
+
 fn micro(t: Timestamp) -> MicroTime {
     MicroTime(t)
 }
@@ -220,15 +260,21 @@ impl Poster {
                 Message::Fault {
                     object,
                     selected,
+                    owner,
                     told,
                     at,
                 } => {
-                    if !selected.is_empty() || !self.related.contains_key(&object.name) {
-                        let found = self.workload_of(&selected).await;
-                        let known = self.related.get(&object.name).cloned().flatten();
-                        self.related.insert(object.name.clone(), found.or(known));
+                    if let Some(owner) = owner {
+                        self.owners.insert(object.name.clone(), *owner);
                     }
                     let Some(told) = told else { continue };
+                    if self.related.get(&object.name).is_none_or(Option::is_none) {
+                        let found = match self.owners.get(&object.name).cloned() {
+                            Some(owner) => Some(self.workload(owner).await),
+                            None => self.workload_of(&selected).await,
+                        };
+                        self.related.insert(object.name.clone(), found);
+                    }
                     self.regarding = Some(object.clone());
                     for (told, at) in std::mem::take(&mut self.pending) {
                         self.post(&object, &told, at).await;
@@ -243,70 +289,54 @@ impl Poster {
         }
     }
 
-    /// The workload the first selected pod belongs to: its controller, and a ReplicaSet's own
-    /// controller (a Deployment); the pod itself when it has none.
+    /// The workload `owner` (a pod's controller) belongs to: a ReplicaSet's own controller
+    /// (a Deployment) when it has one; else `owner` itself.
+    async fn workload(&self, owner: ObjectRef) -> ObjectReference {
+        if owner.kind == "ReplicaSet"
+            && let Some(ns) = owner.namespace.as_deref()
+            && let Some(rs) = self
+                .get(ns, &owner.api_version, "ReplicaSet", &owner.name)
+                .await
+            && let Some(d) = controller_of(&rs).filter(|d| d.kind == "Deployment")
+        {
+            return reference(&owned(ns, d));
+        }
+        reference(&owner)
+    }
+
+    /// The workload the first selected pod (`ns/name`) belongs to, read now (the pod itself
+    /// when it has no controller; none when it is gone).
     async fn workload_of(&self, selected: &[String]) -> Option<ObjectReference> {
-        let first = selected.first()?;
-        let mut parts = first.split('/');
-        let (ns, pod) = (parts.next()?, parts.next()?);
-        let budget = Budget::window(EVENT_WINDOW);
-        let get = |api_version: &str, kind: &str, name: &str| {
-            let (group, version) = match api_version.split_once('/') {
-                Some((g, v)) => (g.to_string(), v.to_string()),
-                None => (String::new(), api_version.to_string()),
-            };
-            let gvk = kube::core::GroupVersionKind::gvk(&group, &version, kind);
-            let plural = format!("{}s", kind.to_lowercase());
-            let ar = kube::discovery::ApiResource::from_gvk_with_plural(&gvk, &plural);
-            let api: Api<kube::api::DynamicObject> =
-                Api::namespaced_with(self.client.clone(), ns, &ar);
-            let name = name.to_string();
-            async move { api.get_opt(&name).await.ok().flatten() }
-        };
-        let controller = |o: &kube::api::DynamicObject| {
-            o.metadata
-                .owner_references
-                .as_ref()?
-                .iter()
-                .find(|r| r.controller == Some(true))
-                .cloned()
-        };
-        let as_ref =
-            |o: &kube::api::DynamicObject, api_version: &str, kind: &str| ObjectReference {
-                api_version: Some(api_version.to_string()),
-                kind: Some(kind.to_string()),
-                namespace: Some(ns.to_string()),
-                name: o.metadata.name.clone(),
-                uid: o.metadata.uid.clone(),
-                ..Default::default()
-            };
-        let owned =
-            |o: k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference| ObjectReference {
-                api_version: Some(o.api_version),
-                kind: Some(o.kind),
-                namespace: Some(ns.to_string()),
-                name: Some(o.name),
-                uid: Some(o.uid),
-                ..Default::default()
-            };
-        scoped(budget, async {
-            let p = get("v1", "Pod", pod).await?;
-            let Some(owner) = controller(&p) else {
-                return Some(as_ref(&p, "v1", "Pod"));
-            };
-            // Kinds the owner chain of a pod reaches: ReplicaSet -> Deployment, StatefulSet,
-            // DaemonSet, Job; anything else is named as its owner reference says.
-            if owner.kind == "ReplicaSet" {
-                if let Some(rs) = get(&owner.api_version, "ReplicaSet", &owner.name).await {
-                    if let Some(d) = controller(&rs).filter(|d| d.kind == "Deployment") {
-                        return Some(owned(d));
-                    }
-                    return Some(as_ref(&rs, &owner.api_version, "ReplicaSet"));
-                }
+        let (ns, pod) = selected.first()?.split_once('/')?;
+        let p = self.get(ns, "v1", "Pod", pod).await?;
+        let owner = match controller_of(&p) {
+            Some(o) => owned(ns, o),
+            None => {
+                let mut me = ObjectRef::new("v1", "Pod", Some(ns), pod);
+                me.uid = p.metadata.uid.clone();
+                me
             }
-            Some(owned(owner))
-        })
-        .await
+        };
+        Some(self.workload(owner).await)
+    }
+
+    /// One object (`None` if it cannot be read), within [`EVENT_WINDOW`].
+    async fn get(
+        &self,
+        ns: &str,
+        api_version: &str,
+        kind: &str,
+        name: &str,
+    ) -> Option<kube::api::DynamicObject> {
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        let gvk = kube::core::GroupVersionKind::gvk(group, version, kind);
+        let plural = format!("{}s", kind.to_lowercase());
+        let ar = kube::discovery::ApiResource::from_gvk_with_plural(&gvk, &plural);
+        let api: Api<kube::api::DynamicObject> = Api::namespaced_with(self.client.clone(), ns, &ar);
+        scoped(Budget::window(EVENT_WINDOW), api.get_opt(name))
+            .await
+            .ok()
+            .flatten()
     }
 
     /// Posts one Event regarding `object`, or adds to the series of an isomorphic one.
@@ -455,7 +485,7 @@ mod tests {
         recorder.run(told("ExpectationPassed", "steady"));
         let mut fault = ObjectRef::new("chaos-mesh.org/v1alpha1", "PodChaos", Some("default"), "f");
         fault.uid = Some("u-1".into());
-        recorder.fault(&fault, Vec::new(), Some(told("FaultInjected", "in")));
+        recorder.fault(&fault, Vec::new(), told("FaultInjected", "in"));
         recorder.run(told("ExpectationPassed", "again"));
         recorder.run(told("ExpectationPassed", "again"));
         recorder.run(told("Passed", "verdict"));

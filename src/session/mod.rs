@@ -189,15 +189,20 @@ impl Session {
     /// the pods it reached, `ns/name`, when known). Never waits for the post.
     pub fn tell_fault(&self, object: &ObjectRef, selected: Vec<String>, told: events::Told) {
         if let Some(e) = &self.events {
-            e.fault(object, selected, Some(told));
+            e.fault(object, selected, told);
         }
     }
 
-    /// A fault was created and may select `pods` (`ns/name`): its Events' related workload is
-    /// found from them now, while they exist.
-    pub fn fault_targets(&self, object: &ObjectRef, pods: Vec<String>) {
+    /// Whether the run posts Kubernetes Events (a cluster, not a dry run).
+    pub fn posts_events(&self) -> bool {
+        self.events.is_some()
+    }
+
+    /// A fault was created; `owner` is the controller of a pod it may select (or that pod),
+    /// the `related` workload of its Events. Never waits.
+    pub fn fault_created(&self, object: &ObjectRef, owner: ObjectRef) {
         if let Some(e) = &self.events {
-            e.fault(object, pods, None);
+            e.created(object, owner);
         }
     }
 
