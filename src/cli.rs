@@ -156,6 +156,8 @@ pub struct RunArgs {
     pub report: ReportArgs,
     #[command(flatten)]
     pub lock: LockArgs,
+    #[command(flatten)]
+    pub publish: Box<PublishArgs>,
 }
 
 /// One run at a time per cluster: the lease a run holds while it can inject.
@@ -207,6 +209,33 @@ pub struct StopArgs {
     pub reason: String,
     #[command(flatten)]
     pub target: TargetArgs,
+}
+
+/// Where a run's results go besides its files (none of them changes a verdict, except a
+/// summary ConfigMap that cannot be written, which is a report that could not be written).
+#[derive(Debug, Clone, Default, Args)]
+pub struct PublishArgs {
+    /// Push each playbook's verdict, duration and numeric records to this Prometheus
+    /// Pushgateway (job "playbook", instance = the playbook), e.g. http://127.0.0.1:9091.
+    #[arg(long, env = "PLAYBOOK_PUSHGATEWAY", value_name = "URL", value_parser = parse_http_url)]
+    pub pushgateway: Option<String>,
+    /// When the run ends, POST its summary as JSON (with a `text` field Slack and Mattermost
+    /// webhooks display) to this URL.
+    #[arg(long, env = "PLAYBOOK_NOTIFY", value_name = "URL", value_parser = parse_http_url)]
+    pub notify: Option<String>,
+    /// Write the run's JSON report (its summary if the report is large) into this ConfigMap,
+    /// key summary.json, creating or replacing it (a real cluster only).
+    #[arg(long, value_name = "NAMESPACE/NAME", value_parser = crate::report::publish::parse_configmap)]
+    pub summary_configmap: Option<(String, String)>,
+}
+
+/// An http:// or https:// URL with a host.
+fn parse_http_url(s: &str) -> Result<String, String> {
+    let uri: http::Uri = s.parse().map_err(|e| format!("{s:?} is not a URL: {e}"))?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("http" | "https"), Some(_)) => Ok(s.to_string()),
+        _ => Err(format!("expected an http:// or https:// URL, got {s:?}")),
+    }
 }
 
 /// What a batch shows while it runs and the reports it writes (CI).
@@ -291,6 +320,7 @@ impl RenderArgs {
             stdlib: self.stdlib.clone(),
             report: ReportArgs::default(),
             lock: LockArgs::default(),
+            publish: Box::default(),
         }
     }
 }

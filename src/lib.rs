@@ -17,9 +17,10 @@
 //!   embedded stdlib, diagnostics, static checks, the API reference); [`proof`] (how a run
 //!   earns its verdict: errors classified, proof of injection, inconclusive); [`host`] (the functions playbooks
 //!   call, one file per Rhai namespace); [`report`] (live progress or plain lines, the summary
-//!   table, JSON, JUnit XML, Markdown, HTML; `playbook report`).
+//!   table, JSON, JUnit XML, Markdown, HTML; `playbook report`; the summary, Pushgateway
+//!   metrics and webhook a run publishes).
 //! - [`session`]: one run's state: parameters, output, the cleanup ledger and journal, the
-//!   record of observations.
+//!   record of observations, the Kubernetes Events it posts.
 //! - [`connection`]: what a run talks to (a real cluster or the simulator) and its clock.
 //! - Model: [`stop`] (signals and deadlines), [`faults`] (Chaos Mesh objects built and checked
 //!   from a playbook's options), [`files`] (reports and journals written safely), [`outcome`] (verdicts, exit codes), [`duration`] (the parser

@@ -583,23 +583,30 @@ impl Walker<'_> {
                     ));
                 }
                 self.grant(ns.clone(), "chaos-mesh.org", &resource, FAULT);
-                // The selection preview lists the pods of the selector's namespaces.
+                // The run's Kubernetes Events go where the chaos object is (session/events.rs:
+                // created, and patched when one repeats as a series).
+                self.grant(ns.clone(), "events.k8s.io", "events", &["create", "patch"]);
+                // The selection preview lists the pods of the selector's namespaces; an
+                // Event's related workload is a selected pod's ReplicaSet's Deployment.
                 match (&selected, &ns) {
                     (Some(list), _) if !list.is_empty() => {
                         for n in list {
                             self.needs.targets.insert(n.clone());
                             self.grant(Some(n.clone()), "", "pods", READ);
+                            self.grant(Some(n.clone()), "apps", "replicasets", &["get"]);
                         }
                     }
                     (Some(_), Some(n)) => {
                         self.needs.targets.insert(n.clone());
                         self.grant(Some(n.clone()), "", "pods", READ);
+                        self.grant(Some(n.clone()), "apps", "replicasets", &["get"]);
                     }
                     _ => {
                         self.needs.notes.insert(format!(
                             "{file}: the target namespaces of a chaos::{f} call are not known statically: pods are readable cluster-wide"
                         ));
                         self.grant(None, "", "pods", READ);
+                        self.grant(None, "apps", "replicasets", &["get"]);
                     }
                 }
             }

@@ -339,7 +339,57 @@ impl Run {
                 .get_or_insert_with(|| crate::proof::inconclusive_info(message));
         }
         outcome.verdict = verdict;
+        self.announce(name, &outcome);
         outcome
+    }
+
+    /// Posts the verdict as a Kubernetes Event (regarding the run's latest fault), then waits,
+    /// bounded, for the Events still queued. Never changes the verdict.
+    pub fn announce(&self, name: &str, outcome: &Outcome) {
+        let s = &self.session;
+        let status = crate::report::Status::of(outcome.verdict);
+        // `cleanup_incomplete` -> `CleanupIncomplete` (the JSON report's spelling, as a reason).
+        let label = serde_json::to_value(status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let reason: String = label
+            .split('_')
+            .map(|w| {
+                let mut c = w.chars();
+                c.next()
+                    .map(|f| f.to_uppercase().chain(c).collect::<String>())
+                    .unwrap_or_default()
+            })
+            .collect();
+        let why = outcome
+            .error
+            .as_ref()
+            .map(|e| format!("; {}", e.message.lines().next().unwrap_or_default()))
+            .unwrap_or_default();
+        let records: Vec<String> = s
+            .record()
+            .records
+            .iter()
+            .map(|(k, v)| format!("{k}={}", crate::session::figure(v)))
+            .collect();
+        let records = if records.is_empty() {
+            String::new()
+        } else {
+            format!("; records: {}", records.join(", "))
+        };
+        s.tell(crate::session::events::Told {
+            warning: outcome.verdict != Verdict::Passed,
+            action: "Conclude".into(),
+            reason,
+            note: format!(
+                "{name}: {} after {:.1}s (run {}){why}{records}",
+                status.word(),
+                s.elapsed_s(),
+                s.run_id
+            ),
+        });
+        s.flush_events();
     }
 
     /// After cleanup (`(everything removed, steps)` from [`Run::cleanup`]): if the run passed

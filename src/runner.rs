@@ -218,6 +218,14 @@ fn run_with(args: &RunArgs, console: Arc<Console>, after: &dyn Fn(&Session)) -> 
             return Verdict::Error;
         }
     };
+    if args.publish.summary_configmap.is_some()
+        && targets.kind() == crate::connection::TargetKind::Sim
+    {
+        eprintln!(
+            "error: --summary-configmap needs a cluster (--cluster kube, or `playbook sim serve`'s kubeconfig): the in-process simulator is gone when the run ends"
+        );
+        return Verdict::Invalid;
+    }
     let target_for = || targets.next();
     let first = target_for();
     console.say(&first.description);
@@ -317,6 +325,9 @@ fn run_with(args: &RunArgs, console: Arc<Console>, after: &dyn Fn(&Session)) -> 
             Some(console.take_log()),
         );
         console.finish(&report);
+        if let Some(url) = &args.publish.pushgateway {
+            push_metrics(&rt, url, &run_id, &report, &console);
+        }
         if verdict == Verdict::Interrupted {
             stopped = Some(INTERRUPTED.into());
         } else if args.report.fail_fast && report.status != Status::Passed {
@@ -341,7 +352,77 @@ fn run_with(args: &RunArgs, console: Arc<Console>, after: &dyn Fn(&Session)) -> 
     for path in outputs.paths().filter(|p| !failed_writes.contains_key(*p)) {
         console.say(&format!("report: {}", path.display()));
     }
+    if let Some((ns, name)) = &args.publish.summary_configmap {
+        let text = crate::report::publish::configmap_text(&journal);
+        let budget = crate::connection::request::Budget::window(PUBLISH_WINDOW);
+        let written = crate::connection::request::within(budget, || {
+            rt.block_on(crate::report::publish::write_configmap(
+                &first.client,
+                ns,
+                name,
+                &run_id,
+                &text,
+            ))
+        });
+        match written {
+            Ok(()) => console.say(&format!(
+                "summary: ConfigMap {ns}/{name} (key {})",
+                crate::report::publish::SUMMARY_KEY
+            )),
+            Err(e) => {
+                console.error(&format!("error: cannot write the summary: {e}\n"));
+                verdict = verdict.worst(Verdict::Error);
+            }
+        }
+    }
+    if let Some(url) = &args.publish.notify {
+        let body =
+            serde_json::to_vec(&crate::report::publish::notification(&journal)).unwrap_or_default();
+        let sent = rt.block_on(crate::report::publish::send(
+            "POST",
+            url,
+            "application/json",
+            body,
+        ));
+        if let Err(e) = sent {
+            console.error(&format!(
+                "warning: --notify: could not post the run's summary to {url}: {e} (the verdict stands)\n"
+            ));
+        }
+    }
     verdict
+}
+
+/// How long writing the summary ConfigMap may take, retries included.
+const PUBLISH_WINDOW: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Pushes one playbook's metrics to the Pushgateway at `url` (PUT: they replace that
+/// playbook's previous push); a failure is said, and changes nothing else.
+fn push_metrics(
+    rt: &tokio::runtime::Handle,
+    url: &str,
+    run_id: &str,
+    report: &PlaybookReport,
+    console: &Console,
+) {
+    if report.status == Status::Skipped {
+        return;
+    }
+    use crate::report::publish;
+    let text = publish::exposition(run_id, report);
+    let target = publish::pushgateway_url(url, &report.name);
+    let sent = rt.block_on(publish::send(
+        "PUT",
+        &target,
+        "text/plain; version=0.0.4; charset=utf-8",
+        text.into_bytes(),
+    ));
+    if let Err(e) = sent {
+        console.error(&format!(
+            "warning: --pushgateway: could not push the metrics of {} to {url}: {e} (the verdict stands)\n",
+            report.name
+        ));
+    }
 }
 
 /// Why the rest of a batch is skipped after a signal.

@@ -10,6 +10,7 @@ mod hostile;
 mod image;
 mod inprocess;
 mod layering;
+mod observe;
 mod platform;
 mod playbooks;
 mod repl;

@@ -312,6 +312,11 @@ fn inject(
             return Err(api_error(ctx, &format!("creating {object}"), e));
         }
     };
+    if s.posts_events() {
+        if let Some(owner) = owner_of_first(ctx, &s, &preview) {
+            s.fault_created(&object, owner);
+        }
+    }
     (s.output)(Line::Print(format!("inject: {summary}")));
     s.phase(crate::session::Phase::Running);
     s.record().faults.push(crate::session::Fault {
@@ -347,6 +352,29 @@ fn build_fault(ctx: &NativeCallContext, fault: Fault, options: Map) -> RhaiResul
     })
 }
 
+/// The controller of the first pod of `pods` (`ns/name`), or that pod, as the run's pod list
+/// has it (the list the selection preview just read): its Events' related workload.
+fn owner_of_first(ctx: &NativeCallContext, s: &Session, pods: &[String]) -> Option<ObjectRef> {
+    let (ns, name) = pods.first()?.split_once('/')?;
+    let pod = crate::host::cluster::list_pods(ctx, s, ns, "")
+        .ok()?
+        .into_iter()
+        .find(|p| p.metadata.name.as_deref() == Some(name))?;
+    let owner = pod
+        .metadata
+        .owner_references
+        .as_ref()
+        .and_then(|rs| rs.iter().find(|r| r.controller == Some(true)).cloned());
+    Some(match owner {
+        Some(o) => crate::session::events::owned(ns, o),
+        None => {
+            let mut me = ObjectRef::new("v1", "Pod", Some(ns), name);
+            me.uid = pod.metadata.uid.clone();
+            me
+        }
+    })
+}
+
 /// The object as the cluster has it now (`None` once it is gone).
 fn fetch(ctx: &NativeCallContext, s: &Session, h: &FaultHandle) -> RhaiResultOf<Option<Value>> {
     let got = fetch_object(s, &h.object).map_err(|e| error(ctx, e))?;
@@ -376,12 +404,39 @@ pub(crate) fn note_status(s: &Session, name: &str, obj: &Value) {
     }
     let at = s.elapsed_s();
     let mut record = s.record();
-    if let Some(f) = record.faults.iter_mut().find(|f| f.name == name) {
-        if f.injected_s.is_none() {
-            f.injected_s = Some(at);
-            f.selected = selected(obj);
-        }
+    let Some(f) = record.faults.iter_mut().find(|f| f.name == name) else {
+        return;
+    };
+    if f.injected_s.is_some() {
+        return;
     }
+    f.injected_s = Some(at);
+    f.selected = selected(obj);
+    let what = format!("{} {}/{}", f.kind, f.namespace, f.name);
+    let targets = f.selected.join(", ");
+    let kind = f.kind.clone();
+    drop(record);
+    let meta = |k: &str| obj["metadata"][k].as_str().map(str::to_string);
+    let mut object = ObjectRef::new(
+        obj["apiVersion"].as_str().unwrap_or(faults::API_VERSION),
+        obj["kind"].as_str().unwrap_or(&kind),
+        meta("namespace").as_deref(),
+        name,
+    );
+    object.uid = meta("uid");
+    s.tell_fault(
+        &object,
+        crate::session::events::selected_pods(obj),
+        crate::session::events::Told {
+            warning: false,
+            action: "Inject".into(),
+            reason: "FaultInjected".into(),
+            note: format!(
+                "{what} injected after {at:.1}s of run {} ({}); targets: {targets}",
+                s.run_id, s.playbook
+            ),
+        },
+    );
 }
 
 fn selected(obj: &Value) -> Vec<String> {
@@ -483,6 +538,19 @@ fn wait_condition(
         {
             f.recovered_s = Some(at);
         }
+        s.tell_fault(
+            &h.object,
+            Vec::new(),
+            crate::session::events::Told {
+                warning: false,
+                action: "Recover".into(),
+                reason: "FaultRecovered".into(),
+                note: format!(
+                    "{} recovered ({kind}) after {at:.1}s of run {} ({})",
+                    h.object, s.run_id, s.playbook
+                ),
+            },
+        );
     }
     Ok(took.as_secs_f64() * 1000.0)
 }

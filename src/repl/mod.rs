@@ -460,7 +460,9 @@ impl Repl {
         } else {
             Verdict::Passed
         };
-        self.run.conclude("repl", verdict, None, cleanup).verdict
+        let outcome = self.run.conclude("repl", verdict, None, cleanup);
+        self.run.announce("repl", &outcome);
+        outcome.verdict
     }
 }
 

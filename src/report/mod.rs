@@ -11,6 +11,8 @@
 //! - `json.rs`: the JSON journal (and the ordered `records` map).
 //! - `junit.rs`: JUnit XML for GitLab, Jenkins and GitHub Actions; XML escaping.
 //! - `markdown.rs`: the pull-request summary.
+//! - `publish.rs`: the JSON summary (`--notify`, `--summary-configmap`), the Pushgateway
+//!   exposition (`--pushgateway`), and their bounded sender and ConfigMap writer.
 //! - `select.rs`: a playbook's `//!` header (title, tags) and `--filter`.
 
 mod compare;
@@ -19,6 +21,7 @@ mod html;
 mod json;
 mod junit;
 mod markdown;
+pub mod publish;
 mod select;
 
 use std::collections::BTreeMap;

@@ -1,6 +1,7 @@
 //! One run of one playbook: its id, parameters, target and clock, output, stop conditions,
 //! cleanup ledger and journal, and the record of what it observed.
 
+pub mod events;
 mod journal;
 mod ledger;
 pub mod limits;
@@ -108,6 +109,8 @@ pub struct Session {
     guards: Mutex<Guards>,
     /// Set while guards are being checked (a guard's condition does not check guards).
     pub checking_guards: std::sync::atomic::AtomicBool,
+    /// Kubernetes Events for the run's phases (a real cluster, not a dry run).
+    events: Option<events::Recorder>,
 }
 
 /// Guards declared (name, condition, where) and the names of those violated.
@@ -131,6 +134,8 @@ impl Session {
                     .unwrap_or(deadline)
         });
         let wall_deadline = c.stop.wall_deadline();
+        let events = (!c.target.is_simulated() && !c.dry_run)
+            .then(|| events::Recorder::start(c.target.client.clone(), &c.rt, &c.run_id));
         Arc::new_cyclic(|me: &std::sync::Weak<Session>| {
             // This thread's API requests end with the run: at its deadline, or on Ctrl-C.
             let me = me.clone();
@@ -162,6 +167,7 @@ impl Session {
                 recorded: Mutex::new(BTreeMap::new()),
                 guards: Mutex::new((Vec::new(), Vec::new())),
                 checking_guards: std::sync::atomic::AtomicBool::new(false),
+                events,
             }
         })
     }
@@ -176,6 +182,42 @@ impl Session {
     pub fn phase(&self, phase: Phase) {
         if let Some(o) = self.observer.get() {
             o(&phase, self.elapsed_s());
+        }
+    }
+
+    /// Posts a Kubernetes Event about a fault's phase (`object`: the chaos object; `selected`:
+    /// the pods it reached, `ns/name`, when known). Never waits for the post.
+    pub fn tell_fault(&self, object: &ObjectRef, selected: Vec<String>, told: events::Told) {
+        if let Some(e) = &self.events {
+            e.fault(object, selected, told);
+        }
+    }
+
+    /// Whether the run posts Kubernetes Events (a cluster, not a dry run).
+    pub fn posts_events(&self) -> bool {
+        self.events.is_some()
+    }
+
+    /// A fault was created; `owner` is the controller of a pod it may select (or that pod),
+    /// the `related` workload of its Events. Never waits.
+    pub fn fault_created(&self, object: &ObjectRef, owner: ObjectRef) {
+        if let Some(e) = &self.events {
+            e.created(object, owner);
+        }
+    }
+
+    /// Posts a Kubernetes Event about the run (an expectation, the verdict), regarding its
+    /// latest fault. Never waits for the post.
+    pub fn tell(&self, told: events::Told) {
+        if let Some(e) = &self.events {
+            e.run(told);
+        }
+    }
+
+    /// Waits (bounded) for the Events still queued; no Event is posted after it.
+    pub fn flush_events(&self) {
+        if let Some(e) = &self.events {
+            e.flush();
         }
     }
 
@@ -269,10 +311,28 @@ impl Session {
     pub fn removed(&self, object: &ObjectRef) {
         lock(&self.ledger).done(object);
         let at = self.elapsed_s();
-        if let Some(f) = self.record().faults.iter_mut().find(|f| {
-            f.name == object.name && Some(f.namespace.as_str()) == object.namespace.as_deref()
-        }) {
-            f.removed_s.get_or_insert(at);
+        let first_removal = self
+            .record()
+            .faults
+            .iter_mut()
+            .find(|f| {
+                f.name == object.name && Some(f.namespace.as_str()) == object.namespace.as_deref()
+            })
+            .is_some_and(|f| f.removed_s.replace(f.removed_s.unwrap_or(at)).is_none());
+        if first_removal {
+            self.tell_fault(
+                object,
+                Vec::new(),
+                events::Told {
+                    warning: false,
+                    action: "Remove".into(),
+                    reason: "FaultRemoved".into(),
+                    note: format!(
+                        "{object} removed by run {} ({})",
+                        self.run_id, self.playbook
+                    ),
+                },
+            );
         }
         if let Some(j) = lock(&self.journal).as_mut() {
             let _ = j.mark(object, EntryState::Removed);

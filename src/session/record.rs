@@ -304,8 +304,45 @@ pub fn expectation_done(session: &super::Session, e: Expectation) {
     // An expectation pushed without a time leaves a hole: fill it so indices stay aligned.
     let missing = r.expectations.len().saturating_sub(r.ended_s.len());
     r.ended_s.extend(std::iter::repeat_n(f64::NAN, missing));
+    let told = expectation_told(&e);
     r.expectations.push(e);
     r.ended_s.push(at);
+    drop(r);
+    session.tell(told);
+}
+
+/// The Kubernetes Event of an expectation that ended: passed or failed, with its figure.
+fn expectation_told(e: &Expectation) -> super::events::Told {
+    let (reason, word) = match e.status {
+        Status::Passed => ("ExpectationPassed", "passed"),
+        Status::Failed => ("ExpectationFailed", "failed"),
+        Status::Inconclusive => ("ExpectationInconclusive", "could not tell"),
+    };
+    let limit = if e.timeout_ms > 0 {
+        format!(
+            " (limit {})",
+            crate::duration::format(std::time::Duration::from_millis(e.timeout_ms))
+        )
+    } else {
+        String::new()
+    };
+    let observed = if e.observed.is_empty() {
+        String::new()
+    } else {
+        format!("; observed {}", e.observed)
+    };
+    super::events::Told {
+        warning: e.status != Status::Passed,
+        action: "Expect".into(),
+        reason: reason.into(),
+        note: format!(
+            "{} \"{}\" {word} after {}{limit}{observed} at {}",
+            e.kind,
+            e.name,
+            crate::duration::format(std::time::Duration::from_millis(e.took_ms)),
+            e.at
+        ),
+    }
 }
 
 /// `record(key, value)`: sets it, marks it on the timeline, and samples its numbers (a map's

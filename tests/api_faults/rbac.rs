@@ -85,6 +85,7 @@ fn the_generated_rules_suffice_and_one_less_names_what_is_missing() {
     for pb in ["playbooks/pod-failure.rhai", "playbooks/network-delay.rhai"] {
         let (code, all) = run(&kc, pb);
         assert_eq!(code, Some(0), "{pb} with the generated rules:\n{all}");
+        assert!(!all.contains("Kubernetes Event"), "{pb}: {all}");
     }
 }
 
@@ -194,4 +195,60 @@ fn preflight_tells_a_complete_installation_from_a_broken_one() {
     let (code, all) = preflight(&server.kubeconfig);
     assert_eq!(code, Some(1), "{all}");
     assert!(all.contains("FAIL Chaos Mesh CRD podchaos"), "{all}");
+}
+
+/// The events rule without `create`.
+const DROP_EVENTS: Option<(&str, &str)> = Some((
+    "  - events.k8s.io\n  resources:\n  - events\n  verbs:\n  - create\n",
+    "  - events.k8s.io\n  resources:\n  - events\n  verbs:\n",
+));
+
+#[test]
+fn events_the_run_may_not_post_are_said_once_and_change_no_verdict() {
+    let server = Server::start_with(&["--seed", "7"]);
+    let dir = crate::cli::tempdir();
+    let pb = dir.join("short.rhai");
+    std::fs::write(
+        &pb,
+        r#"import "platform" as platform;
+let f = chaos::pod_kill(#{ selector: platform::predictor_pods(), mode: "one", duration: "30s" });
+f.wait_injected("10s");
+expect("the fault is there", "5s", || true);
+"#,
+    )
+    .unwrap();
+    let pb = pb.to_str().unwrap();
+    let kc = as_service_account(&server, &[pb], DROP_EVENTS);
+    let (code, all) = run(&kc, pb);
+    assert_eq!(code, Some(0), "{all}");
+    assert_eq!(
+        all.matches("cannot post a Kubernetes Event").count(),
+        1,
+        "{all}"
+    );
+    assert!(
+        all.contains("forbidden") && all.contains("playbook rbac"),
+        "{all}"
+    );
+    // With every generated rule, the same playbook posts its Events without a word.
+    let kc = as_service_account(&server, &[pb], None);
+    let (code, all) = run(&kc, pb);
+    assert_eq!(code, Some(0), "{all}");
+    assert!(!all.contains("Kubernetes Event"), "{all}");
+    let events = server.ok(&[
+        "get",
+        "events",
+        "-n",
+        "kserve-inference",
+        "-l",
+        "app.kubernetes.io/managed-by=playbook",
+    ]);
+    for reason in [
+        "FaultInjected",
+        "ExpectationPassed",
+        "FaultRemoved",
+        "Passed",
+    ] {
+        assert!(events.contains(reason), "{reason} in {events}");
+    }
 }

@@ -260,7 +260,7 @@ fn a_killed_run_is_cleaned_up_by_playbook_cleanup() {
 }
 
 /// A free loopback port (bound, then released for the child to take).
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -268,7 +268,7 @@ fn free_port() -> u16 {
 }
 
 /// Waits (up to 30 s) until the HTTP server on `port` answers `GET /-/ready` with 200.
-fn ready(port: u16) -> bool {
+pub fn ready(port: u16) -> bool {
     use std::io::{Read, Write};
     for _ in 0..300 {
         if let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) {

@@ -256,9 +256,11 @@ fn check<T: DeserializeOwned + Serialize>(
     }
 }
 
-fn placeholders() -> [Value; 6] {
+fn placeholders() -> [Value; 7] {
     [
         Value::String(String::new()),
+        // A required time (`series.lastObservedTime`): Go's zero time.
+        Value::String("0001-01-01T00:00:00Z".into()),
         Value::from(0),
         Value::Bool(false),
         Value::Array(vec![]),

@@ -51,6 +51,7 @@ pub(crate) fn validate(def: &ResourceDef, obj: &Value, old: Option<&Value>) -> E
         ("", "Service") => service_spec(spec, &mut e),
         ("", "ConfigMap") => config_map(obj, &mut e),
         ("coordination.k8s.io", "Lease") => lease_spec(spec, &mut e),
+        ("", "Event") => legacy_event(obj, &mut e),
         ("autoscaling", "HorizontalPodAutoscaler") => hpa_spec(spec, &mut e),
         ("batch", "Job") => job_spec(spec, "spec", &mut e),
         ("batch", "CronJob") => cron_job(obj, old.is_none(), &mut e),
@@ -1022,6 +1023,131 @@ fn lease_spec(spec: &Value, e: &mut Errors) {
             "must be specified when preferredHolder is set",
         );
     }
+}
+
+// ---- Events (pkg/apis/core/validation/events.go) ----
+
+/// `ReportingInstanceLengthLimit`, `ActionLengthLimit`, `ReasonLengthLimit`, `NoteLengthLimit`.
+const EVENT_SHORT_LIMIT: usize = 128;
+const EVENT_NOTE_LIMIT: usize = 1024;
+
+fn is_set(v: Option<&Value>) -> bool {
+    v.is_some_and(|v| !v.is_null() && v.as_str() != Some(""))
+}
+
+/// `legacyValidateEvent`, on the stored core v1 form, for every create and update: an event
+/// with an `eventTime` (the events.k8s.io shape) needs its reporter, action and reason within
+/// their limits; one without must live in its involved object's namespace.
+fn legacy_event(obj: &Value, e: &mut Errors) {
+    let ns = obj["metadata"]["namespace"].as_str().unwrap_or_default();
+    let involved_ns = obj["involvedObject"]["namespace"]
+        .as_str()
+        .unwrap_or_default();
+    let mismatch = |e: &mut Errors| {
+        invalid(
+            e,
+            "involvedObject.namespace",
+            &go_quote(involved_ns),
+            "does not match event.namespace",
+        )
+    };
+    if !is_set(obj.get("eventTime")) {
+        if involved_ns.is_empty() {
+            if !ns.is_empty() && ns != "default" {
+                mismatch(e);
+            }
+        } else if ns != involved_ns {
+            mismatch(e);
+        }
+    } else {
+        if involved_ns.is_empty() && ns != "default" && ns != "kube-system" {
+            mismatch(e);
+        }
+        let controller = str_of(obj.get("reportingComponent"));
+        if controller.is_empty() {
+            required(e, "reportingController", "");
+        }
+        for m in qualified_name(controller)
+            .into_iter()
+            .filter(|_| !controller.is_empty())
+        {
+            invalid(e, "reportingController", &go_quote(controller), &m);
+        }
+        let short = [
+            ("reportingInstance", "reportingInstance"),
+            ("action", "action"),
+            ("reason", "reason"),
+        ];
+        for (field, path) in short {
+            let v = str_of(obj.get(field));
+            if v.is_empty() {
+                required(e, path, "");
+            }
+            if v.len() > EVENT_SHORT_LIMIT {
+                invalid(
+                    e,
+                    path,
+                    "\"\"",
+                    &format!("can have at most {EVENT_SHORT_LIMIT} characters"),
+                );
+            }
+        }
+        if str_of(obj.get("message")).len() > EVENT_NOTE_LIMIT {
+            invalid(
+                e,
+                "message",
+                "\"\"",
+                &format!("can have at most {EVENT_NOTE_LIMIT} characters"),
+            );
+        }
+    }
+    for m in dns1123_subdomain(ns) {
+        invalid(e, "namespace", &go_quote(ns), &m);
+    }
+}
+
+/// `ValidateEventCreate`'s strict part for a create through events.k8s.io/v1, on the
+/// request's own form (its field names): `eventTime` set, a valid `series`, type Normal or
+/// Warning, none of the deprecated core fields. Updates are held only to [`legacy_event`]
+/// (upstream's strict update checks — immutable fields — are not ported).
+pub(crate) fn event_v1_create(obj: &Value) -> Errors {
+    let mut e = Errors::new();
+    if let Some(series) = obj.get("series").filter(|s| !s.is_null()) {
+        if series["count"].as_i64().unwrap_or(0) < 2 {
+            invalid(&mut e, "series.count", "\"\"", "should be at least 2");
+        }
+        if !is_set(series.get("lastObservedTime")) {
+            required(&mut e, "series.lastObservedTime", "");
+        }
+    }
+    if !is_set(obj.get("eventTime")) {
+        required(&mut e, "eventTime", "");
+    }
+    let type_ = str_of(obj.get("type"));
+    if type_ != "Normal" && type_ != "Warning" {
+        invalid(
+            &mut e,
+            "type",
+            "\"\"",
+            &format!("has invalid value: {type_}"),
+        );
+    }
+    for (field, path) in [
+        ("deprecatedFirstTimestamp", "firstTimestamp"),
+        ("deprecatedLastTimestamp", "lastTimestamp"),
+    ] {
+        if is_set(obj.get(field)) {
+            invalid(&mut e, path, "\"\"", "needs to be unset");
+        }
+    }
+    if obj["deprecatedCount"].as_i64().unwrap_or(0) != 0 {
+        invalid(&mut e, "count", "\"\"", "needs to be unset");
+    }
+    let source = &obj["deprecatedSource"];
+    if is_set(source.get("component")) || is_set(source.get("host")) {
+        invalid(&mut e, "source", "\"\"", "needs to be unset");
+    }
+    e
 }
 
 /// autoscaling ValidateHorizontalPodAutoscaler: scaleTargetRef, minReplicas, maxReplicas.

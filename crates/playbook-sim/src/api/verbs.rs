@@ -416,6 +416,14 @@ fn create(sim: &Sim, r: &Req, t: &Target, k: &Kind) -> Result<Response, ApiError
     let directive = Directive::of(r, "CreateOptions")?;
     let mut warnings = Vec::new();
     admission::decode(def, &mut body, Source::Body, directive, None, &mut warnings)?;
+    if def.group == "events.k8s.io" {
+        // pkg/apis/core/validation/events.go ValidateEventCreate: events.k8s.io/v1 is strict.
+        let errs = super::validation::event_v1_create(&body);
+        if !errs.is_empty() {
+            let name = body["metadata"]["name"].as_str().unwrap_or_default();
+            return Err(ApiError::invalid(&def.kind, "", name, &errs));
+        }
+    }
     let mut body = k.to_storage(body)?;
     let is_crd = def.kind == "CustomResourceDefinition";
     let obj = mutate(sim, r, |w| {

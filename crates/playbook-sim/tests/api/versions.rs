@@ -453,6 +453,80 @@ async fn events_are_one_collection_in_two_shapes() {
     assert_eq!(gone.code, 404);
 }
 
+// pkg/apis/core/validation/events.go: ValidateEventCreate is strict through events.k8s.io/v1
+// (eventTime, reporter, action, reason, type, no deprecated fields, a series of 2 or more);
+// legacyValidateEvent holds every event: a core one in its involved object's namespace.
+#[tokio::test]
+async fn events_are_validated_as_the_api_server_does() {
+    let s = sim();
+    let good = json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "ok"},
+        "eventTime": "2026-01-01T00:02:00.000000Z",
+        "reportingController": "playbook", "reportingInstance": "host/pb-1",
+        "action": "Inject", "reason": "FaultInjected", "type": "Normal",
+        "regarding": {"apiVersion": "chaos-mesh.org/v1alpha1", "kind": "PodChaos", "name": "f", "namespace": "default"},
+        "related": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "namespace": "default"},
+        "note": "PodChaos default/f injected"});
+    let a = write(&s, "POST", EVENTS_V1, J, good.clone()).await;
+    assert_eq!(a.code, 201, "{}", a.body);
+    assert_eq!(a.body["related"]["kind"], "Deployment");
+
+    let mut bad = good.clone();
+    bad["metadata"]["name"] = json!("bad");
+    for f in ["eventTime", "reportingController", "action", "reason"] {
+        bad.as_object_mut().unwrap().remove(f);
+    }
+    bad["type"] = json!("Info");
+    bad["note"] = json!("x".repeat(1025));
+    bad["series"] = json!({"count": 1});
+    bad["deprecatedCount"] = json!(2);
+    let b = write(&s, "POST", EVENTS_V1, J, bad).await;
+    assert_eq!(b.code, 422, "{}", b.body);
+    let fields: Vec<&str> = b.body["details"]["causes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["field"].as_str())
+        .collect();
+    for f in [
+        "series.count",
+        "series.lastObservedTime",
+        "eventTime",
+        "type",
+        "count",
+    ] {
+        assert!(fields.contains(&f), "{f} in {fields:?}");
+    }
+
+    // Without eventTime (a core event), legacy validation: the namespace must match.
+    let core = json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "elsewhere"},
+        "involvedObject": {"kind": "Pod", "name": "web-0", "namespace": "other"},
+        "reason": "Killing", "message": "m", "type": "Normal"});
+    let c = write(&s, "POST", EVENTS, J, core).await;
+    assert_eq!(c.code, 422, "{}", c.body);
+    assert!(
+        c.body["message"].as_str().unwrap().contains(
+            "involvedObject.namespace: Invalid value: \"other\": does not match event.namespace"
+        ),
+        "{}",
+        c.body
+    );
+    // A core create with eventTime is held to the reporter fields and the note's length.
+    let core_v = json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "nv"},
+        "eventTime": "2026-01-01T00:02:00.000000Z",
+        "involvedObject": {"kind": "Pod", "name": "web-0", "namespace": "default"},
+        "reason": "Killing", "message": "y".repeat(1025), "type": "Normal"});
+    let d = write(&s, "POST", EVENTS, J, core_v).await;
+    assert_eq!(d.code, 422, "{}", d.body);
+    let msg = d.body["message"].as_str().unwrap();
+    for part in [
+        "reportingController: Required value",
+        "action: Required value",
+        "message: Invalid value",
+    ] {
+        assert!(msg.contains(part), "{part} in {msg}");
+    }
+}
+
 // A watch through a view streams the request's version.
 #[tokio::test]
 async fn watch_through_a_view_streams_converted_objects() {
