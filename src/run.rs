@@ -6,6 +6,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rhai::{AST, Engine, EvalAltResult};
 
@@ -65,10 +66,32 @@ pub fn start(front: Front, work: impl FnOnce() -> Verdict + Send + 'static) -> V
             let _in_runtime = handle.enter();
             work()
         });
-    match worker.map(|w| w.join()) {
+    let verdict = match worker.map(|w| w.join()) {
         Ok(Ok(verdict)) => verdict,
         _ => Verdict::Error,
+    };
+    // The relay task may not have been scheduled before the work saw the flag, cleaned up and
+    // ended (a loaded machine): the signal is still announced before the process leaves.
+    if let Some(signal) = stop::last_signal() {
+        announce(signal, front);
     }
+    verdict
+}
+
+/// Says, once per process, that `signal` stops the run (in the REPL at a terminal, Ctrl-C
+/// stops one evaluation and the REPL says so itself); true if this call said it.
+fn announce(signal: Signal, front: Front) -> bool {
+    static ANNOUNCED: AtomicBool = AtomicBool::new(false);
+    if !(front == Front::Batch || signal.ends_session()) || ANNOUNCED.swap(true, Ordering::SeqCst) {
+        return false;
+    }
+    let leaving = if front == Front::Repl {
+        ", cleaning up and leaving"
+    } else {
+        " and cleaning up"
+    };
+    eprintln!("\ninterrupted by {}: stopping{leaving}", signal.name());
+    true
 }
 
 /// Makes the signal handler set the stop flags directly (async-signal-safe atomic stores).
@@ -127,7 +150,6 @@ fn listen() -> std::io::Result<Listeners> {
 /// signal that stops the run is announced; a later one during cleanup is reported as such.
 #[cfg(unix)]
 async fn relay(mut listeners: Listeners, front: Front) {
-    let mut announced = false;
     loop {
         let waits = listeners.iter_mut().map(|(s, l)| {
             let s = *s;
@@ -136,16 +158,10 @@ async fn relay(mut listeners: Listeners, front: Front) {
         let (got, _, _) = futures::future::select_all(waits).await;
         let Some(signal) = got else { return };
         stop::signalled(signal);
-        // In the REPL, Ctrl-C stops one evaluation (the REPL says so itself).
-        if !announced && (front == Front::Batch || signal.ends_session()) {
-            announced = true;
-            let leaving = if front == Front::Repl {
-                ", cleaning up and leaving"
-            } else {
-                " and cleaning up"
-            };
-            eprintln!("\ninterrupted by {}: stopping{leaving}", signal.name());
-        } else if stop::cleaning() {
+        if announce(signal, front) {
+            continue;
+        }
+        if stop::cleaning() {
             eprintln!(
                 "\n{} during cleanup: cleanup goes on until every fault is removed",
                 signal.name()
