@@ -44,6 +44,31 @@ fn needs(path: &str, args: usize) -> Option<(Vec<Need>, Option<usize>)> {
         "metrics::probe" if args == 5 => (vec![core("services/proxy", &["create"])], Some(0)),
         "metrics::probe" => (vec![core("services/proxy", &["get"])], Some(0)),
         "metrics::pod_usage" => (vec![("metrics.k8s.io", "pods", &["list"])], Some(0)),
+        "metrics::golden" => (vec![core("services/proxy", &["get", "create"])], Some(0)),
+        "metrics::time_to_serving" => (
+            vec![
+                core("services/proxy", &["get", "create"]),
+                core("endpoints", &["get", "list", "watch"]),
+            ],
+            Some(0),
+        ),
+        "metrics::scrape" | "metrics::scraped" => {
+            (vec![core("services/proxy", &["get"])], Some(0))
+        }
+        "cluster::nodes" => (vec![core("nodes", &["list"])], None),
+        "cluster::cordon" | "cluster::uncordon" => {
+            (vec![core("nodes", &["get", "list", "patch"])], None)
+        }
+        // kubectl drain's needs: the node, its pods in every namespace, their evictions.
+        "cluster::drain" => (
+            vec![
+                core("nodes", &["get", "list", "patch"]),
+                core("pods", &["get", "list"]),
+                core("pods/eviction", &["create"]),
+            ],
+            None,
+        ),
+        "cluster::delete_pod" => (vec![core("pods", &["delete"])], Some(0)),
         _ => return None,
     })
 }
