@@ -52,9 +52,7 @@ fn needs(path: &str, args: usize) -> Option<(Vec<Need>, Option<usize>)> {
             ],
             Some(0),
         ),
-        "metrics::scrape" | "metrics::scraped" => {
-            (vec![core("services/proxy", &["get"])], Some(0))
-        }
+        "metrics::scrape" | "metrics::scraped" => (vec![core("services/proxy", &["get"])], Some(0)),
         "cluster::nodes" => (vec![core("nodes", &["list"])], None),
         "cluster::cordon" | "cluster::uncordon" => {
             (vec![core("nodes", &["get", "list", "patch"])], None)

@@ -7,6 +7,7 @@ mod host;
 mod hostile;
 mod inprocess;
 mod layering;
+mod mlops;
 mod platform;
 mod playbooks;
 mod repl;

@@ -31,9 +31,12 @@ pub(crate) fn golden(ctx: &NativeCallContext, m: &Map) -> RhaiResultOf<Golden> {
         .get("path")
         .and_then(|p| p.clone().into_string().ok())
         .ok_or_else(|| error(ctx, "golden request: `path` (a string) is missing"))?;
-    let expect = m
-        .get("expect")
-        .ok_or_else(|| error(ctx, "golden request: `expect` (the answer it must get) is missing"))?;
+    let expect = m.get("expect").ok_or_else(|| {
+        error(
+            ctx,
+            "golden request: `expect` (the answer it must get) is missing",
+        )
+    })?;
     let expect: Value = rhai::serde::from_dynamic(expect)?;
     let body = match m.get("body") {
         None => None,
@@ -56,7 +59,10 @@ fn matches(expected: &Value, got: &Value) -> bool {
             e.len() == g.len() && e.iter().zip(g).all(|(a, b)| matches(a, b))
         }
         (Value::Number(a), Value::Number(b)) => {
-            let (a, b) = (a.as_f64().unwrap_or(f64::NAN), b.as_f64().unwrap_or(f64::NAN));
+            let (a, b) = (
+                a.as_f64().unwrap_or(f64::NAN),
+                b.as_f64().unwrap_or(f64::NAN),
+            );
             (a - b).abs() <= 1e-9 * a.abs().max(1.0)
         }
         (e, g) => e == g,
@@ -115,7 +121,11 @@ pub(crate) fn time_to_serving(
     within: &str,
 ) -> RhaiResultOf<Map> {
     let s = session(ctx)?;
-    let bound = crate::host::expect::duration_arg(ctx, "time_to_serving disruption bound", disrupted_within)?;
+    let bound = crate::host::expect::duration_arg(
+        ctx,
+        "time_to_serving disruption bound",
+        disrupted_within,
+    )?;
     let timeout = crate::host::expect::duration_arg(ctx, "time_to_serving timeout", within)?;
     let name = format!("first correct answer from {ns}/{service}");
     if s.dry_run {
@@ -169,29 +179,33 @@ pub(crate) fn time_to_serving(
     let start = s.now();
     let (mut ready_ms, mut failed_while_ready, mut last_failure) = (-1.0, 0_i64, held.clone());
     let what = format!("time_to_serving \"{name}\"");
-    let (ok, took, _) = crate::host::expect::wait_for(&s, &s.stop, &what, timeout, Some(ctx), || {
-        let ready = has_ready_endpoint(ctx, &s, ns, service)?;
-        let since = s.now().duration_since(start).as_secs_f64() * 1000.0;
-        if ready && ready_ms < 0.0 {
-            ready_ms = since;
-        }
-        let answer = ask();
-        if let Err(why) = &answer {
-            last_failure = why.clone();
-            if ready {
-                failed_while_ready += 1;
+    let (ok, took, _) =
+        crate::host::expect::wait_for(&s, &s.stop, &what, timeout, Some(ctx), || {
+            let ready = has_ready_endpoint(ctx, &s, ns, service)?;
+            let since = s.now().duration_since(start).as_secs_f64() * 1000.0;
+            if ready && ready_ms < 0.0 {
+                ready_ms = since;
             }
-        }
-        Ok(crate::host::expect::Observation {
-            ok: answer.is_ok(),
-            observed: format!("ready: {ready}, last failure: {last_failure}"),
-        })
-    })?;
+            let answer = ask();
+            if let Err(why) = &answer {
+                last_failure = why.clone();
+                if ready {
+                    failed_while_ready += 1;
+                }
+            }
+            Ok(crate::host::expect::Observation {
+                ok: answer.is_ok(),
+                observed: format!("ready: {ready}, last failure: {last_failure}"),
+            })
+        })?;
     s.phase(Phase::Running);
     let serving_ms = took.as_secs_f64() * 1000.0;
     let mut m = Map::new();
     m.insert("ready_ms".into(), ready_ms.into());
-    m.insert("serving_ms".into(), if ok { serving_ms } else { -1.0 }.into());
+    m.insert(
+        "serving_ms".into(),
+        if ok { serving_ms } else { -1.0 }.into(),
+    );
     m.insert("failed_while_ready".into(), failed_while_ready.into());
     m.insert("last_failure".into(), last_failure.clone().into());
     crate::session::sample_map(&s, "serving", &format!("{ns}/{service}"), &m);
@@ -233,9 +247,18 @@ mod tests {
         let e = json!({ "predictions": [1, 1] });
         assert!(check(&e, r#"{"predictions":[1.0,1],"model":"x"}"#).is_ok());
         let wrong = check(&e, r#"{"predictions":[1,2]}"#).unwrap_err();
-        assert!(wrong.contains("answered") && wrong.contains("[1,2]"), "{wrong}");
+        assert!(
+            wrong.contains("answered") && wrong.contains("[1,2]"),
+            "{wrong}"
+        );
         assert!(check(&e, r#"{"predictions":[1]}"#).is_err());
-        assert!(check(&e, r#"{"error":"Model with name sklearn-iris is not ready."}"#).is_err());
+        assert!(
+            check(
+                &e,
+                r#"{"error":"Model with name sklearn-iris is not ready."}"#
+            )
+            .is_err()
+        );
         assert_eq!(check(&e, "  ").unwrap_err(), "an empty answer");
         assert!(check(&e, "<html>").unwrap_err().contains("not JSON"));
         assert!(check(&json!("ok"), r#""ok""#).is_ok());

@@ -28,7 +28,10 @@ pub fn parse(text: &str) -> Result<BTreeMap<String, f64>, String> {
 fn name_len(s: &str, colon: bool) -> usize {
     s.char_indices()
         .take_while(|&(i, c)| {
-            c.is_ascii_alphabetic() || c == '_' || (colon && c == ':') || (i > 0 && c.is_ascii_digit())
+            c.is_ascii_alphabetic()
+                || c == '_'
+                || (colon && c == ':')
+                || (i > 0 && c.is_ascii_digit())
         })
         .count()
 }
@@ -122,7 +125,12 @@ fn number(text: &str) -> Option<f64> {
         "NaN" => Some(f64::NAN),
         "+Inf" | "Inf" => Some(f64::INFINITY),
         "-Inf" => Some(f64::NEG_INFINITY),
-        t if t.chars().any(|c| c.is_ascii_alphabetic() && c != 'e' && c != 'E') => None,
+        t if t
+            .chars()
+            .any(|c| c.is_ascii_alphabetic() && c != 'e' && c != 'E') =>
+        {
+            None
+        }
         t => t.parse().ok(),
     }
 }

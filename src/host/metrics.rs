@@ -133,10 +133,7 @@ fn probe_impl(
     m.insert("count".into(), (st.count as i64).into());
     m.insert("ok".into(), (st.ok as i64).into());
     m.insert("wrong".into(), (wrong as i64).into());
-    m.insert(
-        "errors".into(),
-        ((st.count - st.ok - wrong) as i64).into(),
-    );
+    m.insert("errors".into(), ((st.count - st.ok - wrong) as i64).into());
     m.insert(
         "success_rate".into(),
         (st.ok as f64 / st.count.max(1) as f64).into(),

@@ -72,7 +72,10 @@ fn node_summary(n: &Node) -> Value {
             None => format!("{}:{}", t.key, t.effect),
         })
         .collect();
-    let quantities = |q: Option<std::collections::BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>| -> Value {
+    let quantities = |q: Option<
+        std::collections::BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
+    >|
+     -> Value {
         q.unwrap_or_default()
             .into_iter()
             .map(|(k, v)| (k, Value::String(v.0)))
@@ -154,7 +157,9 @@ pub(crate) fn uncordon(ctx: &NativeCallContext, name: &str) -> RhaiResultOf<()> 
     let Some(u) = s.pending_uncordon(name) else {
         return Err(error(
             ctx,
-            format!("uncordon: this run did not cordon node {name:?} (only its own cordons are undone)"),
+            format!(
+                "uncordon: this run did not cordon node {name:?} (only its own cordons are undone)"
+            ),
         ));
     };
     let said = crate::session::uncordon(&s.target, &s.rt, &u).map_err(|e| error(ctx, e))?;
@@ -217,13 +222,19 @@ fn drain_options(ctx: &NativeCallContext, options: &Map) -> RhaiResultOf<DrainOp
         match k.as_str() {
             "timeout" => {
                 let text = v.clone().into_string().map_err(|t| {
-                    error(ctx, format!("drain: timeout must be a duration like \"2m\", not a {t}"))
+                    error(
+                        ctx,
+                        format!("drain: timeout must be a duration like \"2m\", not a {t}"),
+                    )
                 })?;
                 o.timeout = crate::host::expect::duration_arg(ctx, "drain timeout", &text)?;
             }
             "allow_large_blast_radius" => {
                 o.allow_large_blast_radius = v.as_bool().map_err(|t| {
-                    error(ctx, format!("drain: allow_large_blast_radius must be true or false, not a {t}"))
+                    error(
+                        ctx,
+                        format!("drain: allow_large_blast_radius must be true or false, not a {t}"),
+                    )
                 })?;
             }
             other => {
@@ -251,11 +262,16 @@ pub(crate) fn drain(ctx: &NativeCallContext, name: &str, options: &Map) -> RhaiR
             .map_err(|e| api_error(ctx, &format!("drain: listing the pods on node {name}"), e))?;
     let mut skipped = Array::new();
     let mut to_evict: Vec<Pod> = Vec::new();
-    for p in listed.items.into_iter().filter(|p| {
-        p.spec.as_ref().and_then(|sp| sp.node_name.as_deref()) == Some(name)
-    }) {
+    for p in listed
+        .items
+        .into_iter()
+        .filter(|p| p.spec.as_ref().and_then(|sp| sp.node_name.as_deref()) == Some(name))
+    {
         match leave_alone(&s, &p) {
-            Some(why) => skipped.push(to_dynamic(ctx, &json!({ "pod": pod_key(&p), "reason": why }))?),
+            Some(why) => skipped.push(to_dynamic(
+                ctx,
+                &json!({ "pod": pod_key(&p), "reason": why }),
+            )?),
             None => to_evict.push(p),
         }
     }
@@ -316,7 +332,11 @@ pub(crate) fn drain(ctx: &NativeCallContext, name: &str, options: &Map) -> RhaiR
             break;
         }
         pending = still.into_iter().map(|(p, _)| p).collect();
-        let next = s.now().checked_add(EVICTION_RETRY).unwrap_or(limit).min(limit);
+        let next = s
+            .now()
+            .checked_add(EVICTION_RETRY)
+            .unwrap_or(limit)
+            .min(limit);
         s.target
             .clock
             .sleep_until(next, &s.stop)
@@ -329,10 +349,9 @@ pub(crate) fn drain(ctx: &NativeCallContext, name: &str, options: &Map) -> RhaiR
         let pod = p.metadata.name.clone().unwrap_or_default();
         let api: Api<Pod> = Api::namespaced(s.target.client.clone(), &ns);
         loop {
-            let now = s
-                .rt
-                .block_on(api.get_opt(&pod))
-                .map_err(|e| api_error(ctx, &format!("drain: reading pod {ns}/{pod}"), e))?;
+            let now =
+                s.rt.block_on(api.get_opt(&pod))
+                    .map_err(|e| api_error(ctx, &format!("drain: reading pod {ns}/{pod}"), e))?;
             let there = now.is_some_and(|n| n.metadata.uid == p.metadata.uid);
             if !there {
                 break;
@@ -361,7 +380,10 @@ pub(crate) fn drain(ctx: &NativeCallContext, name: &str, options: &Map) -> RhaiR
     );
     (s.output)(Line::Print(format!("drain node {name}: {detail}")));
     for (p, why) in &refused {
-        (s.output)(Line::Print(format!("  eviction of {} refused: {why}", pod_key(p))));
+        (s.output)(Line::Print(format!(
+            "  eviction of {} refused: {why}",
+            pod_key(p)
+        )));
     }
     mark(&s, "drain", name, &detail);
     let mut m = Map::new();
@@ -370,7 +392,11 @@ pub(crate) fn drain(ctx: &NativeCallContext, name: &str, options: &Map) -> RhaiR
     m.insert("skipped".into(), skipped.into());
     m.insert(
         "remaining".into(),
-        remaining.into_iter().map(Into::into).collect::<Array>().into(),
+        remaining
+            .into_iter()
+            .map(Into::into)
+            .collect::<Array>()
+            .into(),
     );
     m.insert("took_ms".into(), took_ms.into());
     Ok(m)
@@ -404,7 +430,11 @@ pub(crate) fn delete_pod(
                 "delete_pod: pod {name:?} not found in namespace {namespace:?} (NotFound, 404); `cluster::pods(\"{namespace}\", \"\")` lists them"
             ),
         )),
-        Err(e) => Err(api_error(ctx, &format!("deleting pod {namespace}/{name}"), e)),
+        Err(e) => Err(api_error(
+            ctx,
+            &format!("deleting pod {namespace}/{name}"),
+            e,
+        )),
     }
 }
 
@@ -429,7 +459,10 @@ mod tests {
         assert_eq!(v["capacity"]["nvidia.com/gpu"], "4");
         assert_eq!(
             v["taints"],
-            json!(["nvidia.com/gpu=present:NoSchedule", "node.kubernetes.io/unschedulable:NoSchedule"])
+            json!([
+                "nvidia.com/gpu=present:NoSchedule",
+                "node.kubernetes.io/unschedulable:NoSchedule"
+            ])
         );
     }
 }

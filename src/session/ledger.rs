@@ -460,7 +460,13 @@ pub fn uncordon(
                 Err(e) if transient(&e) && Instant::now() < until => {
                     std::thread::sleep(Duration::from_millis(500));
                 }
-                Err(e) => return Err(format!("cannot read node {} to {u}: {}", u.node, describe(&e))),
+                Err(e) => {
+                    return Err(format!(
+                        "cannot read node {} to {u}: {}",
+                        u.node,
+                        describe(&e)
+                    ));
+                }
             }
         };
         let Some(node) = node else {

@@ -279,7 +279,10 @@ impl Session {
                 j.cluster = cluster_id(&self.target, &self.rt);
             }
             j.mark_uncordon(&u, "pending").map_err(|e| {
-                format!("cannot write the journal before cordoning node {}: {e}", u.node)
+                format!(
+                    "cannot write the journal before cordoning node {}: {e}",
+                    u.node
+                )
             })?;
         }
         lock(&self.ledger).push(Step::Uncordon(u));

@@ -1,0 +1,211 @@
+//! The ML platform's host API (issue 18): golden requests that check answers, time to serving,
+//! a workload's own metrics as numbers, nodes by label, cordon and drain undone at cleanup
+//! (after a failing playbook, a signal, a crash with `playbook cleanup`), and deleting a pod —
+//! with their errors named at the playbook's line.
+
+use std::process::Output;
+
+use crate::sim_api::Server;
+use crate::support::{PROCESS_LIMIT, Proc, playbook, playbook_cmd, tempdir};
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs a playbook written inline against the in-process simulator (scenario `mlops` unless
+/// `extra` says otherwise): exit code and all output.
+fn run_inline(source: &str, extra: &[&str]) -> (Option<i32>, String) {
+    let dir = tempdir();
+    let file = dir.join("p.rhai");
+    std::fs::write(&file, source).unwrap();
+    let mut args = vec!["run", "--cluster", "sim"];
+    args.extend_from_slice(extra);
+    args.push(file.to_str().unwrap());
+    let out = playbook(&args);
+    (out.status.code(), text(&out))
+}
+
+const PREDICT: &str = r#"#{ path: "/v1/models/sklearn-iris:predict", body: #{ instances: [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]] }, expect: #{ predictions: [1, 1] } }"#;
+
+#[test]
+fn golden_requests_count_wrong_answers_apart_from_errors() {
+    let source = format!(
+        r#"let svc = "sklearn-iris-predictor:80";
+let good = metrics::golden("kserve-inference", svc, {PREDICT}, 5);
+if good.ok != 5 || good.wrong != 0 || good.errors != 0 {{ fail(`good: ${{good}}`); }}
+let g = {PREDICT};
+g.expect = #{{ predictions: [2, 2] }};
+let bad = metrics::golden("kserve-inference", svc, g, 4);
+if bad.wrong != 4 || bad.ok != 0 || bad.success_rate != 0.0 {{ fail(`bad: ${{bad}}`); }}
+if !bad.last_wrong.contains("expected") {{ fail(bad.last_wrong); }}
+let missing = metrics::golden("kserve-inference", "no-such-service:80", {PREDICT}, 2);
+if missing.errors != 2 || missing.wrong != 0 {{ fail(`missing: ${{missing}}`); }}
+print("golden ok");
+"#
+    );
+    let (code, all) = run_inline(&source, &[]);
+    assert_eq!(code, Some(0), "{all}");
+    assert!(all.contains("golden ok"), "{all}");
+    // A golden request without its expected answer is an error at its line.
+    let (code, all) = run_inline(
+        r#"let r = metrics::golden("kserve-inference", "sklearn-iris-predictor:80", #{ path: "/v1/models/sklearn-iris:predict" }, 1);"#,
+        &[],
+    );
+    assert_eq!(code, Some(3), "{all}");
+    assert!(
+        all.contains("p.rhai:1:") && all.contains("`expect`"),
+        "{all}"
+    );
+}
+
+#[test]
+fn a_workload_metrics_are_numbers() {
+    let (code, all) = run_inline(
+        r#"let m = metrics::scrape("kserve-inference", "sklearn-iris-predictor:80", "/metrics");
+if m.len() == 0 { fail("no series"); }
+for k in m.keys() { if type_of(m[k]) != "f64" { fail(`${k} is a ${type_of(m[k])}`); } }
+let x = metrics::scraped("kserve-inference", "sklearn-iris-predictor:80", "/metrics", "no_such_series");"#,
+        &[],
+    );
+    assert_eq!(code, Some(3), "{all}");
+    assert!(
+        all.contains("p.rhai:4:") && all.contains("exposes no series \"no_such_series\""),
+        "{all}"
+    );
+}
+
+#[test]
+fn node_functions_name_bad_input_at_the_line() {
+    let cases: &[(&str, &str)] = &[
+        (r#"cluster::cordon("Not A Node");"#, "is not a node name"),
+        (
+            r#"cluster::cordon("sim-node-404");"#,
+            "node \"sim-node-404\" not found",
+        ),
+        (
+            r#"cluster::drain("sim-node-404");"#,
+            "node \"sim-node-404\" not found",
+        ),
+        (
+            r#"cluster::drain("sim-worker-1", #{ timout: "1m" });"#,
+            "unknown option `timout`",
+        ),
+        (
+            r#"cluster::uncordon("sim-worker-1");"#,
+            "this run did not cordon node",
+        ),
+        (
+            r#"cluster::delete_pod("kserve-inference", "no-such-pod");"#,
+            "pod \"no-such-pod\" not found",
+        ),
+        (
+            r#"cluster::delete_pod("kube-system", "coredns");"#,
+            "namespace \"kube-system\": it is protected",
+        ),
+    ];
+    for (source, message) in cases {
+        let (code, all) = run_inline(source, &[]);
+        assert_eq!(code, Some(3), "{source}: {all}");
+        assert!(all.contains("p.rhai:1:"), "{source}: {all}");
+        assert!(all.contains(message), "{source}: no `{message}` in {all}");
+    }
+}
+
+#[test]
+fn a_cordon_is_undone_after_a_failing_playbook_and_deleted_pods_are_replaced() {
+    let (code, all) = run_inline(
+        r#"cluster::cordon("sim-worker-1");
+cluster::cordon("sim-worker-1");
+let n = cluster::nodes("kubernetes.io/hostname=sim-worker-1")[0];
+if !n.unschedulable { fail("not cordoned"); }
+let p = cluster::pods("kserve-inference", "component=predictor")[0];
+cluster::delete_pod("kserve-inference", p.name);
+expect("a replacement is ready", "2m", || cluster::pods("kserve-inference", "component=predictor").filter(|q| q.ready && q.name != p.name).len() >= 1);
+fail("on purpose");"#,
+        &[],
+    );
+    assert_eq!(code, Some(1), "{all}");
+    assert_eq!(
+        all.matches("cleanup: uncordoned node sim-worker-1").count(),
+        1,
+        "{all}"
+    );
+}
+
+/// `spec.unschedulable` of a node on `server`, as kubectl shows it ("" when schedulable).
+fn unschedulable(server: &Server, node: &str) -> String {
+    server
+        .ok(&["get", "node", node, "-o", "jsonpath={.spec.unschedulable}"])
+        .trim()
+        .to_string()
+}
+
+fn start_cordoning(server: &Server, state: &std::path::Path) -> Proc {
+    let mut child = Proc::spawn(
+        playbook_cmd()
+            .args(["run", "--kubeconfig"])
+            .arg(&server.kubeconfig)
+            .arg("--state-dir")
+            .arg(state)
+            .arg("tests/fixtures/mlops/cordon_then_wait.rhai"),
+    );
+    let mut lines = child.lines();
+    lines.wait_for("cordoned now");
+    std::thread::spawn(move || lines.rest());
+    child
+}
+
+#[test]
+fn a_cordon_is_undone_after_sigterm_and_after_a_crash_by_playbook_cleanup() {
+    let server = Server::start_with(&["--scenario", "mlops"]);
+    let state = tempdir();
+    let child = start_cordoning(&server, &state);
+    assert_eq!(unschedulable(&server, "sim-worker-1"), "true");
+    child.signal("TERM");
+    let out = child.output(PROCESS_LIMIT);
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
+    assert_eq!(
+        unschedulable(&server, "sim-worker-1"),
+        "",
+        "uncordoned at cleanup"
+    );
+    assert_eq!(crate::host::journals(&state), Vec::<String>::new());
+
+    // Killed: nothing could run; the journal names the node, `playbook cleanup` uncordons it.
+    let mut child = start_cordoning(&server, &state);
+    child.signal("KILL");
+    child.wait(PROCESS_LIMIT);
+    assert_eq!(unschedulable(&server, "sim-worker-1"), "true");
+    let kc = server.kubeconfig.to_str().unwrap().to_string();
+    let st = state.to_str().unwrap().to_string();
+    let out = playbook(&["cleanup", "--all", "--kubeconfig", &kc, "--state-dir", &st]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert!(
+        all.contains("1 node(s) to uncordon") && all.contains("uncordoned node sim-worker-1"),
+        "{all}"
+    );
+    assert_eq!(unschedulable(&server, "sim-worker-1"), "");
+    assert_eq!(crate::host::journals(&state), Vec::<String>::new());
+
+    // A node someone cordoned (by hand) after the crash is theirs: cleanup leaves it alone.
+    let child = start_cordoning(&server, &state);
+    child.signal("KILL");
+    let _ = child.output(PROCESS_LIMIT);
+    server.ok(&[
+        "annotate",
+        "node",
+        "sim-worker-1",
+        "playbook.chaos/cordoned-by-",
+    ]);
+    let out = playbook(&["cleanup", "--all", "--kubeconfig", &kc, "--state-dir", &st]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert!(all.contains("no longer carries run"), "{all}");
+    assert_eq!(unschedulable(&server, "sim-worker-1"), "true");
+    server.ok(&["uncordon", "sim-worker-1"]);
+}
