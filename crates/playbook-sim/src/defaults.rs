@@ -101,8 +101,52 @@ pub fn apply(def: &ResourceDef, obj: &mut Value, rng: &mut ChaCha8Rng) {
             set_default(spec, "revisionHistoryLimit", json!(10));
             template(spec);
         }
+        ("batch", "Job") => job(obj),
         _ => {}
     }
+}
+
+/// pkg/apis/batch/v1/defaults.go `SetDefaults_Job`, and the selector and template labels of
+/// pkg/registry/batch/job/strategy.go `generateSelectorIfNeeded` (unless `manualSelector`).
+fn job(obj: &mut Value) {
+    let uid = obj.pointer("/metadata/uid").cloned().unwrap_or(Value::Null);
+    let name = obj
+        .pointer("/metadata/name")
+        .cloned()
+        .unwrap_or(Value::Null);
+    set_default(obj, "spec", json!({}));
+    let spec = &mut obj["spec"];
+    if spec.get("completions").is_none_or(Value::is_null)
+        && spec.get("parallelism").is_none_or(Value::is_null)
+    {
+        spec["completions"] = json!(1);
+    }
+    set_default(spec, "parallelism", json!(1));
+    set_default(spec, "backoffLimit", json!(6));
+    set_default(spec, "completionMode", json!("NonIndexed"));
+    set_default(spec, "suspend", json!(false));
+    let replacement = if spec.get("podFailurePolicy").is_some_and(Value::is_object) {
+        "Failed"
+    } else {
+        "TerminatingOrFailed"
+    };
+    set_default(spec, "podReplacementPolicy", json!(replacement));
+    if spec.get("manualSelector") != Some(&json!(true)) && uid.is_string() {
+        spec["selector"] = json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}});
+        set_default(spec, "template", json!({}));
+        set_default(&mut spec["template"], "metadata", json!({}));
+        set_default(&mut spec["template"]["metadata"], "labels", json!({}));
+        let labels = &mut spec["template"]["metadata"]["labels"];
+        for (k, v) in [
+            ("batch.kubernetes.io/controller-uid", &uid),
+            ("batch.kubernetes.io/job-name", &name),
+            ("controller-uid", &uid),
+            ("job-name", &name),
+        ] {
+            set_default(labels, k, v.clone());
+        }
+    }
+    template(spec);
 }
 
 fn template(spec: &mut Value) {

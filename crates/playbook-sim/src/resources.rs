@@ -94,6 +94,10 @@ pub mod res {
     pub const INFERENCE_SERVICES: Res = Res("inferenceservices.serving.kserve.io");
     /// argoproj.io/v1alpha1 Workflow.
     pub const WORKFLOWS: Res = Res("workflows.argoproj.io");
+    /// batch/v1 Job.
+    pub const JOBS: Res = Res("jobs.batch");
+    /// policy/v1 PodDisruptionBudget.
+    pub const PDBS: Res = Res("poddisruptionbudgets.policy");
 
     /// Every constant above (checked by a test).
     pub const ALL: &[Res] = &[
@@ -112,6 +116,8 @@ pub mod res {
         NODE_METRICS,
         INFERENCE_SERVICES,
         WORKFLOWS,
+        JOBS,
+        PDBS,
     ];
 }
 
@@ -316,6 +322,23 @@ const BUILTINS: &[Builtin] = &[
         all: true,
         generation: true,
         ..b("apps", "v1", "StatefulSet", "statefulsets")
+    },
+    Builtin {
+        status: true,
+        all: true,
+        generation: true,
+        ..b("batch", "v1", "Job", "jobs")
+    },
+    Builtin {
+        short: &["pdb"],
+        status: true,
+        generation: true,
+        ..b(
+            "policy",
+            "v1",
+            "PodDisruptionBudget",
+            "poddisruptionbudgets",
+        )
     },
     Builtin {
         short: &["hpa"],

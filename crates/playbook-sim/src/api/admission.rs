@@ -155,6 +155,10 @@ fn typed_check(def: &ResourceDef, obj: &Value) -> Result<Vec<String>, TypeError>
         ("apps", "Deployment") => check::<apps::Deployment>(obj, "v1"),
         ("apps", "ReplicaSet") => check::<apps::ReplicaSet>(obj, "v1"),
         ("apps", "StatefulSet") => check::<apps::StatefulSet>(obj, "v1"),
+        ("batch", "Job") => check::<k8s_openapi::api::batch::v1::Job>(obj, "v1"),
+        ("policy", "PodDisruptionBudget") => {
+            check::<k8s_openapi::api::policy::v1::PodDisruptionBudget>(obj, "v1")
+        }
         ("autoscaling", "HorizontalPodAutoscaler") if def.version == "v1" => {
             check::<k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler>(obj, "v1")
         }

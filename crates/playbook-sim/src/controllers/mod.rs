@@ -8,6 +8,7 @@ pub mod deployment;
 pub mod endpoints;
 pub mod hpa;
 mod hpa_calc;
+pub mod job;
 pub mod kubelet;
 pub mod metrics;
 pub mod model;
@@ -28,6 +29,7 @@ pub fn core() -> Vec<Box<dyn Controller>> {
         Box::new(Reconciler::new(deployment::Deployments)),
         Box::new(Reconciler::new(replicaset::ReplicaSets)),
         Box::new(Reconciler::new(statefulset::StatefulSets)),
+        Box::new(Reconciler::new(job::Jobs::default())),
         Box::new(scheduler::Scheduler::default()),
         Box::new(Reconciler::new(kubelet::Kubelet::default())),
         Box::new(Reconciler::new(endpoints::Endpoints)),
