@@ -48,7 +48,8 @@ fn needs(path: &str, args: usize) -> Option<(Vec<Need>, Option<usize>)> {
         "metrics::time_to_serving" => (
             vec![
                 core("services/proxy", &["get", "create"]),
-                core("endpoints", &["get", "list", "watch"]),
+                core("endpoints", READ),
+                core("pods", READ),
             ],
             Some(0),
         ),
@@ -91,6 +92,10 @@ fn known_kind(kind: &str) -> Option<(&'static str, &'static str)> {
             ("serving.kserve.io", "inferenceservices")
         }
         "wf" | "workflow" | "workflows" => ("argoproj.io", "workflows"),
+        "pdb" | "poddisruptionbudget" | "poddisruptionbudgets" => {
+            ("policy", "poddisruptionbudgets")
+        }
+        "job" | "jobs" => ("batch", "jobs"),
         _ => return None,
     })
 }

@@ -84,14 +84,15 @@ pub(crate) fn check(expected: &Value, answer: &str) -> Result<(), String> {
     }
 }
 
-/// Whether Service `service` (`name` or `name:port`) in `ns` has a ready endpoint: Ready, as
-/// traffic sees it.
-fn has_ready_endpoint(
+/// Whether Service `service` (`name` or `name:port`) in `ns` is Ready as traffic sees it: (some
+/// ready endpoint is a live Ready pod, every one is). An endpoint of a pod just killed and not
+/// yet withdrawn is not a Ready pod answering: while there is one, a failed answer may be its.
+fn ready_pods_behind(
     ctx: &NativeCallContext,
     s: &crate::session::Session,
     ns: &str,
     service: &str,
-) -> RhaiResultOf<bool> {
+) -> RhaiResultOf<(bool, bool)> {
     let name = service.split(':').next().unwrap_or(service);
     let ar = crate::connection::api_resource("", "v1", "Endpoints", "endpoints");
     let ep =
@@ -99,19 +100,33 @@ fn has_ready_endpoint(
             .map_err(|e| {
                 crate::host::cluster::api_error(ctx, &format!("reading endpoints {ns}/{name}"), e)
             })?;
-    Ok(ep.is_some_and(|e| {
-        e.data["subsets"].as_array().is_some_and(|subsets| {
-            subsets
-                .iter()
-                .any(|s| s["addresses"].as_array().is_some_and(|a| !a.is_empty()))
+    let Some(ep) = ep else {
+        return Ok((false, false));
+    };
+    let addresses: Vec<Value> = ep.data["subsets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s["addresses"].as_array().cloned().unwrap_or_default())
+        .collect();
+    let pods = crate::host::cluster::list_pods(ctx, s, ns, "")?;
+    let live_ready = |a: &Value| {
+        let pod = a.pointer("/targetRef/name").and_then(Value::as_str);
+        pods.iter().any(|p| {
+            let v = crate::host::cluster::pod_summary(p);
+            Some(v["name"].as_str().unwrap_or_default()) == pod
+                && v["ready"] == true
+                && v["deleting"] == false
         })
-    }))
+    };
+    let any = addresses.iter().any(live_ready);
+    Ok((any, any && addresses.iter().all(live_ready)))
 }
 
 /// `metrics::time_to_serving`: waits (at most `disrupted_within`) until the golden request
 /// does not get its answer — the disruption — then times, from that moment (at most `within`),
-/// the first time the Service has a ready endpoint and the first correct answer, counting the
-/// answers that failed or were wrong while it had one.
+/// the first time the Service is Ready (its endpoints all live Ready pods) and the first correct
+/// answer, counting the answers that failed or were wrong while it was.
 pub(crate) fn time_to_serving(
     ctx: &NativeCallContext,
     ns: &str,
@@ -181,15 +196,16 @@ pub(crate) fn time_to_serving(
     let what = format!("time_to_serving \"{name}\"");
     let (ok, took, _) =
         crate::host::expect::wait_for(&s, &s.stop, &what, timeout, Some(ctx), || {
-            let ready = has_ready_endpoint(ctx, &s, ns, service)?;
+            let (ready, only_ready) = ready_pods_behind(ctx, &s, ns, service)?;
             let since = s.now().duration_since(start).as_secs_f64() * 1000.0;
-            if ready && ready_ms < 0.0 {
+            let answer = ask();
+            // A correct answer came from a pod traffic was sent to: Ready by then at the latest.
+            if (ready || answer.is_ok()) && ready_ms < 0.0 {
                 ready_ms = since;
             }
-            let answer = ask();
             if let Err(why) = &answer {
                 last_failure = why.clone();
-                if ready {
+                if only_ready {
                     failed_while_ready += 1;
                 }
             }

@@ -367,9 +367,9 @@ pub mod api {
     /// until the golden request (as for `metrics::golden`) stops getting its answer — the
     /// disruption; none seen makes the playbook inconclusive — then, from that moment (at most
     /// `within`), polls until the first correct answer. Returns a map: serving_ms (to the first
-    /// correct answer), ready_ms (to the first moment the Service had a ready endpoint; -1 if
-    /// never), failed_while_ready (answers failed or wrong while it had one: Ready that was not
-    /// serving), last_failure. No correct answer within `within` fails the playbook with the
+    /// correct answer), ready_ms (to the first moment the Service was Ready: it had endpoints,
+    /// each a live Ready pod; -1 if never), failed_while_ready (answers failed or wrong while it
+    /// was: Ready that was not serving), last_failure. No correct answer within `within` fails the playbook with the
     /// figures.
     ///
     /// ```rhai
