@@ -5,6 +5,7 @@
 //! share, and that later controllers (MLOps platform, Chaos Mesh) write to.
 
 pub mod deployment;
+pub mod disruption;
 pub mod endpoints;
 pub mod hpa;
 mod hpa_calc;
@@ -35,6 +36,7 @@ pub fn core() -> Vec<Box<dyn Controller>> {
         Box::new(Reconciler::new(endpoints::Endpoints)),
         Box::new(metrics::Metrics::default()),
         Box::new(Reconciler::new(hpa::Hpa::default())),
+        Box::new(Reconciler::new(disruption::Disruption)),
     ]
 }
 
