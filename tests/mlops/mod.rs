@@ -209,3 +209,168 @@ fn a_cordon_is_undone_after_sigterm_and_after_a_crash_by_playbook_cleanup() {
     assert_eq!(unschedulable(&server, "sim-worker-1"), "true");
     server.ok(&["uncordon", "sim-worker-1"]);
 }
+
+/// The five ML platform playbooks, what each must say on `mlops-fragile`: (playbook, exit code,
+/// the expectation or reason named, the observed value named).
+const ML_PLAYBOOKS: [(&str, i32, &str, &str); 5] = [
+    (
+        "model-cold-start",
+        1,
+        "Ready means serving",
+        "failed_while_ready: ",
+    ),
+    (
+        "training-resume",
+        1,
+        "steps lost at most one checkpoint interval",
+        "lost_steps: ",
+    ),
+    // The partition needs the Chaos Mesh daemon on the training pod's GPU node: never injected.
+    ("mlflow-outage-training", 5, "not injected", "chaos-daemon"),
+    (
+        "gpu-node-drain",
+        1,
+        "steps lost at most one checkpoint interval",
+        "lost_steps: ",
+    ),
+    (
+        "predictor-correctness-under-stress",
+        1,
+        "answers correct and p99 within 1 s",
+        "errors: ",
+    ),
+];
+
+/// Runs one playbook on the in-process simulator; exit code, output, its records.
+fn run_playbook(
+    name: &str,
+    scenario: &str,
+    seed: &str,
+) -> (Option<i32>, String, serde_json::Value) {
+    let report = tempdir().join("report.json");
+    let file = format!("playbooks/{name}.rhai");
+    let out = playbook(&[
+        "run",
+        "--cluster",
+        "sim",
+        "--scenario",
+        scenario,
+        "--seed",
+        seed,
+        "--report",
+        report.to_str().unwrap(),
+        &file,
+    ]);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap_or_default())
+            .unwrap_or_default();
+    (
+        out.status.code(),
+        text(&out),
+        json["playbooks"][0]["records"].clone(),
+    )
+}
+
+#[test]
+fn each_ml_playbook_passes_on_mlops_and_repeats_its_figures_for_a_seed() {
+    for (name, ..) in ML_PLAYBOOKS {
+        let (code, all, records) = run_playbook(name, "mlops", "1");
+        assert_eq!(code, Some(0), "{name} must pass on mlops:\n{all}");
+        assert!(
+            all.contains("cleanup:") || !all.contains("FAILED"),
+            "{name}:\n{all}"
+        );
+        let (again, _, same) = run_playbook(name, "mlops", "1");
+        assert_eq!(again, Some(0), "{name}");
+        assert_eq!(records, same, "{name}: same seed, same figures");
+        assert!(
+            records.as_object().is_some_and(|r| !r.is_empty()),
+            "{name}: no figures"
+        );
+    }
+}
+
+#[test]
+fn each_ml_playbook_fails_on_the_fragile_platform_naming_what_it_saw() {
+    for (name, code, expectation, observed) in ML_PLAYBOOKS {
+        let (got, all, _) = run_playbook(name, "mlops-fragile", "1");
+        assert_eq!(got, Some(code), "{name} on mlops-fragile:\n{all}");
+        let err = all
+            .lines()
+            .filter(|l| l.starts_with("error: ") || l.contains("inconclusive"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(
+            err.contains(expectation),
+            "{name}: no `{expectation}` in\n{all}"
+        );
+        assert!(all.contains(observed), "{name}: no `{observed}` in\n{all}");
+        assert!(!all.contains("cleanup: FAILED"), "{name}:\n{all}");
+    }
+}
+
+#[test]
+fn the_ml_playbooks_are_short_documented_and_tagged() {
+    for (name, ..) in ML_PLAYBOOKS {
+        let src = std::fs::read_to_string(format!("playbooks/{name}.rhai")).unwrap();
+        assert!(src.starts_with("//! "), "{name} opens with a //! header");
+        assert!(
+            src.contains("Expects:") && src.contains("Records:"),
+            "{name}"
+        );
+        assert!(src.contains("//! tags: ml,"), "{name} is tagged ml");
+        assert!(
+            src.lines().count() <= 40,
+            "{name} is about 40 lines at most"
+        );
+    }
+}
+
+#[test]
+fn a_drain_reports_evictions_a_disruption_budget_refuses_and_is_uncordoned() {
+    let server = Server::start_with(&["--scenario", "mlops"]);
+    server.ok_stdin(
+        &["apply", "-f", "-"],
+        r#"{"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": {"name": "all-predictors", "namespace": "kserve-inference"},
+            "spec": {"minAvailable": "100%", "selector": {"matchLabels": {"component": "predictor"}}}}"#,
+    );
+    let dir = tempdir();
+    let file = dir.join("drain.rhai");
+    std::fs::write(
+        &file,
+        r#"let node = cluster::pods("kserve-inference", "component=predictor")[0].node;
+let d = cluster::drain(node, #{ timeout: "6s", allow_large_blast_radius: true });
+let refused = d.refused.filter(|r| r.pod.starts_with("kserve-inference/"));
+print(`node ${node}: ${refused.len()} refused`);
+if refused.len() == 0 { fail(`no eviction refused: ${d}`); }
+if !cluster::nodes(`kubernetes.io/hostname=${node}`)[0].unschedulable { fail("not cordoned"); }"#,
+    )
+    .unwrap();
+    let out = crate::support::output(
+        playbook_cmd()
+            .args(["run", "--kubeconfig"])
+            .arg(&server.kubeconfig)
+            .arg("--state-dir")
+            .arg(dir.join("state"))
+            .arg(&file),
+        PROCESS_LIMIT,
+    );
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert!(
+        all.contains("disruption budget"),
+        "the PDB's reason is reported: {all}"
+    );
+    let node = all
+        .split("node ")
+        .nth(1)
+        .and_then(|r| r.split(':').next())
+        .expect("the drained node is named")
+        .to_string();
+    assert!(
+        all.contains(&format!("cleanup: uncordoned node {node}")),
+        "{all}"
+    );
+    assert_eq!(unschedulable(&server, &node), "");
+}
