@@ -3,31 +3,9 @@
 //! (after a failing playbook, a signal, a crash with `playbook cleanup`), and deleting a pod —
 //! with their errors named at the playbook's line.
 
-use std::process::Output;
-
+use crate::host::{run_inline, text};
 use crate::sim_api::Server;
 use crate::support::{PROCESS_LIMIT, Proc, playbook, playbook_cmd, tempdir};
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// Runs a playbook written inline against the in-process simulator (scenario `mlops` unless
-/// `extra` says otherwise): exit code and all output.
-fn run_inline(source: &str, extra: &[&str]) -> (Option<i32>, String) {
-    let dir = tempdir();
-    let file = dir.join("p.rhai");
-    std::fs::write(&file, source).unwrap();
-    let mut args = vec!["run", "--cluster", "sim"];
-    args.extend_from_slice(extra);
-    args.push(file.to_str().unwrap());
-    let out = playbook(&args);
-    (out.status.code(), text(&out))
-}
 
 const PREDICT: &str = r#"#{ path: "/v1/models/sklearn-iris:predict", body: #{ instances: [[6.8, 2.8, 4.8, 1.4], [6.0, 3.4, 4.5, 1.6]] }, expect: #{ predictions: [1, 1] } }"#;
 
