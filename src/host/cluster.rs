@@ -335,10 +335,6 @@ pub(crate) const ARGUMENTS: &[(&str, &[super::Arg])] = {
         ("scale", &[Namespace, Workload]),
         ("rollout_restart", &[Namespace, Workload]),
         ("proxy_get", &[Namespace, Service, Other]),
-        ("nodes", &[Labels]),
-        ("cordon", &[Other]),
-        ("uncordon", &[Other]),
-        ("drain", &[Other]),
         ("delete_pod", &[Namespace, Other]),
     ]
 };

@@ -278,6 +278,7 @@ pub(crate) const ARGUMENTS: &[(&str, &[super::Arg])] = {
         ("golden", &[Namespace, Service]),
         ("time_to_serving", &[Namespace, Service, Other, Other]),
         ("scrape", &[Namespace, Service, Other]),
+        ("scraped", &[Namespace, Service, Other, Other]),
     ]
 };
 
