@@ -185,3 +185,5 @@ fn chaos_mesh_examples_applied_with_kubectl_have_their_effect() {
     // Back to the trainer's CPU.
     assert!(wait_for(Duration::from_secs(20), || cpu() > cpu0 + 500.0));
 }
+
+mod ml;

@@ -173,12 +173,11 @@ impl Reconcile for Jobs {
                 terminating += 1;
             }
             match outcome(p, only_failed) {
-                Outcome::Active => {
-                    if !deleting(p) {
-                        ready += i64::from(pod_ready(p));
-                        active.push(p.clone());
-                    }
+                Outcome::Active if !deleting(p) => {
+                    ready += i64::from(pod_ready(p));
+                    active.push(p.clone());
                 }
+                Outcome::Active => {}
                 o if has_finalizer(p) => {
                     if o == Outcome::Succeeded {
                         succeeded += 1;

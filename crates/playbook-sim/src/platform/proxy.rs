@@ -268,26 +268,7 @@ fn mlflow(sh: &mut Shared, store: &Store, req: &ProxyRequest) -> (ProxyResponse,
 
 /// The query's parameters, percent-decoded.
 fn query(req: &ProxyRequest) -> Vec<(String, String)> {
-    let decode = |s: &str| {
-        let s = s.replace('+', " ");
-        let b = s.as_bytes();
-        let mut out = Vec::with_capacity(b.len());
-        let mut i = 0;
-        while i < b.len() {
-            if b[i] == b'%'
-                && let Some(x) = s
-                    .get(i + 1..i + 3)
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-            {
-                out.push(x);
-                i += 3;
-                continue;
-            }
-            out.push(b[i]);
-            i += 1;
-        }
-        String::from_utf8_lossy(&out).into_owned()
-    };
+    let decode = |s: &str| crate::api::percent_decode(&s.replace('+', " "));
     req.query
         .as_deref()
         .unwrap_or_default()

@@ -575,6 +575,11 @@ fn log_metric(
 }
 
 fn fail_step(ctx: &mut Ctx<'_>, pod: &Value, now: Timestamp) {
+    stop_container(ctx, pod, now, 1);
+}
+
+/// Makes the pod's container exit now with `code` (its run time ends here).
+pub(super) fn stop_container(ctx: &mut Ctx<'_>, pod: &Value, now: Timestamp, code: i32) {
     let started = pod
         .pointer("/status/containerStatuses/0/state/running/startedAt")
         .and_then(Value::as_str)
@@ -587,7 +592,7 @@ fn fail_step(ctx: &mut Ctx<'_>, pod: &Value, now: Timestamp) {
         "pods",
         ns,
         name,
-        &json!({"metadata": {"annotations": {model::RUN_FOR: format!("{ran}s"), model::EXIT_CODE: "1"}}}),
+        &json!({"metadata": {"annotations": {model::RUN_FOR: format!("{ran}s"), model::EXIT_CODE: code.to_string()}}}),
     );
 }
 

@@ -25,7 +25,6 @@ use serde_json::{Value, json};
 use super::objects::{FINETUNE, TRAINING_NS};
 use super::scenario::Figures;
 use super::traffic::{Caller, Shared, View, saturation};
-use crate::controllers::model;
 use crate::controllers::util::{deleting, pod_ready, s};
 use crate::store::Store;
 use crate::world::Ctx;
@@ -180,20 +179,7 @@ fn log(sh: &mut Shared, store: &Store, view: &View, pod: &Value, m: Metric) {
 
 /// Stops the training container: it exits 0 now (the last step is done).
 pub fn finish(ctx: &mut Ctx<'_>, pod: &Value, now: Timestamp) {
-    let started = pod
-        .pointer("/status/containerStatuses/0/state/running/startedAt")
-        .and_then(Value::as_str)
-        .and_then(|t| t.parse::<Timestamp>().ok())
-        .unwrap_or(now);
-    let ran = now.duration_since(started).as_secs().max(0) + 1;
-    let ns = s(pod, "/metadata/namespace").to_string();
-    let name = s(pod, "/metadata/name").to_string();
-    let _ = ctx.patch(
-        "pods",
-        &ns,
-        &name,
-        &json!({"metadata": {"annotations": {model::RUN_FOR: format!("{ran}s"), model::EXIT_CODE: "0"}}}),
-    );
+    super::traffic::stop_container(ctx, pod, now, 0);
 }
 
 /// MLflow's `metrics/get-history` answer for `run_id` and `key` (None: unknown run).
