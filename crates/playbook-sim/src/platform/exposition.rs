@@ -101,14 +101,13 @@ fn resources(out: &mut String, store: &Store, ns: &str, app: &str) {
 
 /// The `/metrics` text of the workload `app` in `ns` (None: it exports none).
 pub fn render(sh: &Shared, store: &Store, ns: &str, app: &str, pod: &Value) -> Option<String> {
-    let _ = pod;
     let mut out = String::new();
     match app {
         "mlflow" => mlflow(&mut out, sh),
         "pipeline-runner" => pipeline_runner(&mut out, sh),
         "workflow-controller" => workflow_controller(&mut out, store),
         "trainer" => {}
-        super::objects::FINETUNE => training(&mut out, sh),
+        super::objects::FINETUNE => training(&mut out, sh, pod),
         a if a.ends_with("-predictor") => requests(&mut out, sh, "predictor"),
         _ => return None,
     }
@@ -225,15 +224,23 @@ fn workflow_controller(out: &mut String, store: &Store) {
     }
 }
 
-/// The training loop's gauges and counters (see `training.rs`).
-fn training(out: &mut String, sh: &Shared) {
+/// The training loop's gauges and counters as the process in `pod` exports them (see
+/// `training.rs`).
+fn training(out: &mut String, sh: &Shared, pod: &Value) {
     let t = &sh.training;
     let f = &sh.figures;
-    let gauges: [(&str, &str, String); 6] = [
+    let uid = pod["metadata"]["uid"].as_str().unwrap_or_default();
+    let (step, resumed_from) = t.seen_by(uid, f.training_checkpoint_every);
+    let gauges: [(&str, &str, String); 7] = [
         (
             "training_step",
             "The step the training loop reached.",
-            t.step().to_string(),
+            step.to_string(),
+        ),
+        (
+            "training_resumed_from_step",
+            "The step the current pod started from: the checkpoint it restored (0: it started over).",
+            resumed_from.to_string(),
         ),
         (
             "training_checkpoint_step",

@@ -72,6 +72,21 @@ impl Training {
     pub fn step(&self) -> u64 {
         self.progress.floor().max(0.0) as u64
     }
+
+    /// (step, step resumed from) as the process in the pod `pod_uid` reports them: a pod the
+    /// loop has not ticked yet has just restored the checkpoint (or started over) and made no
+    /// step since.
+    pub fn seen_by(&self, pod_uid: &str, checkpoint_every: u64) -> (u64, u64) {
+        if pod_uid == self.pod_uid {
+            return (self.step(), self.resumed_from);
+        }
+        let from = if checkpoint_every > 0 {
+            self.checkpoint_step
+        } else {
+            0
+        };
+        (from, from)
+    }
 }
 
 /// The loss at `step`: a deterministic decreasing curve.

@@ -112,7 +112,7 @@ fn gpu_nodes_the_training_job_and_budgets_are_installed() {
 }
 
 /// Kills the training pod mid-run: (step at the kill, checkpoint at the kill, step the new
-/// pod resumed from, seconds until the step moved again).
+/// pod resumed from as its `/metrics` says, seconds until the step moved again).
 fn resume(sc: Scenario) -> (f64, f64, f64, i64) {
     let s = sim(sc, 21);
     let rt = runtime();
@@ -133,10 +133,7 @@ fn resume(sc: Scenario) -> (f64, f64, f64, i64) {
         training_metric(s, &rt, "training_step").is_some_and(|x| x > 0.0 && x < step)
     })
     .expect("the new pod trains");
-    let resumed = s
-        .platform()
-        .map(|p| p.lock().map(|g| g.training.resumed_from).unwrap_or(0))
-        .unwrap_or(0) as f64;
+    let resumed = training_metric(&s, &rt, "training_resumed_from_step").expect("resumed from");
     (step, ckpt, resumed, took.as_secs())
 }
 
