@@ -214,8 +214,8 @@ const ML_PLAYBOOKS: [(&str, i32, &str, &str); 5] = [
     (
         "predictor-correctness-under-stress",
         1,
-        "answers correct and p99 within 1 s",
-        "errors: ",
+        "the HPA scaled up and p99 is back within 1 s",
+        "desired: 1",
     ),
 ];
 
