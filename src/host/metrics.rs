@@ -75,11 +75,39 @@ pub(crate) fn call(s: &Session, path: &str, body: Option<&[u8]>) -> Result<Strin
         None => builder.method("GET").body(Vec::new()),
     }
     .map_err(|e| e.to_string())?;
-    s.rt.block_on(s.target.client.request_text(req))
-        .map_err(|e| match e {
-            kube::Error::Api(st) => format!("{} {}", st.code, st.message),
-            other => other.to_string(),
-        })
+    s.rt.block_on(async {
+        let res = s
+            .target
+            .client
+            .send(req.map(kube::client::Body::from))
+            .await
+            .map_err(|e| e.to_string())?;
+        let code = res.status();
+        let bytes = res
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        if code.is_client_error() || code.is_server_error() {
+            Err(failed_answer(code.as_u16(), &text))
+        } else {
+            Ok(text)
+        }
+    })
+}
+
+/// A failed answer as a playbook reads it: the HTTP code and the Kubernetes Status message, or
+/// the workload's own error body (e.g. KServe's `{"error": "Model ... is not ready."}`, which
+/// kube-rs would read as an empty Status), cut at 200 characters.
+fn failed_answer(code: u16, body: &str) -> String {
+    let status = serde_json::from_str::<Value>(body)
+        .ok()
+        .filter(|v| v["kind"] == "Status")
+        .and_then(|v| v["message"].as_str().map(str::to_string));
+    let message = status.unwrap_or_else(|| body.trim().chars().take(200).collect());
+    format!("{code} {message}")
 }
 
 /// The service-proxy URL of `path` on `service` in `ns`.
@@ -580,6 +608,20 @@ pub mod api {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_answer_says_its_code_and_what_the_server_said() {
+        assert_eq!(
+            failed_answer(503, r#"{"error":"Model with name m is not ready."}"#),
+            r#"503 {"error":"Model with name m is not ready."}"#
+        );
+        let status = r#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"no endpoints available for service \"x\"","code":503}"#;
+        assert_eq!(
+            failed_answer(503, status),
+            r#"503 no endpoints available for service "x""#
+        );
+        assert_eq!(failed_answer(502, &"x".repeat(500)).len(), 204);
+    }
 
     #[test]
     fn percentiles_are_nearest_rank() {
