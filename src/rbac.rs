@@ -300,7 +300,15 @@ impl Walker<'_> {
 
     /// The kind of a constant `kind/name` argument.
     fn kind_arg(&self, file: &str, arg: Option<&Expr>) -> Option<String> {
-        let v = self.value(file, arg?, 0)?;
+        let arg = arg?;
+        // `kind/${name}`: the kind is the literal before the slash, whatever the name.
+        if let Expr::InterpolatedString(parts, _) = arg
+            && let Some(Expr::StringConstant(head, _)) = parts.first()
+            && let Some((kind, _)) = head.split_once('/')
+        {
+            return Some(kind.to_string());
+        }
+        let v = self.value(file, arg, 0)?;
         v.as_str()?.split_once('/').map(|(k, _)| k.to_string())
     }
 
