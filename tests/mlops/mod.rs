@@ -203,8 +203,14 @@ const ML_PLAYBOOKS: [(&str, i32, &str, &str); 5] = [
         "steps lost at most one checkpoint interval",
         "lost_steps: ",
     ),
-    // The partition needs the Chaos Mesh daemon on the training pod's GPU node: never injected.
-    ("mlflow-outage-training", 5, "not injected", "chaos-daemon"),
+    // The partition needs the Chaos Mesh daemon on the training pod's GPU node: never injected,
+    // with the daemon error Chaos Mesh records.
+    (
+        "mlflow-outage-training",
+        5,
+        "did not reach AllInjected",
+        "cannot find daemonIP on node sim-gpu-",
+    ),
     (
         "gpu-node-drain",
         1,
@@ -307,12 +313,19 @@ fn the_ml_playbooks_are_short_documented_and_tagged() {
 #[test]
 fn a_drain_reports_evictions_a_disruption_budget_refuses_and_is_uncordoned() {
     let server = Server::start_with(&["--scenario", "mlops"]);
-    server.ok_stdin(
-        &["apply", "-f", "-"],
-        r#"{"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
-            "metadata": {"name": "all-predictors", "namespace": "kserve-inference"},
-            "spec": {"minAvailable": "100%", "selector": {"matchLabels": {"component": "predictor"}}}}"#,
-    );
+    // The predictor's own budget (one PDB per pod: a second one makes eviction.go answer 500)
+    // made to allow no disruption.
+    server.ok(&[
+        "patch",
+        "pdb",
+        "sklearn-iris-predictor",
+        "-n",
+        "kserve-inference",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec": {"minAvailable": "100%"}}"#,
+    ]);
     let dir = tempdir();
     let file = dir.join("drain.rhai");
     std::fs::write(
