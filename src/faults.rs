@@ -43,6 +43,9 @@ fn mode_of(spec: &Map<String, Value>, prefix: &str) -> Result<Mode, OptionError>
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "playbook");
 /// The label naming the run that created an object.
 pub const RUN_ID_LABEL: &str = "playbook.chaos/run-id";
+/// The annotation a run puts on a node it cordons (`cluster::cordon`, `cluster::drain`): its
+/// run id, so cleanup — and `playbook cleanup` after a crash — uncordons only its own cordons.
+pub const CORDONED_BY: &str = "playbook.chaos/cordoned-by";
 /// Chaos Mesh's group/version.
 pub const API_VERSION: &str = "chaos-mesh.org/v1alpha1";
 

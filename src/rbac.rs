@@ -44,6 +44,30 @@ fn needs(path: &str, args: usize) -> Option<(Vec<Need>, Option<usize>)> {
         "metrics::probe" if args == 5 => (vec![core("services/proxy", &["create"])], Some(0)),
         "metrics::probe" => (vec![core("services/proxy", &["get"])], Some(0)),
         "metrics::pod_usage" => (vec![("metrics.k8s.io", "pods", &["list"])], Some(0)),
+        "metrics::golden" => (vec![core("services/proxy", &["get", "create"])], Some(0)),
+        "metrics::time_to_serving" => (
+            vec![
+                core("services/proxy", &["get", "create"]),
+                core("endpoints", READ),
+                core("pods", READ),
+            ],
+            Some(0),
+        ),
+        "metrics::scrape" | "metrics::scraped" => (vec![core("services/proxy", &["get"])], Some(0)),
+        "cluster::nodes" => (vec![core("nodes", &["list"])], None),
+        "cluster::cordon" | "cluster::uncordon" => {
+            (vec![core("nodes", &["get", "list", "patch"])], None)
+        }
+        // kubectl drain's needs: the node, its pods in every namespace, their evictions.
+        "cluster::drain" => (
+            vec![
+                core("nodes", &["get", "list", "patch"]),
+                core("pods", &["get", "list"]),
+                core("pods/eviction", &["create"]),
+            ],
+            None,
+        ),
+        "cluster::delete_pod" => (vec![core("pods", &["delete"])], Some(0)),
         _ => return None,
     })
 }
@@ -68,6 +92,10 @@ fn known_kind(kind: &str) -> Option<(&'static str, &'static str)> {
             ("serving.kserve.io", "inferenceservices")
         }
         "wf" | "workflow" | "workflows" => ("argoproj.io", "workflows"),
+        "pdb" | "poddisruptionbudget" | "poddisruptionbudgets" => {
+            ("policy", "poddisruptionbudgets")
+        }
+        "job" | "jobs" => ("batch", "jobs"),
         _ => return None,
     })
 }
@@ -461,7 +489,15 @@ impl Walker<'_> {
 
     /// The kind of a constant `kind/name` argument.
     fn kind_arg(&self, file: &str, arg: Option<&Expr>) -> Option<String> {
-        let v = self.value(file, arg?, 0)?;
+        let arg = arg?;
+        // `kind/${name}`: the kind is the literal before the slash, whatever the name.
+        if let Expr::InterpolatedString(parts, _) = arg
+            && let Some(Expr::StringConstant(head, _)) = parts.first()
+            && let Some((kind, _)) = head.split_once('/')
+        {
+            return Some(kind.to_string());
+        }
+        let v = self.value(file, arg, 0)?;
         v.as_str()?.split_once('/').map(|(k, _)| k.to_string())
     }
 

@@ -1,5 +1,6 @@
 //! `playbook cleanup`: removes what killed runs left behind — the Chaos Mesh objects in their
-//! journals that still carry the run's labels (and uid), the workloads they scaled put back —
+//! journals that still carry the run's labels (and uid), the workloads they scaled put back, the
+//! nodes they cordoned (and still carry their cordon annotation) uncordoned —
 //! and (with `--all`) every Chaos Mesh object labelled as created by playbook, kind by kind (a
 //! kind it may not list, or that fails, is reported and the others are still swept). It trusts
 //! no journal: only Chaos Mesh kinds labelled as the journal's run are deleted, runs still alive
@@ -18,8 +19,8 @@ use crate::connection::{Target, TargetKind};
 use crate::faults::{MANAGED_BY, RUN_ID_LABEL};
 use crate::outcome::Verdict;
 use crate::session::{
-    EntryState, Journal, ObjectRef, Restore, api_for, api_in, cluster_id, describe, remove,
-    restore, say, state_dir,
+    EntryState, Journal, ObjectRef, Restore, Uncordon, api_for, api_in, cluster_id, describe,
+    remove, restore, say, state_dir, uncordon,
 };
 use kube::discovery::ApiResource;
 
@@ -94,13 +95,19 @@ pub fn cleanup(args: &CleanupArgs) -> Verdict {
         };
         let pending: Vec<ObjectRef> = journal.pending().cloned().collect();
         let restores: Vec<Restore> = journal.pending_restores().cloned().collect();
+        let uncordons: Vec<Uncordon> = journal.pending_uncordons().cloned().collect();
         say(&format!(
-            "run {run}: {} object(s) in its journal{}",
+            "run {run}: {} object(s) in its journal{}{}",
             pending.len(),
             if restores.is_empty() {
                 String::new()
             } else {
                 format!(", and {} workload(s) to scale back", restores.len())
+            },
+            if uncordons.is_empty() {
+                String::new()
+            } else {
+                format!(", and {} node(s) to uncordon", uncordons.len())
             }
         ));
         for object in pending.iter().rev() {
@@ -131,8 +138,24 @@ pub fn cleanup(args: &CleanupArgs) -> Verdict {
                 }
             }
         }
-        let done =
-            journal.pending().next().is_none() && journal.pending_restores().next().is_none();
+        for u in uncordons.iter().rev() {
+            // Only the run's own cordon: `uncordon` checks the node's uid and annotation.
+            let ours = Uncordon {
+                run_id: run.clone(),
+                ..u.clone()
+            };
+            match uncordon(&target, &rt, &ours) {
+                Ok(said) => {
+                    say(&format!("  {said}"));
+                    let _ = journal.mark_uncordon(u, "done");
+                }
+                Err(e) => {
+                    eprintln!("  error: {e}");
+                    left.push(ours.to_string());
+                }
+            }
+        }
+        let done = journal.settled();
         if done && (verified || args.force) {
             let _ = journal.finish();
         } else if done {

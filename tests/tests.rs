@@ -11,6 +11,7 @@ mod image;
 mod inprocess;
 mod layering;
 mod observe;
+mod mlops;
 mod platform;
 mod playbooks;
 mod repl;

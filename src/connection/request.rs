@@ -8,7 +8,8 @@
 //! cleanup narrows or widens it for a while ([`within`]). A request made from a spawned task (a
 //! watch's initial list) has [`DEFAULT_WINDOW`]. Watches pass through untouched (the watcher
 //! re-establishes them); requests through a Service proxy are tried once, so a probe counts a
-//! 503 from a service with no ready endpoint as a failed request at once.
+//! 503 from a service with no ready endpoint as a failed request at once, and so are evictions
+//! (a 429 there is a PodDisruptionBudget refusing, retried by `cluster::drain` on its own clock).
 
 use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
@@ -195,7 +196,10 @@ where
             if is_watch(&req) {
                 return attempt(&inner, req).await;
             }
-            let once = req.uri().path().contains("/proxy/");
+            // A Service proxy's answer is the workload's; an eviction's 429 is a
+            // PodDisruptionBudget's "not now", which its caller retries on the run's clock.
+            let path = req.uri().path();
+            let once = path.contains("/proxy/") || path.ends_with("/eviction");
             bounded(&inner, req, &budget, once).await
         })
     }

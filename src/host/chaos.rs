@@ -27,7 +27,7 @@ pub(crate) const PROTECTED: &[&str] = &[
 ];
 /// A fault that can hit more pods than this (in any mode, selector or target) needs
 /// `allow_large_blast_radius: true`.
-const WIDE: usize = 5;
+pub(crate) const WIDE: usize = 5;
 
 /// The protected namespace among `namespaces`, if any.
 pub(crate) fn protected<'a>(

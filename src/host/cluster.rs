@@ -51,7 +51,7 @@ fn workload_api(s: &Session, ns: &str, w: &Workload) -> Api<DynamicObject> {
 /// Every write a playbook makes outside Chaos Mesh goes through here: protected namespaces
 /// (the cluster's own, Chaos Mesh's) are refused unless `options` says
 /// `allow_protected_namespaces: true`.
-fn guard_write(
+pub(crate) fn guard_write(
     ctx: &NativeCallContext,
     s: &Session,
     what: &str,
@@ -335,6 +335,7 @@ pub(crate) const ARGUMENTS: &[(&str, &[super::Arg])] = {
         ("scale", &[Namespace, Workload]),
         ("rollout_restart", &[Namespace, Workload]),
         ("proxy_get", &[Namespace, Service, Other]),
+        ("delete_pod", &[Namespace, Other]),
     ]
 };
 
@@ -686,6 +687,98 @@ pub mod api {
             Ok(v) => to_dynamic(&ctx, &v),
             Err(_) => Ok(text.into()),
         }
+    }
+
+    /// The nodes matching a label `selector` ("" for all), by name: each a map with name,
+    /// ready, unschedulable, labels, taints (`key=value:Effect`), capacity and allocatable
+    /// (resource → quantity, e.g. `nvidia.com/gpu` → "4"). Which node a pod is on:
+    /// `cluster::pods(...)`'s `node`.
+    ///
+    /// ```rhai
+    /// let gpus = cluster::nodes("nvidia.com/gpu.present=true");
+    /// print(gpus.map(|n| n.name));
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn nodes(ctx: NativeCallContext, selector: &str) -> RhaiResultOf<Array> {
+        super::super::nodes::nodes(&ctx, selector)
+    }
+
+    /// Cordons a node (`spec.unschedulable`, as `kubectl cordon`): no new pod is scheduled
+    /// there; pods on it keep running. Undone at cleanup — and by `playbook cleanup` after a
+    /// crash — through the journal. A node already cordoned by someone else is left as it is.
+    ///
+    /// ```rhai
+    /// cluster::cordon("sim-gpu-1");
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn cordon(ctx: NativeCallContext, node: &str) -> RhaiResultOf<()> {
+        super::super::nodes::cordon(&ctx, node)
+    }
+
+    /// Uncordons a node this run cordoned (or drained) now, rather than at cleanup.
+    ///
+    /// ```rhai
+    /// cluster::uncordon("sim-gpu-1");
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn uncordon(ctx: NativeCallContext, node: &str) -> RhaiResultOf<()> {
+        super::super::nodes::uncordon(&ctx, node)
+    }
+
+    /// Drains a node as `kubectl drain --ignore-daemonsets` does: cordons it (undone at
+    /// cleanup), then evicts its pods through the Eviction API, so PodDisruptionBudgets are
+    /// honoured — an eviction refused (429) is asked again every 5 s until the timeout (2 min),
+    /// then reported — and waits for the evicted pods to be gone. DaemonSet and mirror pods,
+    /// finished pods and those of protected namespaces are skipped. More than 5 pods to evict
+    /// needs `allow_large_blast_radius: true`. Returns a map: evicted (`ns/name`), refused
+    /// (each `#{ pod, reason }`), skipped (each `#{ pod, reason }`), remaining (evicted but not
+    /// gone by the timeout), took_ms.
+    ///
+    /// ```rhai
+    /// let d = cluster::drain("sim-gpu-1");
+    /// if d.refused.len() > 0 { log(`refused: ${d.refused}`); }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn drain(ctx: NativeCallContext, node: &str) -> RhaiResultOf<Map> {
+        super::super::nodes::drain(&ctx, node, &Map::new())
+    }
+
+    /// `cluster::drain` with options: `timeout` (how long refused evictions are retried and
+    /// evicted pods awaited, e.g. "30s"), `allow_large_blast_radius`.
+    ///
+    /// ```rhai
+    /// let d = cluster::drain("sim-gpu-1", #{ timeout: "30s" });
+    /// ```
+    #[rhai_fn(name = "drain", return_raw)]
+    pub fn drain_opts(ctx: NativeCallContext, node: &str, options: Map) -> RhaiResultOf<Map> {
+        super::super::nodes::drain(&ctx, node, &options)
+    }
+
+    /// Deletes one pod (as Chaos Toolkit's `delete_pods` does; its controller replaces it).
+    /// Protected namespaces are refused; a missing pod is an error.
+    ///
+    /// ```rhai
+    /// let victim = cluster::pods("training", "app=finetune")[0];
+    /// cluster::delete_pod("training", victim.name);
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn delete_pod(ctx: NativeCallContext, namespace: &str, name: &str) -> RhaiResultOf<()> {
+        super::super::nodes::delete_pod(&ctx, namespace, name, &Map::new())
+    }
+
+    /// `cluster::delete_pod` with options: `#{ allow_protected_namespaces: true }`.
+    ///
+    /// ```rhai
+    /// cluster::delete_pod("kube-system", "coredns-0", #{ allow_protected_namespaces: true });
+    /// ```
+    #[rhai_fn(name = "delete_pod", return_raw)]
+    pub fn delete_pod_opts(
+        ctx: NativeCallContext,
+        namespace: &str,
+        name: &str,
+        options: Map,
+    ) -> RhaiResultOf<()> {
+        super::super::nodes::delete_pod(&ctx, namespace, name, &options)
     }
 
     /// The names of the cluster's namespaces.

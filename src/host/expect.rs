@@ -230,7 +230,7 @@ fn position_of(at: &str) -> Position {
     }
 }
 
-fn at(ctx: &NativeCallContext) -> String {
+pub(crate) fn at(ctx: &NativeCallContext) -> String {
     let pos = ctx.call_position();
     format!(
         "{}:{}:{}",

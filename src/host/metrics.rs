@@ -1,5 +1,6 @@
 //! `metrics::` — what a playbook measures: calls to a Service through the API server's proxy
-//! with latency statistics, pod CPU and memory from metrics.k8s.io, and Prometheus queries
+//! with latency statistics (and golden requests that check the answer, time to serving), a
+//! workload's own `/metrics` as numbers, pod CPU and memory from metrics.k8s.io, and Prometheus queries
 //! against a real Prometheus (`--prometheus URL` or `PLAYBOOK_PROMETHEUS`).
 
 use http_body_util::BodyExt;
@@ -63,8 +64,8 @@ pub fn memory_mib(q: &str) -> f64 {
     playbook_model::units::quantity(q).unwrap_or(0.0) / (1024.0 * 1024.0)
 }
 
-/// One call through the API server's service proxy; `Ok(())` for a 2xx answer.
-fn call(s: &Session, path: &str, body: Option<&[u8]>) -> Result<(), String> {
+/// One call through the API server's service proxy: the answer's text for a 2xx answer.
+pub(crate) fn call(s: &Session, path: &str, body: Option<&[u8]>) -> Result<String, String> {
     let builder = http::Request::builder().uri(path);
     let req = match body {
         Some(b) => builder
@@ -74,12 +75,47 @@ fn call(s: &Session, path: &str, body: Option<&[u8]>) -> Result<(), String> {
         None => builder.method("GET").body(Vec::new()),
     }
     .map_err(|e| e.to_string())?;
-    s.rt.block_on(s.target.client.request_text(req))
-        .map(|_| ())
-        .map_err(|e| match e {
-            kube::Error::Api(st) => format!("{} {}", st.code, st.message),
-            other => other.to_string(),
-        })
+    s.rt.block_on(async {
+        let res = s
+            .target
+            .client
+            .send(req.map(kube::client::Body::from))
+            .await
+            .map_err(|e| e.to_string())?;
+        let code = res.status();
+        let bytes = res
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        if code.is_client_error() || code.is_server_error() {
+            Err(failed_answer(code.as_u16(), &text))
+        } else {
+            Ok(text)
+        }
+    })
+}
+
+/// A failed answer as a playbook reads it: the HTTP code and the Kubernetes Status message, or
+/// the workload's own error body (e.g. KServe's `{"error": "Model ... is not ready."}`, which
+/// kube-rs would read as an empty Status), cut at 200 characters.
+fn failed_answer(code: u16, body: &str) -> String {
+    let status = serde_json::from_str::<Value>(body)
+        .ok()
+        .filter(|v| v["kind"] == "Status")
+        .and_then(|v| v["message"].as_str().map(str::to_string));
+    let message = status.unwrap_or_else(|| body.trim().chars().take(200).collect());
+    format!("{code} {message}")
+}
+
+/// The service-proxy URL of `path` on `service` in `ns`.
+pub(crate) fn proxy_url(ns: &str, service: &str, path: &str) -> String {
+    format!(
+        "/api/v1/namespaces/{ns}/services/{service}/proxy/{}",
+        path.trim_start_matches('/')
+    )
 }
 
 fn probe_impl(
@@ -89,6 +125,7 @@ fn probe_impl(
     path: &str,
     count: i64,
     body: Option<Vec<u8>>,
+    golden: Option<&Value>,
 ) -> RhaiResultOf<Map> {
     let s = session(ctx)?;
     if !(1..=10_000).contains(&count) {
@@ -97,12 +134,9 @@ fn probe_impl(
             format!("metrics::probe: count must be 1..10000, not {count}"),
         ));
     }
-    let url = format!(
-        "/api/v1/namespaces/{ns}/services/{service}/proxy/{}",
-        path.trim_start_matches('/')
-    );
+    let url = proxy_url(ns, service, path);
     let mut latencies = Vec::with_capacity(count as usize);
-    let (mut ok, mut last_error) = (0, String::new());
+    let (mut ok, mut wrong, mut last_error, mut last_wrong) = (0, 0, String::new(), String::new());
     for _ in 0..count {
         if let Some(r) = s.stop.check() {
             return Err(crate::host::expect::terminated(r, ctx.call_position()));
@@ -110,15 +144,24 @@ fn probe_impl(
         let t0 = s.now();
         let result = call(&s, &url, body.as_deref());
         latencies.push(s.now().duration_since(t0).as_secs_f64() * 1000.0);
-        match result {
-            Ok(()) => ok += 1,
-            Err(e) => last_error = e,
+        match (result, golden) {
+            (Ok(answer), Some(expected)) => match super::answers::check(expected, &answer) {
+                Ok(()) => ok += 1,
+                Err(why) => {
+                    wrong += 1;
+                    last_wrong = why;
+                }
+            },
+            (Ok(_), None) => ok += 1,
+            (Err(e), _) => last_error = e,
         }
     }
     let st = Stats::of(&latencies, ok);
     let mut m = Map::new();
     m.insert("count".into(), (st.count as i64).into());
     m.insert("ok".into(), (st.ok as i64).into());
+    m.insert("wrong".into(), (wrong as i64).into());
+    m.insert("errors".into(), ((st.count - st.ok - wrong) as i64).into());
     m.insert(
         "success_rate".into(),
         (st.ok as f64 / st.count.max(1) as f64).into(),
@@ -133,6 +176,9 @@ fn probe_impl(
         m.insert(k.into(), v.into());
     }
     m.insert("last_error".into(), last_error.into());
+    if golden.is_some() {
+        m.insert("last_wrong".into(), last_wrong.into());
+    }
     crate::session::sample_map(
         &s,
         "probe",
@@ -140,6 +186,28 @@ fn probe_impl(
         &m,
     );
     Ok(m)
+}
+
+/// GET `path` from a Service through the proxy, parsed as the Prometheus text format.
+fn scrape_impl(
+    ctx: &NativeCallContext,
+    ns: &str,
+    service: &str,
+    path: &str,
+) -> RhaiResultOf<std::collections::BTreeMap<String, f64>> {
+    let s = session(ctx)?;
+    let text = call(&s, &proxy_url(ns, service, path), None).map_err(|e| {
+        error(
+            ctx,
+            format!("scraping {path} from service {ns}/{service}: {e}"),
+        )
+    })?;
+    super::exposition::parse(&text).map_err(|e| {
+        error(
+            ctx,
+            format!("{path} of service {ns}/{service} is not in the Prometheus text format: {e}"),
+        )
+    })
 }
 
 /// GET `path` from the Prometheus at `--prometheus`; the JSON answer's `data`.
@@ -235,6 +303,10 @@ pub(crate) const ARGUMENTS: &[(&str, &[super::Arg])] = {
         ("probe", &[Namespace, Service, Other]),
         ("probe_post", &[Namespace, Service, Other]),
         ("pod_usage", &[Namespace, Labels]),
+        ("golden", &[Namespace, Service]),
+        ("time_to_serving", &[Namespace, Service, Other, Other]),
+        ("scrape", &[Namespace, Service, Other]),
+        ("scraped", &[Namespace, Service, Other, Other]),
     ]
 };
 
@@ -258,7 +330,7 @@ pub mod api {
         path: &str,
         count: i64,
     ) -> RhaiResultOf<Map> {
-        probe_impl(&ctx, namespace, service, path, count, None)
+        probe_impl(&ctx, namespace, service, path, count, None, None)
     }
 
     /// Like `probe`, but POSTs `body` (a map, sent as JSON) — e.g. a KServe v1 predict request.
@@ -284,7 +356,124 @@ pub mod api {
             path,
             count,
             Some(json.to_string().into_bytes()),
+            None,
         )
+    }
+
+    /// Sends a golden request `count` times — `#{ path, body, expect }`: the answer must hold
+    /// `expect` (maps by the keys it names, arrays element by element, numbers as numbers);
+    /// without `body` it is a GET — and returns `probe`'s statistics where `ok` counts correct
+    /// answers, `wrong` the 2xx answers that were wrong or empty, `errors` the failed calls
+    /// (ok + wrong + errors = count), with `last_wrong` and `last_error` saying what was seen.
+    ///
+    /// ```rhai
+    /// let g = #{ path: "/v1/models/sklearn-iris:predict", body: #{ instances: [[5.1, 3.5, 1.4, 0.2]] },
+    ///            expect: #{ predictions: [0] } };
+    /// let r = metrics::golden("kserve-inference", "sklearn-iris-predictor:80", g, 20);
+    /// if r.wrong > 0 { fail(`wrong answers: ${r.last_wrong}`); }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn golden(
+        ctx: NativeCallContext,
+        namespace: &str,
+        service: &str,
+        golden: Map,
+        count: i64,
+    ) -> RhaiResultOf<Map> {
+        let g = super::super::answers::golden(&ctx, &golden)?;
+        probe_impl(
+            &ctx,
+            namespace,
+            service,
+            &g.path,
+            count,
+            g.body.clone(),
+            Some(&g.expect),
+        )
+    }
+
+    /// Time to serving, apart from time to Ready: first waits (at most `disrupted_within`)
+    /// until the golden request (as for `metrics::golden`) stops getting its answer — the
+    /// disruption; none seen makes the playbook inconclusive — then, from that moment (at most
+    /// `within`), polls until the first correct answer. Returns a map: serving_ms (to the first
+    /// correct answer), ready_ms (to the first moment the Service was Ready: it had endpoints,
+    /// each a live Ready pod; -1 if never), failed_while_ready (answers failed or wrong while it
+    /// was: Ready that was not serving), last_failure. No correct answer within `within` fails the playbook with the
+    /// figures.
+    ///
+    /// ```rhai
+    /// let t = metrics::time_to_serving("kserve-inference", "sklearn-iris-predictor:80", g, "15s", "3m");
+    /// record("serving_ms", t.serving_ms);
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn time_to_serving(
+        ctx: NativeCallContext,
+        namespace: &str,
+        service: &str,
+        golden: Map,
+        disrupted_within: &str,
+        within: &str,
+    ) -> RhaiResultOf<Map> {
+        let g = super::super::answers::golden(&ctx, &golden)?;
+        super::super::answers::time_to_serving(
+            &ctx,
+            namespace,
+            service,
+            &g,
+            disrupted_within,
+            within,
+        )
+    }
+
+    /// A workload's own metrics, read through the API server's service proxy (GET `path`,
+    /// usually "/metrics") in the Prometheus text format: a map of series → number. Unlabelled
+    /// series are keyed by their name, labelled ones as `name{a="x",b="y"}` (labels sorted);
+    /// NaN and ±Inf are numbers too. A missing series is `()`: use `metrics::scraped` for one
+    /// that must be there.
+    ///
+    /// ```rhai
+    /// let m = metrics::scrape("training", "finetune:metrics", "/metrics");
+    /// let lost = m.training_step - m.training_checkpoint_step;
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn scrape(
+        ctx: NativeCallContext,
+        namespace: &str,
+        service: &str,
+        path: &str,
+    ) -> RhaiResultOf<Map> {
+        let series = scrape_impl(&ctx, namespace, service, path)?;
+        Ok(series
+            .into_iter()
+            .map(|(k, v)| (k.into(), Dynamic::from(v)))
+            .collect())
+    }
+
+    /// One series of a workload's own metrics (as `metrics::scrape` reads them); an error
+    /// naming the series it does expose when `name` is not among them.
+    ///
+    /// ```rhai
+    /// let step = metrics::scraped("training", "finetune:metrics", "/metrics", "training_step");
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn scraped(
+        ctx: NativeCallContext,
+        namespace: &str,
+        service: &str,
+        path: &str,
+        name: &str,
+    ) -> RhaiResultOf<f64> {
+        let series = scrape_impl(&ctx, namespace, service, path)?;
+        series.get(name).copied().ok_or_else(|| {
+            let names: Vec<&str> = series.keys().map(String::as_str).take(20).collect();
+            error(
+                &ctx,
+                format!(
+                    "{namespace}/{service}{path} exposes no series {name:?} (it exposes: {})",
+                    names.join(", ")
+                ),
+            )
+        })
     }
 
     /// CPU and memory of the pods in `namespace` matching `selector`, from metrics.k8s.io: each a
@@ -419,6 +608,20 @@ pub mod api {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_answer_says_its_code_and_what_the_server_said() {
+        assert_eq!(
+            failed_answer(503, r#"{"error":"Model with name m is not ready."}"#),
+            r#"503 {"error":"Model with name m is not ready."}"#
+        );
+        let status = r#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"no endpoints available for service \"x\"","code":503}"#;
+        assert_eq!(
+            failed_answer(503, status),
+            r#"503 no endpoints available for service "x""#
+        );
+        assert_eq!(failed_answer(502, &"x".repeat(500)).len(), 204);
+    }
 
     #[test]
     fn percentiles_are_nearest_rank() {

@@ -1,11 +1,14 @@
 //! The host API that playbooks call: one file per Rhai namespace, each function with a `///`
 //! summary and a `rhai` example that `playbook doc` and the REPL's `:help` print.
 
+mod answers;
 pub(crate) mod chaos;
 pub(crate) mod cluster;
 pub(crate) mod expect;
+mod exposition;
 mod global;
 pub(crate) mod metrics;
+mod nodes;
 
 use std::sync::Arc;
 

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::ObjectRef;
-use super::ledger::Restore;
+use super::ledger::{Restore, Uncordon};
 
 /// One run's journal file: `<state dir>/journal/<run id>.json`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -33,6 +33,9 @@ pub struct Journal {
     /// Workloads the run scaled, and the replicas to put back.
     #[serde(default)]
     pub restores: Vec<RestoreEntry>,
+    /// Nodes the run cordoned, to uncordon.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub uncordons: Vec<UncordonEntry>,
     #[serde(skip)]
     path: PathBuf,
 }
@@ -41,6 +44,14 @@ pub struct Journal {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RestoreEntry {
     pub restore: Restore,
+    /// `pending` or `done`.
+    pub state: String,
+}
+
+/// A node to uncordon, `pending` until it was.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct UncordonEntry {
+    pub uncordon: Uncordon,
     /// `pending` or `done`.
     pub state: String,
 }
@@ -89,6 +100,7 @@ impl Journal {
             cluster: None,
             objects: Vec::new(),
             restores: Vec::new(),
+            uncordons: Vec::new(),
             path: state_dir.join("journal").join(format!("{run_id}.json")),
         }
     }
@@ -170,6 +182,33 @@ impl Journal {
             .iter()
             .filter(|e| e.state != "done")
             .map(|e| &e.restore)
+    }
+
+    /// Records a node to uncordon (`pending`) or uncordoned (`done`).
+    pub fn mark_uncordon(&mut self, u: &Uncordon, state: &str) -> std::io::Result<()> {
+        match self.uncordons.iter_mut().find(|e| e.uncordon == *u) {
+            Some(e) => e.state = state.to_string(),
+            None => self.uncordons.push(UncordonEntry {
+                uncordon: u.clone(),
+                state: state.to_string(),
+            }),
+        }
+        self.write()
+    }
+
+    /// Nodes not yet uncordoned.
+    pub fn pending_uncordons(&self) -> impl Iterator<Item = &Uncordon> {
+        self.uncordons
+            .iter()
+            .filter(|e| e.state != "done")
+            .map(|e| &e.uncordon)
+    }
+
+    /// Whether nothing the journal names is left to undo.
+    pub fn settled(&self) -> bool {
+        self.pending().next().is_none()
+            && self.pending_restores().next().is_none()
+            && self.pending_uncordons().next().is_none()
     }
 
     /// Whether the run that wrote this journal is still running on this machine.

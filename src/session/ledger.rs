@@ -78,6 +78,27 @@ pub enum Step {
     Script { label: String, f: rhai::FnPtr },
     /// Put a workload the playbook scaled back to the replicas it had.
     Restore(Restore),
+    /// Make a node the playbook cordoned (or drained) schedulable again.
+    Uncordon(Uncordon),
+}
+
+/// A node the playbook cordoned, which was schedulable before: uncordoned at cleanup, by this
+/// run and by `playbook cleanup` after a crash — only while the node is the same one (uid) and
+/// still carries this run's cordon annotation ([`crate::faults::CORDONED_BY`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Uncordon {
+    pub node: String,
+    /// The node's uid when it was cordoned: a node replaced since is not ours to change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+    /// The run that cordoned it.
+    pub run_id: String,
+}
+
+impl std::fmt::Display for Uncordon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "uncordon node {}", self.node)
+    }
 }
 
 /// A workload's replicas before the playbook first scaled it.
@@ -101,6 +122,7 @@ impl Step {
             Step::Delete(o) => format!("delete {o}"),
             Step::Script { label, .. } => label.clone(),
             Step::Restore(r) => r.to_string(),
+            Step::Uncordon(u) => u.to_string(),
         }
     }
 }
@@ -167,6 +189,30 @@ impl Ledger {
         self.steps
             .iter()
             .any(|(s, _)| matches!(s, Step::Restore(r) if r.workload.same_name(workload)))
+    }
+
+    /// Whether an uncordon of `node` is pending (the first cordon is the one to undo).
+    pub fn uncordons(&self, node: &str) -> bool {
+        self.steps
+            .iter()
+            .any(|(s, done)| !done && matches!(s, Step::Uncordon(u) if u.node == node))
+    }
+
+    /// The pending uncordon of `node`, if any.
+    pub fn pending_uncordon(&self, node: &str) -> Option<Uncordon> {
+        self.steps.iter().find_map(|(s, done)| match s {
+            Step::Uncordon(u) if !done && u.node == node => Some(u.clone()),
+            _ => None,
+        })
+    }
+
+    /// The uncordon `u` ran early (`cluster::uncordon`): cleanup has nothing left to do for it.
+    pub fn uncordoned(&mut self, u: &Uncordon) {
+        for (step, done) in &mut self.steps {
+            if matches!(step, Step::Uncordon(x) if x == u) {
+                *done = true;
+            }
+        }
     }
 
     /// Steps not yet run.
@@ -393,6 +439,83 @@ pub fn restore(
         }
         Err(e) => Err(format!("cannot {r}: {e}")),
     }
+}
+
+/// Makes a node the run cordoned schedulable again (the JSON merge patch `kubectl uncordon`
+/// amounts to: `spec.unschedulable` removed), and removes the run's cordon annotation — only if
+/// it is still the node the run cordoned and still carries that run's annotation: a node
+/// replaced or re-cordoned by someone else since is left alone. Transient errors are retried
+/// through an outage, as for removals.
+pub fn uncordon(
+    target: &Target,
+    rt: &tokio::runtime::Handle,
+    u: &Uncordon,
+) -> Result<String, String> {
+    let api: Api<k8s_openapi::api::core::v1::Node> = Api::all(target.client.clone());
+    request::within(Budget::window(OUTAGE_WINDOW), || {
+        let until = Instant::now() + OUTAGE_WINDOW;
+        let node = loop {
+            match rt.block_on(api.get_opt(&u.node)) {
+                Ok(n) => break n,
+                Err(e) if transient(&e) && Instant::now() < until => {
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "cannot read node {} to {u}: {}",
+                        u.node,
+                        describe(&e)
+                    ));
+                }
+            }
+        };
+        let Some(node) = node else {
+            return Ok(format!("node {} is gone: nothing to uncordon", u.node));
+        };
+        if u.uid.is_some() && node.metadata.uid != u.uid {
+            return Ok(format!(
+                "node {} was replaced since the run cordoned it: not touched",
+                u.node
+            ));
+        }
+        let mark = node
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(crate::faults::CORDONED_BY));
+        if mark != Some(&u.run_id) {
+            return Ok(format!(
+                "node {} no longer carries run {}'s cordon (changed by someone since): not touched",
+                u.node, u.run_id
+            ));
+        }
+        let patch = serde_json::json!({
+            "metadata": { "annotations": { crate::faults::CORDONED_BY: null } },
+            "spec": { "unschedulable": null },
+        });
+        loop {
+            match rt.block_on(api.patch(
+                &u.node,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&patch),
+            )) {
+                Ok(_) => return Ok(format!("uncordoned node {}", u.node)),
+                Err(kube::Error::Api(s)) if s.code == 404 => {
+                    return Ok(format!("node {} is gone: nothing to uncordon", u.node));
+                }
+                Err(e) if transient(&e) && Instant::now() < until => {
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "cannot {u}: {}; do it with: kubectl uncordon {}",
+                        describe(&e),
+                        u.node
+                    ));
+                }
+            }
+        }
+    })
 }
 
 /// Which cluster `target` is: the uid of its `kube-system` namespace (`None` if unreadable).

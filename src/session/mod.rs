@@ -17,8 +17,8 @@ use jiff::Timestamp;
 pub use crate::stop::{Stop, StopReason, interrupted};
 pub use journal::{EntryState, Journal, RestoreEntry, state_dir};
 pub use ledger::{
-    Ledger, OUTAGE_WINDOW, ObjectRef, REMOVE_TIMEOUT, Restore, Step, api_for, api_in, cluster_id,
-    create_adopting, describe, remove, resource_for, restore, transient,
+    Ledger, OUTAGE_WINDOW, ObjectRef, REMOVE_TIMEOUT, Restore, Step, Uncordon, api_for, api_in,
+    cluster_id, create_adopting, describe, remove, resource_for, restore, transient, uncordon,
 };
 pub use phase::{Phase, PhaseObserver};
 pub use record::{
@@ -307,6 +307,52 @@ impl Session {
         Ok(())
     }
 
+    /// Before the playbook cordons a node that was schedulable: the uncordon to run at cleanup,
+    /// written to the journal first. Refused once cleanup has begun (a cordon is a fault);
+    /// `Ok(false)` when an uncordon of that node is already pending (nothing more to undo).
+    pub fn will_cordon(&self, u: Uncordon) -> Result<bool, String> {
+        if self.closing.load(Ordering::SeqCst) {
+            return Err(format!(
+                "refusing to cordon node {}: cleanup has begun (no fault may be made in an on_cleanup step or a steady-state re-check)",
+                u.node
+            ));
+        }
+        if lock(&self.ledger).uncordons(&u.node) {
+            return Ok(false);
+        }
+        if let Some(j) = lock(&self.journal).as_mut() {
+            if j.cluster.is_none() {
+                j.cluster = cluster_id(&self.target, &self.rt);
+            }
+            j.mark_uncordon(&u, "pending").map_err(|e| {
+                format!(
+                    "cannot write the journal before cordoning node {}: {e}",
+                    u.node
+                )
+            })?;
+        }
+        lock(&self.ledger).push(Step::Uncordon(u));
+        Ok(true)
+    }
+
+    /// Whether a cordon of `node` by this run is waiting to be undone.
+    pub fn cordoned(&self, node: &str) -> bool {
+        lock(&self.ledger).uncordons(node)
+    }
+
+    /// This run's cordon of `node` still to undo, if any.
+    pub fn pending_uncordon(&self, node: &str) -> Option<Uncordon> {
+        lock(&self.ledger).pending_uncordon(node)
+    }
+
+    /// The cordon `u` was undone before cleanup (ledger and journal know it).
+    pub fn uncordoned(&self, u: &Uncordon) {
+        lock(&self.ledger).uncordoned(u);
+        if let Some(j) = lock(&self.journal).as_mut() {
+            let _ = j.mark_uncordon(u, "done");
+        }
+    }
+
     /// Marks `object` as removed in the journal and the ledger (its cleanup step will not run).
     pub fn removed(&self, object: &ObjectRef) {
         lock(&self.ledger).done(object);
@@ -472,7 +518,7 @@ impl Session {
         // The journal goes once nothing it names is left (a failed on_cleanup closure leaves
         // nothing `playbook cleanup` could remove).
         if let Some(j) = lock(&self.journal).as_ref() {
-            if j.pending().next().is_none() && j.pending_restores().next().is_none() {
+            if j.settled() {
                 let _ = j.finish();
             }
         }
@@ -508,6 +554,15 @@ impl Session {
                     if done.is_ok() {
                         if let Some(j) = lock(&self.journal).as_mut() {
                             let _ = j.mark_restore(r, "done");
+                        }
+                    }
+                    done
+                }
+                Step::Uncordon(u) => {
+                    let done = uncordon(&self.target, &self.rt, u);
+                    if done.is_ok() {
+                        if let Some(j) = lock(&self.journal).as_mut() {
+                            let _ = j.mark_uncordon(u, "done");
                         }
                     }
                     done

@@ -1,5 +1,5 @@
 //! Least privilege against `sim serve` enforcing RBAC for a ServiceAccount's token: the rules
-//! `playbook rbac` generates suffice for the seed playbooks, one rule less gives an error that
+//! `playbook rbac` generates suffice for the seed playbooks and a GPU node drain, one rule less gives an error that
 //! names the missing permission, and `playbook preflight` tells a complete installation from a
 //! broken one (a missing permission, no CRD, no chaos-daemon where a target pod runs).
 
@@ -82,7 +82,12 @@ fn the_generated_rules_suffice_and_one_less_names_what_is_missing() {
         all.contains("forbidden: get secrets in namespace default"),
         "{all}"
     );
-    for pb in ["playbooks/pod-failure.rhai", "playbooks/network-delay.rhai"] {
+    // gpu-node-drain: nodes, the Eviction API, a workload's /metrics, golden requests, a PDB.
+    for pb in [
+        "playbooks/pod-failure.rhai",
+        "playbooks/network-delay.rhai",
+        "playbooks/gpu-node-drain.rhai",
+    ] {
         let (code, all) = run(&kc, pb);
         assert_eq!(code, Some(0), "{pb} with the generated rules:\n{all}");
         assert!(!all.contains("Kubernetes Event"), "{pb}: {all}");

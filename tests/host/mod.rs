@@ -8,7 +8,7 @@ use std::process::{Command, Output, Stdio};
 use crate::sim_api::Server;
 use crate::support::{PROCESS_LIMIT, Proc, playbook, playbook_cmd, tempdir};
 
-fn text(out: &Output) -> String {
+pub(crate) fn text(out: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -17,7 +17,7 @@ fn text(out: &Output) -> String {
 }
 
 /// Runs a playbook written inline against the in-process simulator.
-fn run_inline(source: &str, extra: &[&str]) -> (Option<i32>, String) {
+pub(crate) fn run_inline(source: &str, extra: &[&str]) -> (Option<i32>, String) {
     let dir = tempdir();
     let file = dir.join("p.rhai");
     std::fs::write(&file, source).unwrap();

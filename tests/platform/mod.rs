@@ -103,7 +103,19 @@ fn chaos_mesh_examples_applied_with_kubectl_have_their_effect() {
             "/apis/metrics.k8s.io/v1beta1/namespaces/training/pods",
         ]);
         let v: Value = serde_json::from_str(&text).unwrap_or_default();
-        v["items"][0]["containers"][0]["usage"]["cpu"]
+        // The trainer's pod, not the fine-tuning Job's beside it.
+        let trainer = v["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| {
+                p["metadata"]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("trainer-"))
+            })
+            .cloned()
+            .unwrap_or_default();
+        trainer["containers"][0]["usage"]["cpu"]
             .as_str()
             .and_then(|c| c.strip_suffix('n'))
             .and_then(|n| n.parse::<f64>().ok())
@@ -121,29 +133,29 @@ fn chaos_mesh_examples_applied_with_kubectl_have_their_effect() {
         now.len() == 3 && now != before
     }));
 
-    // StressChaos memory: one predictor container is OOMKilled (now: the platform starts
-    // with an old OOM kill in one predictor's lastState, so count restarts).
-    let restarts = || -> std::collections::BTreeMap<String, (i64, bool)> {
+    // StressChaos memory: one predictor container is OOMKilled (the platform starts with an old
+    // OOM kill in one predictor's lastState, and a container that crashed before restarts
+    // after a back-off: a new kill is a new lastState.terminated.finishedAt).
+    let kills = || -> std::collections::BTreeMap<String, (String, bool)> {
         let pods = s.json(&["get", "pods", "-n", "kserve-inference"]);
         pods["items"]
             .as_array()
             .into_iter()
             .flatten()
             .map(|p| {
-                let cs = &p["status"]["containerStatuses"][0];
-                let n = cs["restartCount"].as_i64().unwrap_or(0);
-                let oom = cs["lastState"]["terminated"]["reason"] == "OOMKilled";
+                let last = &p["status"]["containerStatuses"][0]["lastState"]["terminated"];
+                let at = last["finishedAt"].as_str().unwrap_or("").to_string();
                 let name = p["metadata"]["name"].as_str().unwrap_or("").to_string();
-                (name, (n, oom))
+                (name, (at, last["reason"] == "OOMKilled"))
             })
             .collect()
     };
-    let before_oom = restarts();
+    let before_oom = kills();
     s.apply("cause-pod-oom.yaml");
     assert!(wait_for(Duration::from_secs(5), || {
-        restarts()
+        kills()
             .iter()
-            .any(|(name, (n, oom))| *oom && *n > before_oom.get(name).map_or(0, |b| b.0))
+            .any(|(name, (at, oom))| *oom && before_oom.get(name).is_none_or(|b| &b.0 != at))
     }));
 
     // PodChaos pod-failure: the trainer's container runs the pause image (restarted once); it
@@ -185,3 +197,5 @@ fn chaos_mesh_examples_applied_with_kubectl_have_their_effect() {
     // Back to the trainer's CPU.
     assert!(wait_for(Duration::from_secs(20), || cpu() > cpu0 + 500.0));
 }
+
+mod ml;

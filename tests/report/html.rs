@@ -363,8 +363,8 @@ fn a_baseline_comparison_shows_the_changes_and_a_slower_run_fails_the_threshold(
         0,
     );
     let two = run(
-        "seed2.json",
-        &["--seed", "2", "playbooks/pod-failure.rhai"],
+        "seed8.json",
+        &["--seed", "8", "playbooks/pod-failure.rhai"],
         0,
     );
     let out = ok(&["report", &two, "--baseline", &one], 0);
@@ -384,7 +384,7 @@ fn a_baseline_comparison_shows_the_changes_and_a_slower_run_fails_the_threshold(
             .as_f64()
             .unwrap(),
     );
-    assert_ne!(ra, rb, "seeds 1 and 2 recover at the same moment");
+    assert_ne!(ra, rb, "seeds 1 and 8 recover at the same moment");
     let line = out
         .lines()
         .find(|l| l.trim_start().starts_with("recovery_ms"))

@@ -145,18 +145,18 @@ fn a_batch_journal_has_every_figure_and_round_trips_through_serde() {
         kinds,
         [
             ("steady_state", "the API answers", 0.0),
-            ("expect", "pods ready again", 5.356),
+            ("expect", "pods ready again", 5.444),
             ("always", "no error budget burnt", 10.0),
             ("steady_state (after cleanup)", "the API answers", 0.0),
         ]
     );
     assert_eq!(pass.expectations[1].timeout_s, 30.0);
-    assert!(pass.expectations[1].observed.contains("waited_ms: 5356"));
+    assert!(pass.expectations[1].observed.contains("waited_ms: 5444"));
     let keys: Vec<&str> = pass.records.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(keys, ["recovery_ms", "p99_before_ms", "p99_during_ms"]);
     let recovery = pass.records.get("recovery_ms").and_then(|v| v.as_f64());
     assert!(
-        recovery.is_some_and(|ms| (ms - 5356.66).abs() < 0.01),
+        recovery.is_some_and(|ms| (ms - 5444.83).abs() < 0.01),
         "{recovery:?}"
     );
     let fault = &pass.faults[0];
@@ -283,7 +283,7 @@ fn markdown_has_the_table_and_the_failed_expectations() {
     let total = regex::Regex::new(r"\| 1[67]\.[0-9]s \|").unwrap();
     assert!(row.contains("✅ passed") && total.is_match(row), "{row}");
     assert!(
-        regex::Regex::new(r"recovery_ms: \*\*5356\.7\*\*")
+        regex::Regex::new(r"recovery_ms: \*\*5444\.8\*\*")
             .unwrap()
             .is_match(row)
             && regex::Regex::new(r"PodChaos active 1[56]\.[0-9]s")
@@ -342,7 +342,7 @@ fn console_lines_are_timestamped_and_end_with_the_summary_table() {
     assert!(lines[header].contains("run clock") && lines[header].contains("figures"));
     assert!(
         lines[header + 1].contains("passed")
-            && lines[header + 1].contains("recovery_ms=5356.7  p99_before_ms=120.5"),
+            && lines[header + 1].contains("recovery_ms=5444.8  p99_before_ms=120.5"),
         "{stdout}"
     );
     assert_eq!(lines.last(), Some(&"1 passed"));

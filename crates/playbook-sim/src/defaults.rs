@@ -101,23 +101,7 @@ pub fn apply(def: &ResourceDef, obj: &mut Value, rng: &mut ChaCha8Rng) {
             set_default(spec, "revisionHistoryLimit", json!(10));
             template(spec);
         }
-        // pkg/apis/batch/v1/defaults.go SetDefaults_Job (the selector and its pod labels are
-        // made by the Job strategy, pkg/registry/batch/job/strategy.go, not here).
-        ("batch", "Job") => {
-            set_default(obj, "spec", json!({}));
-            let spec = &mut obj["spec"];
-            job_spec(spec);
-            let labels = spec.pointer("/template/metadata/labels").cloned();
-            if let Some(l) = labels.filter(|l| l.as_object().is_some_and(|m| !m.is_empty()))
-                && obj
-                    .pointer("/metadata/labels")
-                    .and_then(Value::as_object)
-                    .is_none_or(|m| m.is_empty())
-                && let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut)
-            {
-                meta.insert("labels".into(), l);
-            }
-        }
+        ("batch", "Job") => job(obj),
         // SetDefaults_CronJob; the job template's pod spec is defaulted as any pod spec
         // (zz_generated.defaults.go SetObjectDefaults_CronJob), the Job's own fields when a
         // Job is made from it.
@@ -136,10 +120,20 @@ pub fn apply(def: &ResourceDef, obj: &mut Value, rng: &mut ChaCha8Rng) {
     }
 }
 
-/// SetDefaults_Job's fields of a JobSpec, and its pod template's.
-fn job_spec(spec: &mut Value) {
-    if spec.get("completions").is_none() && spec.get("parallelism").is_none() {
-        set_default(spec, "completions", json!(1));
+/// pkg/apis/batch/v1/defaults.go `SetDefaults_Job`, and the selector and template labels of
+/// pkg/registry/batch/job/strategy.go `generateSelectorIfNeeded` (unless `manualSelector`).
+fn job(obj: &mut Value) {
+    let uid = obj.pointer("/metadata/uid").cloned().unwrap_or(Value::Null);
+    let name = obj
+        .pointer("/metadata/name")
+        .cloned()
+        .unwrap_or(Value::Null);
+    set_default(obj, "spec", json!({}));
+    let spec = &mut obj["spec"];
+    if spec.get("completions").is_none_or(Value::is_null)
+        && spec.get("parallelism").is_none_or(Value::is_null)
+    {
+        spec["completions"] = json!(1);
     }
     set_default(spec, "parallelism", json!(1));
     let per_index = spec.get("backoffLimitPerIndex").is_some();
@@ -150,13 +144,39 @@ fn job_spec(spec: &mut Value) {
     );
     set_default(spec, "completionMode", json!("NonIndexed"));
     set_default(spec, "suspend", json!(false));
-    let replacement = if spec.get("podFailurePolicy").is_some() {
+    let replacement = if spec.get("podFailurePolicy").is_some_and(Value::is_object) {
         "Failed"
     } else {
         "TerminatingOrFailed"
     };
     set_default(spec, "podReplacementPolicy", json!(replacement));
+    if spec.get("manualSelector") != Some(&json!(true)) && uid.is_string() {
+        spec["selector"] = json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}});
+        set_default(spec, "template", json!({}));
+        set_default(&mut spec["template"], "metadata", json!({}));
+        set_default(&mut spec["template"]["metadata"], "labels", json!({}));
+        let labels = &mut spec["template"]["metadata"]["labels"];
+        for (k, v) in [
+            ("batch.kubernetes.io/controller-uid", &uid),
+            ("batch.kubernetes.io/job-name", &name),
+            ("controller-uid", &uid),
+            ("job-name", &name),
+        ] {
+            set_default(labels, k, v.clone());
+        }
+    }
     template(spec);
+    // SetDefaults_Job: a Job without labels takes its pod template's.
+    let labels = obj.pointer("/spec/template/metadata/labels").cloned();
+    if let Some(l) = labels.filter(|l| l.as_object().is_some_and(|m| !m.is_empty()))
+        && obj
+            .pointer("/metadata/labels")
+            .and_then(Value::as_object)
+            .is_none_or(|m| m.is_empty())
+        && let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut)
+    {
+        meta.insert("labels".into(), l);
+    }
 }
 
 fn template(spec: &mut Value) {

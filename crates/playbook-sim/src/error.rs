@@ -27,6 +27,8 @@ pub enum Reason {
     UnsupportedMediaType,
     /// 503: service unavailable (e.g. service proxy without endpoints).
     ServiceUnavailable,
+    /// 429: too many requests (an eviction a PodDisruptionBudget refuses).
+    TooManyRequests,
     /// 500: internal error.
     InternalError,
     /// 500 without a reason: an error the API server did not turn into a `Status` itself
@@ -49,6 +51,7 @@ impl Reason {
             Reason::Forbidden => "Forbidden",
             Reason::UnsupportedMediaType => "UnsupportedMediaType",
             Reason::ServiceUnavailable => "ServiceUnavailable",
+            Reason::TooManyRequests => "TooManyRequests",
             Reason::InternalError => "InternalError",
             Reason::Unknown => "",
         }
@@ -66,6 +69,7 @@ impl Reason {
             Reason::Forbidden => 403,
             Reason::UnsupportedMediaType => 415,
             Reason::ServiceUnavailable => 503,
+            Reason::TooManyRequests => 429,
             Reason::InternalError | Reason::Unknown => 500,
         }
     }

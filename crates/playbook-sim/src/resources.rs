@@ -94,6 +94,10 @@ pub mod res {
     pub const INFERENCE_SERVICES: Res = Res("inferenceservices.serving.kserve.io");
     /// argoproj.io/v1alpha1 Workflow.
     pub const WORKFLOWS: Res = Res("workflows.argoproj.io");
+    /// batch/v1 Job.
+    pub const JOBS: Res = Res("jobs.batch");
+    /// policy/v1 PodDisruptionBudget.
+    pub const PDBS: Res = Res("poddisruptionbudgets.policy");
 
     /// Every constant above (checked by a test).
     pub const ALL: &[Res] = &[
@@ -112,6 +116,8 @@ pub mod res {
         NODE_METRICS,
         INFERENCE_SERVICES,
         WORKFLOWS,
+        JOBS,
+        PDBS,
     ];
 }
 
@@ -318,6 +324,23 @@ const BUILTINS: &[Builtin] = &[
         ..b("apps", "v1", "StatefulSet", "statefulsets")
     },
     Builtin {
+        status: true,
+        all: true,
+        generation: true,
+        ..b("batch", "v1", "Job", "jobs")
+    },
+    Builtin {
+        short: &["pdb"],
+        status: true,
+        generation: true,
+        ..b(
+            "policy",
+            "v1",
+            "PodDisruptionBudget",
+            "poddisruptionbudgets",
+        )
+    },
+    Builtin {
         short: &["hpa"],
         status: true,
         all: true,
@@ -344,14 +367,8 @@ const BUILTINS: &[Builtin] = &[
     // Held by `playbook run` so that two runs never inject on one cluster at once
     // (client-go tools/leaderelection/resourcelock/leaselock.go).
     b("coordination.k8s.io", "v1", "Lease", "leases"),
-    // batch/v1: stored, defaulted, validated and discovered (what `playbook deploy` renders);
-    // no CronJob controller runs, so a CronJob never creates its Jobs here.
-    Builtin {
-        status: true,
-        all: true,
-        generation: true,
-        ..b("batch", "v1", "Job", "jobs")
-    },
+    // Stored, defaulted, validated and discovered (what `playbook deploy` renders); no CronJob
+    // controller runs, so a CronJob never creates its Jobs here (Jobs run: controllers/job.rs).
     Builtin {
         short: &["cj"],
         status: true,

@@ -155,6 +155,10 @@ fn typed_check(def: &ResourceDef, obj: &Value) -> Result<Vec<String>, TypeError>
         ("apps", "Deployment") => check::<apps::Deployment>(obj, "v1"),
         ("apps", "ReplicaSet") => check::<apps::ReplicaSet>(obj, "v1"),
         ("apps", "StatefulSet") => check::<apps::StatefulSet>(obj, "v1"),
+        ("batch", "Job") => check::<k8s_openapi::api::batch::v1::Job>(obj, "v1"),
+        ("policy", "PodDisruptionBudget") => {
+            check::<k8s_openapi::api::policy::v1::PodDisruptionBudget>(obj, "v1")
+        }
         ("autoscaling", "HorizontalPodAutoscaler") if def.version == "v1" => {
             check::<k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler>(obj, "v1")
         }
@@ -166,7 +170,6 @@ fn typed_check(def: &ResourceDef, obj: &Value) -> Result<Vec<String>, TypeError>
         }
         ("events.k8s.io", "Event") => check::<k8s_openapi::api::events::v1::Event>(obj, "v1"),
         ("", "ServiceAccount") => check::<core::ServiceAccount>(obj, "v1"),
-        ("batch", "Job") => check::<k8s_openapi::api::batch::v1::Job>(obj, "v1"),
         ("batch", "CronJob") => check::<k8s_openapi::api::batch::v1::CronJob>(obj, "v1"),
         ("rbac.authorization.k8s.io", kind) => {
             use k8s_openapi::api::rbac::v1 as rbac;

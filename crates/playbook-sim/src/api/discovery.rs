@@ -168,6 +168,16 @@ fn subresources(
             &["get"][..],
         ));
     }
+    if d.group.is_empty() && d.kind == "Pod" {
+        // pkg/registry/core/pod/storage/eviction.go: `pods/eviction`, policy/v1 Eviction.
+        out.push((
+            "eviction",
+            "policy".into(),
+            "v1".into(),
+            "Eviction".into(),
+            &["create"][..],
+        ));
+    }
     if d.group.is_empty() && d.kind == "Service" {
         out.push((
             "proxy",

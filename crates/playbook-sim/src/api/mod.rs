@@ -268,7 +268,8 @@ fn parse_target(sim: &Sim, group: &str, version: &str, rest: &[&str]) -> Result<
     }
 }
 
-fn percent_decode(s: &str) -> String {
+/// Decodes `%XX` escapes (invalid ones are kept as is).
+pub(crate) fn percent_decode(s: &str) -> String {
     if !s.contains('%') {
         return s.to_string();
     }

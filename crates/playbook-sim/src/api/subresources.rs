@@ -1,4 +1,4 @@
-//! Subresources: `scale` (autoscaling/v1 Scale over `spec.replicas`), pods' `log`, services' `proxy`.
+//! Subresources: `scale` (autoscaling/v1 Scale over `spec.replicas`), pods' `log` and `eviction`, services' `proxy`.
 
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -279,4 +279,130 @@ pub(crate) async fn proxy(sim: &Sim, r: Req, t: &Target) -> Result<Response, Api
             Ok(out)
         }
     }
+}
+
+/// `POST pods/NAME/eviction` (policy/v1 Eviction), as pkg/registry/core/pod/storage/eviction.go
+/// `EvictionREST.Create`: a pod that is terminal, Pending or already being deleted is deleted
+/// without a budget check (`canIgnorePDB`); more than one matching PodDisruptionBudget is a
+/// 500; with one, a status not yet observed or `disruptionsAllowed` 0 is a 429
+/// TooManyRequests with the `DisruptionBudget` cause, otherwise the grant is recorded in its
+/// `status.disruptedPods` (`checkAndDecrement`) and the pod gets the `DisruptionTarget`
+/// condition and is deleted gracefully (the Eviction's `deleteOptions`). A not-Ready pod
+/// under a budget that is met is evicted without a grant (the default
+/// `unhealthyPodEvictionPolicy` IfHealthyBudget). Answers 201 with a Success `Status`.
+pub(crate) fn evict(sim: &Sim, r: &Req, t: &Target) -> Result<Response, ApiError> {
+    use crate::controllers::disruption::{grant, pdbs_for_pod};
+    use crate::controllers::util::{deleting, i, pod_ready, ts};
+    use crate::store::DeleteOptions;
+    let name = t.name.as_deref().unwrap_or_default().to_string();
+    let ns = t.ns.as_deref().unwrap_or_default().to_string();
+    let body = parse_body(r)?;
+    if let Some(n) = body.pointer("/metadata/name").and_then(Value::as_str)
+        && n != name
+    {
+        return Err(ApiError::bad_request(
+            "name in URL does not match name in Eviction object",
+        ));
+    }
+    let opts = &body["deleteOptions"];
+    mutate(sim, r, |w| {
+        let now = w.now();
+        let reg = w.store().registry();
+        let (Some(pods), Some(pdbs)) = (
+            reg.lookup("pods"),
+            reg.lookup("poddisruptionbudgets.policy"),
+        ) else {
+            return Err(ApiError::no_resource());
+        };
+        let pod = w
+            .store()
+            .get(pods, &ns, &name)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found("pods", &name))?;
+        let delete = DeleteOptions {
+            grace_period_seconds: opts
+                .get("gracePeriodSeconds")
+                .and_then(Value::as_i64)
+                .or_else(|| i(&pod, "/spec/terminationGracePeriodSeconds")),
+            uid: opts
+                .pointer("/preconditions/uid")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            resource_version: opts
+                .pointer("/preconditions/resourceVersion")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            ..Default::default()
+        };
+        let phase = pod["status"]["phase"].as_str().unwrap_or_default();
+        let ignore_pdb = matches!(phase, "Succeeded" | "Failed" | "Pending") || deleting(&pod);
+        if !ignore_pdb {
+            let matching = pdbs_for_pod(w.store(), &pod);
+            if matching.len() > 1 {
+                return Err(ApiError::new(
+                    Reason::InternalError,
+                    "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.",
+                ));
+            }
+            if let Some(pdb) = matching.first() {
+                let pdb_name = meta_str(pdb, "name").to_string();
+                let refuse = |detail: String| {
+                    let mut e = ApiError::new(
+                        Reason::TooManyRequests,
+                        "Cannot evict pod as it would violate the pod's disruption budget.",
+                    );
+                    e.details = Some(
+                        json!({"causes": [{"reason": "DisruptionBudget", "message": detail}]}),
+                    );
+                    e
+                };
+                let observed = i(pdb, "/status/observedGeneration").unwrap_or(0);
+                if observed < i(pdb, "/metadata/generation").unwrap_or(1) {
+                    return Err(refuse(format!(
+                        "The disruption budget {pdb_name} is still being processed by the server."
+                    )));
+                }
+                let healthy = i(pdb, "/status/currentHealthy").unwrap_or(0);
+                let desired = i(pdb, "/status/desiredHealthy").unwrap_or(0);
+                let unhealthy_ok = !pod_ready(&pod) && healthy >= desired;
+                if !unhealthy_ok {
+                    let allowed = i(pdb, "/status/disruptionsAllowed").unwrap_or(0);
+                    if allowed < 0 {
+                        return Err(ApiError::new(
+                            Reason::Forbidden,
+                            "pdb disruptions allowed is negative",
+                        ));
+                    }
+                    if allowed == 0 {
+                        return Err(refuse(format!(
+                            "The disruption budget {pdb_name} needs {desired} healthy pods and has {healthy} currently"
+                        )));
+                    }
+                    let mut g = grant(pdb, &name, now);
+                    g["metadata"]["resourceVersion"] = json!(meta_str(pdb, "resourceVersion"));
+                    w.store_mut().update(pdbs, &ns, &pdb_name, g, true)?;
+                }
+            }
+        }
+        // addConditionAndDeletePod: the DisruptionTarget condition, then the deletion.
+        if !deleting(&pod) && !matches!(phase, "Succeeded" | "Failed") {
+            let mut p = (*pod).clone();
+            let mut conds: Vec<Value> = p["status"]["conditions"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            conds.retain(|c| c["type"] != "DisruptionTarget");
+            conds.push(json!({"type": "DisruptionTarget", "status": "True", "reason": "EvictionByEvictionAPI",
+                "message": "Eviction API: evicting", "lastProbeTime": null, "lastTransitionTime": ts(now)}));
+            p["status"]["conditions"] = json!(conds);
+            p["metadata"]["resourceVersion"] = json!("");
+            w.store_mut().update(pods, &ns, &name, p, true)?;
+        }
+        w.store_mut().delete(pods, &ns, &name, &delete)?;
+        Ok(())
+    })?;
+    Ok(json_resp(
+        StatusCode::CREATED,
+        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+    ))
 }

@@ -111,6 +111,25 @@ fn builtin_columns(def: &ResourceDef) -> Option<Vec<Col>> {
             i("Replicas", 0),
             AGE,
         ],
+        // pkg/printers/internalversion/printers.go `jobColumnDefinitions`.
+        ("batch", "Job") => vec![
+            NAME,
+            s("Status", 0),
+            s("Completions", 0),
+            s("Duration", 0),
+            AGE,
+            s("Containers", 1),
+            s("Images", 1),
+            s("Selector", 1),
+        ],
+        // printers.go `podDisruptionBudgetColumnDefinitions`.
+        ("policy", "PodDisruptionBudget") => vec![
+            NAME,
+            s("Min Available", 0),
+            s("Max Unavailable", 0),
+            i("Allowed Disruptions", 0),
+            AGE,
+        ],
         ("", "ConfigMap") => vec![NAME, i("Data", 0), AGE],
         // pkg/printers/internalversion/printers.go leaseColumnDefinitions.
         ("coordination.k8s.io", "Lease") => vec![NAME, s("Holder", 0), AGE],
@@ -457,6 +476,30 @@ fn builtin_cells(def: &ResourceDef, o: &Value, now: Timestamp) -> Vec<Value> {
             json!(int_at(o, "/status/currentReplicas")),
             age_v,
         ],
+        "Job" => vec![
+            name,
+            json!(job_status(o)),
+            json!(job_completions(o)),
+            json!(job_duration(o, now)),
+            age_v,
+            json!(containers(o, "name")),
+            json!(containers(o, "image")),
+            json!(selector(o)),
+        ],
+        "PodDisruptionBudget" => {
+            let field = |p: &str| match o.pointer(p) {
+                Some(Value::String(s)) => s.clone(),
+                Some(v @ Value::Number(_)) => v.to_string(),
+                _ => "N/A".into(),
+            };
+            vec![
+                name,
+                json!(field("/spec/minAvailable")),
+                json!(field("/spec/maxUnavailable")),
+                json!(int_at(o, "/status/disruptionsAllowed")),
+                age_v,
+            ]
+        }
         "ConfigMap" => {
             let n = o
                 .get("data")
@@ -505,6 +548,58 @@ fn builtin_cells(def: &ResourceDef, o: &Value, now: Timestamp) -> Vec<Value> {
             name,
             json!(age(o.pointer("/metadata/creationTimestamp"), now)),
         ],
+    }
+}
+
+/// printers.go `printJob`: the Status column from the Job's terminal conditions.
+fn job_status(o: &Value) -> &'static str {
+    let has = |ty: &str| {
+        o.pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .is_some_and(|cs| cs.iter().any(|c| c["type"] == ty && c["status"] == "True"))
+    };
+    if has("Complete") {
+        "Complete"
+    } else if has("Failed") {
+        "Failed"
+    } else if o.pointer("/metadata/deletionTimestamp").is_some() {
+        "Terminating"
+    } else if has("FailureTarget") {
+        "FailureTarget"
+    } else if has("SuccessCriteriaMet") {
+        "SuccessCriteriaMet"
+    } else if has("Suspended") {
+        "Suspended"
+    } else {
+        "Running"
+    }
+}
+
+/// printers.go `printJob`: `succeeded/completions` (`/1` when completions is unset).
+fn job_completions(o: &Value) -> String {
+    let succeeded = int_at(o, "/status/succeeded");
+    match o.pointer("/spec/completions").and_then(Value::as_i64) {
+        Some(c) => format!("{succeeded}/{c}"),
+        None => match o.pointer("/spec/parallelism").and_then(Value::as_i64) {
+            Some(p) if p > 1 => format!("{succeeded}/1 of {p}"),
+            _ => format!("{succeeded}/1"),
+        },
+    }
+}
+
+/// printers.go `printJob`: start to completion, or to now while it runs.
+fn job_duration(o: &Value, now: Timestamp) -> String {
+    let t = |p: &str| {
+        o.pointer(p)
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse::<Timestamp>().ok())
+    };
+    match t("/status/startTime") {
+        None => String::new(),
+        Some(start) => {
+            let end = t("/status/completionTime").unwrap_or(now);
+            human_duration(end.duration_since(start).as_secs())
+        }
     }
 }
 

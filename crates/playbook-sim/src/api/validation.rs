@@ -6,7 +6,8 @@
 //! staging/src/k8s.io/apimachinery/pkg/api/validation/objectmeta.go and
 //! .../apis/meta/v1/validation/validation.go (metadata, labels, selectors),
 //! .../util/validation/validation.go (name syntaxes), pkg/apis/batch/validation/validation.go
-//! (Job and CronJob specs; not the Job's generated selector, which its strategy makes). Not
+//! (Job and CronJob specs; the Job's selector, generated in defaults.rs as its strategy does, is
+//! not checked against the template). Not
 //! ported: volumes, probes, env,
 //! security contexts, affinity/tolerations, Service IP families and node ports, HPA metric
 //! specs, Pod spec immutability on update, status validation.

@@ -16,7 +16,7 @@ use super::super::store::{DeleteOptions, Page, Propagation, meta_str, set_meta};
 use super::super::{Sim, World};
 use super::admission::{self, Directive, Source};
 use super::conversion;
-use super::subresources::{exec, log, proxy, scale};
+use super::subresources::{evict, exec, log, proxy, scale};
 use super::{Req, Target, json as json_resp, json_bytes, table, watch};
 use playbook_model::crds::{self, CrdHandle};
 
@@ -129,6 +129,9 @@ pub(crate) async fn serve(sim: &Sim, r: Req, t: Target) -> Result<Response, ApiE
         (Some("status"), &Method::PUT, true) if def.status => update(sim, &r, &t, &k, true),
         (Some("status"), &Method::PATCH, true) if def.status => patch_obj(sim, &r, &t, &k, true),
         (Some("scale"), m, true) if def.scale => scale(sim, &r, &t, &def, m),
+        (Some("eviction"), &Method::POST, true) if def.group.is_empty() && def.kind == "Pod" => {
+            evict(sim, &r, &t)
+        }
         (Some(_), _, _) => Err(ApiError::no_resource()),
         (None, &Method::GET, false) if r.q_bool("watch") => {
             verb_ok("watch")?;

@@ -6,9 +6,11 @@
 
 pub mod crd;
 pub mod deployment;
+pub mod disruption;
 pub mod endpoints;
 pub mod hpa;
 mod hpa_calc;
+pub mod job;
 pub mod kubelet;
 pub mod metrics;
 pub mod model;
@@ -29,12 +31,14 @@ pub fn core() -> Vec<Box<dyn Controller>> {
         Box::new(Reconciler::new(deployment::Deployments)),
         Box::new(Reconciler::new(replicaset::ReplicaSets)),
         Box::new(Reconciler::new(statefulset::StatefulSets)),
+        Box::new(Reconciler::new(job::Jobs::default())),
         Box::new(scheduler::Scheduler::default()),
         Box::new(Reconciler::new(kubelet::Kubelet::default())),
         Box::new(Reconciler::new(endpoints::Endpoints)),
         Box::new(metrics::Metrics::default()),
         Box::new(Reconciler::new(hpa::Hpa::default())),
         Box::new(Reconciler::new(crd::CrdFinalizer)),
+        Box::new(Reconciler::new(disruption::Disruption)),
     ]
 }
 

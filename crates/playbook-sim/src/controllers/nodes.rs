@@ -1,5 +1,10 @@
 //! The simulated nodes: three Ready workers (`sim-worker-1..3`, 8 CPU / 32 GiB each), created
-//! by the `nodes` controller on its first run when the cluster has no node at all.
+//! by the `nodes` controller on its first run when the cluster has no node at all; and the
+//! node lifecycle controller's `NoSchedule` tainting of a cordoned node.
+//!
+//! A node with `spec.unschedulable: true` gets the taint `node.kubernetes.io/unschedulable:
+//! NoSchedule`, removed when it is uncordoned (pkg/controller/nodelifecycle/
+//! node_lifecycle_controller.go `doNoScheduleTaintingPass`, TaintNodesByCondition).
 
 use serde_json::{Value, json};
 
@@ -81,6 +86,40 @@ pub fn cidr_octet(node: &Value) -> u32 {
         .unwrap_or(0)
 }
 
+/// Adds or removes the `node.kubernetes.io/unschedulable:NoSchedule` taint to follow
+/// `spec.unschedulable`.
+fn cordon_taint(ctx: &mut Ctx<'_>, node: &Value) {
+    use super::scheduler::UNSCHEDULABLE_TAINT;
+    let mut taints: Vec<Value> = node
+        .pointer("/spec/taints")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let has = taints
+        .iter()
+        .any(|t| t["key"] == UNSCHEDULABLE_TAINT && t["effect"] == "NoSchedule");
+    let want = node["spec"]["unschedulable"] == true;
+    if has == want || node.pointer("/metadata/deletionTimestamp").is_some() {
+        return;
+    }
+    if want {
+        taints.push(json!({"key": UNSCHEDULABLE_TAINT, "effect": "NoSchedule"}));
+    } else {
+        taints.retain(|t| !(t["key"] == UNSCHEDULABLE_TAINT && t["effect"] == "NoSchedule"));
+    }
+    let mut n = node.clone();
+    n["spec"]["taints"] = if taints.is_empty() {
+        Value::Null
+    } else {
+        json!(taints)
+    };
+    if let Some(spec) = n["spec"].as_object_mut() {
+        spec.retain(|_, v| !v.is_null());
+    }
+    n["metadata"]["resourceVersion"] = json!("");
+    let _ = ctx.update("nodes", n);
+}
+
 /// Seeds the default nodes on its first run.
 #[derive(Default)]
 pub struct Nodes {
@@ -98,6 +137,19 @@ impl Controller for Nodes {
         if !self.done {
             self.done = true;
             seed(ctx);
+        }
+        let names: Vec<String> = if ctx.resync() {
+            ctx.list("nodes", None)
+                .iter()
+                .map(|n| s(n, "/metadata/name").to_string())
+                .collect()
+        } else {
+            ctx.changed("nodes").map(|e| e.name.clone()).collect()
+        };
+        for name in names {
+            if let Some(n) = ctx.get("nodes", "", &name) {
+                cordon_taint(ctx, &n);
+            }
         }
     }
 }

@@ -1,5 +1,13 @@
 //! The scheduler: binds pending pods to the node with the most free CPU and memory that fits
 //! their requests (ties by name), and reports unschedulable pods as the real one does.
+//!
+//! Filters, in the v1.32 default plugin order (pkg/scheduler/apis/config/v1/default_plugins.go):
+//! NodeUnschedulable (a cordoned node, unless the pod tolerates
+//! `node.kubernetes.io/unschedulable:NoSchedule`), TaintToleration (`NoSchedule`/`NoExecute`
+//! taints), NodeAffinity (`nodeSelector` only), NodeResourcesFit (pods, cpu, memory and
+//! extended resources such as `nvidia.com/gpu`, counted from requests as `noderesources/fit.go`
+//! `fitsRequest` does). Simplified: no affinity terms, no ports, volumes or topology spread;
+//! a not-Ready node is skipped without a reason (as if its `not-ready` taint were untolerated).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -19,24 +27,73 @@ struct Claim {
     node: String,
     cpu: i64,
     mem: i64,
+    ext: BTreeMap<String, i64>,
+}
+
+/// What the pods bound to a node take: cpu, memory, pods, extended resources.
+#[derive(Clone, Debug, Default)]
+struct Used {
+    cpu: i64,
+    mem: i64,
+    pods: i64,
+    ext: BTreeMap<String, i64>,
+}
+
+/// The taint the node lifecycle controller puts on a cordoned node (TaintNodesByCondition).
+pub const UNSCHEDULABLE_TAINT: &str = "node.kubernetes.io/unschedulable";
+
+/// An extended resource name (`pkg/apis/core/v1/helper/helpers.go`
+/// `IsExtendedResourceName`): namespaced by a domain other than `kubernetes.io`, not a
+/// `requests.` quota name, and not a native resource (hugepages-*, cpu, memory, ...).
+pub fn is_extended(name: &str) -> bool {
+    name.contains('/')
+        && !name.starts_with("requests.")
+        && !name.starts_with("kubernetes.io/")
+        && !name.contains(".kubernetes.io/")
+}
+
+/// A pod's extended resource requests, summed over its containers (an extended resource's
+/// request equals its limit: a limit alone is defaulted to the request).
+pub fn extended_requests(pod: &Value) -> BTreeMap<String, i64> {
+    let mut out = BTreeMap::new();
+    for c in super::model::containers(pod) {
+        let r = &c["resources"];
+        let mut names: BTreeSet<&String> = BTreeSet::new();
+        for k in ["requests", "limits"] {
+            if let Some(m) = r.get(k).and_then(Value::as_object) {
+                names.extend(m.keys().filter(|n| is_extended(n)));
+            }
+        }
+        for n in names {
+            let q = r["requests"]
+                .get(n)
+                .or_else(|| r["limits"].get(n))
+                .and_then(cpu_milli)
+                .map_or(0, |m| m / 1000);
+            *out.entry(n.clone()).or_default() += q;
+        }
+    }
+    out
 }
 
 /// Binds pods to nodes. See the module doc.
 #[derive(Default)]
 pub struct Scheduler {
     claims: HashMap<Key, Claim>,
-    used: BTreeMap<String, (i64, i64, i64)>,
+    used: BTreeMap<String, Used>,
     pending: BTreeSet<Key>,
     unschedulable: BTreeSet<Key>,
 }
 
 struct NodeFit {
     name: String,
+    unschedulable: bool,
     labels: Value,
     taints: Vec<Value>,
     cpu: i64,
     mem: i64,
     pods: i64,
+    ext: BTreeMap<String, i64>,
 }
 
 impl Scheduler {
@@ -44,9 +101,12 @@ impl Scheduler {
         match self.claims.remove(key) {
             Some(c) => {
                 if let Some(u) = self.used.get_mut(&c.node) {
-                    u.0 -= c.cpu;
-                    u.1 -= c.mem;
-                    u.2 -= 1;
+                    u.cpu -= c.cpu;
+                    u.mem -= c.mem;
+                    u.pods -= 1;
+                    for (k, v) in &c.ext {
+                        *u.ext.entry(k.clone()).or_default() -= v;
+                    }
                 }
                 true
             }
@@ -57,16 +117,21 @@ impl Scheduler {
     fn claim(&mut self, key: Key, node: &str, pod: &Value) {
         self.release(&key);
         let (cpu, mem) = pod_requests(pod);
+        let ext = extended_requests(pod);
         let u = self.used.entry(node.to_string()).or_default();
-        u.0 += cpu;
-        u.1 += mem;
-        u.2 += 1;
+        u.cpu += cpu;
+        u.mem += mem;
+        u.pods += 1;
+        for (k, v) in &ext {
+            *u.ext.entry(k.clone()).or_default() += v;
+        }
         self.claims.insert(
             key,
             Claim {
                 node: node.to_string(),
                 cpu,
                 mem,
+                ext,
             },
         );
     }
@@ -99,12 +164,23 @@ impl Scheduler {
         let mut out = Vec::new();
         for n in ctx.list("nodes", None) {
             let ready = condition(&n, "Ready").is_some_and(|c| c["status"] == "True");
-            if !ready || deleting(&n) || n["spec"]["unschedulable"] == true {
+            if !ready || deleting(&n) {
                 continue;
             }
             let a = &n["status"]["allocatable"];
+            let ext = a
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .filter(|(k, _)| is_extended(k))
+                        .map(|(k, v)| (k.clone(), cpu_milli(v).map_or(0, |q| q / 1000)))
+                        .collect()
+                })
+                .unwrap_or_default();
             out.push(NodeFit {
                 name: s(&n, "/metadata/name").to_string(),
+                unschedulable: n["spec"]["unschedulable"] == true,
+                ext,
                 labels: n["metadata"]["labels"].clone(),
                 taints: n["spec"]["taints"].as_array().cloned().unwrap_or_default(),
                 cpu: a.get("cpu").and_then(cpu_milli).unwrap_or(0),
@@ -120,24 +196,42 @@ impl Scheduler {
     /// filters; a LeastAllocated score), or the reasons each node failed.
     fn fit<'n>(&self, pod: &Value, nodes: &'n [NodeFit]) -> Result<&'n NodeFit, String> {
         let (cpu, mem) = pod_requests(pod);
-        let mut reasons: BTreeMap<&str, usize> = BTreeMap::new();
+        let ext = extended_requests(pod);
+        let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
         let mut best: Option<(f64, &NodeFit)> = None;
+        let cordon = json!({"key": UNSCHEDULABLE_TAINT, "effect": "NoSchedule"});
         for n in nodes {
-            let (ucpu, umem, upods) = self.used.get(&n.name).copied().unwrap_or_default();
-            let mut fails = Vec::new();
-            if !selector_matches(pod, &n.labels) {
-                fails.push("node(s) didn't match Pod's node affinity/selector");
-            } else if !tolerates(pod, &n.taints) {
-                fails.push("node(s) had untolerated taint(s)");
+            let u = self.used.get(&n.name).cloned().unwrap_or_default();
+            let (ucpu, umem, upods) = (u.cpu, u.mem, u.pods);
+            let mut fails: Vec<String> = Vec::new();
+            if n.unschedulable && untolerated(pod, std::slice::from_ref(&cordon)).is_some() {
+                // plugins/nodeunschedulable/node_unschedulable.go `ErrReasonUnschedulable`.
+                fails.push("node(s) were unschedulable".into());
+            } else if let Some(t) = untolerated(pod, &n.taints) {
+                // plugins/tainttoleration/taint_toleration.go.
+                fails.push(format!(
+                    "node(s) had untolerated taint {{{}: {}}}",
+                    s(t, "/key"),
+                    s(t, "/value")
+                ));
+            } else if !selector_matches(pod, &n.labels) {
+                fails.push("node(s) didn't match Pod's node affinity/selector".into());
             } else {
+                // plugins/noderesources/fit.go `fitsRequest`.
                 if upods + 1 > n.pods {
-                    fails.push("Too many pods");
+                    fails.push("Too many pods".into());
                 }
                 if ucpu + cpu > n.cpu {
-                    fails.push("Insufficient cpu");
+                    fails.push("Insufficient cpu".into());
                 }
                 if umem + mem > n.mem {
-                    fails.push("Insufficient memory");
+                    fails.push("Insufficient memory".into());
+                }
+                for (k, want) in ext.iter().filter(|(_, v)| **v > 0) {
+                    let have = n.ext.get(k).copied().unwrap_or(0);
+                    if u.ext.get(k).copied().unwrap_or(0) + want > have {
+                        fails.push(format!("Insufficient {k}"));
+                    }
                 }
             }
             if !fails.is_empty() {
@@ -249,7 +343,8 @@ fn selector_matches(pod: &Value, labels: &Value) -> bool {
     }
 }
 
-fn tolerates(pod: &Value, taints: &[Value]) -> bool {
+/// The first `NoSchedule`/`NoExecute` taint no toleration of the pod tolerates.
+fn untolerated<'t>(pod: &Value, taints: &'t [Value]) -> Option<&'t Value> {
     let tols = pod
         .pointer("/spec/tolerations")
         .and_then(Value::as_array)
@@ -258,14 +353,25 @@ fn tolerates(pod: &Value, taints: &[Value]) -> bool {
     taints
         .iter()
         .filter(|t| matches!(s(t, "/effect"), "NoSchedule" | "NoExecute"))
-        .all(|t| {
-            tols.iter().any(|tol| {
-                let key_ok = s(tol, "/key").is_empty() || tol["key"] == t["key"];
-                let eff_ok = s(tol, "/effect").is_empty() || tol["effect"] == t["effect"];
-                let val_ok = s(tol, "/operator") == "Exists" || tol["value"] == t["value"];
-                key_ok && eff_ok && val_ok
-            })
-        })
+        .find(|t| !tols.iter().any(|tol| tolerates(tol, t)))
+}
+
+/// staging/src/k8s.io/api/core/v1/toleration.go `ToleratesTaint`: an empty effect matches
+/// every effect; an empty key with `Exists` matches every taint; `Exists` ignores the value,
+/// `Equal` (the default) compares it.
+pub fn tolerates(tol: &Value, taint: &Value) -> bool {
+    if !s(tol, "/effect").is_empty() && s(tol, "/effect") != s(taint, "/effect") {
+        return false;
+    }
+    let exists = s(tol, "/operator") == "Exists";
+    if s(tol, "/key") != s(taint, "/key") && !(exists && s(tol, "/key").is_empty()) {
+        return false;
+    }
+    match s(tol, "/operator") {
+        "Exists" => true,
+        "" | "Equal" => s(tol, "/value") == s(taint, "/value"),
+        _ => false,
+    }
 }
 
 impl Controller for Scheduler {

@@ -10,6 +10,7 @@ pub(super) use crate::testkit::{
 };
 use crate::world::World;
 
+mod jobs;
 mod lag;
 mod platform;
 mod pods;

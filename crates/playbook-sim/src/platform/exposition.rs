@@ -101,13 +101,13 @@ fn resources(out: &mut String, store: &Store, ns: &str, app: &str) {
 
 /// The `/metrics` text of the workload `app` in `ns` (None: it exports none).
 pub fn render(sh: &Shared, store: &Store, ns: &str, app: &str, pod: &Value) -> Option<String> {
-    let _ = pod;
     let mut out = String::new();
     match app {
         "mlflow" => mlflow(&mut out, sh),
         "pipeline-runner" => pipeline_runner(&mut out, sh),
         "workflow-controller" => workflow_controller(&mut out, store),
         "trainer" => {}
+        super::objects::FINETUNE => training(&mut out, sh, pod),
         a if a.ends_with("-predictor") => requests(&mut out, sh, "predictor"),
         _ => return None,
     }
@@ -221,5 +221,71 @@ fn workflow_controller(out: &mut String, store: &Store) {
             "argo_workflows_count{{status=\"{p}\"}} {}",
             by.get(p).copied().unwrap_or(0)
         );
+    }
+}
+
+/// The training loop's gauges and counters as the process in `pod` exports them (see
+/// `training.rs`).
+fn training(out: &mut String, sh: &Shared, pod: &Value) {
+    let t = &sh.training;
+    let f = &sh.figures;
+    let uid = pod["metadata"]["uid"].as_str().unwrap_or_default();
+    let (step, resumed_from) = t.seen_by(uid, f.training_checkpoint_every);
+    let gauges: [(&str, &str, String); 7] = [
+        (
+            "training_step",
+            "The step the training loop reached.",
+            step.to_string(),
+        ),
+        (
+            "training_resumed_from_step",
+            "The step the current pod started from: the checkpoint it restored (0: it started over).",
+            resumed_from.to_string(),
+        ),
+        (
+            "training_checkpoint_step",
+            "The step of the last checkpoint written to the volume (0: none).",
+            t.checkpoint_step.to_string(),
+        ),
+        (
+            "training_checkpoint_interval_steps",
+            "Steps between checkpoints (0: checkpointing is off).",
+            f.training_checkpoint_every.to_string(),
+        ),
+        (
+            "training_samples_per_second",
+            "Training throughput.",
+            format!("{:.1}", t.steps_per_s * f.training_batch_size as f64),
+        ),
+        (
+            "training_total_steps",
+            "Steps of the whole run.",
+            f.training_total_steps.to_string(),
+        ),
+        (
+            "training_mlflow_buffered_metrics",
+            "Metrics held while MLflow is unreachable.",
+            t.buffered.len().to_string(),
+        ),
+    ];
+    for (n, h, v) in gauges {
+        help(out, n, "gauge", h);
+        let _ = writeln!(out, "{n} {v}");
+    }
+    let counters = [
+        (
+            "training_mlflow_logged_metrics_total",
+            "Metrics MLflow accepted.",
+            t.logged_total,
+        ),
+        (
+            "training_mlflow_dropped_metrics_total",
+            "Metrics lost while MLflow was unreachable.",
+            t.dropped_total,
+        ),
+    ];
+    for (n, h, v) in counters {
+        help(out, n, "counter", h);
+        let _ = writeln!(out, "{n} {v}");
     }
 }

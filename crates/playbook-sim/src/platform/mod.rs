@@ -7,6 +7,7 @@
 //! - `argo`: the pipeline schedule and the Workflow controller (steps as pods).
 //! - `history`: what happened during the warm-up (a restarted MLflow, an old OOM kill).
 //! - `breaker`: the pipeline runner's MLflow circuit breaker and fallback buffer.
+//! - [`training`]: the `finetune` Job's training loop (steps, checkpoints, MLflow logging).
 //! - `traffic`: requests every second, their latency and errors, the CPU they cost.
 //! - `proxy`: answers through `services/NAME:PORT/proxy/PATH`; `exposition`: `/metrics`.
 //!
@@ -22,6 +23,7 @@ pub mod objects;
 mod proxy;
 pub mod scenario;
 mod traffic;
+pub mod training;
 
 use std::sync::{Arc, Mutex};
 
@@ -33,9 +35,13 @@ use super::api::proxy::ServiceProxy;
 use super::controllers::util::random_suffix;
 use super::world::{Controller, Ctx, World};
 
-/// Seeds the chaos-daemon pods once the nodes exist (a DaemonSet's work).
+/// The platform's node pool and DaemonSet: adds the GPU nodes once the workers exist, and
+/// runs a chaos-daemon pod on every node whose taints the DaemonSet tolerates (its own
+/// tolerations from [`Figures::chaos_daemon_tolerations`] plus the DaemonSet controller's,
+/// pkg/controller/daemon/util/daemonset_util.go `AddOrUpdateDaemonPodTolerations`).
 struct Daemons {
-    done: bool,
+    figures: Figures,
+    gpu_done: bool,
 }
 
 impl Controller for Daemons {
@@ -46,21 +52,33 @@ impl Controller for Daemons {
         &["nodes"]
     }
     fn reconcile(&mut self, ctx: &mut Ctx<'_>) {
-        if self.done {
-            return;
-        }
-        let nodes: Vec<String> = ctx
-            .list("nodes", None)
-            .iter()
-            .filter_map(|n| n["metadata"]["name"].as_str().map(str::to_string))
-            .collect();
+        let nodes = ctx.list("nodes", None);
         if nodes.is_empty() {
             return;
         }
-        self.done = true;
-        for n in nodes {
+        if !self.gpu_done {
+            self.gpu_done = true;
+            let now = crate::controllers::util::ts(ctx.now());
+            for n in 1..=self.figures.gpu_nodes {
+                let _ = ctx.create("nodes", objects::gpu_node(n, &self.figures, &now));
+            }
+        }
+        let daemons = ctx.list("pods", Some(objects::CHAOS_NS));
+        let tols = self.figures.chaos_daemon_tolerations;
+        for n in ctx.list("nodes", None) {
+            let name = n["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let has = daemons.iter().any(|p| {
+                p["metadata"]["labels"]["app.kubernetes.io/component"] == "chaos-daemon"
+                    && p["spec"]["nodeName"] == name.as_str()
+            });
+            if has || !crate::chaos::daemon::tolerated(&n, tols) {
+                continue;
+            }
             let suffix = random_suffix(ctx.rng());
-            let _ = ctx.create("pods", objects::chaos_daemon(&n, &suffix));
+            let _ = ctx.create("pods", objects::chaos_daemon(&name, &suffix, tols));
         }
     }
 }
@@ -79,7 +97,10 @@ pub fn install(
         }
     }
     let shared = Arc::new(Mutex::new(Shared::new(figures.clone(), seed)));
-    world.add_controller(Box::new(Daemons { done: false }));
+    world.add_controller(Box::new(Daemons {
+        figures: figures.clone(),
+        gpu_done: false,
+    }));
     world.add_controller(Box::new(crate::controllers::reconcile::Reconciler::new(
         kserve::KServe::new(figures.clone()),
     )));

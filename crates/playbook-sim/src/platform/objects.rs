@@ -33,6 +33,17 @@ pub const RUNNER_PORT: i64 = 8080;
 pub const PREDICTOR_PORT: i64 = 80;
 /// The predictor container's port.
 pub const CONTAINER_PORT: i64 = 8080;
+/// The training Job, its Service and its pods' `app` label.
+pub const FINETUNE: &str = "finetune";
+/// The training Job's metrics port.
+pub const FINETUNE_PORT: i64 = 8080;
+/// The GPU resource the NVIDIA device plugin advertises.
+pub const GPU: &str = "nvidia.com/gpu";
+/// The label GPU nodes carry (NVIDIA GPU feature discovery / GKE).
+pub const GPU_PRESENT: &str = "nvidia.com/gpu.present";
+/// Time from container start to the model loaded (duration): the predictor answers
+/// predictions only after it (read by the proxy, see `proxy.rs`).
+pub const MODEL_LOAD: &str = "sim.playbook.dev/model-load";
 
 fn secs(s: i64) -> String {
     format!("{s}s")
@@ -111,7 +122,93 @@ pub fn all(f: &Figures) -> Vec<Value> {
     out.extend(argo(f));
     out.extend(training(f));
     out.extend(chaos_mesh());
+    out.extend(finetune(f));
+    if f.pdbs {
+        out.extend(pdbs());
+    }
     out
+}
+
+/// GPU node `n` (1-based): a worker with `nvidia.com/gpu` capacity, the label and the
+/// `NoSchedule` taint GKE and the NVIDIA GPU operator put on GPU nodes.
+pub fn gpu_node(n: usize, f: &Figures, now: &str) -> Value {
+    let mut node = crate::controllers::nodes::worker(n, now);
+    let name = format!("sim-gpu-{n}");
+    let idx = 10 + n;
+    node["metadata"]["name"] = json!(name);
+    let l = &mut node["metadata"]["labels"];
+    l["kubernetes.io/hostname"] = json!(name);
+    l["node.kubernetes.io/instance-type"] = json!("sim.gpu-a100x4");
+    l[GPU_PRESENT] = json!("true");
+    l["nvidia.com/gpu.product"] = json!("NVIDIA-A100-SXM4-40GB");
+    l["nvidia.com/gpu.count"] = json!(f.gpus_per_node.to_string());
+    node["spec"]["podCIDR"] = json!(format!("10.244.{idx}.0/24"));
+    node["spec"]["podCIDRs"] = json!([format!("10.244.{idx}.0/24")]);
+    node["spec"]["providerID"] = json!(format!("sim://{name}"));
+    node["spec"]["taints"] = json!([{"key": GPU, "value": "present", "effect": "NoSchedule"}]);
+    let gpus = f.gpus_per_node.to_string();
+    for k in ["capacity", "allocatable"] {
+        node["status"][k]["cpu"] = json!("16");
+        node["status"][k][GPU] = json!(gpus);
+    }
+    node["status"]["capacity"]["memory"] = json!("132030720Ki");
+    node["status"]["allocatable"]["memory"] = json!("131506432Ki");
+    node["status"]["addresses"] = json!([{"type": "InternalIP", "address": format!("172.18.0.{}", idx + 1)},
+        {"type": "Hostname", "address": name}]);
+    node["status"]["nodeInfo"]["machineID"] = json!(format!("{idx:032x}"));
+    node["status"]["nodeInfo"]["systemUUID"] = json!(format!("00000000-0000-0000-0000-{idx:012x}"));
+    node
+}
+
+/// The `finetune` training Job (batch/v1) on a GPU, and its metrics Service.
+fn finetune(f: &Figures) -> Vec<Value> {
+    let labels = json!({"app": FINETUNE, "app.kubernetes.io/name": FINETUNE});
+    let mut c = container(
+        "trainer",
+        "ghcr.io/mlops/finetune:1.0.0",
+        ("metrics", FINETUNE_PORT),
+        ("4", "16Gi"),
+        (None, "32Gi"),
+    );
+    c["resources"]["requests"][GPU] = json!("1");
+    c["resources"]["limits"][GPU] = json!("1");
+    c["env"] = json!([
+        {"name": "MLFLOW_TRACKING_URI", "value": "http://mlflow.mlflow.svc.cluster.local:5000"},
+        {"name": "MLFLOW_RUN_ID", "value": FINETUNE},
+        {"name": "TOTAL_STEPS", "value": f.training_total_steps.to_string()},
+        {"name": "CHECKPOINT_EVERY_STEPS", "value": f.training_checkpoint_every.to_string()},
+        {"name": "CHECKPOINT_DIR", "value": if f.training_checkpoint_every > 0 { "/checkpoints" } else { "" }},
+        {"name": "LOG_EVERY_STEPS", "value": f.training_log_every.to_string()},
+        {"name": "MLFLOW_BUFFER_WHEN_UNREACHABLE", "value": f.training_buffer_metrics.to_string()}]);
+    let job = json!({"apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": FINETUNE, "namespace": TRAINING_NS, "labels": labels.clone()},
+        "spec": {"backoffLimit": f.training_backoff_limit,
+            "template": {"metadata": {"labels": labels.clone(), "annotations": {
+                    model::STARTUP: secs(f.training_startup_s), model::CPU: "3", model::MEMORY: "12Gi"}},
+                "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 30,
+                    "nodeSelector": {GPU_PRESENT: "true"},
+                    "tolerations": [{"key": GPU, "operator": "Exists", "effect": "NoSchedule"}],
+                    "containers": [c]}}}});
+    let svc = service(
+        TRAINING_NS,
+        FINETUNE,
+        json!({"app": FINETUNE}),
+        ("metrics", FINETUNE_PORT, FINETUNE_PORT),
+    );
+    vec![job, svc]
+}
+
+/// The PodDisruptionBudgets a platform team sets: the predictor keeps one pod, MLflow loses
+/// at most one at a time.
+fn pdbs() -> Vec<Value> {
+    vec![
+        json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": {"name": PREDICTOR, "namespace": KSERVE_NS},
+            "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": raw_app_label(PREDICTOR)}}}}),
+        json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": {"name": "mlflow", "namespace": MLFLOW_NS},
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "mlflow"}}}}),
+    ]
 }
 
 /// MLflow and its PostgreSQL (a StatefulSet with a headless Service).
@@ -295,8 +392,9 @@ fn chaos_mesh() -> Vec<Value> {
     out
 }
 
-/// A chaos-daemon pod pinned to `node` (what the chaos-daemon DaemonSet would run).
-pub fn chaos_daemon(node: &str, suffix: &str) -> Value {
+/// A chaos-daemon pod pinned to `node` (what the chaos-daemon DaemonSet would run), with
+/// the DaemonSet's `tolerations` (key, effect).
+pub fn chaos_daemon(node: &str, suffix: &str, tolerations: &[(&str, &str)]) -> Value {
     let labels = json!({"app.kubernetes.io/name": "chaos-mesh", "app.kubernetes.io/instance": "chaos-mesh",
         "app.kubernetes.io/component": "chaos-daemon"});
     let mut c = container(
@@ -310,7 +408,8 @@ pub fn chaos_daemon(node: &str, suffix: &str) -> Value {
     json!({"apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": format!("chaos-daemon-{suffix}"), "namespace": CHAOS_NS, "labels": labels,
             "annotations": {model::CPU: "5m"}},
-        "spec": {"nodeName": node, "hostPID": true, "containers": [c]}})
+        "spec": {"nodeName": node, "hostPID": true, "containers": [c],
+            "tolerations": tolerations.iter().map(|(k, e)| json!({"key": k, "operator": "Exists", "effect": e})).collect::<Vec<_>>()}})
 }
 
 /// The label KServe's RawDeployment puts on the predictor's pods (and selects them by):
@@ -339,12 +438,25 @@ pub fn predictor(isvc: &Value, f: &Figures) -> Value {
         .unwrap_or(1);
     let labels = json!({"serving.kserve.io/inferenceservice": isvc_name,
         "component": "predictor", "app": raw_app_label(&name)});
+    // Ready when the model answers `/v1/models/NAME` (loaded), or — built badly — when
+    // the server's port accepts connections, before the model loaded.
+    let (probe, ready_after) = if f.predictor_ready_before_load {
+        (
+            json!({"tcpSocket": {"port": CONTAINER_PORT}, "periodSeconds": 2, "failureThreshold": 3}),
+            f.predictor_server_start_s,
+        )
+    } else {
+        (
+            json!({"httpGet": {"path": format!("/v1/models/{isvc_name}"), "port": CONTAINER_PORT},
+                "periodSeconds": 2, "failureThreshold": 3}),
+            f.predictor_startup_s,
+        )
+    };
     let c = json!({"name": "kserve-container", "image": "kserve/sklearnserver:v0.15.2",
         "args": [format!("--model_name={isvc_name}"), "--model_dir=/mnt/models", "--http_port=8080"],
         "env": [{"name": "STORAGE_URI", "value": m["storageUri"]}],
         "ports": [{"name": "http1", "containerPort": CONTAINER_PORT, "protocol": "TCP"}],
-        "readinessProbe": {"httpGet": {"path": format!("/v1/models/{isvc_name}"), "port": CONTAINER_PORT},
-            "periodSeconds": 2, "failureThreshold": 3},
+        "readinessProbe": probe,
         "resources": res});
     json!({"apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": name, "namespace": ns, "labels": labels.clone(),
@@ -353,6 +465,7 @@ pub fn predictor(isvc: &Value, f: &Figures) -> Value {
         "spec": {"replicas": min, "selector": {"matchLabels": {"app": raw_app_label(&name)}},
             "template": {"metadata": {"labels": labels, "annotations": {
                     "serving.kserve.io/inferenceservice": isvc_name,
-                    model::STARTUP: secs(f.predictor_startup_s), model::MEMORY: f.predictor_mem_use}},
+                    model::STARTUP: secs(ready_after), MODEL_LOAD: secs(f.predictor_startup_s),
+                    model::MEMORY: f.predictor_mem_use}},
                 "spec": {"containers": [c], "terminationGracePeriodSeconds": 30}}}})
 }

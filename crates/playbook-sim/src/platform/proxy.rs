@@ -20,6 +20,7 @@ use rand::Rng;
 use serde_json::{Value, json};
 
 use super::exposition;
+use super::objects;
 use super::traffic::{Caller, Shared, SharedRef, Via};
 use crate::chaos::effects::refuses_connections;
 use crate::controllers::util::{deleting, pod_ready};
@@ -80,7 +81,12 @@ fn endpoints(store: &Store, svc: &Value) -> Vec<Arc<Value>> {
         .collect()
 }
 
-/// A deterministic iris classifier: setosa (0), versicolor (1), virginica (2) by petal length.
+/// The iris classifier: setosa (0), versicolor (1), virginica (2). A small deterministic
+/// rule set, the classic decision tree over the iris data (petal length <= 2.45: setosa;
+/// else petal width <= 1.75 and petal length <= 4.95: versicolor; else virginica), standing
+/// for the model at `gs://kfserving-examples/models/sklearn/1.0/model`: it answers KServe's
+/// sklearn-iris example `[[6.8,2.8,4.8,1.4],[6.0,3.4,4.5,1.6]]` with `[1,1]`, a setosa
+/// `[5.1,3.5,1.4,0.2]` with 0, a virginica `[6.9,3.1,5.4,2.1]` with 2.
 fn classify(instance: &Value) -> Option<i64> {
     let xs: Vec<f64> = instance
         .as_array()?
@@ -90,13 +96,31 @@ fn classify(instance: &Value) -> Option<i64> {
     if xs.len() != 4 {
         return None;
     }
-    Some(if xs[2] < 2.5 {
+    let (petal_length, petal_width) = (xs[2], xs[3]);
+    Some(if petal_length <= 2.45 {
         0
-    } else if xs[2] < 4.9 {
+    } else if petal_width <= 1.75 && petal_length <= 4.95 {
         1
     } else {
         2
     })
+}
+
+/// True once the predictor's kserve-container has loaded its model: its container has run
+/// for the pod's [`objects::MODEL_LOAD`] (when absent: loaded once Ready).
+pub(super) fn model_loaded(pod: &Value, now: jiff::Timestamp) -> bool {
+    let Some(load) =
+        crate::controllers::model::duration(pod, objects::MODEL_LOAD, "kserve-container")
+    else {
+        return true;
+    };
+    pod.pointer("/status/containerStatuses")
+        .and_then(Value::as_array)
+        .and_then(|a| a.iter().find(|c| c["name"] == "kserve-container"))
+        .and_then(|c| c.pointer("/state/running/startedAt"))
+        .and_then(Value::as_str)
+        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+        .is_some_and(|started| started + load <= now)
 }
 
 fn predictor(
@@ -104,11 +128,25 @@ fn predictor(
     pod: &Value,
     model: &str,
     req: &ProxyRequest,
+    now: jiff::Timestamp,
 ) -> (ProxyResponse, f64) {
     let path = req.path.as_str();
     let (code, secs) = sh.predict(super::traffic::saturation(pod));
     let base = format!("/v1/models/{model}");
-    let resp = if path == base || path == format!("{base}/") {
+    // The server is up but the model is still loading: kserve python/kserve/kserve/errors.py
+    // `ModelNotReady` ("Model with name NAME is not ready."), answered 503 by its handler,
+    // for the model's readiness and for predictions alike.
+    let not_ready = || {
+        json_reply(
+            503,
+            json!({"error": format!("Model with name {model} is not ready.")}),
+        )
+    };
+    let model_path =
+        path == base || path == format!("{base}/") || path == format!("{base}:predict");
+    let resp = if model_path && !model_loaded(pod, now) {
+        not_ready()
+    } else if path == base || path == format!("{base}/") {
         json_reply(200, json!({"name": model, "ready": true}))
     } else if path == format!("{base}:predict") && req.method == "POST" {
         let body: Option<Value> = serde_json::from_slice(&req.body).ok();
@@ -164,6 +202,40 @@ fn mlflow(sh: &mut Shared, store: &Store, req: &ProxyRequest) -> (ProxyResponse,
         "/api/2.0/mlflow/runs/log-metric" if req.method == "POST" => {
             (f.db_round_trips_log, Some(json!({})))
         }
+        // mlflow/server/handlers.py `get_metric_history` (GET, run_id and metric_key).
+        "/api/2.0/mlflow/metrics/get-history" => {
+            let q = query(req);
+            let run = q.iter().find(|(k, _)| k == "run_id" || k == "run_uuid");
+            let key = q.iter().find(|(k, _)| k == "metric_key");
+            let (Some((_, run)), Some((_, key))) = (run, key) else {
+                let missing = if key.is_none() {
+                    "metric_key"
+                } else {
+                    "run_id"
+                };
+                return (
+                    json_reply(
+                        400,
+                        json!({"error_code": "INVALID_PARAMETER_VALUE",
+                        "message": format!("Missing value for required parameter '{missing}'. See the API docs for more information about request parameters.")}),
+                    ),
+                    0.002,
+                );
+            };
+            match super::training::history(&sh.training, run, key) {
+                Some(b) => (f.db_round_trips_search, Some(b)),
+                None => {
+                    return (
+                        json_reply(
+                            404,
+                            json!({"error_code": "RESOURCE_DOES_NOT_EXIST",
+                            "message": format!("Run with id={run} not found")}),
+                        ),
+                        0.002,
+                    );
+                }
+            }
+        }
         _ => {
             return (
                 json_reply(
@@ -192,6 +264,21 @@ fn mlflow(sh: &mut Shared, store: &Store, req: &ProxyRequest) -> (ProxyResponse,
         ),
     };
     (resp, secs)
+}
+
+/// The query's parameters, percent-decoded.
+fn query(req: &ProxyRequest) -> Vec<(String, String)> {
+    let decode = |s: &str| crate::api::percent_decode(&s.replace('+', " "));
+    req.query
+        .as_deref()
+        .unwrap_or_default()
+        .split('&')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
 }
 
 fn runner_health(sh: &Shared) -> ProxyResponse {
@@ -305,7 +392,7 @@ fn serve(
         .as_str()
         .map(str::to_string);
     Some(match (isvc, app.as_str()) {
-        (Some(model), _) => predictor(sh, &pod, &model, req),
+        (Some(model), _) => predictor(sh, &pod, &model, req, store.now()),
         (None, "mlflow") => mlflow(sh, store, req),
         (None, "pipeline-runner") if req.path.trim_end_matches('/') == "/health" => {
             (runner_health(sh), 0.002)

@@ -173,6 +173,46 @@ pub struct Figures {
     pub trainer_mem_request: &'static str,
     /// Trainer memory limit.
     pub trainer_mem_limit: &'static str,
+
+    // --- KServe model load (issue 18) ---
+    /// The predictor reports Ready when its server process is up, before the model loaded
+    /// (a TCP readiness probe), instead of when the model answers `/v1/models/NAME`.
+    pub predictor_ready_before_load: bool,
+    /// Server process start-up, before the model load begins (seconds).
+    pub predictor_server_start_s: i64,
+
+    // --- GPU node pool ---
+    /// GPU nodes `sim-gpu-1..N` (tainted `nvidia.com/gpu=present:NoSchedule`).
+    pub gpu_nodes: usize,
+    /// `nvidia.com/gpu` capacity of each GPU node.
+    pub gpus_per_node: i64,
+    /// Taints (key, effect) the chaos-daemon DaemonSet tolerates besides the DaemonSet
+    /// controller's own (the Helm chart's default `chaosDaemon.tolerations: []` is empty).
+    pub chaos_daemon_tolerations: &'static [(&'static str, &'static str)],
+
+    // --- The `finetune` training Job ---
+    /// Steps of the whole run.
+    pub training_total_steps: u64,
+    /// Steps per second on an unloaded GPU.
+    pub training_steps_per_s: f64,
+    /// Samples per step (the batch size).
+    pub training_batch_size: u64,
+    /// Checkpoint every this many steps (0: no checkpoint, a restart starts over).
+    pub training_checkpoint_every: u64,
+    /// Container start to the first step: image, data loader, model to GPU, checkpoint
+    /// restore (seconds).
+    pub training_startup_s: i64,
+    /// Log the loss to MLflow every this many steps.
+    pub training_log_every: u64,
+    /// The training loop's MLflow client buffers metrics while MLflow is unreachable
+    /// (false: they are dropped and counted).
+    pub training_buffer_metrics: bool,
+    /// The Job's `backoffLimit`.
+    pub training_backoff_limit: i64,
+
+    // --- PodDisruptionBudgets ---
+    /// PDBs for the predictor (minAvailable 1) and MLflow (maxUnavailable 1).
+    pub pdbs: bool,
 }
 
 impl Figures {
@@ -236,6 +276,20 @@ impl Figures {
             trainer_cpu_use: "550m",
             trainer_mem_request: "1Gi",
             trainer_mem_limit: "2Gi",
+            predictor_ready_before_load: false,
+            predictor_server_start_s: 3,
+            gpu_nodes: 2,
+            gpus_per_node: 4,
+            chaos_daemon_tolerations: &[("nvidia.com/gpu", "NoSchedule")],
+            training_total_steps: 3000,
+            training_steps_per_s: 1.0,
+            training_batch_size: 32,
+            training_checkpoint_every: 100,
+            training_startup_s: 30,
+            training_log_every: 10,
+            training_buffer_metrics: true,
+            training_backoff_limit: 6,
+            pdbs: true,
         }
     }
 
@@ -257,6 +311,15 @@ impl Figures {
             breaker: false,
             // No HPA on the trainer.
             trainer_hpa: None,
+            // Ready when the server is up, before the model loaded.
+            predictor_ready_before_load: true,
+            // The chaos-daemon installed with the Helm chart's defaults: not on GPU nodes.
+            chaos_daemon_tolerations: &[],
+            // No checkpoint, metrics dropped while MLflow is unreachable.
+            training_checkpoint_every: 0,
+            training_buffer_metrics: false,
+            // No PodDisruptionBudgets.
+            pdbs: false,
             ..Figures::mlops()
         }
     }

@@ -317,11 +317,13 @@ fn pod_kill_recovery(sc: Scenario) -> Option<SignedDuration> {
 }
 
 #[test]
-fn pod_kill_isvc_ready_again_within_30s_on_mlops_not_on_fragile() {
+fn pod_kill_isvc_ready_again_within_30s_on_mlops_and_on_fragile_before_its_model_loaded() {
     let ok = pod_kill_recovery(Scenario::Mlops).expect("recovers");
     assert!(ok <= secs(30), "{ok:?}");
-    let slow = pod_kill_recovery(Scenario::MlopsFragile).expect("recovers eventually");
-    assert!(slow > secs(30), "{slow:?}");
+    // The fragile predictor is Ready before its model loaded (its single replica answers
+    // 503 ModelNotReady meanwhile, see tests/ml.rs): Ready says nothing there.
+    let fast = pod_kill_recovery(Scenario::MlopsFragile).expect("Ready again");
+    assert!(fast <= secs(30), "{fast:?}");
 }
 
 /// MLflow latency (ms) before, during and after a 100 ms delay between mlflow (the source) and
@@ -688,9 +690,10 @@ fn kserve_labels_and_conditions_follow_upstream() {
         i["status"]["modelStatus"]["states"]["activeModelState"],
         "Loaded"
     );
-    // The replacement reloads its model (predictor_startup_s of the fragile figures: 45 s).
+    // The fragile replacement reports Ready when its server is up (a TCP probe), long before
+    // its model loaded (predictor_startup_s of the fragile figures: 45 s): see tests/ml.rs.
     let back = until(&s, secs(120), |_| cond(&isvc(), "Ready") == "True").expect("Ready again");
-    assert!(back >= secs(45), "{back:?}");
+    assert!(back < secs(20), "{back:?}");
 }
 
 /// The workflow status and progress of every pipeline, by name.
@@ -897,3 +900,5 @@ fn apply_delete(s: &Sim, name: &str) {
     });
     s.advance_by(secs(2));
 }
+
+mod ml;

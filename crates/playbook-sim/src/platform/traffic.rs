@@ -80,6 +80,8 @@ pub struct Shared {
     pub logged_metrics: u64,
     /// Log calls that failed.
     pub log_failures: u64,
+    /// The `finetune` training Job's state (see `training.rs`).
+    pub training: super::training::Training,
 }
 
 /// The shared state, behind a lock (taken after the world's lock, never before).
@@ -108,6 +110,7 @@ impl Shared {
             backlog: 0.0,
             logged_metrics: 0,
             log_failures: 0,
+            training: Default::default(),
         }
     }
 
@@ -432,7 +435,11 @@ impl Traffic {
                 // pod-failure's pause image: connection refused, nothing served.
                 continue;
             }
-            let (code, secs) = sh.predict(*s);
+            let (mut code, secs) = sh.predict(*s);
+            if !super::proxy::model_loaded(pod, now) {
+                // Ready before its model loaded: ModelNotReady (see proxy.rs).
+                code = 503;
+            }
             let reached = match sh.call(store, None, pod, Via::Service, f.client_timeout_s) {
                 Ok(_) => true,
                 Err(g) => g.reached,
@@ -482,6 +489,7 @@ impl Traffic {
         {
             log_metric(&mut sh, store, &view, runner.as_deref(), "", now);
         }
+        let finished = super::training::tick(&mut sh, store, &view, now);
         let arrivals = sh.flows.get("mlflow").map_or(0, |x| x.count) - before;
         let cap = view.capacity;
         sh.backlog = (sh.backlog + arrivals as f64 - cap)
@@ -503,6 +511,9 @@ impl Traffic {
         // Without a breaker and a fallback, a failed MLflow call fails the step (exit 1).
         for step in fail_steps {
             fail_step(ctx, &step, now);
+        }
+        if let Some(pod) = finished {
+            super::training::finish(ctx, &pod, now);
         }
     }
 }
@@ -564,6 +575,11 @@ fn log_metric(
 }
 
 fn fail_step(ctx: &mut Ctx<'_>, pod: &Value, now: Timestamp) {
+    stop_container(ctx, pod, now, 1);
+}
+
+/// Makes the pod's container exit now with `code` (its run time ends here).
+pub(super) fn stop_container(ctx: &mut Ctx<'_>, pod: &Value, now: Timestamp, code: i32) {
     let started = pod
         .pointer("/status/containerStatuses/0/state/running/startedAt")
         .and_then(Value::as_str)
@@ -576,7 +592,7 @@ fn fail_step(ctx: &mut Ctx<'_>, pod: &Value, now: Timestamp) {
         "pods",
         ns,
         name,
-        &json!({"metadata": {"annotations": {model::RUN_FOR: format!("{ran}s"), model::EXIT_CODE: "1"}}}),
+        &json!({"metadata": {"annotations": {model::RUN_FOR: format!("{ran}s"), model::EXIT_CODE: code.to_string()}}}),
     );
 }
 

@@ -3,6 +3,7 @@
 //! tested from the product's integration tests.)
 
 mod admission;
+mod disruption;
 mod hooks_and_errors;
 mod in_process;
 mod versions;
