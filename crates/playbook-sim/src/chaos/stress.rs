@@ -84,34 +84,16 @@ impl MemPlan {
 /// The load one stressed container gets: (CPU millicores, the memory plan).
 pub fn load_of(
     stressors: &StressChaosStressors,
-    pod: &Value,
-    container: &str,
     node_memory: Option<f64>,
 ) -> Result<(u64, MemPlan), String> {
-    let c = pod
-        .pointer("/spec/containers")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .chain(
-            pod.pointer("/spec/initContainers")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten(),
-        )
-        .find(|c| c.get("name").and_then(Value::as_str) == Some(container));
-    let limit = |res: &str| {
-        c.and_then(|c| c.pointer(&format!("/resources/limits/{res}")))
-            .and_then(Value::as_str)
-            .and_then(units::quantity)
-    };
+    // What the stress-ng CPU workers ask for (each `load` % of one core). Not capped here: the
+    // container's limit caps its use (controllers/model.rs `container_use`), and how much of
+    // the limit is left to the container's own process depends on this demand
+    // (platform/traffic.rs `saturation`).
     let mut cpu = 0u64;
     if let Some(s) = &stressors.cpu {
         let load = s.load.unwrap_or(100).clamp(0, 100) as u64;
         cpu = s.workers.max(0) as u64 * load * 10;
-        if let Some(l) = limit("cpu") {
-            cpu = cpu.min((l * 1000.0) as u64);
-        }
     }
     let mut mem = MemPlan {
         total: 0,
@@ -196,12 +178,7 @@ pub fn apply(
         .get("pods", ns, name)
         .ok_or_else(|| format!("pods \"{name}\" not found"))?;
     super::daemon::reach(ctx, ns, name)?;
-    load_of(
-        &stressors,
-        &pod,
-        container.unwrap_or_default(),
-        node_memory(ctx, &pod),
-    )?;
+    load_of(&stressors, node_memory(ctx, &pod))?;
     let instances = object_at(chaos, &["status", "instances"]);
     if !instances.contains_key(&rec.id) {
         let target = instance_of(&pod, container.unwrap_or_default());
@@ -257,15 +234,15 @@ pub fn ramp(ctx: &mut Ctx<'_>, starts: &mut Starts) {
                 continue;
             };
             live.insert(key);
-            let (ns, name, container) = split_id(id);
+            let (ns, name, _) = split_id(id);
             let Some(pod) = ctx.get("pods", ns, name) else {
                 continue;
             };
             let node_mem = node_memory(ctx, &pod);
             // Still growing, or it was one step ago (its last rewrite is due).
             let back = now.duration_since(start) - RAMP_STEP - RAMP_STEP;
-            let grows = load_of(&stressors, &pod, container.unwrap_or_default(), node_mem)
-                .is_ok_and(|(_, plan)| plan.at(back.as_secs_f64()).1);
+            let grows =
+                load_of(&stressors, node_mem).is_ok_and(|(_, plan)| plan.at(back.as_secs_f64()).1);
             if grows {
                 pods.insert((ns.to_string(), name.to_string()));
             }
@@ -336,7 +313,7 @@ pub fn sync_pod(
                     t
                 }
             };
-            if let Ok((c, plan)) = load_of(&stressors, &pod, container, node_mem) {
+            if let Ok((c, plan)) = load_of(&stressors, node_mem) {
                 let (m, more) = plan.at(now.duration_since(start).as_secs_f64());
                 growing |= more;
                 cpu += c;
@@ -359,7 +336,8 @@ pub fn sync_pod(
     };
     let names = containers.into_iter().collect::<Vec<_>>().join(",");
     let anns = json!({
-        STRESS_CPU: val(cpu),
+        // A quantity, as the annotation is read (controllers/model.rs): millicores.
+        STRESS_CPU: if cpu > 0 { json!(format!("{cpu}m")) } else { Value::Null },
         STRESS_MEMORY: val(mem),
         STRESS_CONTAINERS: if names.is_empty() { Value::Null } else { json!(names) },
     });

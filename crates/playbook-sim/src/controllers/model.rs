@@ -145,11 +145,9 @@ pub fn pod_requests(pod: &Value) -> (i64, i64) {
 /// The use of one container (CPU millicores, memory bytes), without noise.
 pub fn container_use(pod: &Value, c: &Value) -> (i64, i64) {
     let name = c.get("name").and_then(Value::as_str).unwrap_or_default();
-    let (req_cpu, req_mem) = requests(c);
+    let (_, req_mem) = requests(c);
     let (lim_cpu, lim_mem) = limits(c);
-    let base_cpu = annotation(pod, CPU, name)
-        .and_then(|v| cpu_milli(&Value::String(v.to_string())))
-        .unwrap_or(if req_cpu > 0 { req_cpu / 10 } else { 5 });
+    let (base_cpu, stress_cpu) = container_cpu_parts(pod, c);
     let base_mem = annotation(pod, MEMORY, name)
         .and_then(|v| mem_bytes(&Value::String(v.to_string())))
         .unwrap_or(if req_mem > 0 {
@@ -159,9 +157,20 @@ pub fn container_use(pod: &Value, c: &Value) -> (i64, i64) {
         } else {
             64 << 20
         });
-    let cpu = base_cpu.max(0) + sum_ann(pod, STRESS_CPU, name, cpu_milli);
+    let cpu = base_cpu + stress_cpu;
     let mem = base_mem.max(0) + sum_ann(pod, STRESS_MEMORY, name, mem_bytes);
     (lim_cpu.map_or(cpu, |l| cpu.min(l)), mem)
+}
+
+/// A container's CPU, apart: (its own use, what stress processes in it ask for), millicores,
+/// neither capped by its limit.
+pub fn container_cpu_parts(pod: &Value, c: &Value) -> (i64, i64) {
+    let name = c.get("name").and_then(Value::as_str).unwrap_or_default();
+    let (req_cpu, _) = requests(c);
+    let own = annotation(pod, CPU, name)
+        .and_then(|v| cpu_milli(&Value::String(v.to_string())))
+        .unwrap_or(if req_cpu > 0 { req_cpu / 10 } else { 5 });
+    (own.max(0), sum_ann(pod, STRESS_CPU, name, cpu_milli))
 }
 
 /// A duration annotation for a container.

@@ -296,24 +296,42 @@ pub struct View {
     pub capacity: f64,
 }
 
-/// How much slower a pod answers as its CPU use nears its limit (1 below 70%).
+/// How much slower a pod answers, from its busiest container's CPU: queueing as its own use
+/// nears the CPU it can get (1 below 70%), and, when stress processes share the container
+/// (Chaos Mesh's chaos-daemon runs stress-ng in the target container's cgroup,
+/// `pkg/chaosdaemon/stress_server_linux.go`), a slower request for the share of the limit left
+/// to it: CFS splits a throttled cgroup's quota between its runnable threads with equal
+/// weights (kernel/sched/fair.c), so while serving the process gets at least
+/// `limit / (1 + stress demand in cores)`, and at least what the stress leaves unused. Not
+/// modelled: the stalls at the end of each 100 ms CFS period once the quota is spent (they
+/// would add to the tail).
 pub fn saturation(pod: &Value) -> f64 {
-    let mut worst: f64 = 0.0;
+    let mut worst: f64 = 1.0;
     for c in model::containers(pod) {
-        let (use_m, _) = model::container_use(pod, c);
         let limit = model::limits(c).0.unwrap_or_else(|| {
             let (req, _) = model::requests(c);
             if req > 0 { req * 4 } else { 1000 }
         });
-        if limit > 0 {
-            worst = worst.max(use_m as f64 / limit as f64);
+        if limit <= 0 {
+            continue;
         }
+        let (own, stress) = model::container_cpu_parts(pod, c);
+        let (limit, own, stress) = (limit as f64, own as f64, stress as f64);
+        let (slower, capacity) = if stress > 0.0 {
+            let share = (limit - stress).max(limit / (1.0 + stress / 1000.0));
+            (limit.min(1000.0) / share, share)
+        } else {
+            (1.0, limit)
+        };
+        let busy = own.min(capacity) / capacity;
+        let queueing = if busy < 0.7 {
+            1.0
+        } else {
+            1.0 + 2.0 * (busy - 0.7) / (1.0 - busy.min(0.98))
+        };
+        worst = worst.max(slower.max(1.0) * queueing);
     }
-    if worst < 0.7 {
-        1.0
-    } else {
-        1.0 + 2.0 * (worst - 0.7) / (1.0 - worst.min(0.98))
-    }
+    worst
 }
 
 fn app_selector(app: &str) -> LabelSelector {
