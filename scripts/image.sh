@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the playbook container image offline with buildah (deploy/Containerfile, FROM scratch):
-# the binary given (default target/release/playbook, stripped in the copy), exactly the shared
+# the binary given (default target/dist/playbook: `cargo build --profile dist`, stripped in the copy), exactly the shared
 # libraries `ldd` says it loads, and a non-root user (65532). Nothing is pulled.
 #
 #   scripts/image.sh [BINARY]            # tag: $IMAGE, default localhost/playbook:VERSION
@@ -10,9 +10,9 @@
 # Prints the image id on its last line.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-bin="${1:-$root/target/release/playbook}"
+bin="${1:-$root/target/dist/playbook}"
 if [ ! -x "$bin" ]; then
-  echo "image.sh: no executable at $bin (build it first: cargo build --release)" >&2
+  echo "image.sh: no executable at $bin (build it first: cargo build --profile dist)" >&2
   exit 2
 fi
 command -v buildah >/dev/null || { echo "image.sh: buildah is not installed (apt-get install buildah)" >&2; exit 2; }

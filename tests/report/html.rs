@@ -59,7 +59,7 @@ fn has_class(n: roxmltree::Node, class: &str) -> bool {
 #[test]
 fn the_html_of_the_seed_playbooks_is_one_well_formed_self_contained_page() {
     let dir = tempdir();
-    let (json, html) = seed_run(&dir, &["playbooks"], &[]);
+    let (json, html) = seed_run(&dir, &["playbooks"], &["--filter", "tag:seed"]);
     let report = load(&json);
     assert_eq!(report.playbooks.len(), 5);
     let text = std::fs::read_to_string(&html).unwrap();
@@ -516,7 +516,7 @@ fn chromium(profile: &Path, args: &[&str], url: &str, limit: Duration) -> (bool,
 #[test]
 fn the_html_report_renders_in_headless_chromium() {
     let dir = tempdir();
-    let (json, html) = seed_run(&dir, &["playbooks"], &[]);
+    let (json, html) = seed_run(&dir, &["playbooks"], &["--filter", "tag:seed"]);
     let report = load(&json);
     let url = format!("file://{}", html.canonicalize().unwrap().display());
     let limit = Duration::from_secs(120);

@@ -309,9 +309,10 @@ fn burn_cpu_raises_and_then_restores_cpu_use() {
         c.pointer("/status/instances/ml~1train-0~1app/uid")
             .is_some()
     );
+    // The workers' demand, in millicores (not capped: the limit caps the container's use).
     assert_eq!(
         annotation(&w, "train-0", STRESS_CPU).as_deref(),
-        Some("1000")
+        Some("1000m")
     );
     assert_eq!(
         annotation(&w, "train-0", STRESS_CONTAINERS).as_deref(),
@@ -324,7 +325,7 @@ fn burn_cpu_raises_and_then_restores_cpu_use() {
         "True"
     );
 
-    // Four workers at 100% are capped by the 2-CPU limit.
+    // Four workers at 100% ask for 4 cores; the 2-CPU limit caps the container's use.
     let mut c = example("burn-cpu", "train");
     c["metadata"]["name"] = json!("burn-4");
     c["spec"]["stressors"]["cpu"]["workers"] = json!(4);
@@ -332,8 +333,11 @@ fn burn_cpu_raises_and_then_restores_cpu_use() {
     advance_ms(&mut w, 500);
     assert_eq!(
         annotation(&w, "train-0", STRESS_CPU).as_deref(),
-        Some("2000")
+        Some("4000m")
     );
+    let pod = get(&w, "pods", "train-0").expect("pod");
+    let used = crate::controllers::model::container_use(&pod, &pod["spec"]["containers"][0]).0;
+    assert_eq!(used, 2000);
 }
 
 /// memStress (github.com/chaos-mesh/memStress main.go) touches its memory page by page: the

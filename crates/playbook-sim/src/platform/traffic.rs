@@ -634,3 +634,41 @@ impl Controller for Traffic {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::saturation;
+    use crate::controllers::model::{CPU, STRESS_CPU};
+    use serde_json::json;
+
+    /// A one-container pod with a 1-CPU limit, its own use and a stress demand (millicores).
+    fn pod(own: &str, stress: Option<&str>) -> serde_json::Value {
+        let mut anns = json!({ CPU: own });
+        if let Some(s) = stress {
+            anns[STRESS_CPU] = json!(s);
+        }
+        json!({"metadata": {"annotations": anns},
+            "spec": {"containers": [{"name": "c", "resources": {"limits": {"cpu": "1"}}}]}})
+    }
+
+    #[test]
+    fn a_pod_queues_as_its_own_use_nears_its_limit() {
+        assert_eq!(saturation(&pod("100m", None)), 1.0);
+        let busy = saturation(&pod("900m", None));
+        assert!((busy - 5.0).abs() < 1e-9, "{busy}");
+        assert!(saturation(&pod("990m", None)) > 20.0);
+    }
+
+    #[test]
+    fn stress_in_the_container_leaves_the_server_its_cfs_share() {
+        // Two workers at 100% on a 1-CPU limit: the server keeps a third while it serves.
+        let s = saturation(&pod("100m", Some("2000m")));
+        assert!((s - 3.0).abs() < 1e-9, "{s}");
+        // Half a core of stress leaves the server the other half of the limit (or its fair
+        // share, two thirds, when that is more).
+        let s = saturation(&pod("100m", Some("500m")));
+        assert!((s - 1.5).abs() < 1e-9, "{s}");
+        // A server busy with its own traffic on top of that share queues as well.
+        assert!(saturation(&pod("300m", Some("2000m"))) > 3.0);
+    }
+}
