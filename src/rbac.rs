@@ -161,6 +161,8 @@ struct Walker<'a> {
     frame: Option<HashMap<String, Option<Value>>>,
     /// Script functions already walked, with the arguments they were walked with.
     walked: BTreeSet<String>,
+    /// Script functions walked at least once: (file, name).
+    reached: BTreeSet<(String, String)>,
     depth: usize,
 }
 
@@ -344,6 +346,7 @@ impl Walker<'_> {
         if !self.walked.insert(key) {
             return;
         }
+        self.reached.insert((target.to_string(), name.to_string()));
         let arity = params.len();
         let body = part_of(ast, false, |f, n| f == name && n == arity);
         let frame = params.into_iter().zip(values).collect();
@@ -373,11 +376,7 @@ impl Walker<'_> {
             .collect();
         for (file, ast) in files {
             for f in ast.iter_functions() {
-                let reached = self
-                    .walked
-                    .range(format!("{file}::{}/", f.name)..)
-                    .next()
-                    .is_some_and(|k| k.starts_with(&format!("{file}::{}/", f.name)));
+                let reached = self.reached.contains(&(file.clone(), f.name.to_string()));
                 if reached || f.name.starts_with("anon$") || !mentioned.contains(f.name) {
                     continue;
                 }
@@ -686,6 +685,7 @@ pub fn needs_of(
         },
         frame: None,
         walked: BTreeSet::new(),
+        reached: BTreeSet::new(),
         depth: 0,
     };
     w.grant(None, "", "namespaces", &["get"]);

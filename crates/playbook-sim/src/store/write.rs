@@ -507,12 +507,16 @@ impl Store {
         }
     }
 
-    fn delete_dependents(&mut self, owner_uid: &str) {
-        let deps: Vec<ObjKey> = self
-            .dependents
+    /// The objects whose ownerReferences name `owner_uid`.
+    fn dependent_keys(&self, owner_uid: &str) -> Vec<ObjKey> {
+        self.dependents
             .get(owner_uid)
             .map(|s| s.iter().cloned().collect())
-            .unwrap_or_default();
+            .unwrap_or_default()
+    }
+
+    fn delete_dependents(&mut self, owner_uid: &str) {
+        let deps = self.dependent_keys(owner_uid);
         for (r, n, m) in deps {
             let Some(obj) = self.get(r, &n, &m).cloned() else {
                 continue;
@@ -527,11 +531,7 @@ impl Store {
     }
 
     fn orphan_dependents(&mut self, owner_uid: &str) {
-        let deps: Vec<ObjKey> = self
-            .dependents
-            .get(owner_uid)
-            .map(|s| s.iter().cloned().collect())
-            .unwrap_or_default();
+        let deps = self.dependent_keys(owner_uid);
         for (r, n, m) in deps {
             let Some(obj) = self.get(r, &n, &m).cloned() else {
                 continue;

@@ -291,12 +291,7 @@ impl<'a> Ctx<'a> {
         resource: impl ResourceName,
         obj: Value,
     ) -> Result<Arc<Value>, ApiError> {
-        let id = self.res(resource)?;
-        let (ns, name) = (
-            meta_str(&obj, "namespace").to_string(),
-            meta_str(&obj, "name").to_string(),
-        );
-        self.store.update(id, &ns, &name, obj, false)
+        self.replace(resource, obj, false)
     }
 
     /// Replaces an object's `status` (the status subresource).
@@ -305,12 +300,21 @@ impl<'a> Ctx<'a> {
         resource: impl ResourceName,
         obj: Value,
     ) -> Result<Arc<Value>, ApiError> {
+        self.replace(resource, obj, true)
+    }
+
+    fn replace(
+        &mut self,
+        resource: impl ResourceName,
+        obj: Value,
+        status: bool,
+    ) -> Result<Arc<Value>, ApiError> {
         let id = self.res(resource)?;
         let (ns, name) = (
             meta_str(&obj, "namespace").to_string(),
             meta_str(&obj, "name").to_string(),
         );
-        self.store.update(id, &ns, &name, obj, true)
+        self.store.update(id, &ns, &name, obj, status)
     }
 
     /// Applies a JSON merge patch (RFC 7386) to an object.
