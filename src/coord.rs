@@ -386,14 +386,14 @@ struct Shared {
 /// mark, both kept by a background task until [`Guard::release`].
 pub struct Guard {
     target: Option<Target>,
-    rt: tokio::runtime::Handle,
+    rt: crate::connection::Rt,
     shared: Option<Arc<Shared>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Guard {
     /// Nothing held (the in-process simulator, a dry run).
-    pub fn none(rt: &tokio::runtime::Handle) -> Guard {
+    pub fn none(rt: &crate::connection::Rt) -> Guard {
         Guard {
             target: None,
             rt: rt.clone(),
@@ -408,7 +408,7 @@ impl Guard {
     /// runtime's context; a signal ends the wait.
     pub fn enter(
         target: &Target,
-        rt: &tokio::runtime::Handle,
+        rt: &crate::connection::Rt,
         run_id: &str,
         options: &Options,
     ) -> Result<Guard, Refusal> {

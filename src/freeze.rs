@@ -43,7 +43,7 @@ fn connect(target: &TargetArgs, what: &str) -> Result<Target, Verdict> {
 
 /// Freezes the cluster: the mark now there.
 fn set(target: &Target, reason: &str) -> Result<coord::Freeze, Verdict> {
-    let rt = tokio::runtime::Handle::current();
+    let rt = crate::connection::Rt::current();
     match rt.block_on(coord::freeze(target, reason)) {
         Ok((mark, true)) => {
             say(&format!(
@@ -81,7 +81,7 @@ pub fn unfreeze(args: &UnfreezeArgs) -> Verdict {
         Ok(t) => t,
         Err(v) => return v,
     };
-    let rt = tokio::runtime::Handle::current();
+    let rt = crate::connection::Rt::current();
     match rt.block_on(coord::unfreeze(&target)) {
         Ok(Some(was)) => {
             say(&format!(
@@ -116,7 +116,7 @@ pub fn stop(args: &StopArgs) -> Verdict {
     crate::stop::set_cleaning(true);
     let flag = crate::stop::interrupted().clone();
     let interrupted = move || flag.load(Ordering::Relaxed);
-    let rt = tokio::runtime::Handle::current();
+    let rt = crate::connection::Rt::current();
     let swept =
         match crate::sweep::sweep_labelled(&target, &rt, None, &BTreeSet::new(), &interrupted) {
             Ok(s) => s,

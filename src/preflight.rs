@@ -55,7 +55,7 @@ pub fn preflight(args: &PreflightArgs) -> Verdict {
             Err(v) => return v,
         }
     };
-    let rt = tokio::runtime::Handle::current();
+    let rt = crate::connection::Rt::current();
     let target = match rt.block_on(connection::connect(&choice)) {
         Ok(t) => t,
         Err(e) => {
@@ -100,7 +100,7 @@ pub fn preflight(args: &PreflightArgs) -> Verdict {
 
 fn run_checks(
     target: &Target,
-    rt: &tokio::runtime::Handle,
+    rt: &crate::connection::Rt,
     args: &PreflightArgs,
     needs: Option<&crate::rbac::Needs>,
 ) -> Vec<Check> {

@@ -32,11 +32,7 @@ pub enum Front {
 /// run stops, cleans up, and exits 130); one that arrives during cleanup is reported and
 /// cleanup goes on.
 pub fn start(front: Front, work: impl FnOnce() -> Verdict + Send + 'static) -> Verdict {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match connection::Rt::new() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -58,12 +54,11 @@ pub fn start(front: Front, work: impl FnOnce() -> Verdict + Send + 'static) -> V
         }
     };
     runtime.spawn(relay(signals, front));
-    let handle = runtime.handle().clone();
     let worker = std::thread::Builder::new()
         .name("playbook".into())
         .stack_size(256 << 20)
         .spawn(move || {
-            let _in_runtime = handle.enter();
+            let _in_runtime = runtime.enter();
             work()
         });
     let verdict = match worker.map(|w| w.join()) {
@@ -199,7 +194,7 @@ impl Targets {
         let kind = connection::choose(choice);
         let real = match kind {
             TargetKind::Kube => Some(
-                tokio::runtime::Handle::current()
+                connection::Rt::current()
                     .block_on(connection::connect(choice))
                     .map_err(|e| e.to_string())?,
             ),
@@ -524,11 +519,8 @@ pub fn play_source(
     use sha2::Digest;
     use std::sync::Mutex;
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let runtime =
+        connection::Rt::new().map_err(|e| format!("cannot start the async runtime: {e}"))?;
     let _in_runtime = runtime.enter();
     let config = EngineConfig::default();
     let checker = engine::build(&config, None);
@@ -558,7 +550,7 @@ pub fn play_source(
         }),
         stop: Stop::new(std::time::Duration::from_secs(600)),
         target: connection::simulated(seed, scenario),
-        rt: runtime.handle().clone(),
+        rt: runtime.clone(),
         journal: None,
         dry_run: false,
         prometheus: None,

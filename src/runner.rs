@@ -210,7 +210,7 @@ fn run_with(args: &RunArgs, console: Arc<Console>, after: &dyn Fn(&Session)) -> 
         eprintln!("error: {e}");
         return Verdict::Invalid;
     }
-    let rt = tokio::runtime::Handle::current();
+    let rt = crate::connection::Rt::current();
     let targets = match Targets::connect(&args.target.choice()) {
         Ok(t) => t,
         Err(e) => {
@@ -399,7 +399,7 @@ const PUBLISH_WINDOW: std::time::Duration = std::time::Duration::from_secs(20);
 /// Pushes one playbook's metrics to the Pushgateway at `url` (PUT: they replace that
 /// playbook's previous push); a failure is said, and changes nothing else.
 fn push_metrics(
-    rt: &tokio::runtime::Handle,
+    rt: &crate::connection::Rt,
     url: &str,
     run_id: &str,
     report: &PlaybookReport,

@@ -40,7 +40,7 @@ pub fn cleanup(args: &CleanupArgs) -> Verdict {
         );
         return Verdict::Invalid;
     }
-    let rt = tokio::runtime::Handle::current();
+    let rt = crate::connection::Rt::current();
     let target = targets.next();
     // This is cleanup: a signal is reported and removal goes on, but listing stops on Ctrl-C
     // (after the removal in flight); each removal has its own budget (see `remove`).
@@ -229,7 +229,7 @@ impl Swept {
 /// `interrupted`. An error if the Chaos Mesh kinds cannot be discovered.
 pub fn sweep_labelled(
     target: &Target,
-    rt: &tokio::runtime::Handle,
+    rt: &crate::connection::Rt,
     run: Option<&str>,
     spared: &BTreeSet<String>,
     interrupted: &dyn Fn() -> bool,
@@ -276,7 +276,7 @@ pub fn sweep_labelled(
 /// (and, when the journal knows it, with the same uid): a journal names, it does not prove.
 fn remove_ours(
     target: &Target,
-    rt: &tokio::runtime::Handle,
+    rt: &crate::connection::Rt,
     run: &str,
     object: &ObjectRef,
 ) -> Result<String, String> {
@@ -312,7 +312,7 @@ fn remove_ours(
 /// kind, outside protected namespaces, to a sane number of replicas.
 fn restore_checked(
     target: &Target,
-    rt: &tokio::runtime::Handle,
+    rt: &crate::connection::Rt,
     r: &Restore,
 ) -> Result<String, String> {
     let w = &r.workload;
@@ -336,7 +336,7 @@ fn restore_checked(
 }
 
 /// The Chaos Mesh kinds the cluster serves (one group's discovery, not every group's).
-fn chaos_kinds(target: &Target, rt: &tokio::runtime::Handle) -> Result<Vec<ApiResource>, String> {
+fn chaos_kinds(target: &Target, rt: &crate::connection::Rt) -> Result<Vec<ApiResource>, String> {
     let group = rt
         .block_on(kube::discovery::oneshot::group(
             &target.client,
@@ -354,7 +354,7 @@ fn chaos_kinds(target: &Target, rt: &tokio::runtime::Handle) -> Result<Vec<ApiRe
 /// run it is labelled with.
 fn labelled(
     target: &Target,
-    rt: &tokio::runtime::Handle,
+    rt: &crate::connection::Rt,
     ar: &ApiResource,
     run: Option<&str>,
 ) -> Result<Vec<(ObjectRef, String)>, String> {

@@ -18,7 +18,6 @@ use kube::api::{Api, DynamicObject, ListParams};
 use kube::discovery::ApiResource;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use tokio::sync::Notify;
 
 /// One kind in one namespace (or cluster-wide).
 type Key = (String, String, Option<String>);
@@ -32,7 +31,7 @@ struct Entry {
 pub struct Caches {
     client: kube::Client,
     entries: Mutex<HashMap<Key, Arc<Entry>>>,
-    notify: Arc<Notify>,
+    changes: Arc<super::Changes>,
     warned: Arc<Mutex<HashSet<String>>>,
 }
 
@@ -56,12 +55,12 @@ fn api(client: &kube::Client, ar: &ApiResource, ns: Option<&str>) -> Api<Dynamic
 }
 
 impl Caches {
-    /// Caches for `client`; their events wake `notify`.
-    pub fn new(client: kube::Client, notify: Arc<Notify>) -> Caches {
+    /// Caches for `client`; they tell `changes` of every event and every read they answer.
+    pub fn new(client: kube::Client, changes: Arc<super::Changes>) -> Caches {
         Caches {
             client,
             entries: Mutex::default(),
-            notify,
+            changes,
             warned: Arc::default(),
         }
     }
@@ -82,7 +81,7 @@ impl Caches {
         let stream =
             watcher(api(&self.client, ar, ns), watcher::Config::default()).default_backoff();
         let ready = entry.ready.clone();
-        let notify = self.notify.clone();
+        let changes = self.changes.clone();
         let warned = self.warned.clone();
         let what = format!(
             "{}{}",
@@ -95,10 +94,10 @@ impl Caches {
                 match e {
                     Ok(watcher::Event::InitDone) => {
                         ready.store(true, Ordering::Release);
-                        notify.notify_waiters();
+                        changes.changed();
                     }
                     Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => {}
-                    Ok(_) => notify.notify_waiters(),
+                    Ok(_) => changes.changed(),
                     Err(e) => {
                         // Reads of this kind go to the API server until the watch is back.
                         ready.store(false, Ordering::Release);
@@ -128,6 +127,7 @@ impl Caches {
                 r = r.within(ns);
             }
             if let Some(o) = e.store.get(&r) {
+                self.changes.served();
                 return Ok(Some((*o).clone()));
             }
         }
@@ -152,6 +152,7 @@ impl Caches {
                     .map(|o| (**o).clone())
                     .collect();
                 out.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+                self.changes.served();
                 return Ok(out);
             }
         }

@@ -7,7 +7,7 @@
 //! answering 503) is reported once and skipped; no request walks every group up front.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::APIResource;
@@ -41,7 +41,9 @@ pub struct Kinds {
     /// `/apis`: (group, preferred group/version), in the server's order; read once.
     groups: Mutex<Option<Vec<(String, String)>>>,
     /// Resource lists by group/version ("v1" for core).
-    lists: Mutex<HashMap<String, Vec<APIResource>>>,
+    lists: Mutex<HashMap<String, Arc<Vec<APIResource>>>>,
+    /// Kinds resolved so far, by the text that named them.
+    resolved: Mutex<HashMap<String, Kind>>,
     /// Groups whose list could not be read (not asked again), with why.
     broken: Mutex<HashMap<String, String>>,
     warned: Mutex<HashSet<String>>,
@@ -137,7 +139,7 @@ impl Kinds {
         &self,
         client: &kube::Client,
         gv: &str,
-    ) -> Result<Option<Vec<APIResource>>, kube::Error> {
+    ) -> Result<Option<Arc<Vec<APIResource>>>, kube::Error> {
         if let Some(l) = lock(&self.lists).get(gv) {
             return Ok(Some(l.clone()));
         }
@@ -152,8 +154,9 @@ impl Kinds {
         };
         match fetched {
             Ok(l) => {
-                lock(&self.lists).insert(gv.to_string(), l.resources.clone());
-                Ok(Some(l.resources))
+                let l = Arc::new(l.resources);
+                lock(&self.lists).insert(gv.to_string(), l.clone());
+                Ok(Some(l))
             }
             // The core group and apps must answer; any other group may be broken.
             Err(e) if gv == "v1" || gv == "apps/v1" => Err(e),
@@ -172,6 +175,15 @@ impl Kinds {
 
     /// Resolves `text` as kubectl does (see the module documentation).
     pub async fn resolve(&self, client: &kube::Client, text: &str) -> Result<Kind, KindError> {
+        if let Some(k) = lock(&self.resolved).get(text) {
+            return Ok(k.clone());
+        }
+        let kind = self.search(client, text).await?;
+        lock(&self.resolved).insert(text.to_string(), kind.clone());
+        Ok(kind)
+    }
+
+    async fn search(&self, client: &kube::Client, text: &str) -> Result<Kind, KindError> {
         let lower = text.to_ascii_lowercase();
         let (name, group, version) = match lower.split_once('.') {
             None => (lower.as_str(), None, None),

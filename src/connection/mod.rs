@@ -5,6 +5,7 @@ mod cache;
 mod clock;
 mod discovery;
 pub mod request;
+mod rt;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,8 +14,9 @@ use kube::config::{Config, KubeConfigOptions, Kubeconfig};
 use kube::core::GroupVersionKind;
 use kube::discovery::ApiResource;
 
-pub use clock::{Changes, Clock};
+pub use clock::{Changes, Clock, Mark};
 pub use discovery::{Kind, KindError, Kinds};
+pub use rt::Rt;
 
 use playbook_sim::platform::Scenario;
 
@@ -248,11 +250,16 @@ async fn real(args: &TargetChoice) -> Result<Target, TargetError> {
     // instead (see `request`).
     let mut config = config;
     config.default_retry = false;
+    // A plain-HTTP server (`sim serve`, `kubectl proxy`) needs no trust store: kube-client
+    // would otherwise read the system's (every file in /etc/ssl/certs) for a connector unused.
+    if config.cluster_url.scheme_str() == Some("http") && config.root_cert.is_none() {
+        config.root_cert = Some(Vec::new());
+    }
     let client = kube::client::ClientBuilder::try_from(config)?
         .with_layer(&request::BoundedLayer)
         .build();
     let changes = clock::Changes::new();
-    let caches = cache::Caches::new(client.clone(), changes.notifier());
+    let caches = cache::Caches::new(client.clone(), changes.clone());
     let description = match &context {
         Some(c) => format!("target: cluster {c} at {server} ({source})"),
         None => format!("target: cluster ({source}) at {server}"),

@@ -70,7 +70,12 @@ pub fn install(budget: Budget) {
 
 /// Runs `f` with `budget` as this thread's budget, then restores the one before.
 pub fn within<T>(budget: Budget, f: impl FnOnce() -> T) -> T {
-    let before = BUDGET.with(|b| b.borrow_mut().replace(budget));
+    with_opt(Some(budget), f)
+}
+
+/// Runs `f` with `budget` (or none) as this thread's budget, then restores the one before.
+pub(super) fn with_opt<T>(budget: Option<Budget>, f: impl FnOnce() -> T) -> T {
+    let before = BUDGET.with(|b| std::mem::replace(&mut *b.borrow_mut(), budget));
     struct Restore(Option<Budget>);
     impl Drop for Restore {
         fn drop(&mut self) {
@@ -80,6 +85,11 @@ pub fn within<T>(budget: Budget, f: impl FnOnce() -> T) -> T {
     }
     let _restore = Restore(before);
     f()
+}
+
+/// The budget installed on this thread, if any.
+pub(super) fn installed() -> Option<Budget> {
+    BUDGET.with(|b| b.borrow().clone())
 }
 
 /// Polls `fut` with `budget` as this thread's budget (the async form of [`within`]).

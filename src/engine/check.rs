@@ -39,12 +39,10 @@ pub fn check(config: &EngineConfig, engine: &Engine, name: &str, text: &str) -> 
         Err(d) => return vec![d],
     };
     let mut host: Known = HashMap::new();
-    for f in all_functions(engine, true) {
-        host.entry(f.path()).or_default().insert(f.params);
-    }
     let mut types: HashMap<String, Vec<Vec<String>>> = HashMap::new();
     let mut methods: BTreeSet<String> = BTreeSet::new();
     for f in all_functions(engine, true) {
+        host.entry(f.path()).or_default().insert(f.params);
         methods.insert(f.name.clone());
         if let Some(params) = param_types(&f.signature) {
             types.entry(f.path()).or_default().push(params);

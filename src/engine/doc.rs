@@ -4,7 +4,6 @@
 use std::fmt::Write as _;
 
 use rhai::Engine;
-use serde::Deserialize;
 
 /// One host function as a playbook sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,73 +34,46 @@ impl Doc {
     }
 }
 
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase", default)]
-struct ModuleMeta {
-    modules: std::collections::BTreeMap<String, ModuleMeta>,
-    functions: Vec<FnMeta>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct FnMeta {
-    name: String,
-    num_params: usize,
-    signature: String,
-    #[serde(default)]
-    doc_comments: Vec<String>,
-}
-
 /// Every host function registered with `engine` (Rhai's standard packages left out), sorted.
 pub fn docs(engine: &Engine) -> Vec<Doc> {
     all_functions(engine, false)
 }
 
-/// Every function `engine` can call by name, with Rhai's standard packages if asked.
+/// Every function `engine` can call by name, with Rhai's standard packages if asked (read from
+/// the engine's function metadata directly: `run` checks each playbook with it first).
 pub(crate) fn all_functions(engine: &Engine, standard_packages: bool) -> Vec<Doc> {
-    let json = engine
-        .gen_fn_metadata_to_json(standard_packages)
-        .unwrap_or_default();
-    let meta: ModuleMeta = serde_json::from_str(&json).unwrap_or_default();
-    let mut out = Vec::new();
-    collect(&meta, "", &mut out);
-    out.sort_by_key(|d| (d.path(), d.params));
-    out
-}
-
-fn collect(meta: &ModuleMeta, namespace: &str, out: &mut Vec<Doc>) {
-    for f in &meta.functions {
-        // Operators and getters/setters that the host registers for handles are not called by name.
-        if f.name.starts_with("get$") || f.name.starts_with("set$") {
-            continue;
-        }
-        let text = f
-            .doc_comments
-            .iter()
-            .flat_map(|c| c.lines())
-            .map(|l| {
-                let l = l.trim_start();
-                let l = l.strip_prefix("///").unwrap_or(l);
-                l.strip_prefix(' ').unwrap_or(l).to_string()
+    let mut out = engine.collect_fn_metadata(
+        None,
+        |info| {
+            let f = info.metadata;
+            // Operators and getters/setters that the host registers for handles are not called
+            // by name.
+            if f.name.starts_with("get$") || f.name.starts_with("set$") {
+                return None;
+            }
+            let text = f
+                .comments
+                .iter()
+                .flat_map(|c| c.lines())
+                .map(|l| {
+                    let l = l.trim_start();
+                    let l = l.strip_prefix("///").unwrap_or(l);
+                    l.strip_prefix(' ').unwrap_or(l)
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            Some(Doc {
+                namespace: info.namespace.to_string(),
+                name: f.name.to_string(),
+                signature: pretty(&f.gen_signature(Into::into)),
+                params: f.num_params,
+                text: text.trim().to_string(),
             })
-            .collect::<Vec<_>>()
-            .join("\n");
-        out.push(Doc {
-            namespace: namespace.to_string(),
-            name: f.name.clone(),
-            signature: pretty(&f.signature),
-            params: f.num_params,
-            text: text.trim().to_string(),
-        });
-    }
-    for (name, sub) in &meta.modules {
-        let ns = if namespace.is_empty() {
-            name.clone()
-        } else {
-            format!("{namespace}::{name}")
-        };
-        collect(sub, &ns, out);
-    }
+        },
+        standard_packages,
+    );
+    out.sort_by(|a, b| (a.path(), a.params, &a.signature).cmp(&(b.path(), b.params, &b.signature)));
+    out
 }
 
 /// A signature as a playbook author reads it: Rust's `Result<T, Box<EvalAltResult>>` shows as

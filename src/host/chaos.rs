@@ -393,7 +393,7 @@ pub(crate) fn fetch_object(s: &Session, object: &ObjectRef) -> Result<Option<Val
                 .get_opt(&ar, object.namespace.as_deref(), &object.name),
         )
         .map_err(|e| format!("reading {object}: {}", crate::session::describe(&e)))?;
-    Ok(got.map(|o| serde_json::to_value(o).unwrap_or_default()))
+    Ok(got.map(super::cluster::json))
 }
 
 /// Proof of injection: the first time Chaos Mesh reports a fault `AllInjected`, its time and

@@ -236,11 +236,28 @@ pub(crate) fn list_pods(
             .map_err(|e| api_error(ctx, &format!("listing pods in {ns}"), e))?;
     list.into_iter()
         .map(|o| {
-            serde_json::to_value(o)
-                .and_then(serde_json::from_value::<Pod>)
+            serde_json::from_value::<Pod>(json(o))
                 .map_err(|e| error(ctx, format!("a pod in {ns}: {e}")))
         })
         .collect()
+}
+
+/// An object as JSON, as the API server serves it: its fields moved, not serialized again
+/// (only the metadata is), since conditions read objects many times a second.
+pub(crate) fn json(o: kube::api::DynamicObject) -> Value {
+    let mut v = match o.data {
+        Value::Object(m) => m,
+        _ => serde_json::Map::new(),
+    };
+    if let Some(t) = o.types {
+        v.insert("apiVersion".into(), t.api_version.into());
+        v.insert("kind".into(), t.kind.into());
+    }
+    v.insert(
+        "metadata".into(),
+        serde_json::to_value(o.metadata).unwrap_or_default(),
+    );
+    Value::Object(v)
 }
 
 /// One object by kind and name through the target's cache; a missing one is an error that
@@ -257,7 +274,7 @@ fn get_through(
         s.rt.block_on(s.target.get_opt(ar, ns, name))
             .map_err(|e| api_error(ctx, what, e))?;
     match got {
-        Some(o) => serde_json::to_value(o).map_err(|e| error(ctx, e.to_string())),
+        Some(o) => Ok(json(o)),
         // Worded as the API server's NotFound (the group-qualified resource).
         None => {
             let resource = if ar.group.is_empty() {
@@ -473,7 +490,7 @@ pub mod api {
         let list =
             s.rt.block_on(s.target.list(&ar, Some(namespace), selector))
                 .map_err(|e| api_error(&ctx, &format!("listing workflows in {namespace}"), e))?;
-        let now = s.now();
+        let now = s.target.clock.time_read();
         let mut out: Vec<Value> = list
             .iter()
             .map(|w| {

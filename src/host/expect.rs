@@ -91,6 +91,7 @@ pub(crate) fn wait_for(
             waited: session.now().duration_since(start).unsigned_abs(),
             limit: timeout,
         });
+        let mark = session.target.clock.mark();
         let o = eval()?;
         crate::session::evaluated(session, what, &o.observed);
         let now = session.now();
@@ -100,15 +101,24 @@ pub(crate) fn wait_for(
         if now >= limit {
             return Ok((false, now.duration_since(start), o.observed));
         }
-        session
-            .target
-            .clock
-            .step(limit, stop)
-            .map_err(|r| terminated(r, pos))?;
+        let clock = &session.target.clock;
+        let guarding = ctx.is_some() && guards_active(session);
+        // Guards are checked at every step, so they keep the steps short.
+        if guarding {
+            clock.step(limit, stop)
+        } else {
+            clock.step_after(mark, limit, stop)
+        }
+        .map_err(|r| terminated(r, pos))?;
         if let Some(ctx) = ctx {
             check_guards(ctx, session)?;
         }
     }
+}
+
+/// Whether guards are checked now: some are set, a fault is active, and this is no dry run.
+fn guards_active(session: &Session) -> bool {
+    !session.guards().is_empty() && !session.live_objects().is_empty() && !session.dry_run
 }
 
 /// Checks every continuous guard (`guard(...)`) while a fault is active: the first one that
@@ -116,10 +126,10 @@ pub(crate) fn wait_for(
 /// from their own conditions.
 pub(crate) fn check_guards(ctx: &NativeCallContext, session: &Session) -> RhaiResultOf<()> {
     use std::sync::atomic::Ordering;
-    let guards = session.guards();
-    if guards.is_empty() || session.live_objects().is_empty() || session.dry_run {
+    if !guards_active(session) {
         return Ok(());
     }
+    let guards = session.guards();
     if session.checking_guards.swap(true, Ordering::SeqCst) {
         return Ok(());
     }

@@ -156,7 +156,9 @@ pub mod api {
     /// ```
     #[rhai_fn(return_raw)]
     pub fn clock_ms(ctx: NativeCallContext) -> RhaiResultOf<f64> {
-        Ok(session(&ctx)?.elapsed_s() * 1000.0)
+        let s = session(&ctx)?;
+        let now = s.target.clock.time_read();
+        Ok(now.duration_since(s.started).as_secs_f64() * 1000.0)
     }
 
     /// A failed expectation caught with `try { ... } catch (e) { ... }` prints as its message.

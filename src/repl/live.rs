@@ -49,12 +49,12 @@ type Cache = HashMap<(Kind, String), (Instant, Vec<String>)>;
 /// The cluster's names, cached briefly.
 pub(crate) struct Live {
     client: kube::Client,
-    rt: tokio::runtime::Handle,
+    rt: crate::connection::Rt,
     cache: Mutex<Cache>,
 }
 
 impl Live {
-    pub fn new(client: kube::Client, rt: tokio::runtime::Handle) -> Self {
+    pub fn new(client: kube::Client, rt: crate::connection::Rt) -> Self {
         Live {
             client,
             rt,

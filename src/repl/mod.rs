@@ -69,7 +69,7 @@ pub(crate) struct Repl {
 /// Connects, builds the session and runs the loop; cleans up at the end. Must run inside a
 /// tokio runtime context.
 pub fn run(args: &ReplArgs) -> Verdict {
-    let rt = tokio::runtime::Handle::current();
+    let rt = crate::connection::Rt::current();
     let target = match Targets::connect(&args.target.choice()) {
         Ok(t) => t.next(),
         Err(e) => {

@@ -79,12 +79,12 @@ enum Message {
 pub struct Recorder {
     queue: Mutex<Option<mpsc::UnboundedSender<Message>>>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
-    rt: tokio::runtime::Handle,
+    rt: crate::connection::Rt,
 }
 
 impl Recorder {
     /// Starts the posting task for run `run_id` on `client`.
-    pub fn start(client: kube::Client, rt: &tokio::runtime::Handle, run_id: &str) -> Recorder {
+    pub fn start(client: kube::Client, rt: &crate::connection::Rt, run_id: &str) -> Recorder {
         let (tx, rx) = mpsc::unbounded_channel();
         let poster = Poster {
             client,
@@ -466,16 +466,12 @@ mod tests {
     /// comes last; every Event is regarding the fault.
     #[test]
     fn events_are_posted_in_order_with_series_for_repeats() {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = crate::connection::Rt::new().unwrap();
         let target = {
             let _in = rt.enter();
             crate::connection::simulated(1, playbook_sim::platform::Scenario::Empty)
         };
-        let recorder = Recorder::start(target.client.clone(), rt.handle(), "pb-test");
+        let recorder = Recorder::start(target.client.clone(), &rt, "pb-test");
         let told = |reason: &str, note: &str| Told {
             warning: false,
             action: "Expect".into(),

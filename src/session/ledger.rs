@@ -259,7 +259,7 @@ pub const OUTAGE_WINDOW: Duration = Duration::from_secs(300);
 /// The API resource of `object`'s kind, found by discovery (so plurals are never guessed).
 pub fn resource_for(
     target: &Target,
-    rt: &tokio::runtime::Handle,
+    rt: &crate::connection::Rt,
     object: &ObjectRef,
 ) -> Result<ApiResource, String> {
     let gvk = object.gvk();
@@ -274,7 +274,7 @@ pub fn resource_for(
 /// The API of `object`'s kind, found by discovery.
 pub fn api_for(
     target: &Target,
-    rt: &tokio::runtime::Handle,
+    rt: &crate::connection::Rt,
     object: &ObjectRef,
 ) -> Result<Api<DynamicObject>, String> {
     let ar = resource_for(target, rt, object)?;
@@ -314,7 +314,7 @@ impl ObjectRef {
 /// are retried for [`OUTAGE_WINDOW`]; Ctrl-C does not interrupt a removal in flight.
 pub fn remove(
     target: &Target,
-    rt: &tokio::runtime::Handle,
+    rt: &crate::connection::Rt,
     object: &ObjectRef,
 ) -> Result<String, String> {
     let outage = crate::duration::format(OUTAGE_WINDOW);
@@ -405,11 +405,7 @@ pub fn remove(
 }
 
 /// Scales a workload back to the replicas it had before the playbook first scaled it.
-pub fn restore(
-    target: &Target,
-    rt: &tokio::runtime::Handle,
-    r: &Restore,
-) -> Result<String, String> {
+pub fn restore(target: &Target, rt: &crate::connection::Rt, r: &Restore) -> Result<String, String> {
     let (group, version) = r
         .workload
         .api_version
@@ -448,7 +444,7 @@ pub fn restore(
 /// through an outage, as for removals.
 pub fn uncordon(
     target: &Target,
-    rt: &tokio::runtime::Handle,
+    rt: &crate::connection::Rt,
     u: &Uncordon,
 ) -> Result<String, String> {
     let api: Api<k8s_openapi::api::core::v1::Node> = Api::all(target.client.clone());
@@ -519,7 +515,7 @@ pub fn uncordon(
 }
 
 /// Which cluster `target` is: the uid of its `kube-system` namespace (`None` if unreadable).
-pub fn cluster_id(target: &Target, rt: &tokio::runtime::Handle) -> Option<String> {
+pub fn cluster_id(target: &Target, rt: &crate::connection::Rt) -> Option<String> {
     let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(target.client.clone());
     rt.block_on(api.get_opt("kube-system"))
         .ok()
@@ -559,7 +555,7 @@ pub fn transient(e: &kube::Error) -> bool {
 /// created it, or a retry that meets 409 AlreadyExists), the object is looked up by name and
 /// adopted if it carries `label` (this run's id); otherwise the error stands.
 pub fn create_adopting(
-    rt: &tokio::runtime::Handle,
+    rt: &crate::connection::Rt,
     api: &Api<DynamicObject>,
     obj: &DynamicObject,
     label: (&str, &str),

@@ -69,7 +69,7 @@ pub struct SessionConfig {
     pub output: Output,
     pub stop: Stop,
     pub target: Target,
-    pub rt: tokio::runtime::Handle,
+    pub rt: crate::connection::Rt,
     /// Where the journal goes; `None` for the in-process simulator (nothing outlives the process).
     pub journal: Option<Journal>,
     /// Create nothing: faults print the objects they would create; waits do not wait.
@@ -86,7 +86,7 @@ pub struct Session {
     pub output: Output,
     pub stop: Stop,
     pub target: Target,
-    pub rt: tokio::runtime::Handle,
+    pub rt: crate::connection::Rt,
     pub dry_run: bool,
     pub prometheus: Option<String>,
     /// When the playbook started, on the run's clock.
