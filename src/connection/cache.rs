@@ -1,9 +1,10 @@
 //! Watch-driven caches for a real cluster (and `sim serve`): the first read of a kind in a
 //! namespace starts a reflector (kube-runtime: one LIST, then one long WATCH) scoped to that
-//! namespace; once it has listed, reads of that kind there are answered from its store instead
-//! of re-fetched, and its events wake waiting conditions at once. An object the cache does not
-//! hold is confirmed by a GET (it may have been created a moment ago). A watch that cannot be
-//! established is reported once as a warning, and reads go to the API server meanwhile.
+//! namespace, and waits for its initial list; reads of that kind there are then answered from
+//! its store instead of re-fetched, and its events wake waiting conditions at once. An object
+//! the cache does not hold is confirmed by a GET (it may have been created a moment ago). A
+//! watch that cannot be established is reported once as a warning, and reads go to the API
+//! server meanwhile.
 //!
 //! Not used in virtual time: there the simulation moves only when the run waits, and a cache
 //! fed by another task would lag it.
@@ -18,6 +19,9 @@ use kube::api::{Api, DynamicObject, ListParams};
 use kube::discovery::ApiResource;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
+use tokio::sync::Notify;
+
+use super::request;
 
 /// One kind in one namespace (or cluster-wide).
 type Key = (String, String, Option<String>);
@@ -25,7 +29,13 @@ type Key = (String, String, Option<String>);
 struct Entry {
     store: Store<DynamicObject>,
     ready: Arc<AtomicBool>,
+    /// Notified when the reflector has listed, or failed to.
+    settled: Arc<Notify>,
 }
+
+/// How long the first read of a kind waits for its reflector's initial list before it reads
+/// from the API server instead.
+const FIRST_LIST_WAIT: Duration = Duration::from_secs(5);
 
 /// The caches of one target.
 pub struct Caches {
@@ -65,8 +75,10 @@ impl Caches {
         }
     }
 
-    /// The synced store of (`ar`, `ns`), starting its reflector on first use.
-    fn synced(&self, ar: &ApiResource, ns: Option<&str>) -> Option<Arc<Entry>> {
+    /// The synced store of (`ar`, `ns`). The first use starts its reflector and waits for its
+    /// initial list (at most [`FIRST_LIST_WAIT`], within the caller's budget): that one LIST
+    /// answers the read, with no request of its own.
+    async fn synced(&self, ar: &ApiResource, ns: Option<&str>) -> Option<Arc<Entry>> {
         let k = key(ar, ns);
         if let Some(e) = lock(&self.entries).get(&k) {
             return e.ready.load(Ordering::Acquire).then(|| e.clone());
@@ -76,11 +88,17 @@ impl Caches {
         let entry = Arc::new(Entry {
             store: writer.as_reader(),
             ready: Arc::new(AtomicBool::new(false)),
+            settled: Arc::new(Notify::new()),
         });
         lock(&self.entries).insert(k, entry.clone());
+        let settled = entry.settled.clone();
+        let listed = settled.notified();
+        let mut listed = std::pin::pin!(listed);
+        listed.as_mut().enable();
         let stream =
             watcher(api(&self.client, ar, ns), watcher::Config::default()).default_backoff();
         let ready = entry.ready.clone();
+        let settled = settled.clone();
         let changes = self.changes.clone();
         let warned = self.warned.clone();
         let what = format!(
@@ -94,6 +112,7 @@ impl Caches {
                 match e {
                     Ok(watcher::Event::InitDone) => {
                         ready.store(true, Ordering::Release);
+                        settled.notify_waiters();
                         changes.changed();
                     }
                     Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => {}
@@ -101,6 +120,7 @@ impl Caches {
                     Err(e) => {
                         // Reads of this kind go to the API server until the watch is back.
                         ready.store(false, Ordering::Release);
+                        settled.notify_waiters();
                         if lock(&warned).insert(what.clone()) {
                             eprintln!(
                                 "warning: cannot watch {what} ({e}); reading it from the API server instead"
@@ -111,7 +131,13 @@ impl Caches {
                 }
             }
         });
-        None
+        let budget = request::narrowed(FIRST_LIST_WAIT);
+        tokio::select! {
+            () = listed => {}
+            () = tokio::time::sleep_until(budget.until.into()) => {}
+            () = request::cancelled(&budget) => {}
+        }
+        entry.ready.load(Ordering::Acquire).then_some(entry)
     }
 
     /// One object, from the cache when it holds it, else by GET.
@@ -121,7 +147,7 @@ impl Caches {
         ns: Option<&str>,
         name: &str,
     ) -> Result<Option<DynamicObject>, kube::Error> {
-        if let Some(e) = self.synced(ar, ns) {
+        if let Some(e) = self.synced(ar, ns).await {
             let mut r = ObjectRef::new_with(name, ar.clone());
             if let Some(ns) = ns {
                 r = r.within(ns);
@@ -143,7 +169,7 @@ impl Caches {
         selector: &str,
     ) -> Result<Vec<DynamicObject>, kube::Error> {
         if let Some(reqs) = parse_selector(selector) {
-            if let Some(e) = self.synced(ar, ns) {
+            if let Some(e) = self.synced(ar, ns).await {
                 let mut out: Vec<DynamicObject> = e
                     .store
                     .state()

@@ -3,15 +3,21 @@
 //! on demand, cached for the target's life. The order is deterministic: the core group, then
 //! `apps`, then the groups in the order the server lists them (its priority order, as
 //! kubectl's RESTMapper takes it: staging/src/k8s.io/client-go/restmapper/discovery.go), with
-//! aggregated metrics APIs last. A group whose resource list cannot be read (an aggregated API
-//! answering 503) is reported once and skipped; no request walks every group up front.
+//! aggregated metrics APIs last. Where the server serves aggregated discovery
+//! (apidiscovery.k8s.io/v2, as kubectl reads it: staging/src/k8s.io/client-go/discovery/
+//! aggregated_discovery.go), `/api` and `/apis` give every group, version and resource in two
+//! requests, read on first use; a version it marks `Stale` (its API service unreachable) counts
+//! as unavailable. Otherwise each group's list is read when a search reaches it. A group whose
+//! resource list cannot be read (an aggregated API answering 503) is reported once and skipped.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::APIResource;
 use kube::core::GroupVersionKind;
+use kube::core::discovery::v2::{APIGroupDiscoveryList, APIResourceDiscovery};
 use kube::discovery::ApiResource;
 
 use super::request;
@@ -44,6 +50,8 @@ pub struct Kinds {
     lists: Mutex<HashMap<String, Arc<Vec<APIResource>>>>,
     /// Kinds resolved so far, by the text that named them.
     resolved: Mutex<HashMap<String, Kind>>,
+    /// Whether aggregated discovery was asked for (once).
+    aggregated: AtomicBool,
     /// Groups whose list could not be read (not asked again), with why.
     broken: Mutex<HashMap<String, String>>,
     warned: Mutex<HashSet<String>>,
@@ -66,6 +74,24 @@ fn matches(r: &APIResource, name: &str) -> bool {
             || r.short_names
                 .as_ref()
                 .is_some_and(|s| s.iter().any(|x| x == name)))
+}
+
+/// A resource of aggregated discovery as legacy discovery lists it.
+fn resource(r: &APIResourceDiscovery) -> APIResource {
+    APIResource {
+        name: r.resource.clone().unwrap_or_default(),
+        singular_name: r.singular_resource.clone().unwrap_or_default(),
+        kind: r
+            .response_kind
+            .as_ref()
+            .and_then(|k| k.kind.clone())
+            .unwrap_or_default(),
+        namespaced: r.scope.as_deref() == Some("Namespaced"),
+        short_names: Some(r.short_names.clone()),
+        categories: Some(r.categories.clone()),
+        verbs: r.verbs.clone(),
+        ..Default::default()
+    }
 }
 
 fn kind_of(gv: &str, r: &APIResource) -> Kind {
@@ -99,6 +125,7 @@ impl Kinds {
         if only.is_none() {
             out.push("apps/v1".to_string());
         }
+        self.read_aggregated(client).await;
         let known = lock(&self.groups).clone();
         let groups = match known {
             Some(g) => g,
@@ -140,10 +167,12 @@ impl Kinds {
         client: &kube::Client,
         gv: &str,
     ) -> Result<Option<Arc<Vec<APIResource>>>, kube::Error> {
+        self.read_aggregated(client).await;
         if let Some(l) = lock(&self.lists).get(gv) {
             return Ok(Some(l.clone()));
         }
-        if lock(&self.broken).contains_key(gv) {
+        if let Some(why) = lock(&self.broken).get(gv) {
+            self.warn(gv, why);
             return Ok(None);
         }
         let fetched = if gv == "v1" {
@@ -162,15 +191,85 @@ impl Kinds {
             Err(e) if gv == "v1" || gv == "apps/v1" => Err(e),
             Err(e) => {
                 let why = e.to_string();
-                if lock(&self.warned).insert(gv.to_string()) {
-                    eprintln!(
-                        "warning: API group {gv} is unavailable ({why}); its kinds are skipped"
-                    );
-                }
+                self.warn(gv, &why);
                 lock(&self.broken).insert(gv.to_string(), why);
                 Ok(None)
             }
         }
+    }
+
+    /// Says once that `gv` is unavailable and why.
+    fn warn(&self, gv: &str, why: &str) {
+        if lock(&self.warned).insert(gv.to_string()) {
+            eprintln!("warning: API group {gv} is unavailable ({why}); its kinds are skipped");
+        }
+    }
+
+    /// Reads aggregated discovery once (see the module documentation): the group order and
+    /// every version's resource list. A server that does not serve it (an error, or an answer
+    /// without the core group) leaves everything to the per-group reads.
+    async fn read_aggregated(&self, client: &kube::Client) {
+        if self.aggregated.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Ok(core) = client.list_core_api_versions_aggregated().await else {
+            return;
+        };
+        if !core.items.iter().any(|g| {
+            g.versions
+                .iter()
+                .any(|v| v.version.as_deref() == Some("v1"))
+        }) {
+            return;
+        }
+        let Ok(groups) = client.list_api_groups_aggregated().await else {
+            return;
+        };
+        self.absorb(&core, &groups);
+    }
+
+    /// Takes in aggregated discovery: `core` from `/api`, `groups` from `/apis`.
+    fn absorb(&self, core: &APIGroupDiscoveryList, groups: &APIGroupDiscoveryList) {
+        let mut order = Vec::new();
+        let mut lists = lock(&self.lists);
+        let mut broken = lock(&self.broken);
+        for (group, core) in core
+            .items
+            .iter()
+            .map(|g| (g, true))
+            .chain(groups.items.iter().map(|g| (g, false)))
+        {
+            let name = group
+                .metadata
+                .as_ref()
+                .and_then(|m| m.name.clone())
+                .unwrap_or_default();
+            for (i, v) in group.versions.iter().enumerate() {
+                let Some(version) = v.version.as_deref() else {
+                    continue;
+                };
+                let gv = if core {
+                    version.to_string()
+                } else {
+                    format!("{name}/{version}")
+                };
+                // Versions come in the server's order of preference.
+                if i == 0 && !core {
+                    order.push((name.clone(), gv.clone()));
+                }
+                if v.freshness.as_deref() == Some("Stale") {
+                    broken.insert(
+                        gv,
+                        "stale in aggregated discovery: its API service is unavailable".into(),
+                    );
+                } else {
+                    lists
+                        .entry(gv)
+                        .or_insert_with(|| Arc::new(v.resources.iter().map(resource).collect()));
+                }
+            }
+        }
+        *lock(&self.groups) = Some(order);
     }
 
     /// Resolves `text` as kubectl does (see the module documentation).
@@ -254,6 +353,73 @@ impl Kinds {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Aggregated discovery as `/api` and `/apis` answer it, with serving.kserve.io `Stale`.
+    fn aggregated(stale: &str) -> (APIGroupDiscoveryList, APIGroupDiscoveryList) {
+        let group = |name: Option<&str>,
+                     version: &str,
+                     freshness: &str,
+                     kind: &str,
+                     plural: &str| {
+            serde_json::json!({
+                "metadata": name.map(|n| serde_json::json!({"name": n})),
+                "versions": [{"version": version, "freshness": freshness, "resources": [{
+                    "resource": plural, "scope": "Namespaced", "singularResource": kind.to_lowercase(),
+                    "responseKind": {"group": name.unwrap_or(""), "version": version, "kind": kind},
+                    "verbs": ["get", "list"], "shortNames": [],
+                }]}],
+            })
+        };
+        let list = |items: Vec<serde_json::Value>| {
+            serde_json::from_value(serde_json::json!({"items": items})).unwrap()
+        };
+        (
+            list(vec![group(None, "v1", "Current", "Pod", "pods")]),
+            list(vec![
+                group(Some("apps"), "v1", "Current", "Deployment", "deployments"),
+                group(
+                    Some("serving.kserve.io"),
+                    "v1beta1",
+                    stale,
+                    "InferenceService",
+                    "inferenceservices",
+                ),
+            ]),
+        )
+    }
+
+    #[test]
+    fn aggregated_discovery_resolves_and_a_stale_group_is_unavailable() {
+        let rt = crate::connection::Rt::new().unwrap();
+        let _in = rt.enter();
+        // A client that is never asked: everything comes from the aggregated documents.
+        let client =
+            crate::connection::simulated(1, playbook_sim::platform::Scenario::Empty).client;
+        for (freshness, found) in [("Current", true), ("Stale", false)] {
+            let kinds = Kinds::default();
+            kinds.aggregated.store(true, Ordering::Release);
+            let (core, groups) = aggregated(freshness);
+            kinds.absorb(&core, &groups);
+            let isvc = rt.block_on(kinds.resolve(&client, "inferenceservice"));
+            match isvc {
+                Ok(k) => {
+                    assert!(found, "a stale group was searched");
+                    assert_eq!(k.resource.api_version, "serving.kserve.io/v1beta1");
+                    assert!(k.namespaced);
+                }
+                Err(e) => {
+                    assert!(!found, "{e}");
+                    let said = e.to_string();
+                    assert!(
+                        said.contains("not searched: serving.kserve.io/v1beta1"),
+                        "{said}"
+                    );
+                }
+            }
+            let deploy = rt.block_on(kinds.resolve(&client, "deployment")).unwrap();
+            assert_eq!(deploy.resource.kind, "Deployment");
+        }
+    }
 
     fn res(name: &str, singular: &str, kind: &str, short: &[&str]) -> APIResource {
         APIResource {

@@ -229,7 +229,7 @@ fn lock<S>(m: &Mutex<S>) -> std::sync::MutexGuard<'_, S> {
 }
 
 /// Resolves when `budget` is cancelled.
-async fn cancelled(budget: &Budget) {
+pub(super) async fn cancelled(budget: &Budget) {
     while !budget.is_cancelled() {
         tokio::time::sleep(CANCEL_POLL).await;
     }
