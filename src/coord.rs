@@ -736,6 +736,7 @@ fn frozen(f: Freeze) {
     if crate::stop::halt(why.clone()) {
         eprintln!("\n{why}: stopping and cleaning up");
     }
+    crate::connection::wake_waits();
 }
 
 /// The lease was lost while the run could inject: it stops, cleans up, and ends "interrupted".
@@ -744,4 +745,5 @@ fn lost(why: String) {
     if crate::stop::halt(why.clone()) {
         eprintln!("\n{why}: stopping and cleaning up");
     }
+    crate::connection::wake_waits();
 }

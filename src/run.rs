@@ -153,6 +153,7 @@ async fn relay(mut listeners: Listeners, front: Front) {
         let (got, _, _) = futures::future::select_all(waits).await;
         let Some(signal) = got else { return };
         stop::signalled(signal);
+        connection::wake_waits();
         if announce(signal, front) {
             continue;
         }
@@ -169,6 +170,7 @@ async fn relay(mut listeners: Listeners, front: Front) {
 async fn relay(_: Listeners, _front: Front) {
     while tokio::signal::ctrl_c().await.is_ok() {
         stop::signalled(Signal::Interrupt);
+        connection::wake_waits();
     }
 }
 

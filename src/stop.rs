@@ -222,6 +222,17 @@ impl Stop {
         self.wall_deadline
     }
 
+    /// The wall-clock instant at which this stop fires by itself: the deadline, plus the
+    /// grace once the playbook's statements are over.
+    pub fn due(&self) -> Instant {
+        let extra = if self.after.load(Ordering::SeqCst) {
+            AFTER_GRACE
+        } else {
+            Duration::ZERO
+        };
+        self.wall_deadline + extra
+    }
+
     /// The playbook's time budget.
     pub fn timeout(&self) -> Duration {
         self.timeout

@@ -37,6 +37,15 @@ pub struct Changes {
     timed: AtomicU64,
 }
 
+/// Wakes the waits that may last long (see [`Clock::step_after`]) when a run must stop.
+static WAKE: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// A signal or a halt (the cluster frozen, the lease lost) has set a stop flag: the long waits
+/// wake to see it.
+pub fn wake_waits() {
+    WAKE.notify_waiters();
+}
+
 /// Where a run stood before it evaluated a condition (see [`Clock::step_after`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Mark {
@@ -77,8 +86,9 @@ impl Changes {
     }
 
     /// Waits until something changes after `since` (a generation; `None`: from now), or
-    /// `at_most`; true if something changed.
-    fn wait(&self, since: Option<u64>, at_most: Duration) -> bool {
+    /// `at_most`, or `stop` has a reason to stop (woken by [`wake_waits`]); true if something
+    /// changed.
+    fn wait(&self, since: Option<u64>, at_most: Duration, stop: Option<&Stop>) -> bool {
         let Some(rt) = super::Rt::try_current() else {
             std::thread::sleep(at_most);
             return false;
@@ -86,12 +96,23 @@ impl Changes {
         rt.block_on(async {
             let changed = self.notify.notified();
             let mut changed = std::pin::pin!(changed);
-            // Registered before the generation is compared, so no event falls in between.
+            let woken = WAKE.notified();
+            let mut woken = std::pin::pin!(woken);
+            // Registered before the generation and the stop are read, so nothing that happens
+            // in between is missed.
             changed.as_mut().enable();
+            woken.as_mut().enable();
             if since.is_some_and(|g| g != self.generation.load(Ordering::Acquire)) {
                 return true;
             }
-            tokio::time::timeout(at_most, changed).await.is_ok()
+            if stop.is_some_and(|s| s.check().is_some()) {
+                return false;
+            }
+            tokio::select! {
+                () = changed => true,
+                () = woken, if stop.is_some() => false,
+                () = tokio::time::sleep(at_most) => false,
+            }
         })
     }
 }
@@ -165,13 +186,17 @@ impl Clock {
         match self {
             Clock::Wall(changes) if mark.only_cached_until(&self.mark()) => {
                 let until = limit.min(Timestamp::now() + REFLECTED_TICK);
-                // Naps of at most WALL_TICK, so a signal or the deadline is seen as soon as in
-                // any other wait; only a change, or REFLECTED_TICK, ends the step.
+                // A signal or a halt wakes the wait (`wake_waits`), and the run's deadline
+                // bounds it, so it ends as soon as any other wait would.
                 loop {
                     if let Some(r) = stop.check() {
                         return Err(r);
                     }
-                    if changes.wait(Some(mark.generation), nap(until, WALL_TICK))
+                    let due = stop
+                        .due()
+                        .saturating_duration_since(std::time::Instant::now());
+                    let nap = nap(until, REFLECTED_TICK).min(due.max(Duration::from_millis(1)));
+                    if changes.wait(Some(mark.generation), nap, Some(stop))
                         || Timestamp::now() >= until
                     {
                         return Ok(());
@@ -196,7 +221,7 @@ impl Clock {
                 sim.advance_to(next);
             }
             Clock::Wall(changes) => {
-                changes.wait(None, nap(limit, WALL_TICK));
+                changes.wait(None, nap(limit, WALL_TICK), None);
             }
         }
         Ok(())

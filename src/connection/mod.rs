@@ -14,7 +14,7 @@ use kube::config::{Config, KubeConfigOptions, Kubeconfig};
 use kube::core::GroupVersionKind;
 use kube::discovery::ApiResource;
 
-pub use clock::{Changes, Clock, Mark};
+pub use clock::{Changes, Clock, Mark, wake_waits};
 pub use discovery::{Kind, KindError, Kinds};
 pub use rt::Rt;
 

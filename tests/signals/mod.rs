@@ -103,7 +103,8 @@ fn a_signal_during_a_repl_wait_stops_it_cleans_up_and_exits_130() {
     for signal in SIGNALS {
         let (mut child, mut stdin) = repl(&server);
         stdin
-            .write_all(b"expect(\"never\", \"100000h\", || { print(\"waiting now\"); false })\n")
+            // Read from a cache only: the wait sleeps until a change, and the signal wakes it.
+            .write_all(b"expect(\"never\", \"100000h\", || { print(\"waiting now\"); cluster::pods(\"training\", \"\").len() < 0 })\n")
             .expect("stdin is written");
         let mut lines = child.lines();
         lines.wait_for("waiting now");
